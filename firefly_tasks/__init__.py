@@ -1,0 +1,8 @@
+"""Firefly: background tasks for Django that live in your database."""
+
+from __future__ import annotations
+
+from firefly_tasks.decorators import atask, task
+
+__all__ = ["atask", "task"]
+__version__ = "0.1.0.dev0"

@@ -1,0 +1,133 @@
+"""System checks for Firefly's configuration. Ids are stable; see docs/checks.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import connections
+
+from firefly_tasks.conf import SERIALIZERS, settings
+
+SUPPORTED_VENDORS = ("postgresql", "sqlite", "mysql")
+
+
+def _is_non_negative_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    if settings.SERIALIZER not in SERIALIZERS:
+        errors.append(
+            Error(
+                f"FIREFLY_SERIALIZER is {settings.SERIALIZER!r}, which is not a serializer.",
+                hint=f"Use one of: {', '.join(SERIALIZERS)}.",
+                id="firefly_tasks.E001",
+            )
+        )
+    queues = settings.QUEUES
+    if queues is not None and settings.DEFAULT_QUEUE not in queues:
+        errors.append(
+            Error(
+                f"FIREFLY_DEFAULT_QUEUE {settings.DEFAULT_QUEUE!r} is not in FIREFLY_QUEUES.",
+                hint="Add it to FIREFLY_QUEUES or choose another default queue.",
+                id="firefly_tasks.E002",
+            )
+        )
+    for name in ("MAX_RETRIES", "RETRY_DELAY", "RETRY_BACKOFF_MAX"):
+        if not _is_non_negative_int(getattr(settings, name)):
+            errors.append(
+                Error(
+                    f"FIREFLY_{name} must be a non-negative int.",
+                    id="firefly_tasks.E003",
+                )
+            )
+    nap, poll = settings.CONSUMER_NAP_TIME, settings.MAX_POLL_INTERVAL
+    if not 0 < nap <= poll:
+        errors.append(
+            Error(
+                "FIREFLY_CONSUMER_NAP_TIME must be positive and at most FIREFLY_MAX_POLL_INTERVAL.",
+                hint=f"They are {nap} and {poll}.",
+                id="firefly_tasks.E004",
+            )
+        )
+    return errors
+
+
+@register()
+def check_task_aliases(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    from firefly_tasks.registry import registry
+
+    return [
+        Warning(
+            f"FIREFLY_TASK_ALIASES maps {old!r} to {new!r}, which is not a registered task.",
+            hint="Point the alias at the new module.qualname of the decorated function.",
+            id="firefly_tasks.W004",
+        )
+        for old, new in settings.TASK_ALIASES.items()
+        if new not in registry
+    ]
+
+
+@register(Tags.database)
+def check_databases(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Database facts that need a connection; run by ``migrate`` and ``check --database``."""
+    messages: list[CheckMessage] = []
+    for alias in databases or ():
+        connection = connections[alias]
+        if connection.vendor not in SUPPORTED_VENDORS:
+            messages.append(
+                Error(
+                    f"Database {alias!r} is {connection.vendor}; Firefly supports PostgreSQL, "
+                    "MariaDB/MySQL and SQLite.",
+                    id="firefly_tasks.E005",
+                )
+            )
+        elif connection.vendor == "sqlite" and not _in_memory(connection):
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA journal_mode")
+                mode = cursor.fetchone()[0]
+            if str(mode).lower() != "wal":
+                messages.append(
+                    Warning(
+                        f"SQLite database {alias!r} is in {mode} journal mode, not WAL: "
+                        "consumers and web requests will block each other.",
+                        hint='Add "init_command": "PRAGMA journal_mode=WAL;" to its OPTIONS.',
+                        id="firefly_tasks.W001",
+                    )
+                )
+    return messages
+
+
+@register()
+def check_sqlite_options(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for alias, config in django_settings.DATABASES.items():
+        if not config.get("ENGINE", "").endswith("sqlite3"):
+            continue
+        options = config.get("OPTIONS", {})
+        if str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
+            messages.append(
+                Warning(
+                    f"SQLite database {alias!r} does not use transaction_mode IMMEDIATE: a task "
+                    "that reads before it writes can fail with 'database is locked'.",
+                    hint='Add "transaction_mode": "IMMEDIATE" to its OPTIONS.',
+                    id="firefly_tasks.W002",
+                )
+            )
+        if float(options.get("timeout", 5)) < 5:
+            messages.append(
+                Warning(
+                    f"SQLite database {alias!r} has a timeout under 5 seconds.",
+                    hint='Set "timeout": 20 (seconds) in its OPTIONS.',
+                    id="firefly_tasks.W003",
+                )
+            )
+    return messages
+
+
+def _in_memory(connection: Any) -> bool:
+    return bool(connection.is_in_memory_db())

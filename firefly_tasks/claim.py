@@ -1,0 +1,145 @@
+"""Claiming ready tasks: one atomic step per database, safe with any number of consumers.
+
+A claim moves rows from ``created`` to ``running``, bumps their ``attempt`` and records the
+worker, in one short transaction of its own. Paused queues and future tasks are filtered in
+SQL; the order is priority (higher first), then ``not_before``, then id.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connections, transaction
+from django.utils import timezone
+
+from firefly_tasks.models import QueueModel, TaskModel, TaskStatus
+
+ORDER = "priority DESC, not_before, id"
+
+
+def claim_tasks(
+    queues: Sequence[str],
+    limit: int,
+    worker_id: int | None = None,
+    *,
+    using: str = "default",
+    now: datetime.datetime | None = None,
+) -> list[TaskModel]:
+    """Claim up to ``limit`` ready tasks from ``queues`` for ``worker_id``, in run order."""
+    if limit < 1 or not queues:
+        return []
+    connection = connections[using]
+    now = now or timezone.now()
+    claim = _CLAIMS.get(connection.vendor)
+    if claim is None:
+        raise NotImplementedError(f"Firefly does not support the {connection.vendor} database.")
+    rows = claim(connection, list(queues), limit, worker_id, now)
+    rows.sort(key=lambda row: (-row.priority, row.not_before, row.pk))
+    return rows
+
+
+def _names(connection: Any) -> dict[str, str]:
+    qn = connection.ops.quote_name
+    return {
+        "task": qn(TaskModel._meta.db_table),
+        "queue_table": qn(QueueModel._meta.db_table),
+    }
+
+
+def _paused_filter(names: dict[str, str]) -> str:
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {names['queue_table']} q "
+        f"WHERE q.name = {names['task']}.queue AND q.paused)"
+    )
+
+
+def _set_running_sql() -> str:
+    return "status = %s, attempt = attempt + 1, started = %s, worker_id = %s"
+
+
+def _claim_postgresql(
+    connection: Any, queues: list[str], limit: int, worker_id: int | None, now: datetime.datetime
+) -> list[TaskModel]:
+    # The MATERIALIZED CTE is evaluated once, so the planner cannot re-run the LIMIT
+    # subquery per row and claim more than `limit` rows.
+    n = _names(connection)
+    placeholders = ", ".join(["%s"] * len(queues))
+    sql = (
+        f"WITH c AS MATERIALIZED ("
+        f" SELECT id FROM {n['task']}"
+        f" WHERE status = %s AND queue IN ({placeholders}) AND not_before <= %s"
+        f" AND {_paused_filter(n)}"
+        f" ORDER BY {ORDER} LIMIT %s FOR UPDATE SKIP LOCKED"
+        f") UPDATE {n['task']} SET status = %s, attempt = {n['task']}.attempt + 1,"
+        f" started = %s, worker_id = %s FROM c WHERE {n['task']}.id = c.id"
+        f" RETURNING {n['task']}.*"
+    )
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    params = [TaskStatus.CREATED, *queues, stamp, limit, TaskStatus.RUNNING, stamp, worker_id]
+    return list(TaskModel.objects.using(connection.alias).raw(sql, params))
+
+
+def _claim_sqlite(
+    connection: Any, queues: list[str], limit: int, worker_id: int | None, now: datetime.datetime
+) -> list[TaskModel]:
+    # One statement: SQLite's write lock makes the select-and-update atomic.
+    n = _names(connection)
+    placeholders = ", ".join(["%s"] * len(queues))
+    sql = (
+        f"UPDATE {n['task']} SET {_set_running_sql()}"
+        f" WHERE status = %s AND id IN ("
+        f" SELECT id FROM {n['task']}"
+        f" WHERE status = %s AND queue IN ({placeholders}) AND not_before <= %s"
+        f" AND {_paused_filter(n)}"
+        f" ORDER BY {ORDER} LIMIT %s"
+        f") RETURNING *"
+    )
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    params = [
+        TaskStatus.RUNNING, stamp, worker_id, TaskStatus.CREATED, TaskStatus.CREATED,
+        *queues, stamp, limit,
+    ]  # fmt: skip
+    return list(TaskModel.objects.using(connection.alias).raw(sql, params))
+
+
+def _claim_mysql(
+    connection: Any, queues: list[str], limit: int, worker_id: int | None, now: datetime.datetime
+) -> list[TaskModel]:
+    # MariaDB has no UPDATE ... RETURNING: lock with SKIP LOCKED, update, read back, all in
+    # one short transaction. One queue at a time, so the composite index serves the ORDER BY.
+    n = _names(connection)
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    claimed: list[int] = []
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        paused = set(
+            QueueModel.objects.using(connection.alias)
+            .filter(name__in=queues, paused=True)
+            .values_list("name", flat=True)
+        )
+        for queue in queues:
+            if queue in paused or len(claimed) >= limit:
+                continue
+            cursor.execute(
+                f"SELECT id FROM {n['task']}"
+                f" WHERE status = %s AND queue = %s AND not_before <= %s"
+                f" ORDER BY {ORDER} LIMIT %s FOR UPDATE SKIP LOCKED",
+                [TaskStatus.CREATED, queue, stamp, limit - len(claimed)],
+            )
+            claimed += [row[0] for row in cursor.fetchall()]
+        if not claimed:
+            return []
+        placeholders = ", ".join(["%s"] * len(claimed))
+        cursor.execute(
+            f"UPDATE {n['task']} SET {_set_running_sql()} WHERE id IN ({placeholders})",
+            [TaskStatus.RUNNING, stamp, worker_id, *claimed],
+        )
+        return list(TaskModel.objects.using(connection.alias).filter(pk__in=claimed))
+
+
+_CLAIMS = {
+    "postgresql": _claim_postgresql,
+    "sqlite": _claim_sqlite,
+    "mysql": _claim_mysql,
+}

@@ -1,0 +1,88 @@
+"""Firefly's settings, read at call time so that ``override_settings`` works.
+
+This module is the only place in ``firefly_tasks`` that reads ``django.conf.settings``.
+Every setting is documented in ``docs/settings.md`` and validated by ``checks.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+DEFAULTS: dict[str, Any] = {
+    "FIREFLY_DEFAULT_QUEUE": "default",
+    "FIREFLY_QUEUES": None,
+    "FIREFLY_MAX_RETRIES": 0,
+    "FIREFLY_RETRY_DELAY": 120,
+    "FIREFLY_RETRY_BACKOFF_MAX": 3600,
+    "FIREFLY_SERIALIZER": "json",
+    "FIREFLY_TASK_MODULES": (),
+    "FIREFLY_TASK_ALIASES": {},
+    "FIREFLY_RUN_IMMEDIATELY": False,
+    "FIREFLY_CONSUMER_NAP_TIME": 0.001,
+    "FIREFLY_MAX_POLL_INTERVAL": 0.2,
+    "FIREFLY_PREVIEW_LENGTH": 200,
+}
+
+SERIALIZERS = ("json", "pickle")
+
+
+class Settings:
+    """Typed access to the ``FIREFLY_*`` settings with their defaults."""
+
+    def _get(self, name: str) -> Any:
+        return getattr(django_settings, name, DEFAULTS[name])
+
+    @property
+    def DEFAULT_QUEUE(self) -> str:
+        return self._get("FIREFLY_DEFAULT_QUEUE")
+
+    @property
+    def QUEUES(self) -> tuple[str, ...] | None:
+        """The allowed queue names, or ``None`` when any name is allowed."""
+        queues = self._get("FIREFLY_QUEUES")
+        return None if queues is None else tuple(queues)
+
+    @property
+    def MAX_RETRIES(self) -> int:
+        return self._get("FIREFLY_MAX_RETRIES")
+
+    @property
+    def RETRY_DELAY(self) -> int:
+        return self._get("FIREFLY_RETRY_DELAY")
+
+    @property
+    def RETRY_BACKOFF_MAX(self) -> int:
+        return self._get("FIREFLY_RETRY_BACKOFF_MAX")
+
+    @property
+    def SERIALIZER(self) -> str:
+        return self._get("FIREFLY_SERIALIZER")
+
+    @property
+    def TASK_MODULES(self) -> tuple[str, ...]:
+        return tuple(self._get("FIREFLY_TASK_MODULES"))
+
+    @property
+    def TASK_ALIASES(self) -> dict[str, str]:
+        return dict(self._get("FIREFLY_TASK_ALIASES"))
+
+    @property
+    def RUN_IMMEDIATELY(self) -> bool:
+        return bool(self._get("FIREFLY_RUN_IMMEDIATELY"))
+
+    @property
+    def CONSUMER_NAP_TIME(self) -> float:
+        return float(self._get("FIREFLY_CONSUMER_NAP_TIME"))
+
+    @property
+    def MAX_POLL_INTERVAL(self) -> float:
+        return float(self._get("FIREFLY_MAX_POLL_INTERVAL"))
+
+    @property
+    def PREVIEW_LENGTH(self) -> int:
+        return int(self._get("FIREFLY_PREVIEW_LENGTH"))
+
+
+settings = Settings()

@@ -1,0 +1,285 @@
+"""``@task`` and ``@atask``: turn a function into something that can be scheduled."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import markcoroutinefunction, sync_to_async
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from firefly_tasks import serialization, signals
+from firefly_tasks.conf import settings
+from firefly_tasks.exceptions import AsyncContextError, InvalidTaskError, UnknownQueueError
+from firefly_tasks.registry import registry
+
+if TYPE_CHECKING:
+    from firefly_tasks.models import TaskModel
+
+MIN_PRIORITY = -100
+MAX_PRIORITY = 100
+QUEUE_NAME_MAX_LENGTH = 100
+
+
+def validate_priority(priority: object) -> int:
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise InvalidTaskError(f"priority must be an int, not {type(priority).__name__}.")
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise InvalidTaskError(
+            f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, not {priority}."
+        )
+    return priority
+
+
+def validate_queue(queue: object) -> str:
+    if not isinstance(queue, str) or not queue or len(queue) > QUEUE_NAME_MAX_LENGTH:
+        raise InvalidTaskError(
+            f"queue must be a non-empty string of at most {QUEUE_NAME_MAX_LENGTH} characters, "
+            f"not {queue!r}."
+        )
+    allowed = settings.QUEUES
+    if allowed is not None and queue not in allowed:
+        raise UnknownQueueError(
+            f"Queue {queue!r} is not in FIREFLY_QUEUES ({', '.join(allowed)})."
+        )
+    return queue
+
+
+def _validate_non_negative(name: str, value: object) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise InvalidTaskError(f"{name} must be a non-negative int, not {value!r}.")
+
+
+def resolve_eta(eta: object, now: datetime.datetime) -> datetime.datetime:
+    if eta is None:
+        return now
+    if not isinstance(eta, datetime.datetime):
+        raise InvalidTaskError(f"eta must be a datetime, not {type(eta).__name__}.")
+    if django_settings.USE_TZ:
+        if timezone.is_naive(eta):
+            raise InvalidTaskError(
+                "eta is a naive datetime while USE_TZ = True; pass an aware datetime, e.g. "
+                "timezone.now() + timedelta(minutes=5)."
+            )
+        return eta
+    return timezone.make_naive(eta) if timezone.is_aware(eta) else eta
+
+
+class Task:
+    """A registered sync task. Calling it runs the function inline; ``schedule()`` queues it."""
+
+    is_async = False
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        queue: str | None = None,
+        max_retries: int | None = None,
+        retry_delay: int | None = None,
+        priority: int = 0,
+        atomic: bool = True,
+        retry_backoff: bool = False,
+    ) -> None:
+        if queue is not None:
+            validate_queue(queue)
+        _validate_non_negative("max_retries", max_retries)
+        _validate_non_negative("retry_delay", retry_delay)
+        self.func = func
+        self.queue = queue
+        self.max_retries = max_retries
+        self.retry_delay = retry_delay
+        self.priority = validate_priority(priority)
+        self.atomic = bool(atomic)
+        self.retry_backoff = bool(retry_backoff)
+        self.name = f"{func.__module__}.{func.__qualname__}"
+        functools.update_wrapper(self, func)
+        registry.register(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    # Scheduling -----------------------------------------------------------------------------
+
+    def schedule(self, *args: Any, eta: datetime.datetime | None = None, **kwargs: Any) -> TaskModel:
+        """Store a call of this task for a consumer to run; returns the ``TaskModel`` row."""
+        self._check_sync_context()
+        return self._schedule_rows([(args, kwargs)], eta)[0]
+
+    def schedule_many(
+        self, calls: Iterable[Any], *, eta: datetime.datetime | None = None
+    ) -> list[TaskModel]:
+        """Store many calls in one ``INSERT``. Each item is an args tuple or ``(args, kwargs)``."""
+        self._check_sync_context()
+        return self._schedule_rows([_split_call(item) for item in calls], eta)
+
+    def _check_sync_context(self) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        raise AsyncContextError(
+            f"{self.name} is a sync task scheduled from async code. Use "
+            f"`await sync_to_async({self.__name__}.schedule)(...)`, or define it with @atask."
+        )
+
+    def build_row(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        eta: object,
+        now: datetime.datetime,
+    ) -> TaskModel:
+        """An unsaved row for one call, with every option resolved and every input checked."""
+        from firefly_tasks.models import TaskModel
+
+        serializer = settings.SERIALIZER
+        queue = validate_queue(self.queue or settings.DEFAULT_QUEUE)
+        params_data = serialization.dumps((list(args), kwargs), serializer, what="arguments")
+        return TaskModel(
+            func_name=self.name,
+            queue=queue,
+            priority=self.priority,
+            created=now,
+            not_before=resolve_eta(eta, now),
+            serializer=serializer,
+            params_data=params_data,
+            params_preview=serialization.call_preview(args, kwargs, settings.PREVIEW_LENGTH),
+            max_retries=settings.MAX_RETRIES if self.max_retries is None else self.max_retries,
+            retry_delay=settings.RETRY_DELAY if self.retry_delay is None else self.retry_delay,
+            retry_backoff=self.retry_backoff,
+        )
+
+    def _schedule_rows(
+        self, calls: list[tuple[tuple[Any, ...], dict[str, Any]]], eta: object
+    ) -> list[TaskModel]:
+        from firefly_tasks.models import TaskModel
+
+        now = timezone.now()
+        rows = [self.build_row(args, kwargs, eta, now) for args, kwargs in calls]
+        if not rows:
+            return rows
+        if len(rows) == 1:
+            rows[0].save(force_insert=True)
+        else:
+            rows = TaskModel.objects.bulk_create(rows)
+        for row in rows:
+            signals.send(signals.task_scheduled, task=row)
+        if settings.RUN_IMMEDIATELY:
+            from firefly_tasks.executor import run_immediately
+
+            for row in rows:
+                run_immediately(row)
+        return rows
+
+
+class AsyncTask(Task):
+    """A registered ``async def`` task: ``await task.schedule(...)`` from async code."""
+
+    is_async = True
+
+    def schedule(self, *args: Any, eta: datetime.datetime | None = None, **kwargs: Any) -> Any:
+        self._check_async_context()
+        return sync_to_async(self._schedule_rows)([(args, kwargs)], eta)
+
+    def schedule_many(self, calls: Iterable[Any], *, eta: datetime.datetime | None = None) -> Any:
+        self._check_async_context()
+        return sync_to_async(self._schedule_rows)([_split_call(item) for item in calls], eta)
+
+    def _check_async_context(self) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise AsyncContextError(
+                f"{self.name} is an async task scheduled from sync code. Use "
+                f"`await {self.__name__}.schedule(...)` in async code, or "
+                f"`async_to_sync({self.__name__}.schedule)(...)`."
+            ) from None
+
+
+# ``schedule`` returns a coroutine but checks its context eagerly; mark it as a coroutine
+# function so that ``async_to_sync(task.schedule)`` and ``inspect`` treat it as one.
+markcoroutinefunction(AsyncTask.schedule)
+markcoroutinefunction(AsyncTask.schedule_many)
+
+
+def _split_call(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if (
+        isinstance(item, tuple | list)
+        and len(item) == 2
+        and isinstance(item[0], tuple | list)
+        and isinstance(item[1], dict)
+    ):
+        return tuple(item[0]), dict(item[1])
+    if isinstance(item, tuple | list):
+        return tuple(item), {}
+    raise InvalidTaskError(
+        f"schedule_many() items are args tuples or (args, kwargs) pairs, not {item!r}."
+    )
+
+
+def task(
+    queue: str | None = None,
+    max_retries: int | None = None,
+    retry_delay: int | None = None,
+    priority: int = 0,
+    atomic: bool = True,
+    retry_backoff: bool = False,
+) -> Callable[[Callable[..., Any]], Task]:
+    """Register a sync function as a task. Options left as ``None`` come from settings."""
+
+    def decorator(func: Callable[..., Any]) -> Task:
+        if inspect.iscoroutinefunction(func):
+            raise InvalidTaskError(f"{func.__qualname__} is async: decorate it with @atask.")
+        return Task(
+            func,
+            queue=queue,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            priority=priority,
+            atomic=atomic,
+            retry_backoff=retry_backoff,
+        )
+
+    _reject_bare_use(queue, "task")
+    return decorator
+
+
+def atask(
+    queue: str | None = None,
+    max_retries: int | None = None,
+    retry_delay: int | None = None,
+    priority: int = 0,
+    atomic: bool = True,
+    retry_backoff: bool = False,
+) -> Callable[[Callable[..., Any]], AsyncTask]:
+    """Register an ``async def`` function as a task."""
+
+    def decorator(func: Callable[..., Any]) -> AsyncTask:
+        if not inspect.iscoroutinefunction(func):
+            raise InvalidTaskError(f"{func.__qualname__} is not async: decorate it with @task.")
+        return AsyncTask(
+            func,
+            queue=queue,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            priority=priority,
+            atomic=atomic,
+            retry_backoff=retry_backoff,
+        )
+
+    _reject_bare_use(queue, "atask")
+    return decorator
+
+
+def _reject_bare_use(queue: object, name: str) -> None:
+    if callable(queue):
+        raise InvalidTaskError(f"Use @{name}() with parentheses, as in django_firefly_tasks.")

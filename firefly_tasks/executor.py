@@ -1,0 +1,198 @@
+"""Running one claimed task and recording what happened, fenced by its ``attempt``."""
+
+from __future__ import annotations
+
+import contextvars
+import datetime
+import logging
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from firefly_tasks import serialization, signals
+from firefly_tasks.conf import settings
+from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskModel, TaskStatus
+
+if TYPE_CHECKING:
+    from firefly_tasks.decorators import Task
+    from firefly_tasks.models import WorkerModel
+
+logger = logging.getLogger("firefly_tasks")
+
+_current_task: contextvars.ContextVar[TaskModel | None] = contextvars.ContextVar(
+    "firefly_current_task", default=None
+)
+
+
+def current_task() -> TaskModel | None:
+    """The row of the task running in this thread (or coroutine), if any."""
+    return _current_task.get()
+
+
+class Fenced(Exception):
+    """The row is no longer ours: another attempt owns it. Rolls back the task's writes."""
+
+
+def execute(row: TaskModel, worker: WorkerModel | None = None) -> str:
+    """Run a task a claim has marked ``running``; return the attempt's outcome.
+
+    The outcome is ``completed``, ``failed``, ``retry`` (failed, will run again) or ``fenced``
+    (the row moved on to a newer attempt while this one ran; nothing was written).
+    """
+    from firefly_tasks.registry import registry
+
+    try:
+        task = registry.resolve(row.func_name)
+        args, kwargs = serialization.loads(row.params_data, row.serializer)
+    except Exception as exc:
+        # Retrying cannot fix a name or payload the consumer cannot read.
+        return _record_failure(row, worker, exc, retry=False)
+
+    signals.send(signals.task_started, task=row)
+    token = _current_task.set(row)
+    began = time.monotonic()
+    try:
+        if task.atomic:
+            with transaction.atomic():
+                result = _call(task, args, kwargs)
+                _record_completion(row, worker, result)
+        else:
+            result = _call(task, args, kwargs)
+            with transaction.atomic():
+                _record_completion(row, worker, result)
+    except Fenced:
+        logger.warning(
+            "task fenced id=%s name=%s attempt=%s: a newer attempt owns it, writes rolled back",
+            row.pk,
+            row.func_name,
+            row.attempt,
+        )
+        return "fenced"
+    except Exception as exc:
+        return _record_failure(row, worker, exc, retry=True)
+    finally:
+        _current_task.reset(token)
+    logger.info(
+        "task completed id=%s name=%s attempt=%s duration=%.3fs",
+        row.pk,
+        row.func_name,
+        row.attempt,
+        time.monotonic() - began,
+    )
+    signals.send(signals.task_completed, task=row, result=result)
+    return "completed"
+
+
+def _call(task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    if task.is_async:
+        # In this thread: the coroutine's sync_to_async ORM calls come back to this thread,
+        # so they share its connection and its atomic block.
+        return async_to_sync(task.func)(*args, **kwargs)
+    return task.func(*args, **kwargs)
+
+
+def _fenced(row: TaskModel) -> Any:
+    return TaskModel.objects.filter(pk=row.pk, status=TaskStatus.RUNNING, attempt=row.attempt)
+
+
+def _record_completion(row: TaskModel, worker: WorkerModel | None, result: Any) -> None:
+    returned_data = serialization.dumps(result, row.serializer, what="the return value")
+    now = timezone.now()
+    updated = _fenced(row).update(
+        status=TaskStatus.COMPLETED,
+        completed=now,
+        returned_data=returned_data,
+        returned_preview=serialization.value_preview(result, settings.PREVIEW_LENGTH),
+        error="",
+        traceback="",
+    )
+    if not updated:
+        raise Fenced
+    _record_attempt(row, worker, AttemptOutcome.COMPLETED, now)
+    row.status, row.completed, row.returned_data = TaskStatus.COMPLETED, now, returned_data
+
+
+def _record_failure(
+    row: TaskModel, worker: WorkerModel | None, exc: BaseException, *, retry: bool
+) -> str:
+    error = f"{type(exc).__name__}: {exc}"
+    tb = "".join(traceback.format_exception(exc))
+    now = timezone.now()
+    will_retry = retry and row.retry_attempts < row.max_retries
+    with transaction.atomic():
+        if will_retry:
+            updated = _fenced(row).update(
+                status=TaskStatus.CREATED,
+                not_before=now + retry_delay(row),
+                retry_attempts=F("retry_attempts") + 1,
+                worker=None,
+                error=error,
+                traceback=tb,
+            )
+        else:
+            updated = _fenced(row).update(
+                status=TaskStatus.FAILED, failed=now, error=error, traceback=tb
+            )
+        if not updated:
+            logger.warning("task fenced id=%s attempt=%s: failure not recorded", row.pk, row.attempt)
+            return "fenced"
+        _record_attempt(row, worker, AttemptOutcome.FAILED, now, error=error, tb=tb)
+    row.error, row.traceback = error, tb
+    logger.error(
+        "task failed id=%s name=%s attempt=%s will_retry=%s error=%s",
+        row.pk,
+        row.func_name,
+        row.attempt,
+        will_retry,
+        error,
+        exc_info=exc,
+    )
+    signals.send(signals.task_failed, task=row, exception=exc, will_retry=will_retry)
+    return "retry" if will_retry else "failed"
+
+
+def retry_delay(row: TaskModel) -> datetime.timedelta:
+    """Delay before the next retry: fixed, or doubling per retry with ``retry_backoff``."""
+    seconds = row.retry_delay
+    if row.retry_backoff:
+        seconds = min(seconds * 2**row.retry_attempts, settings.RETRY_BACKOFF_MAX)
+    return datetime.timedelta(seconds=seconds)
+
+
+def _record_attempt(
+    row: TaskModel,
+    worker: WorkerModel | None,
+    outcome: str,
+    finished: datetime.datetime,
+    *,
+    error: str = "",
+    tb: str = "",
+) -> None:
+    TaskAttempt.objects.create(
+        task_id=row.pk,
+        number=row.attempt,
+        worker=worker,
+        worker_name=worker.name if worker else "",
+        started=row.started,
+        finished=finished,
+        outcome=outcome,
+        error=error,
+        traceback=tb,
+    )
+
+
+def run_immediately(row: TaskModel) -> str:
+    """Run a just-scheduled row inline (``FIREFLY_RUN_IMMEDIATELY``), recording its attempt."""
+    now = timezone.now()
+    TaskModel.objects.filter(pk=row.pk, status=TaskStatus.CREATED).update(
+        status=TaskStatus.RUNNING, attempt=F("attempt") + 1, started=now
+    )
+    row.refresh_from_db()
+    outcome = execute(row)
+    row.refresh_from_db()
+    return outcome

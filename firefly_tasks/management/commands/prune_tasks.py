@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
+
+from firefly_tasks.models import FINISHED_STATUSES, TaskModel
+
+
+class Command(BaseCommand):
+    help = "Delete finished tasks (and their attempts) older than a retention period."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--days",
+            type=float,
+            default=30,
+            help="Delete tasks that finished more than this many days ago (default: 30).",
+        )
+        parser.add_argument(
+            "--status",
+            action="append",
+            choices=[str(status) for status in FINISHED_STATUSES],
+            help="Only tasks with this status; repeat for several (default: all finished).",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Count what would be deleted; delete nothing."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        cutoff = timezone.now() - datetime.timedelta(days=options["days"])
+        statuses = options["status"] or [str(status) for status in FINISHED_STATUSES]
+        tasks = TaskModel.objects.finished_before(cutoff, statuses)
+        if options["dry_run"]:
+            self.stdout.write(f"Would delete {tasks.count()} task(s) finished before {cutoff}.")
+            return
+        deleted = tasks.prune()
+        self.stdout.write(f"Deleted {deleted} task(s) finished before {cutoff}.")

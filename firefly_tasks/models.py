@@ -1,0 +1,257 @@
+"""The tables Firefly keeps: tasks, their attempts, consumer processes and queue controls.
+
+Every state change is a guarded update: it names the state a row must still be in, so two
+processes racing on one row can never both win.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from firefly_tasks import serialization
+from firefly_tasks.indexes import ReadyTasksIndex
+
+
+class TaskStatus(models.TextChoices):
+    CREATED = "created", "created"
+    RUNNING = "running", "running"
+    COMPLETED = "completed", "completed"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
+FINISHED_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class WorkerState(models.TextChoices):
+    RUNNING = "running", "running"
+    STOPPING = "stopping", "stopping"
+    STOPPED = "stopped", "stopped"
+    DEAD = "dead", "dead"
+
+
+class AttemptOutcome(models.TextChoices):
+    COMPLETED = "completed", "completed"
+    FAILED = "failed", "failed"
+    LOST = "lost", "lost"
+    INTERRUPTED = "interrupted", "interrupted"
+
+
+class WorkerModel(models.Model):
+    """One row per ``consume_tasks`` process, registered when it starts."""
+
+    name = models.CharField(max_length=200, db_index=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list)
+    concurrency = models.PositiveSmallIntegerField(default=1)
+    started = models.DateTimeField(default=timezone.now)
+    last_heartbeat = models.DateTimeField(default=timezone.now)
+    stopped = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(
+        max_length=16, choices=WorkerState.choices, default=WorkerState.RUNNING
+    )
+    processed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "worker"
+        indexes = [models.Index(fields=["state", "last_heartbeat"], name="firefly_worker_state")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TaskQuerySet(models.QuerySet["TaskModel"]):
+    def ready(self, now: datetime.datetime | None = None) -> TaskQuerySet:
+        """Tasks that a consumer may claim now."""
+        return self.filter(status=TaskStatus.CREATED, not_before__lte=now or timezone.now())
+
+    def scheduled(self, now: datetime.datetime | None = None) -> TaskQuerySet:
+        """Tasks waiting for their ``eta`` or retry delay."""
+        return self.filter(status=TaskStatus.CREATED, not_before__gt=now or timezone.now())
+
+    def running(self) -> TaskQuerySet:
+        return self.filter(status=TaskStatus.RUNNING)
+
+    def finished(self) -> TaskQuerySet:
+        return self.filter(status__in=FINISHED_STATUSES)
+
+    def finished_before(
+        self, cutoff: datetime.datetime, statuses: Sequence[str] = FINISHED_STATUSES
+    ) -> TaskQuerySet:
+        """Finished tasks whose completion, failure or cancellation came before ``cutoff``."""
+        condition = Q()
+        for status, field in (
+            (TaskStatus.COMPLETED, "completed"),
+            (TaskStatus.FAILED, "failed"),
+            (TaskStatus.CANCELLED, "cancelled"),
+        ):
+            if status in statuses:
+                condition |= Q(status=status, **{f"{field}__lt": cutoff})
+        return self.filter(condition) if condition else self.none()
+
+    def prune(self, chunk_size: int = 1000) -> int:
+        """Delete these tasks and their attempts in chunks; return how many tasks went."""
+        deleted = 0
+        while ids := list(self.values_list("pk", flat=True)[:chunk_size]):
+            with transaction.atomic(using=self.db):
+                TaskAttempt.objects.using(self.db).filter(task_id__in=ids).delete()
+                TaskModel.objects.using(self.db).filter(pk__in=ids).delete()
+            deleted += len(ids)
+        return deleted
+
+    def requeue(self) -> int:
+        """Failed or cancelled tasks back to ``created``, to run now; attempts are kept."""
+        return self.filter(status__in=(TaskStatus.FAILED, TaskStatus.CANCELLED)).update(
+            status=TaskStatus.CREATED,
+            not_before=timezone.now(),
+            worker=None,
+            error="",
+            traceback="",
+            retry_attempts=0,
+            lost_attempts=0,
+            failed=None,
+            cancelled=None,
+        )
+
+    def cancel(self) -> int:
+        """Tasks still waiting to run become ``cancelled``; running tasks are left alone."""
+        return self.filter(status=TaskStatus.CREATED).update(
+            status=TaskStatus.CANCELLED, cancelled=timezone.now()
+        )
+
+
+class TaskModel(models.Model):
+    """One row per scheduled task. Field names follow django_firefly_tasks."""
+
+    id = models.BigAutoField(primary_key=True)
+    func_name = models.CharField(max_length=255, db_index=True)
+    queue = models.CharField(max_length=100)
+    status = models.CharField(
+        max_length=16, choices=TaskStatus.choices, default=TaskStatus.CREATED
+    )
+    priority = models.SmallIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now)
+    not_before = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    completed = models.DateTimeField(null=True, blank=True)
+    failed = models.DateTimeField(null=True, blank=True)
+    cancelled = models.DateTimeField(null=True, blank=True)
+    serializer = models.CharField(max_length=16, default="json")
+    params_data = models.TextField(db_column="params")
+    returned_data = models.TextField(db_column="returned", null=True, blank=True)
+    params_preview = models.TextField(blank=True)
+    returned_preview = models.TextField(blank=True)
+    retry_attempts = models.PositiveIntegerField(default=0)
+    max_retries = models.PositiveIntegerField(default=0)
+    retry_delay = models.PositiveIntegerField(default=120, help_text="seconds")
+    retry_backoff = models.BooleanField(default=False)
+    attempt = models.PositiveIntegerField(default=0)
+    lost_attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    worker = models.ForeignKey(
+        WorkerModel,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tasks",
+        db_constraint=False,
+    )
+    backend = models.CharField(max_length=100, blank=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "task"
+        indexes = [
+            ReadyTasksIndex(
+                fields=["status", "queue", "-priority", "not_before", "id"],
+                name="firefly_task_ready",
+            ),
+            models.Index(fields=["status", "queue"], name="firefly_task_status_queue"),
+            models.Index(fields=["completed"], name="firefly_task_completed"),
+            models.Index(fields=["failed"], name="firefly_task_failed"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(priority__gte=-100, priority__lte=100),
+                name="firefly_task_priority_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.func_name} #{self.pk}"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The call's arguments as ``{"args": (...), "kwargs": {...}}``."""
+        args, kwargs = serialization.loads(self.params_data, self.serializer)
+        return {"args": tuple(args), "kwargs": dict(kwargs)}
+
+    @property
+    def returned(self) -> Any:
+        """What the function returned, once the task has completed."""
+        if self.returned_data is None:
+            return None
+        return serialization.loads(self.returned_data, self.serializer)
+
+    @property
+    def duration(self) -> datetime.timedelta | None:
+        end = self.completed or self.failed
+        if self.started is None or end is None or end < self.started:
+            return None
+        return end - self.started
+
+
+class TaskAttempt(models.Model):
+    """One row per execution attempt of a task; nothing is deleted on retry."""
+
+    task = models.ForeignKey(TaskModel, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    worker = models.ForeignKey(
+        WorkerModel,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="attempts",
+        db_constraint=False,
+    )
+    worker_name = models.CharField(max_length=200, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "task attempt"
+        constraints = [
+            models.UniqueConstraint(fields=["task", "number"], name="firefly_attempt_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id} attempt {self.number}: {self.outcome}"
+
+
+class QueueModel(models.Model):
+    """Controls for one queue. A row exists only once a queue has been paused."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    paused = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.CharField(max_length=150, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "queue"
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,91 @@
+"""The registry of tasks: the only functions a consumer will ever run."""
+
+from __future__ import annotations
+
+import threading
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from django.apps import apps
+from django.utils.module_loading import autodiscover_modules
+
+from firefly_tasks.conf import settings
+from firefly_tasks.exceptions import UnknownTaskError
+
+if TYPE_CHECKING:
+    from firefly_tasks.decorators import Task
+
+
+class TaskRegistry:
+    """Task name (``module.qualname``) to :class:`~firefly_tasks.decorators.Task`."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+        self._lock = threading.Lock()
+
+    def register(self, task: Task) -> None:
+        with self._lock:
+            self._tasks[task.name] = task
+
+    def get(self, name: str) -> Task | None:
+        return self._tasks.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(self._tasks.values()))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def autodiscover(self) -> None:
+        """Import every installed app's ``tasks`` module and ``FIREFLY_TASK_MODULES``."""
+        autodiscover_modules("tasks")
+        for module in settings.TASK_MODULES:
+            import_module(module)
+
+    def resolve(self, func_name: str) -> Task:
+        """The task to run for a stored ``func_name``, following ``FIREFLY_TASK_ALIASES``.
+
+        A name not registered yet is looked up once more after importing its module, but only
+        when that module belongs to an installed app (a task defined in ``views.py`` runs);
+        importing registers decorated functions only, so nothing undecorated ever runs.
+        """
+        name = settings.TASK_ALIASES.get(func_name, func_name)
+        task = self._tasks.get(name)
+        if task is None and self._import_owner(name):
+            task = self._tasks.get(name)
+        if task is None:
+            hint = "" if name == func_name else f" (alias of {func_name!r})"
+            raise UnknownTaskError(
+                f"{name!r}{hint} is not a registered task. Decorate it with @task or @atask in "
+                "an installed app's module, list its module in FIREFLY_TASK_MODULES, or map the "
+                "old name to the new one in FIREFLY_TASK_ALIASES."
+            )
+        return task
+
+    def _import_owner(self, name: str) -> bool:
+        parts = name.split(".")
+        for end in range(len(parts) - 1, 0, -1):
+            module = ".".join(parts[:end])
+            if not _in_installed_app(module):
+                return False
+            try:
+                import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name is not None and module.startswith(exc.name):
+                    continue  # `module` is a class path or does not exist: try its parent.
+                raise
+            return True
+        return False
+
+
+def _in_installed_app(module: str) -> bool:
+    return any(
+        module == config.name or module.startswith(config.name + ".")
+        for config in apps.get_app_configs()
+    )
+
+
+registry = TaskRegistry()

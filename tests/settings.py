@@ -1,0 +1,119 @@
+"""Settings of the test suite. ``FIREFLY_TEST_DB`` picks the database: sqlite (default),
+postgres or mariadb; it is never auto-detected.
+
+Consumer processes started by tests use these settings too, with the real test database name
+in ``FIREFLY_TEST_DB_NAME`` and extra settings as JSON in ``FIREFLY_TEST_OVERRIDES``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent
+SECRET_KEY = "firefly-tests-only"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "firefly_tasks",
+    "tests.testapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "/static/"
+
+DB = os.environ.get("FIREFLY_TEST_DB", "sqlite")
+CHILD_DB_NAME = os.environ.get("FIREFLY_TEST_DB_NAME")
+
+if DB == "sqlite":
+    # File-backed so that consumer processes started by the tests share it.
+    _name = CHILD_DB_NAME or os.path.join(
+        tempfile.gettempdir(), f"firefly-test-{os.getpid()}.sqlite3"
+    )
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _name,
+            "TEST": {"NAME": _name},
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+elif DB == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": CHILD_DB_NAME or "test",
+            "USER": os.environ.get("FIREFLY_TEST_PG_USER", "postgres"),
+            "HOST": os.environ.get("FIREFLY_TEST_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("FIREFLY_TEST_PG_PORT", "5432"),
+            "TEST": {"NAME": "test_firefly"},
+        }
+    }
+elif DB == "mariadb":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": CHILD_DB_NAME or "test",
+            "USER": os.environ.get("FIREFLY_TEST_MYSQL_USER", "root"),
+            "PASSWORD": os.environ.get("FIREFLY_TEST_MYSQL_PASSWORD", ""),
+            "HOST": os.environ.get("FIREFLY_TEST_MYSQL_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("FIREFLY_TEST_MYSQL_PORT", "3306"),
+            "OPTIONS": {"charset": "utf8mb4"},
+            "TEST": {
+                "NAME": "test_firefly",
+                "CHARSET": "utf8mb4",
+                "COLLATION": "utf8mb4_unicode_ci",
+            },
+        }
+    }
+else:
+    raise ImproperlyConfigured(
+        f"FIREFLY_TEST_DB is {DB!r}; use one of: sqlite, postgres, mariadb."
+    )
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"firefly_tasks": {"handlers": ["console"], "level": "WARNING"}},
+}
+
+globals().update(json.loads(os.environ.get("FIREFLY_TEST_OVERRIDES", "{}")))

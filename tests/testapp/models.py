@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Execution(models.Model):
+    """One row per run of ``record_execution``: how exactly-once is counted."""
+
+    task_id = models.BigIntegerField(db_index=True)
+    pid = models.IntegerField()
+    attempt = models.IntegerField(default=0)
+
+
+class Note(models.Model):
+    """A row a task writes, to see what its transaction kept."""
+
+    text = models.CharField(max_length=200)

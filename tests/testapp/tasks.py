@@ -1,0 +1,104 @@
+"""Tasks the test suite schedules and its consumer processes run."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from firefly_tasks import atask, task
+from firefly_tasks.executor import current_task
+from tests.testapp.models import Execution, Note
+
+
+@task()
+def add(i: int, j: int) -> int:
+    return i + j
+
+
+@task()
+def echo(value: object) -> object:
+    return value
+
+
+@task(atomic=False)
+def record_execution() -> None:
+    row = current_task()
+    assert row is not None
+    Execution.objects.create(task_id=row.pk, pid=os.getpid(), attempt=row.attempt)
+
+
+@task()
+def write_note(text: str) -> str:
+    Note.objects.create(text=text)
+    return text
+
+
+@task(priority=50)
+def write_note_urgent(text: str) -> str:
+    Note.objects.create(text=text)
+    return text
+
+
+@task(priority=-50)
+def write_note_later(text: str) -> str:
+    Note.objects.create(text=text)
+    return text
+
+
+@task(queue="other")
+def write_note_other_queue(text: str) -> str:
+    Note.objects.create(text=text)
+    return text
+
+
+@task()
+def write_note_then_fail(text: str) -> None:
+    Note.objects.create(text=text)
+    raise RuntimeError(f"failed after writing {text}")
+
+
+@task(max_retries=3, retry_delay=0)
+def fail_twice_then_succeed() -> int:
+    row = current_task()
+    assert row is not None
+    if row.attempt <= 2:
+        raise ValueError(f"attempt {row.attempt} fails")
+    return row.attempt
+
+
+@task(max_retries=2, retry_delay=0)
+def always_fail() -> None:
+    raise ValueError("always")
+
+
+@task()
+def sleep_for(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@task()
+def unserializable_result() -> object:
+    return object()
+
+
+@atask()
+async def async_add(i: int, j: int) -> int:
+    return i + j
+
+
+@atask()
+async def async_write_note(text: str) -> str:
+    await Note.objects.acreate(text=text)
+    return text
+
+
+@atask()
+async def async_write_note_then_fail(text: str) -> None:
+    await Note.objects.acreate(text=text)
+    raise RuntimeError("async failure")
+
+
+@task()
+def schedule_child(i: int) -> int:
+    return add.schedule(i, i).pk

@@ -73,7 +73,9 @@ def check_task_aliases(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
 
 
 @register(Tags.database)
-def check_databases(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+def check_databases(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
     """Database facts that need a connection; run by ``migrate`` and ``check --database``."""
     messages: list[CheckMessage] = []
     for alias in databases or ():
@@ -106,9 +108,9 @@ def check_databases(app_configs: Any = None, databases: Any = None, **kwargs: An
 def check_sqlite_options(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     for alias, config in django_settings.DATABASES.items():
-        if not config.get("ENGINE", "").endswith("sqlite3"):
+        if not str(config.get("ENGINE", "")).endswith("sqlite3"):
             continue
-        options = config.get("OPTIONS", {})
+        options: dict[str, Any] = config.get("OPTIONS", {})  # type: ignore[assignment]
         if str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
             messages.append(
                 Warning(

@@ -44,9 +44,7 @@ def validate_queue(queue: object) -> str:
         )
     allowed = settings.QUEUES
     if allowed is not None and queue not in allowed:
-        raise UnknownQueueError(
-            f"Queue {queue!r} is not in FIREFLY_QUEUES ({', '.join(allowed)})."
-        )
+        raise UnknownQueueError(f"Queue {queue!r} is not in FIREFLY_QUEUES ({', '.join(allowed)}).")
     return queue
 
 
@@ -109,7 +107,9 @@ class Task:
 
     # Scheduling -----------------------------------------------------------------------------
 
-    def schedule(self, *args: Any, eta: datetime.datetime | None = None, **kwargs: Any) -> TaskModel:
+    def schedule(
+        self, *args: Any, eta: datetime.datetime | None = None, **kwargs: Any
+    ) -> TaskModel:
         """Store a call of this task for a consumer to run; returns the ``TaskModel`` row."""
         self._check_sync_context()
         return self._schedule_rows([(args, kwargs)], eta)[0]
@@ -128,7 +128,7 @@ class Task:
             return
         raise AsyncContextError(
             f"{self.name} is a sync task scheduled from async code. Use "
-            f"`await sync_to_async({self.__name__}.schedule)(...)`, or define it with @atask."
+            f"`await sync_to_async({self.func.__name__}.schedule)(...)`, or define it with @atask."
         )
 
     def build_row(
@@ -187,28 +187,43 @@ class AsyncTask(Task):
     is_async = True
 
     def schedule(self, *args: Any, eta: datetime.datetime | None = None, **kwargs: Any) -> Any:
-        self._check_async_context()
-        return sync_to_async(self._schedule_rows)([(args, kwargs)], eta)
+        coroutine = sync_to_async(self._schedule_rows)([(args, kwargs)], eta)
+        return PendingSchedule(self, coroutine, many=False)
 
     def schedule_many(self, calls: Iterable[Any], *, eta: datetime.datetime | None = None) -> Any:
-        self._check_async_context()
-        return sync_to_async(self._schedule_rows)([_split_call(item) for item in calls], eta)
-
-    def _check_async_context(self) -> None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            raise AsyncContextError(
-                f"{self.name} is an async task scheduled from sync code. Use "
-                f"`await {self.__name__}.schedule(...)` in async code, or "
-                f"`async_to_sync({self.__name__}.schedule)(...)`."
-            ) from None
+        coroutine = sync_to_async(self._schedule_rows)([_split_call(item) for item in calls], eta)
+        return PendingSchedule(self, coroutine, many=True)
 
 
-# ``schedule`` returns a coroutine but checks its context eagerly; mark it as a coroutine
-# function so that ``async_to_sync(task.schedule)`` and ``inspect`` treat it as one.
+# ``schedule`` returns an awaitable; mark it so that ``async_to_sync(task.schedule)`` and
+# ``inspect.iscoroutinefunction`` treat it as the coroutine function it behaves as.
 markcoroutinefunction(AsyncTask.schedule)
 markcoroutinefunction(AsyncTask.schedule_many)
+
+
+class PendingSchedule:
+    """What an async task's ``schedule()`` returns: await it to store the row and get it.
+
+    Using it without awaiting (as sync code would use a sync task's row) raises at once.
+    """
+
+    def __init__(self, task: AsyncTask, coroutine: Any, *, many: bool) -> None:
+        self._task = task
+        self._coroutine = coroutine
+        self._many = many
+
+    def __await__(self) -> Any:
+        rows = yield from self._coroutine.__await__()
+        return rows if self._many else rows[0]
+
+    def __getattr__(self, name: str) -> Any:
+        self._coroutine.close()
+        short = self._task.func.__name__
+        raise AsyncContextError(
+            f"{self._task.name} is an async task and nothing was scheduled: use "
+            f"`await {short}.schedule(...)` in async code, or "
+            f"`async_to_sync({short}.schedule)(...)` in sync code."
+        )
 
 
 def _split_call(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

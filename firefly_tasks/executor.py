@@ -139,7 +139,9 @@ def _record_failure(
                 status=TaskStatus.FAILED, failed=now, error=error, traceback=tb
             )
         if not updated:
-            logger.warning("task fenced id=%s attempt=%s: failure not recorded", row.pk, row.attempt)
+            logger.warning(
+                "task fenced id=%s attempt=%s: failure not recorded", row.pk, row.attempt
+            )
             return "fenced"
         _record_attempt(row, worker, AttemptOutcome.FAILED, now, error=error, tb=tb)
     row.error, row.traceback = error, tb

@@ -134,9 +134,7 @@ class TaskModel(models.Model):
     id = models.BigAutoField(primary_key=True)
     func_name = models.CharField(max_length=255, db_index=True)
     queue = models.CharField(max_length=100)
-    status = models.CharField(
-        max_length=16, choices=TaskStatus.choices, default=TaskStatus.CREATED
-    )
+    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.CREATED)
     priority = models.SmallIntegerField(default=0)
     created = models.DateTimeField(default=timezone.now)
     not_before = models.DateTimeField(default=timezone.now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from importlib import import_module
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,7 @@ class TaskRegistry:
     def names(self) -> list[str]:
         return sorted(self._tasks)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Task]:
         return iter(list(self._tasks.values()))
 
     def __contains__(self, name: object) -> bool:

@@ -20,7 +20,6 @@ from typing import Any
 from django.utils.dateparse import parse_duration
 from django.utils.duration import duration_iso_string
 
-
 from firefly_tasks.exceptions import SerializationError
 
 TAG = "__firefly__"
@@ -109,7 +108,7 @@ def loads(text: str, serializer: str) -> Any:
         if serializer == "json":
             return _from_json_safe(json.loads(text))
         if serializer == "pickle":
-            return pickle.loads(base64.b64decode(text.encode("ascii")))  # noqa: S301
+            return pickle.loads(base64.b64decode(text.encode("ascii")))
     except SerializationError:
         raise
     except Exception as exc:

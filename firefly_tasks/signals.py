@@ -30,6 +30,4 @@ def send(signal: Signal, **kwargs: Any) -> None:
 
     for receiver, response in signal.send_robust(sender=TaskModel, **kwargs):
         if isinstance(response, Exception):
-            logger.error(
-                "signal receiver failed receiver=%r", receiver, exc_info=response
-            )
+            logger.error("signal receiver failed receiver=%r", receiver, exc_info=response)

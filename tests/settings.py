@@ -105,9 +105,7 @@ elif DB == "mariadb":
         }
     }
 else:
-    raise ImproperlyConfigured(
-        f"FIREFLY_TEST_DB is {DB!r}; use one of: sqlite, postgres, mariadb."
-    )
+    raise ImproperlyConfigured(f"FIREFLY_TEST_DB is {DB!r}; use one of: sqlite, postgres, mariadb.")
 
 LOGGING = {
     "version": 1,

@@ -10,8 +10,14 @@ class Execution(models.Model):
     pid = models.IntegerField()
     attempt = models.IntegerField(default=0)
 
+    def __str__(self) -> str:
+        return f"{self.task_id} in {self.pid}"
+
 
 class Note(models.Model):
     """A row a task writes, to see what its transaction kept."""
 
     text = models.CharField(max_length=200)
+
+    def __str__(self) -> str:
+        return self.text

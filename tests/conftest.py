@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Short timings for consumer processes started by tests.
+CHILD_SETTINGS: dict[str, Any] = {
+    "FIREFLY_CONSUMER_NAP_TIME": 0.001,
+    "FIREFLY_MAX_POLL_INTERVAL": 0.05,
+}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """An unreachable database fails the run at once, never skips it."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return
+    try:
+        # A raw driver connection: pytest-django blocks the ORM's until a test asks for it.
+        raw = connection.get_new_connection(connection.get_connection_params())
+        raw.close()
+    except Exception as exc:  # pragma: no cover - only when the database is down
+        name = os.environ.get("FIREFLY_TEST_DB")
+        pytest.exit(f"FIREFLY_TEST_DB={name}: database unreachable: {exc}", returncode=3)
+
+
+class Consumer:
+    """A real ``consume_tasks`` process against the test database."""
+
+    def __init__(self, args: list[str], overrides: dict[str, Any]) -> None:
+        env = dict(os.environ)
+        env.update(
+            DJANGO_SETTINGS_MODULE="tests.settings",
+            FIREFLY_TEST_DB_NAME=str(connection.settings_dict["NAME"]),
+            FIREFLY_TEST_OVERRIDES=json.dumps({**CHILD_SETTINGS, **overrides}),
+            PYTHONPATH=str(ROOT),
+            PYTHONUNBUFFERED="1",
+        )
+        self.args = args
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "django", "consume_tasks", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait(self, timeout: float = 60) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"consumer {self.args} still running after {timeout}s") from None
+
+    def output(self) -> str:
+        if self.process.poll() is None:
+            return ""
+        assert self.process.stdout is not None
+        return self.process.stdout.read()
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def start_consumer(transactional_db: None) -> Iterator[Callable[..., Consumer]]:
+    """Start ``consume_tasks`` processes; every one is reaped when the test ends."""
+    started: list[Consumer] = []
+
+    def start(*args: str, **overrides: Any) -> Consumer:
+        consumer = Consumer(list(args), overrides)
+        started.append(consumer)
+        return consumer
+
+    yield start
+    for consumer in started:
+        if consumer.process.poll() is None:
+            consumer.signal(signal.SIGKILL)
+        consumer.process.wait(10)
+        if consumer.process.stdout is not None:
+            consumer.process.stdout.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

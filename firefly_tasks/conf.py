@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_CONSUMER_NAP_TIME": 0.001,
     "FIREFLY_MAX_POLL_INTERVAL": 0.2,
     "FIREFLY_PREVIEW_LENGTH": 200,
+    "FIREFLY_HEARTBEAT_INTERVAL": 5.0,
+    "FIREFLY_WORKER_TIMEOUT": 30.0,
+    "FIREFLY_MAX_LOST_ATTEMPTS": 2,
 }
 
 SERIALIZERS = ("json", "pickle")
@@ -83,6 +86,21 @@ class Settings:
     @property
     def PREVIEW_LENGTH(self) -> int:
         return int(self._get("FIREFLY_PREVIEW_LENGTH"))
+
+    @property
+    def HEARTBEAT_INTERVAL(self) -> float:
+        """Seconds between a consumer's heartbeats."""
+        return float(self._get("FIREFLY_HEARTBEAT_INTERVAL"))
+
+    @property
+    def WORKER_TIMEOUT(self) -> float:
+        """Seconds without a heartbeat after which a worker is dead and its tasks recovered."""
+        return float(self._get("FIREFLY_WORKER_TIMEOUT"))
+
+    @property
+    def MAX_LOST_ATTEMPTS(self) -> int:
+        """Losses a task survives; the next one fails it as poison."""
+        return int(self._get("FIREFLY_MAX_LOST_ATTEMPTS"))
 
 
 settings = Settings()

@@ -121,6 +121,10 @@ class TaskQuerySet(models.QuerySet["TaskModel"]):
             cancelled=None,
         )
 
+    def rename(self, func_name: str) -> int:
+        """Point tasks that are not running at another task name (e.g. after a move)."""
+        return self.exclude(status=TaskStatus.RUNNING).update(func_name=func_name)
+
     def cancel(self) -> int:
         """Tasks still waiting to run become ``cancelled``; running tasks are left alone."""
         return self.filter(status=TaskStatus.CREATED).update(

@@ -45,12 +45,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     id="firefly_tasks.E003",
                 )
             )
-    nap, poll = settings.CONSUMER_NAP_TIME, settings.MAX_POLL_INTERVAL
-    if not 0 < nap <= poll:
+    try:
+        nap, poll = settings.CONSUMER_NAP_TIME, settings.MAX_POLL_INTERVAL
+    except (TypeError, ValueError) as exc:
+        # A check reports a bad setting; it must not crash on it.
+        valid, hint = False, f"They must be numbers of seconds: {exc}."
+    else:
+        valid, hint = 0 < nap <= poll, f"They are {nap} and {poll}."
+    if not valid:
         errors.append(
             Error(
                 "FIREFLY_CONSUMER_NAP_TIME must be positive and at most FIREFLY_MAX_POLL_INTERVAL.",
-                hint=f"They are {nap} and {poll}.",
+                hint=hint,
                 id="firefly_tasks.E004",
             )
         )

@@ -186,6 +186,11 @@ class AsyncTask(Task):
 
     is_async = True
 
+    def __init__(self, func: Callable[..., Any], **options: Any) -> None:
+        super().__init__(func, **options)
+        # Calling the task returns the function's coroutine: say so, as the function does.
+        markcoroutinefunction(self)
+
     def schedule(self, *args: Any, eta: datetime.datetime | None = None, **kwargs: Any) -> Any:
         coroutine = sync_to_async(self._schedule_rows)([(args, kwargs)], eta)
         return PendingSchedule(self, coroutine, many=False)

@@ -12,6 +12,7 @@ import base64
 import datetime
 import decimal
 import json
+import math
 import pickle
 import reprlib
 import uuid
@@ -27,7 +28,14 @@ TAG = "__firefly__"
 
 def _to_json_safe(value: Any, path: str) -> Any:
     # bool and int before anything else: they are the common case and bool is an int subclass.
-    if value is None or isinstance(value, bool | int | float | str):
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SerializationError(
+                f"{path} is {value!r}, which JSON cannot store; pass None or a string instead, "
+                "or set FIREFLY_SERIALIZER = 'pickle'."
+            )
         return value
     if isinstance(value, list):
         return [_to_json_safe(item, f"{path}[{i}]") for i, item in enumerate(value)]

@@ -102,3 +102,48 @@ async def async_write_note_then_fail(text: str) -> None:
 @task()
 def schedule_child(i: int) -> int:
     return add.schedule(i, i).pk
+
+
+# Tasks of the in-process engine tests (tests/test_*.py other than test_consumer.py).
+
+
+@task(atomic=False)
+def write_note_then_fail_non_atomic(text: str) -> None:
+    Note.objects.create(text=text)
+    raise RuntimeError(f"failed after writing {text}")
+
+
+@task(max_retries=1, retry_delay=60)
+def fail_with_delay() -> None:
+    raise ValueError("try again in a minute")
+
+
+@task(max_retries=5, retry_delay=10, retry_backoff=True)
+def fail_with_backoff() -> None:
+    raise ValueError("try again later")
+
+
+@task()
+def current_task_state() -> list[object]:
+    row = current_task()
+    assert row is not None
+    return [row.pk, row.attempt, row.status]
+
+
+@task(queue="reports")
+def build_report(name: str) -> str:
+    return f"report {name}"
+
+
+class Maintenance:
+    @staticmethod
+    @task()
+    def vacuum() -> str:
+        return "vacuumed"
+
+
+@atask()
+async def async_current_task_id() -> int:
+    row = current_task()
+    assert row is not None
+    return row.pk

@@ -1,0 +1,258 @@
+"""System checks of Firefly's configuration: ``firefly_tasks.checks``."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+
+import pytest
+from django.core.checks import Error, Warning
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.db import connections
+from django.db.backends.dummy.base import DatabaseWrapper as DummyDatabaseWrapper
+from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
+from django.test import override_settings
+
+from firefly_tasks.checks import (
+    check_databases,
+    check_settings,
+    check_sqlite_options,
+    check_task_aliases,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+
+
+def ids(messages: list) -> list[str]:
+    return [message.id for message in messages]
+
+
+def test_default_settings_pass_every_check():
+    assert check_settings() == []
+    assert check_task_aliases() == []
+    assert check_sqlite_options() == []
+
+
+def test_test_database_passes_the_database_checks(db):
+    assert check_databases(databases=["default"]) == []
+
+
+# E001 - E004 ---------------------------------------------------------------------------------
+
+
+@override_settings(FIREFLY_SERIALIZER="yaml")
+def test_unknown_serializer_is_error_e001():
+    (message,) = check_settings()
+
+    assert isinstance(message, Error)
+    assert message.id == "firefly_tasks.E001"
+    assert "'yaml'" in message.msg
+    assert "json, pickle" in message.hint
+
+
+@override_settings(FIREFLY_SERIALIZER="pickle")
+def test_pickle_serializer_is_accepted():
+    assert check_settings() == []
+
+
+@override_settings(FIREFLY_QUEUES=["emails", "reports"], FIREFLY_DEFAULT_QUEUE="default")
+def test_default_queue_missing_from_firefly_queues_is_error_e002():
+    (message,) = check_settings()
+
+    assert message.id == "firefly_tasks.E002"
+    assert "'default'" in message.msg
+
+
+@override_settings(FIREFLY_QUEUES=["emails", "default"])
+def test_default_queue_listed_in_firefly_queues_passes():
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    "setting", ["FIREFLY_MAX_RETRIES", "FIREFLY_RETRY_DELAY", "FIREFLY_RETRY_BACKOFF_MAX"]
+)
+@pytest.mark.parametrize("value", [-1, "3", 1.5, True, None])
+def test_retry_setting_that_is_not_a_non_negative_int_is_error_e003(setting, value):
+    with override_settings(**{setting: value}):
+        messages = check_settings()
+
+    assert ids(messages) == ["firefly_tasks.E003"]
+    assert setting in messages[0].msg
+
+
+@override_settings(FIREFLY_MAX_RETRIES=0, FIREFLY_RETRY_DELAY=0, FIREFLY_RETRY_BACKOFF_MAX=0)
+def test_zero_retry_settings_are_accepted():
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("nap", "poll"), [(0, 0.2), (-0.1, 0.2), (0.5, 0.2)], ids=["zero", "negative", "above-poll"]
+)
+def test_nap_time_not_positive_or_above_poll_interval_is_error_e004(nap, poll):
+    with override_settings(FIREFLY_CONSUMER_NAP_TIME=nap, FIREFLY_MAX_POLL_INTERVAL=poll):
+        messages = check_settings()
+
+    assert ids(messages) == ["firefly_tasks.E004"]
+    assert f"They are {float(nap)} and {float(poll)}." == messages[0].hint
+
+
+@pytest.mark.parametrize(
+    ("nap", "poll"), [("fast", 0.2), (None, 0.2), (0.001, [1])], ids=["text", "none", "list"]
+)
+def test_nap_time_or_poll_interval_that_is_not_a_number_is_error_e004(nap, poll):
+    with override_settings(FIREFLY_CONSUMER_NAP_TIME=nap, FIREFLY_MAX_POLL_INTERVAL=poll):
+        messages = check_settings()
+
+    assert ids(messages) == ["firefly_tasks.E004"]
+    assert messages[0].hint.startswith("They must be numbers of seconds")
+
+
+@override_settings(FIREFLY_CONSUMER_NAP_TIME=0.2, FIREFLY_MAX_POLL_INTERVAL=0.2)
+def test_nap_time_equal_to_poll_interval_is_accepted():
+    assert check_settings() == []
+
+
+@override_settings(
+    FIREFLY_SERIALIZER="xml",
+    FIREFLY_QUEUES=["emails"],
+    FIREFLY_MAX_RETRIES=-1,
+    FIREFLY_CONSUMER_NAP_TIME=0,
+)
+def test_every_problem_is_reported_at_once():
+    assert ids(check_settings()) == [
+        "firefly_tasks.E001",
+        "firefly_tasks.E002",
+        "firefly_tasks.E003",
+        "firefly_tasks.E004",
+    ]
+
+
+@override_settings(FIREFLY_SERIALIZER="yaml")
+def test_checks_are_registered_with_django():
+    with pytest.raises(SystemCheckError, match=r"firefly_tasks\.E001"):
+        call_command("check")
+
+
+# W002 / W003: SQLite options -------------------------------------------------------------------
+
+
+def sqlite_database(**options: object) -> dict[str, object]:
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": "x.sqlite3", "OPTIONS": options}
+
+
+def with_database(alias: str, config: dict[str, object]) -> override_settings:
+    from django.conf import settings
+
+    return override_settings(DATABASES={**settings.DATABASES, alias: config})
+
+
+def test_sqlite_without_immediate_transactions_is_warning_w002():
+    with with_database("extra", sqlite_database(timeout=20)):
+        (message,) = check_sqlite_options()
+
+    assert isinstance(message, Warning)
+    assert message.id == "firefly_tasks.W002"
+    assert "'extra'" in message.msg
+
+
+def test_sqlite_with_immediate_transactions_in_any_case_passes():
+    with with_database("extra", sqlite_database(transaction_mode="immediate", timeout=20)):
+        assert check_sqlite_options() == []
+
+
+@pytest.mark.parametrize("timeout", [0, 1, 4.9])
+def test_sqlite_with_a_short_timeout_is_warning_w003(timeout):
+    with with_database("extra", sqlite_database(transaction_mode="IMMEDIATE", timeout=timeout)):
+        messages = check_sqlite_options()
+
+    assert ids(messages) == ["firefly_tasks.W003"]
+    assert "'extra'" in messages[0].msg
+
+
+def test_sqlite_without_options_gets_w002_only_as_the_default_timeout_is_enough():
+    with with_database("extra", {"ENGINE": "django.db.backends.sqlite3", "NAME": "x"}):
+        assert ids(check_sqlite_options()) == ["firefly_tasks.W002"]
+
+
+def test_other_engines_are_not_checked_for_sqlite_options():
+    postgres = {"ENGINE": "django.db.backends.postgresql", "NAME": "x", "OPTIONS": {}}
+    with with_database("extra", postgres):
+        assert check_sqlite_options() == []
+
+
+# W001 / E005: checks that look at a connection --------------------------------------------------
+
+
+@pytest.fixture
+def extra_connection() -> Iterator:
+    """Install a connection under the alias ``extra``; closed and removed afterwards."""
+    installed = []
+
+    def install(wrapper_class: type, config: dict[str, object]):
+        # Fills in the keys Django's wrappers expect; only "default" is a valid lone alias.
+        settings_dict = connections.configure_settings({"default": dict(config)})["default"]
+        wrapper = wrapper_class(settings_dict, alias="extra")
+        connections["extra"] = wrapper
+        installed.append(wrapper)
+        return wrapper
+
+    yield install
+    for wrapper in installed:
+        wrapper.close()
+    if installed:
+        del connections["extra"]
+
+
+def test_sqlite_file_not_in_wal_mode_is_warning_w001(db, tmp_path, extra_connection):
+    path = tmp_path / "rollback-journal.sqlite3"
+    sqlite3.connect(path).close()
+    extra_connection(SQLiteDatabaseWrapper, {"ENGINE": "django.db.backends.sqlite3", "NAME": path})
+
+    (message,) = check_databases(databases=["extra"])
+
+    assert isinstance(message, Warning)
+    assert message.id == "firefly_tasks.W001"
+    assert "delete journal mode" in message.msg
+
+
+def test_sqlite_file_in_wal_mode_passes(db, tmp_path, extra_connection):
+    path = tmp_path / "wal.sqlite3"
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA journal_mode=WAL")
+    extra_connection(SQLiteDatabaseWrapper, {"ENGINE": "django.db.backends.sqlite3", "NAME": path})
+
+    assert check_databases(databases=["extra"]) == []
+
+
+def test_unsupported_database_is_error_e005(extra_connection):
+    extra_connection(DummyDatabaseWrapper, {"ENGINE": "django.db.backends.dummy"})
+
+    (message,) = check_databases(databases=["extra"])
+
+    assert isinstance(message, Error)
+    assert message.id == "firefly_tasks.E005"
+
+
+def test_database_checks_only_look_at_the_databases_asked_for():
+    assert check_databases(databases=None) == []
+
+
+# W004: aliases ------------------------------------------------------------------------------
+
+
+@override_settings(FIREFLY_TASK_ALIASES={"old.add": "tests.testapp.tasks.add"})
+def test_alias_to_a_registered_task_passes():
+    assert check_task_aliases() == []
+
+
+@override_settings(
+    FIREFLY_TASK_ALIASES={"old.add": "tests.testapp.tasks.add", "old.gone": "new.gone"}
+)
+def test_alias_to_an_unregistered_task_is_warning_w004():
+    (message,) = check_task_aliases()
+
+    assert isinstance(message, Warning)
+    assert message.id == "firefly_tasks.W004"
+    assert "'old.gone'" in message.msg
+    assert "'new.gone'" in message.msg

@@ -1,0 +1,216 @@
+"""Claiming ready tasks: ``firefly_tasks.claim``."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from firefly_tasks.claim import claim_tasks
+from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.queues import pause_queue, resume_queue
+from tests.testapp import tasks
+
+
+def make_task(
+    *,
+    queue: str = "default",
+    priority: int = 0,
+    age: float = 0,
+    status: str = TaskStatus.CREATED,
+    params: str = "[[],{}]",
+) -> TaskModel:
+    """A stored row that became ready ``age`` seconds ago (negative: in the future)."""
+    return TaskModel.objects.create(
+        func_name=tasks.add.name,
+        queue=queue,
+        priority=priority,
+        not_before=timezone.now() - datetime.timedelta(seconds=age),
+        status=status,
+        params_data=params,
+    )
+
+
+def pks(rows: list[TaskModel]) -> list[int]:
+    return [row.pk for row in rows]
+
+
+@pytest.fixture
+def worker(db) -> WorkerModel:
+    return WorkerModel.objects.create(name="claimer", hostname="localhost", pid=1)
+
+
+def test_claim_orders_by_priority_then_not_before_then_id(db):
+    lowest = make_task(priority=-5, age=100)
+    a = make_task(age=10)
+    c = make_task(age=20)
+    d = TaskModel.objects.create(
+        func_name=a.func_name, queue="default", not_before=a.not_before, params_data="[[],{}]"
+    )
+    urgent = make_task(priority=10, age=1)
+
+    assert pks(claim_tasks(["default"], 10)) == [urgent.pk, c.pk, a.pk, d.pk, lowest.pk]
+
+
+def test_claim_with_a_limit_takes_the_first_rows_in_order(db):
+    newest = make_task(age=1)
+    urgent = make_task(priority=10, age=1)
+    oldest = make_task(age=50)
+    lowest = make_task(priority=-10, age=99)
+
+    assert pks(claim_tasks(["default"], 2)) == [urgent.pk, oldest.pk]
+    assert pks(claim_tasks(["default"], 2)) == [newest.pk, lowest.pk]
+
+
+def test_claim_honours_the_limit(db):
+    rows = [make_task(age=i) for i in range(5)]
+
+    claimed = claim_tasks(["default"], 3)
+
+    assert len(claimed) == 3
+    assert TaskModel.objects.filter(status=TaskStatus.RUNNING).count() == 3
+    assert TaskModel.objects.filter(status=TaskStatus.CREATED).count() == len(rows) - 3
+
+
+def test_claim_of_nothing_returns_an_empty_list(db):
+    make_task()
+
+    assert claim_tasks(["default"], 0) == []
+    assert claim_tasks([], 5) == []
+    assert TaskModel.objects.filter(status=TaskStatus.CREATED).count() == 1
+
+
+def test_future_tasks_are_not_claimed(db):
+    future = make_task(age=-3600)
+    ready = make_task(age=1)
+
+    assert pks(claim_tasks(["default"], 10)) == [ready.pk]
+    future.refresh_from_db()
+    assert future.status == TaskStatus.CREATED
+    assert future.attempt == 0
+
+
+def test_future_task_is_claimed_once_its_time_has_come(db):
+    future = make_task(age=-3600)
+
+    later = timezone.now() + datetime.timedelta(hours=2)
+
+    assert pks(claim_tasks(["default"], 10, now=later)) == [future.pk]
+
+
+def test_claim_takes_only_the_listed_queues(db):
+    default = make_task(queue="default")
+    emails = make_task(queue="emails")
+    reports = make_task(queue="reports")
+
+    assert pks(claim_tasks(["emails", "reports"], 10)) == sorted([emails.pk, reports.pk])
+    default.refresh_from_db()
+    assert default.status == TaskStatus.CREATED
+
+
+@pytest.mark.parametrize("status", [TaskStatus.RUNNING, TaskStatus.COMPLETED, TaskStatus.FAILED])
+def test_tasks_that_are_not_created_are_not_claimed(db, status):
+    make_task(status=status)
+
+    assert claim_tasks(["default"], 10) == []
+
+
+def test_a_claimed_task_is_not_claimed_again(db):
+    row = make_task()
+
+    assert pks(claim_tasks(["default"], 10)) == [row.pk]
+    assert claim_tasks(["default"], 10) == []
+
+
+def test_claimed_rows_are_running_with_attempt_plus_one_and_the_worker(worker):
+    row = make_task(params="[[1,2],{}]")
+    TaskModel.objects.filter(pk=row.pk).update(attempt=3)
+    before = timezone.now()
+
+    (claimed,) = claim_tasks(["default"], 1, worker.pk)
+
+    for current in (claimed, TaskModel.objects.get(pk=row.pk)):
+        assert current.status == TaskStatus.RUNNING
+        assert current.attempt == 4
+        assert current.worker_id == worker.pk
+        assert before <= current.started <= timezone.now()
+        assert current.params == {"args": (1, 2), "kwargs": {}}
+        assert current.func_name == tasks.add.name
+
+
+def test_claimed_rows_carry_every_field_of_the_row(db):
+    row = tasks.fail_with_backoff.schedule()
+
+    (claimed,) = claim_tasks(["default"], 1)
+
+    assert claimed.func_name == row.func_name
+    assert claimed.serializer == "json"
+    assert (claimed.max_retries, claimed.retry_delay, claimed.retry_backoff) == (5, 10, True)
+    assert claimed.created == row.created
+    assert claimed.not_before == row.not_before
+
+
+def test_paused_queue_is_not_claimed_and_resume_drains_it(db):
+    row = make_task(queue="emails")
+    pause_queue("emails", by="ops", reason="provider down")
+
+    assert claim_tasks(["emails"], 10) == []
+    row.refresh_from_db()
+    assert row.status == TaskStatus.CREATED
+
+    resume_queue("emails")
+
+    assert pks(claim_tasks(["emails"], 10)) == [row.pk]
+
+
+def test_pausing_one_queue_leaves_the_other_queues_claimable(db):
+    make_task(queue="emails", priority=50)
+    other = make_task(queue="default")
+    pause_queue("emails")
+
+    assert pks(claim_tasks(["emails", "default"], 10)) == [other.pk]
+
+
+@pytest.mark.xfail(
+    settings.DATABASES["default"]["ENGINE"].endswith("mysql"),
+    reason="MariaDB claims one queue at a time, in the order the queues are listed",
+)
+def test_priority_wins_across_queues(db):
+    make_task(queue="default", age=60)
+    urgent = make_task(queue="emails", priority=50)
+
+    assert pks(claim_tasks(["default", "emails"], 1)) == [urgent.pk]
+
+
+def test_concurrent_claims_never_take_the_same_task(transactional_db):
+    rows = [make_task(age=i) for i in range(60)]
+    claimed: list[list[int]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def claimer() -> None:
+        mine: list[int] = []
+        try:
+            start.wait()
+            while batch := claim_tasks(["default"], 3):
+                mine += pks(batch)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            claimed.append(mine)
+            connection.close()
+
+    threads = [threading.Thread(target=claimer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert errors == []
+    every = [pk for mine in claimed for pk in mine]
+    assert sorted(every) == sorted(pks(rows))
+    assert TaskModel.objects.filter(status=TaskStatus.RUNNING, attempt=1).count() == len(rows)

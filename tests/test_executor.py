@@ -1,0 +1,303 @@
+"""Running one claimed task: ``firefly_tasks.executor``."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.db.models import F
+from django.test import override_settings
+from django.utils import timezone
+
+from firefly_tasks.claim import claim_tasks
+from firefly_tasks.executor import current_task, execute, retry_delay
+from firefly_tasks.models import (
+    AttemptOutcome,
+    TaskAttempt,
+    TaskModel,
+    TaskStatus,
+    WorkerModel,
+)
+from tests.testapp import tasks
+from tests.testapp.models import Execution, Note
+
+
+def claim(row: TaskModel, now: datetime.datetime | None = None, worker_id: int | None = None):
+    claimed = claim_tasks([row.queue], 1, worker_id, now=now)
+    assert [c.pk for c in claimed] == [row.pk]
+    return claimed[0]
+
+
+def stored(row: TaskModel) -> TaskModel:
+    return TaskModel.objects.get(pk=row.pk)
+
+
+@pytest.fixture
+def worker(db) -> WorkerModel:
+    return WorkerModel.objects.create(name="unit-worker", hostname="localhost", pid=1)
+
+
+# Completion ---------------------------------------------------------------------------------
+
+
+def test_completed_task_stores_its_result_and_one_attempt(worker):
+    row = tasks.add.schedule(1, 3)
+    claimed = claim(row, worker_id=worker.pk)
+
+    assert execute(claimed, worker) == "completed"
+
+    done = stored(row)
+    assert done.status == TaskStatus.COMPLETED
+    assert done.returned == 4
+    assert done.returned_preview == "4"
+    assert done.completed is not None
+    assert done.started <= done.completed
+    assert done.error == ""
+    attempt = done.attempts.get()
+    assert attempt.number == 1
+    assert attempt.outcome == AttemptOutcome.COMPLETED
+    assert attempt.worker_id == worker.pk
+    assert attempt.worker_name == "unit-worker"
+    assert attempt.started == done.started
+    assert attempt.finished == done.completed
+
+
+def test_completed_task_keeps_its_writes(db):
+    row = tasks.write_note.schedule("kept")
+
+    assert execute(claim(row)) == "completed"
+
+    assert Note.objects.get().text == "kept"
+
+
+def test_async_task_runs_and_keeps_its_writes(db):
+    noted = async_to_sync(tasks.async_write_note.schedule)("from async")
+
+    assert execute(claim(noted)) == "completed"
+
+    assert stored(noted).returned == "from async"
+    assert Note.objects.get().text == "from async"
+
+
+def test_current_task_is_the_running_row_during_the_run_and_none_after(db):
+    row = tasks.current_task_state.schedule()
+    assert current_task() is None
+
+    execute(claim(row))
+
+    assert stored(row).returned == [row.pk, 1, TaskStatus.RUNNING]
+    assert current_task() is None
+
+
+def test_current_task_is_visible_inside_async_tasks(db):
+    row = async_to_sync(tasks.async_current_task_id.schedule)()
+
+    assert execute(claim(row)) == "completed"
+
+    assert stored(row).returned == row.pk
+
+
+def test_current_task_is_visible_to_non_atomic_tasks(db):
+    row = tasks.record_execution.schedule()
+
+    execute(claim(row))
+
+    execution = Execution.objects.get()
+    assert (execution.task_id, execution.attempt) == (row.pk, 1)
+
+
+# Failure and transactions -------------------------------------------------------------------
+
+
+def test_failing_task_rolls_back_its_writes_and_records_the_error(db):
+    row = tasks.write_note_then_fail.schedule("rolled back")
+
+    assert execute(claim(row)) == "failed"
+
+    failed = stored(row)
+    assert failed.status == TaskStatus.FAILED
+    assert failed.failed is not None
+    assert failed.error == "RuntimeError: failed after writing rolled back"
+    assert "Traceback" in failed.traceback
+    assert "write_note_then_fail" in failed.traceback
+    assert not Note.objects.exists()
+    attempt = failed.attempts.get()
+    assert attempt.outcome == AttemptOutcome.FAILED
+    assert attempt.error == failed.error
+
+
+def test_failing_async_task_rolls_back_its_writes(db):
+    row = async_to_sync(tasks.async_write_note_then_fail.schedule)("async rolled back")
+
+    assert execute(claim(row)) == "failed"
+
+    assert stored(row).error == "RuntimeError: async failure"
+    assert not Note.objects.exists()
+
+
+def test_failing_non_atomic_task_keeps_its_writes(db):
+    row = tasks.write_note_then_fail_non_atomic.schedule("kept anyway")
+
+    assert execute(claim(row)) == "failed"
+
+    assert stored(row).status == TaskStatus.FAILED
+    assert Note.objects.get().text == "kept anyway"
+
+
+def test_unserializable_return_value_fails_the_task(db):
+    row = tasks.unserializable_result.schedule()
+
+    assert execute(claim(row)) == "failed"
+
+    failed = stored(row)
+    assert failed.status == TaskStatus.FAILED
+    assert failed.error.startswith("SerializationError: the return value is a object")
+    assert failed.returned_data is None
+    assert failed.attempts.get().outcome == AttemptOutcome.FAILED
+
+
+def test_undecodable_params_fail_the_task_without_retry(db):
+    row = TaskModel.objects.create(
+        func_name=tasks.always_fail.name, queue="default", params_data="{not json", max_retries=2
+    )
+
+    assert execute(claim(row)) == "failed"
+
+    failed = stored(row)
+    assert failed.status == TaskStatus.FAILED
+    assert failed.retry_attempts == 0
+    assert failed.error.startswith("SerializationError: Stored json payload cannot be decoded")
+    assert failed.attempts.get().outcome == AttemptOutcome.FAILED
+
+
+def test_unknown_task_fails_without_retry(db):
+    row = TaskModel.objects.create(
+        func_name="tests.testapp.tasks.moved_away",
+        queue="default",
+        params_data="[[],{}]",
+        max_retries=5,
+    )
+
+    assert execute(claim(row)) == "failed"
+
+    failed = stored(row)
+    assert failed.status == TaskStatus.FAILED
+    assert failed.retry_attempts == 0
+    assert failed.error.startswith("UnknownTaskError:")
+
+
+# Retries ------------------------------------------------------------------------------------
+
+
+def test_failure_with_retries_left_returns_the_task_after_retry_delay(db):
+    row = tasks.fail_with_delay.schedule()
+    before = timezone.now()
+
+    assert execute(claim(row)) == "retry"
+
+    waiting = stored(row)
+    assert waiting.status == TaskStatus.CREATED
+    assert waiting.retry_attempts == 1
+    assert waiting.worker_id is None
+    assert waiting.error == "ValueError: try again in a minute"
+    assert before + datetime.timedelta(seconds=60) <= waiting.not_before
+    assert waiting.not_before <= timezone.now() + datetime.timedelta(seconds=60)
+    assert waiting.attempts.get().outcome == AttemptOutcome.FAILED
+    assert claim_tasks(["default"], 10) == []
+
+
+def test_last_retry_failing_fails_the_task_and_keeps_every_attempt(db):
+    row = tasks.fail_with_delay.schedule()
+    execute(claim(row))
+
+    later = stored(row).not_before + datetime.timedelta(seconds=1)
+    assert execute(claim(row, now=later)) == "failed"
+
+    failed = stored(row)
+    assert failed.status == TaskStatus.FAILED
+    assert failed.retry_attempts == 1
+    assert list(failed.attempts.order_by("number").values_list("number", "outcome")) == [
+        (1, AttemptOutcome.FAILED),
+        (2, AttemptOutcome.FAILED),
+    ]
+
+
+def run_failures(row: TaskModel, count: int) -> list[float]:
+    """Run ``row`` ``count`` times, each as soon as it is due; the retry delays it got."""
+    delays = []
+    for _ in range(count):
+        claimed = claim(row, now=stored(row).not_before)
+        before = timezone.now()
+        assert execute(claimed) == "retry"
+        delays.append((stored(row).not_before - before).total_seconds())
+    return delays
+
+
+def test_retry_backoff_doubles_the_delay_on_each_retry(db):
+    row = tasks.fail_with_backoff.schedule()
+
+    delays = run_failures(row, 4)
+
+    for delay, expected in zip(delays, [10, 20, 40, 80], strict=True):
+        assert expected <= delay < expected + 5
+
+
+@override_settings(FIREFLY_RETRY_BACKOFF_MAX=25)
+def test_retry_backoff_is_capped_by_firefly_retry_backoff_max(db):
+    row = tasks.fail_with_backoff.schedule()
+
+    delays = run_failures(row, 3)
+
+    for delay, expected in zip(delays, [10, 20, 25], strict=True):
+        assert expected <= delay < expected + 5
+
+
+def test_retry_delay_is_fixed_without_backoff():
+    row = TaskModel(retry_delay=30, retry_backoff=False, retry_attempts=3)
+
+    assert retry_delay(row) == datetime.timedelta(seconds=30)
+
+
+# Fencing ------------------------------------------------------------------------------------
+
+
+def test_completion_of_a_superseded_attempt_writes_nothing_and_rolls_back(db):
+    row = tasks.write_note.schedule("late")
+    claimed = claim(row)
+    TaskModel.objects.filter(pk=row.pk).update(attempt=F("attempt") + 1)
+
+    assert execute(claimed) == "fenced"
+
+    current = stored(row)
+    assert current.status == TaskStatus.RUNNING
+    assert current.attempt == 2
+    assert current.completed is None
+    assert current.returned_data is None
+    assert not Note.objects.exists()
+    assert not TaskAttempt.objects.exists()
+
+
+def test_failure_of_a_superseded_attempt_writes_nothing(db):
+    row = tasks.fail_with_delay.schedule()
+    claimed = claim(row)
+    TaskModel.objects.filter(pk=row.pk).update(attempt=F("attempt") + 1)
+
+    assert execute(claimed) == "fenced"
+
+    current = stored(row)
+    assert current.status == TaskStatus.RUNNING
+    assert current.retry_attempts == 0
+    assert current.error == ""
+    assert not TaskAttempt.objects.exists()
+
+
+def test_completion_of_a_task_no_longer_running_writes_nothing(db):
+    row = tasks.write_note.schedule("cancelled meanwhile")
+    claimed = claim(row)
+    TaskModel.objects.filter(pk=row.pk).update(status=TaskStatus.CANCELLED)
+
+    assert execute(claimed) == "fenced"
+
+    assert stored(row).status == TaskStatus.CANCELLED
+    assert not Note.objects.exists()

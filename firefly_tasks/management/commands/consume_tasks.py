@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import autoreload
 
 from firefly_tasks.conf import settings
 from firefly_tasks.decorators import validate_queue
@@ -52,6 +57,14 @@ class Command(BaseCommand):
             metavar="NAME",
             help="Name shown for this process in the worker table (default: host:pid:random).",
         )
+        parser.add_argument(
+            "--reload",
+            action="store_true",
+            help=(
+                "Development: restart the consumer when Python code changes, as runserver does. "
+                "Running tasks finish before each restart. Not with --burst or --max-tasks."
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         queues = options["queues"] or [settings.DEFAULT_QUEUE]
@@ -60,11 +73,52 @@ class Command(BaseCommand):
                 validate_queue(queue)
         except InvalidTaskError as exc:
             raise CommandError(str(exc)) from exc
-        worker = Worker(
-            queues,
-            concurrency=options["concurrency"],
-            burst=options["burst"],
-            max_tasks=options["max_tasks"],
-            name=options["worker_name"],
-        )
-        sys.exit(worker.run())
+        if options["reload"] and (options["burst"] or options["max_tasks"]):
+            raise CommandError(
+                "--reload runs until stopped: it cannot be used with --burst or --max-tasks."
+            )
+
+        def make_worker() -> Worker:
+            return Worker(
+                queues,
+                concurrency=options["concurrency"],
+                burst=options["burst"],
+                max_tasks=options["max_tasks"],
+                name=options["worker_name"],
+            )
+
+        if options["reload"]:
+            consume_with_reloader(make_worker)
+        else:
+            sys.exit(make_worker().run())
+
+
+def consume_with_reloader(make_worker: Callable[[], Worker]) -> None:
+    """Consume in a child process that Django's autoreloader restarts when code changes.
+
+    In the child the reloader owns the main thread and the worker runs in another one, so the
+    worker's own signal handling is not there: whatever ends the child (a code change, Ctrl-C,
+    SIGTERM) stops the worker here, and running tasks finish before the child exits.
+    """
+    in_child = os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) == "true"
+    if not in_child and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        # Ctrl-C reaches the whole process group. The parent outlives it, so the child has
+        # time to finish its tasks; the parent exits when the child does.
+        signal.signal(signal.SIGINT, lambda signum, frame: None)
+    workers: list[Worker] = []
+    finished = threading.Event()
+
+    def consume() -> None:
+        worker = make_worker()
+        workers.append(worker)
+        try:
+            worker.run()
+        finally:
+            finished.set()
+
+    try:
+        autoreload.run_with_reloader(consume)
+    finally:
+        for worker in workers:
+            worker.stop()
+            finished.wait()

@@ -1,0 +1,222 @@
+"""The task changelist's actions: requeue, cancel, rename and delete.
+
+Each action changes only the rows still in the state it expects, in chunks: lock the chunk's
+rows that qualify, change them with one set-based ``UPDATE`` (or ``DELETE``), and bulk-insert
+one admin ``LogEntry`` per changed task, all in one short transaction. Selecting every task
+of a filtered list (``select_across``) therefore scales to tens of thousands of rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from firefly_admin.forms import RenameTaskForm
+from firefly_admin.models import Task
+from firefly_admin.pagination import capped_count
+from firefly_tasks.models import TaskAttempt, TaskQuerySet, TaskStatus
+
+logger = logging.getLogger("firefly_admin")
+
+CHUNK_SIZE = 1000
+SAMPLE_SIZE = 10
+
+RowMessage = Callable[[int, str], str]
+
+
+def apply_in_chunks(
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    *,
+    guard: Q,
+    change: Callable[[TaskQuerySet], object],
+    message: RowMessage,
+    action_flag: int = CHANGE,
+    chunk_size: int = CHUNK_SIZE,
+) -> tuple[int, int]:
+    """Apply ``change`` to the rows of ``queryset`` that still match ``guard``.
+
+    Returns ``(done, skipped)``: rows changed, and rows selected but no longer in the expected
+    state. Every changed row gets a ``LogEntry`` written in the same transaction.
+    """
+    using = queryset.db
+    ids = queryset.order_by("pk").values_list("pk", flat=True)
+    done = seen = 0
+    last = None
+    while True:
+        chunk = list((ids if last is None else ids.filter(pk__gt=last))[:chunk_size])
+        if not chunk:
+            break
+        seen += len(chunk)
+        last = chunk[-1]
+        with transaction.atomic(using=using):
+            rows = list(
+                Task.objects.using(using)
+                .select_for_update()
+                .filter(guard, pk__in=chunk)
+                .values_list("pk", "func_name")
+            )
+            if not rows:
+                continue
+            _log(request, rows, action_flag, message, using)
+            change(Task.objects.using(using).filter(guard, pk__in=[pk for pk, _ in rows]))
+            done += len(rows)
+    return done, seen - done
+
+
+def _log(
+    request: HttpRequest,
+    rows: list[tuple[int, str]],
+    action_flag: int,
+    message: RowMessage,
+    using: str,
+) -> None:
+    content_type = ContentType.objects.db_manager(using).get_for_model(
+        Task, for_concrete_model=False
+    )
+    LogEntry.objects.using(using).bulk_create(
+        [
+            LogEntry(
+                user_id=user_id(request),
+                content_type_id=content_type.pk,
+                object_id=str(pk),
+                object_repr=f"{name} #{pk}"[:200],
+                action_flag=action_flag,
+                change_message=message(pk, name),
+            )
+            for pk, name in rows
+        ]
+    )
+
+
+def user_id(request: HttpRequest) -> int:
+    """The acting user's id: admin views only ever run for a logged-in staff member."""
+    pk = request.user.pk
+    assert pk is not None
+    return int(pk)
+
+
+def report(
+    modeladmin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    verb: str,
+    done: int,
+    skipped: int,
+    why: str,
+) -> None:
+    text = f"{verb}: {done} done, {skipped} skipped"
+    text += f" ({why})." if skipped else "."
+    modeladmin.message_user(request, text, messages.SUCCESS if done else messages.WARNING)
+    logger.info(
+        "admin action=%s user=%s done=%s skipped=%s", verb.lower(), request.user, done, skipped
+    )
+
+
+@admin.action(permissions=["requeue"], description="Requeue selected tasks (run now)")
+def requeue_tasks(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
+) -> None:
+    """Failed or cancelled tasks back to ``created``, to run now; their attempts are kept."""
+    done, skipped = apply_in_chunks(
+        request,
+        queryset,
+        guard=Q(status__in=(TaskStatus.FAILED, TaskStatus.CANCELLED)),
+        change=lambda rows: rows.requeue(),
+        message=lambda pk, name: "Requeued to run now.",
+    )
+    report(modeladmin, request, "Requeue", done, skipped, "not failed or cancelled")
+
+
+@admin.action(permissions=["cancel"], description="Cancel selected tasks")
+def cancel_tasks(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
+) -> None:
+    """Tasks still waiting to run become ``cancelled``; running tasks are left alone."""
+    done, skipped = apply_in_chunks(
+        request,
+        queryset,
+        guard=Q(status=TaskStatus.CREATED),
+        change=lambda rows: rows.cancel(),
+        message=lambda pk, name: "Cancelled.",
+    )
+    report(modeladmin, request, "Cancel", done, skipped, "not waiting to run")
+
+
+@admin.action(permissions=["rename"], description="Rename selected tasks…")
+def rename_tasks(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
+) -> TemplateResponse | None:
+    """Point tasks at another registered task name, e.g. after the function moved."""
+    form = RenameTaskForm(request.POST if "apply" in request.POST else None)
+    if form.is_valid():
+        new_name = form.cleaned_data["func_name"]
+        done, skipped = apply_in_chunks(
+            request,
+            queryset,
+            guard=~Q(status=TaskStatus.RUNNING) & ~Q(func_name=new_name),
+            change=lambda rows: rows.rename(new_name),
+            message=lambda pk, name: f"Renamed from {name} to {new_name}.",
+        )
+        report(modeladmin, request, "Rename", done, skipped, "running, or named so already")
+        return None
+    context = _selection_context(modeladmin, request, queryset, "Rename tasks", "rename_tasks")
+    context["form"] = form
+    return TemplateResponse(request, "firefly_admin/actions/rename.html", context)
+
+
+@admin.action(permissions=["delete"], description="Delete selected tasks…")
+def delete_tasks(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
+) -> TemplateResponse | None:
+    """Delete tasks and their attempts, after a confirmation that only counts the attempts."""
+    if request.POST.get("post") == "yes":
+        done, skipped = apply_in_chunks(
+            request,
+            queryset,
+            guard=~Q(status=TaskStatus.RUNNING),
+            change=lambda rows: rows.only("pk").delete(),
+            message=lambda pk, name: "",
+            action_flag=DELETION,
+        )
+        report(modeladmin, request, "Delete", done, skipped, "running")
+        return None
+    context = _selection_context(modeladmin, request, queryset, "Delete tasks", "delete_tasks")
+    context["attempt_count"], context["attempts_capped"] = capped_count(
+        TaskAttempt.objects.filter(task_id__in=queryset.order_by().values("pk"))
+    )
+    context["running_count"], _ = capped_count(queryset.filter(status=TaskStatus.RUNNING))
+    return TemplateResponse(request, "firefly_admin/actions/delete.html", context)
+
+
+def _selection_context(
+    modeladmin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    title: str,
+    action: str,
+) -> dict[str, Any]:
+    """What an intermediate page needs to show the selection and post it back unchanged."""
+    count, capped = capped_count(queryset)
+    return {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "opts": modeladmin.opts,
+        "action": action,
+        "count": count,
+        "capped": capped,
+        "sample": queryset.order_by("-pk").only("pk", "func_name", "status", "queue")[:SAMPLE_SIZE],
+        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        "select_across": request.POST.get("select_across") in ("1", "True", "true"),
+        "from_object": request.POST.get("_from_object", ""),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }

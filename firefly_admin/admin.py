@@ -1,0 +1,439 @@
+"""Tasks and workers in the Django admin, read-only, with actions and the live dashboard."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django_htmx.http import HttpResponseClientRefresh
+
+from firefly_admin import display, previews, views
+from firefly_admin.actions import cancel_tasks, delete_tasks, rename_tasks, requeue_tasks
+from firefly_admin.filters import (
+    DateRangeFilter,
+    QueueFilter,
+    StatusFilter,
+    TaskNameFilter,
+    WorkerFilter,
+)
+from firefly_admin.metrics import liveness
+from firefly_admin.models import Task, Worker
+from firefly_admin.pagination import CappedCountPaginator
+from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel
+
+# Never loaded for the task list: they can be large.
+HEAVY_FIELDS = ("params_data", "returned_data", "params_preview", "returned_preview", "traceback")
+
+MAX_ID = 2**63 - 1
+
+
+class TaskChangeList(ChangeList):
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
+        return super().get_queryset(request, exclude_parameters).defer(*HEAVY_FIELDS)
+
+
+@dataclass
+class TimelineEvent:
+    at: datetime.datetime
+    kind: str
+    label: str
+    detail: str = ""
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "func_name",
+        "queue",
+        "status_badge",
+        "priority",
+        "attempt_count",
+        "created_at",
+        "not_before_at",
+        "started_at",
+        "finished_at",
+        "duration_display",
+    )
+    list_display_links = ("id", "func_name")
+    list_filter = (
+        StatusFilter,
+        QueueFilter,
+        TaskNameFilter,
+        ("created", DateRangeFilter),
+        WorkerFilter,
+    )
+    search_fields = ("func_name",)
+    search_help_text = "A task id, or part of a task name."
+    ordering = ("-id",)
+    list_per_page = 50
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = CappedCountPaginator
+    actions = (requeue_tasks, cancel_tasks, rename_tasks, delete_tasks)
+    change_list_template = "firefly_admin/task/change_list.html"
+    change_form_template = "firefly_admin/task/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("id", "func_name", "queue", "status_badge", "priority", "worker_link")}),
+        ("Arguments and result", {"fields": ("params_display", "result_display")}),
+        ("Last failure", {"fields": ("error", "traceback_display")}),
+        (
+            "Timing",
+            {
+                "fields": (
+                    "created",
+                    "not_before",
+                    "started",
+                    "completed",
+                    "failed",
+                    "cancelled",
+                    "duration_display",
+                )
+            },
+        ),
+        (
+            "Retries",
+            {
+                "fields": (
+                    "attempt",
+                    "retry_attempts",
+                    "max_retries",
+                    "retry_delay",
+                    "retry_backoff",
+                    "lost_attempts",
+                )
+            },
+        ),
+        ("Storage", {"classes": ("collapse",), "fields": ("serializer", "backend")}),
+    )
+    readonly_fields = flatten_fieldsets(fieldsets)  # nobody edits a task row by hand
+
+    class Media:
+        css = {"all": ("firefly_admin/firefly.css",)}
+
+    # Permissions --------------------------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.status == TaskStatus.RUNNING:
+            return False  # its worker owns it until it finishes
+        return super().has_delete_permission(request, obj)
+
+    def _has(self, request: HttpRequest, codename: str) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    def has_requeue_permission(self, request: HttpRequest) -> bool:
+        return self._has(request, "requeue_task")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return self._has(request, "cancel_task")
+
+    def has_rename_permission(self, request: HttpRequest) -> bool:
+        return self._has(request, "rename_task")
+
+    def has_pause_permission(self, request: HttpRequest) -> bool:
+        return self._has(request, "pause_queue")
+
+    # The list -----------------------------------------------------------------------------
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return TaskChangeList
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # replaced by delete_tasks
+        return actions
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        term = search_term.strip().removeprefix("#")
+        if term.isdigit():
+            found = queryset.filter(pk=int(term)) if int(term) <= MAX_ID else queryset.none()
+            return found, False
+        return super().get_search_results(request, queryset, search_term)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "dashboard_url": self._url("dashboard")}
+        return super().changelist_view(request, extra_context)
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Back to the task's own page when an action was started from it."""
+        response = super().response_action(request, queryset, *args, **kwargs)
+        from_object = request.POST.get("_from_object", "")
+        if (
+            type(response) is HttpResponseRedirect
+            and from_object.isdigit()
+            and TaskModel.objects.filter(pk=from_object).exists()
+        ):
+            return HttpResponseRedirect(self._url("change", from_object))
+        return response
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: TaskModel) -> SafeString:
+        return display.badge(obj.status)
+
+    @admin.display(description="attempts", ordering="attempt")
+    def attempt_count(self, obj: TaskModel) -> int:
+        return obj.attempt
+
+    @admin.display(description="created", ordering="created")
+    def created_at(self, obj: TaskModel) -> SafeString | str:
+        return display.moment(obj.created)
+
+    @admin.display(description="not before", ordering="not_before")
+    def not_before_at(self, obj: TaskModel) -> SafeString | str:
+        return display.moment(obj.not_before)
+
+    @admin.display(description="started", ordering="started")
+    def started_at(self, obj: TaskModel) -> SafeString | str:
+        return display.moment(obj.started)
+
+    @admin.display(description="finished")
+    def finished_at(self, obj: TaskModel) -> SafeString | str:
+        return display.moment(obj.completed or obj.failed or obj.cancelled)
+
+    @admin.display(description="duration")
+    def duration_display(self, obj: TaskModel) -> str:
+        return display.duration(obj.duration)
+
+    # The detail ---------------------------------------------------------------------------
+
+    @admin.display(description="arguments")
+    def params_display(self, obj: TaskModel) -> SafeString:
+        return format_html('<pre class="ff-pre">{}</pre>', previews.params_text(obj) or "—")
+
+    @admin.display(description="result")
+    def result_display(self, obj: TaskModel) -> SafeString | str:
+        if obj.status != TaskStatus.COMPLETED:
+            return "—"
+        return format_html('<pre class="ff-pre">{}</pre>', previews.result_text(obj))
+
+    @admin.display(description="traceback")
+    def traceback_display(self, obj: TaskModel) -> SafeString | str:
+        if not obj.traceback:
+            return "—"
+        return format_html('<pre class="ff-pre ff-traceback">{}</pre>', obj.traceback)
+
+    @admin.display(description="worker")
+    def worker_link(self, obj: TaskModel) -> SafeString | str:
+        if obj.worker_id is None:
+            return "—"
+        name = WorkerModel.objects.filter(pk=obj.worker_id).values_list("name", flat=True)
+        url = reverse(f"{self.admin_site.name}:firefly_admin_worker_change", args=[obj.worker_id])
+        return format_html('<a href="{}">{}</a>', url, name.first() or f"#{obj.worker_id}")
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        if obj is not None:
+            attempts = list(obj.attempts.order_by("number", "pk"))
+            context.update(
+                attempts=attempts,
+                timeline=self.timeline(obj, attempts),
+                changelist_url=self._url("changelist"),
+                can_requeue=(
+                    obj.status in (TaskStatus.FAILED, TaskStatus.CANCELLED)
+                    and self.has_requeue_permission(request)
+                ),
+                can_cancel=(
+                    obj.status == TaskStatus.CREATED and self.has_cancel_permission(request)
+                ),
+                can_rename=(
+                    obj.status != TaskStatus.RUNNING and self.has_rename_permission(request)
+                ),
+                action_checkbox_name=admin.helpers.ACTION_CHECKBOX_NAME,
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def timeline(self, obj: TaskModel, attempts: list[TaskAttempt]) -> list[TimelineEvent]:
+        """The task's life in time order: scheduling, each attempt, admin actions, its end."""
+        events = [TimelineEvent(obj.created, "created", f"Scheduled on queue {obj.queue}")]
+        if obj.not_before - obj.created > datetime.timedelta(seconds=1):
+            events.append(TimelineEvent(obj.not_before, "scheduled", "Due to run (not before)"))
+        for attempt in attempts:
+            worker = attempt.worker_name or "no worker"
+            if attempt.started:
+                events.append(
+                    TimelineEvent(
+                        attempt.started, "running", f"Attempt {attempt.number} started on {worker}"
+                    )
+                )
+            events.append(
+                TimelineEvent(
+                    attempt.finished,
+                    attempt.outcome,
+                    f"Attempt {attempt.number} {attempt.outcome}",
+                    attempt.error,
+                )
+            )
+        if obj.status == TaskStatus.RUNNING and obj.started:
+            events.append(
+                TimelineEvent(obj.started, "running", f"Attempt {obj.attempt} running now")
+            )
+        content_type = ContentType.objects.get_for_model(Task, for_concrete_model=False)
+        entries = LogEntry.objects.filter(
+            content_type_id=content_type.pk, object_id=str(obj.pk)
+        ).select_related("user")
+        for entry in entries:
+            events.append(
+                TimelineEvent(
+                    entry.action_time,
+                    "admin",
+                    f"{entry.get_change_message() or 'Changed'} ({entry.user})",
+                )
+            )
+        for field, kind in (
+            ("completed", "completed"),
+            ("failed", "failed"),
+            ("cancelled", "cancelled"),
+        ):
+            moment = getattr(obj, field)
+            if moment is not None:
+                events.append(TimelineEvent(moment, kind, f"Task {kind}"))
+        return sorted(events, key=lambda event: event.at)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """A summary for the delete page: never one line per attempt."""
+        objs = list(objs)
+        attempts = TaskAttempt.objects.filter(task_id__in=[obj.pk for obj in objs]).count()
+        perms_needed = set() if self.has_delete_permission(request) else {"task"}
+        summary = [f"{obj} and its {attempts} attempt(s)" for obj in objs[:1]]
+        return summary, {"tasks": len(objs), "attempts": attempts}, perms_needed, []
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        Task.objects.filter(pk=obj.pk).exclude(status=TaskStatus.RUNNING).delete()
+
+    # Extra pages --------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path("dashboard/", self._view(views.dashboard), name=f"{prefix}_dashboard"),
+            path("dashboard/pause/", self._view(views.pause_queue), name=f"{prefix}_pause"),
+            path("dashboard/resume/", self._view(views.resume_queue), name=f"{prefix}_resume"),
+            *super().get_urls(),
+        ]
+
+    def _view(self, view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def bound(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            return view(request, self, *args, **kwargs)
+
+        protected = self.admin_site.admin_view(bound)
+
+        @wraps(protected)
+        def refresh_when_logged_out(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            # A poll after the session ended would swap the login page into a region:
+            # reload the whole page instead, which lands on the login form.
+            if getattr(request, "htmx", False) and not self.admin_site.has_permission(request):
+                return HttpResponseClientRefresh()
+            return protected(request, *args, **kwargs)
+
+        return refresh_when_logged_out
+
+    def _url(self, name: str, *args: Any) -> str:
+        site, opts = self.admin_site.name, self.opts
+        return reverse(f"{site}:{opts.app_label}_{opts.model_name}_{name}", args=args)
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "hostname",
+        "pid",
+        "queue_list",
+        "concurrency",
+        "liveness_badge",
+        "state",
+        "heartbeat",
+        "started_at",
+        "processed",
+        "failed",
+        "tasks_link",
+    )
+    list_filter = ("state",)
+    search_fields = ("name", "hostname")
+    ordering = ("-started", "-id")
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = CappedCountPaginator
+    fields = (
+        "name",
+        "hostname",
+        "pid",
+        "queue_list",
+        "concurrency",
+        "liveness_badge",
+        "state",
+        "started",
+        "last_heartbeat",
+        "stopped",
+        "processed",
+        "failed",
+        "tasks_link",
+    )
+    readonly_fields = fields
+
+    class Media:
+        css = {"all": ("firefly_admin/firefly.css",)}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="queues")
+    def queue_list(self, obj: WorkerModel) -> str:
+        return ", ".join(obj.queues or ())
+
+    @admin.display(description="liveness")
+    def liveness_badge(self, obj: WorkerModel) -> SafeString:
+        return display.badge(liveness(obj, timezone.now()))
+
+    @admin.display(description="last heartbeat", ordering="last_heartbeat")
+    def heartbeat(self, obj: WorkerModel) -> SafeString | str:
+        return display.moment(obj.last_heartbeat)
+
+    @admin.display(description="started", ordering="started")
+    def started_at(self, obj: WorkerModel) -> SafeString | str:
+        return display.moment(obj.started)
+
+    @admin.display(description="tasks")
+    def tasks_link(self, obj: WorkerModel) -> SafeString:
+        url = reverse(f"{self.admin_site.name}:firefly_admin_task_changelist")
+        return format_html('<a href="{}?worker={}">Tasks it ran</a>', url, obj.pk)

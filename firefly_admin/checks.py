@@ -1,0 +1,83 @@
+"""System checks for the dashboard's configuration. Ids are stable; see docs/dashboard.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings as django_settings
+from django.core.checks import CheckMessage, Error, Warning, register
+
+from firefly_admin.conf import settings
+
+HTMX_MIDDLEWARE = "django_htmx.middleware.HtmxMiddleware"
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    interval = settings.POLL_INTERVAL
+    if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
+        messages.append(
+            Error(
+                f"FIREFLY_ADMIN_POLL_INTERVAL is {interval!r}; it must be a positive number "
+                "of seconds.",
+                hint="The default is 2.",
+                id="firefly_admin.E001",
+            )
+        )
+    elif interval < 1:
+        messages.append(
+            Warning(
+                f"FIREFLY_ADMIN_POLL_INTERVAL is {interval} s: every open dashboard runs its "
+                "queries more than once a second.",
+                hint="Use 1 second or more outside tests.",
+                id="firefly_admin.W001",
+            )
+        )
+    hidden = getattr(django_settings, "FIREFLY_ADMIN_HIDDEN_ARGS", ())
+    if isinstance(hidden, str) or not isinstance(hidden, list | tuple | set | frozenset):
+        messages.append(
+            Error(
+                "FIREFLY_ADMIN_HIDDEN_ARGS must be a list of argument names.",
+                hint='For example: FIREFLY_ADMIN_HIDDEN_ARGS = ["password", "token"].',
+                id="firefly_admin.E002",
+            )
+        )
+    elif not all(isinstance(name, str) and name for name in hidden):
+        messages.append(
+            Error(
+                "FIREFLY_ADMIN_HIDDEN_ARGS must hold non-empty strings only.",
+                id="firefly_admin.E002",
+            )
+        )
+    return messages
+
+
+@register()
+def check_installed(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    required = (
+        ("firefly_tasks", "firefly_admin.E003", "the dashboard shows its tables"),
+        ("django_htmx", "firefly_admin.E004", "its {% htmx_script %} tag loads htmx"),
+        ("django_filters", "firefly_admin.E005", "its widgets render the task filters"),
+    )
+    for app, check_id, why in required:
+        if not apps.is_installed(app):
+            messages.append(
+                Error(
+                    f'"{app}" must be in INSTALLED_APPS: {why}.',
+                    hint=f'Add "{app}" to INSTALLED_APPS.',
+                    id=check_id,
+                )
+            )
+    if HTMX_MIDDLEWARE not in django_settings.MIDDLEWARE:
+        messages.append(
+            Error(
+                f'"{HTMX_MIDDLEWARE}" must be in MIDDLEWARE: the dashboard answers htmx '
+                "requests with fragments of the page.",
+                hint=f'Add "{HTMX_MIDDLEWARE}" to MIDDLEWARE.',
+                id="firefly_admin.E006",
+            )
+        )
+    return messages

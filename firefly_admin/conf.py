@@ -1,0 +1,37 @@
+"""The dashboard's settings, read at call time so that ``override_settings`` works.
+
+This module is the only place in ``firefly_admin`` that reads ``django.conf.settings``.
+Every setting is documented in ``docs/dashboard.md`` and validated by ``checks.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+DEFAULTS: dict[str, Any] = {
+    "FIREFLY_ADMIN_POLL_INTERVAL": 2,
+    "FIREFLY_ADMIN_HIDDEN_ARGS": (),
+}
+
+
+class Settings:
+    """Typed access to the ``FIREFLY_ADMIN_*`` settings with their defaults."""
+
+    def _get(self, name: str) -> Any:
+        return getattr(django_settings, name, DEFAULTS[name])
+
+    @property
+    def POLL_INTERVAL(self) -> float:
+        """Seconds between refreshes of the dashboard's live regions."""
+        return self._get("FIREFLY_ADMIN_POLL_INTERVAL")
+
+    @property
+    def HIDDEN_ARGS(self) -> tuple[str, ...]:
+        """Argument (and dict key) names whose values are masked in every preview."""
+        value = self._get("FIREFLY_ADMIN_HIDDEN_ARGS")
+        return (value,) if isinstance(value, str) else tuple(value)
+
+
+settings = Settings()

@@ -1,0 +1,59 @@
+"""How the dashboard renders statuses, ages and times (escaped, theme-aware HTML)."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+
+def badge(kind: str, label: str | None = None) -> SafeString:
+    """A coloured label; its class picks colours from the admin's theme variables."""
+    return format_html('<span class="ff-badge ff-badge-{}">{}</span>', kind, label or kind)
+
+
+def age(delta: datetime.timedelta | float | None) -> str:
+    """``42 s``, ``3 min``, ``2 h 5 min``, ``4 d 3 h``: precise enough to act on."""
+    if delta is None:
+        return "—"
+    seconds = delta.total_seconds() if isinstance(delta, datetime.timedelta) else float(delta)
+    seconds = max(seconds, 0.0)
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def moment(value: datetime.datetime | None) -> SafeString | str:
+    """A compact local time (``2024-05-31 14:03:07``) with the full ISO value as its title."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        value.isoformat(),
+        local.isoformat(),
+        local.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+
+
+def duration(delta: datetime.timedelta | None) -> str:
+    """``850 ms``, ``12.3 s``, then as :func:`age`."""
+    if delta is None:
+        return "—"
+    seconds = delta.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return age(delta)

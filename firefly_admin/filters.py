@@ -1,0 +1,231 @@
+"""Filtering tasks: the changelist's list filters and the dashboard's FilterSet.
+
+Choices come from the registry and :func:`~firefly_tasks.queues.known_queues`, never from a
+``DISTINCT`` over the task table. The changelist's date range and the FilterSet use the same
+query parameters (``created_after``, ``created_before``), so a dashboard filter opens in the
+task list unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import django_filters
+from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+
+from firefly_tasks.conf import settings as engine_settings
+from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.queues import known_queues
+from firefly_tasks.registry import registry
+
+
+def task_name_choices() -> list[tuple[str, str]]:
+    """Registered task names, and old names kept runnable by ``FIREFLY_TASK_ALIASES``."""
+    names = set(registry.names()) | set(engine_settings.TASK_ALIASES)
+    return [(name, name) for name in sorted(names)]
+
+
+def queue_choices(queues: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    return [(name, name) for name in (known_queues() if queues is None else queues)]
+
+
+# Changelist list filters ------------------------------------------------------------------
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(TaskStatus.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value in TaskStatus.values:
+            return queryset.filter(status=value)
+        return queryset
+
+
+class QueueFilter(admin.SimpleListFilter):
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return queue_choices()
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(queue=value) if value else queryset
+
+
+class TaskNameFilter(admin.SimpleListFilter):
+    title = "task"
+    parameter_name = "task"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return task_name_choices()
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(func_name=value) if value else queryset
+
+
+class WorkerFilter(admin.SimpleListFilter):
+    """Tasks a worker ran (any attempt) or runs now; shown only while it is applied."""
+
+    title = "worker"
+    parameter_name = "worker"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = self._worker_id()
+        if value is None:
+            return []
+        name = WorkerModel.objects.filter(pk=value).values_list("name", flat=True).first()
+        return [(str(value), name or f"worker #{value}")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        worker_id = self._worker_id()
+        if worker_id is None:
+            if self.value():
+                raise IncorrectLookupParameters(f"worker={self.value()!r} is not a worker id.")
+            return queryset
+        attempts = TaskAttempt.objects.filter(worker_id=worker_id).values("task_id")
+        return queryset.filter(Q(worker_id=worker_id) | Q(pk__in=attempts))
+
+    def _worker_id(self) -> int | None:
+        value = self.value()
+        return int(value) if value and value.isdigit() else None
+
+
+class DateRangeFilter(admin.FieldListFilter):
+    """Presets (last hour, day, week) and a from/to form with two date inputs."""
+
+    template = "firefly_admin/filters/date_range.html"
+    presets = (
+        ("Last hour", datetime.timedelta(hours=1)),
+        ("Last 24 hours", datetime.timedelta(days=1)),
+        ("Last 7 days", datetime.timedelta(days=7)),
+    )
+
+    def __init__(
+        self,
+        field: Any,
+        request: HttpRequest,
+        params: dict[str, Any],
+        model: Any,
+        model_admin: Any,
+        field_path: str,
+    ) -> None:
+        self.after_param = f"{field_path}_after"
+        self.before_param = f"{field_path}_before"
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.after = self._used(self.after_param)
+        self.before = self._used(self.before_param)
+        self.hidden_params: list[tuple[str, str]] = []
+
+    def _used(self, name: str) -> str:
+        value = self.used_parameters.get(name, "")
+        if isinstance(value, list):  # the changelist passes every parameter as a list
+            value = value[-1] if value else ""
+        return str(value)
+
+    def expected_parameters(self) -> list[str | None]:
+        return [self.after_param, self.before_param]
+
+    def has_output(self) -> bool:
+        return True
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        lookups = date_range_lookups(self.field_path, self.after, self.before)
+        if lookups is None:
+            raise IncorrectLookupParameters("Dates must look like 2024-05-31 or be ISO datetimes.")
+        return queryset.filter(**lookups)
+
+    def choices(self, changelist: Any) -> Iterator[Any]:
+        params = self.expected_parameters()
+        yield {
+            "selected": not (self.after or self.before),
+            "query_string": changelist.get_query_string(remove=params),
+            "display": "Any time",
+        }
+        now = timezone.now().replace(second=0, microsecond=0)
+        for label, delta in self.presets:
+            since = (now - delta).isoformat()
+            yield {
+                "selected": self.after == since and not self.before,
+                "query_string": changelist.get_query_string(
+                    {self.after_param: since}, [self.before_param]
+                ),
+                "display": label,
+            }
+        # What the from/to form must carry along so that other filters survive submitting it.
+        self.hidden_params = [
+            (key, value)
+            for key, value in changelist.params.items()
+            if key not in params and key not in (PAGE_VAR, ERROR_FLAG)
+        ]
+
+
+def date_range_lookups(field: str, after: str, before: str) -> dict[str, datetime.datetime] | None:
+    """``{field__gte, field__lte}`` from ``YYYY-MM-DD`` dates (whole days) or ISO datetimes;
+    ``None`` when a value cannot be read."""
+    lookups: dict[str, datetime.datetime] = {}
+    for value, lookup, end_of_day in ((after, "gte", False), (before, "lte", True)):
+        if not value:
+            continue
+        moment = parse_moment(value, end_of_day=end_of_day)
+        if moment is None:
+            return None
+        lookups[f"{field}__{lookup}"] = moment
+    return lookups
+
+
+def parse_moment(value: str, *, end_of_day: bool = False) -> datetime.datetime | None:
+    day = parse_date(value) if len(value) == 10 else None
+    if day is not None:
+        moment = datetime.datetime.combine(
+            day, datetime.time.max if end_of_day else datetime.time.min
+        )
+    else:
+        try:
+            moment = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment
+
+
+# The dashboard's FilterSet ----------------------------------------------------------------
+
+
+class TaskFilterSet(django_filters.FilterSet):
+    """Filters of the dashboard's live task table, for the full page and its fragments."""
+
+    status = django_filters.ChoiceFilter(choices=TaskStatus.choices, empty_label="any status")
+    queue = django_filters.ChoiceFilter(choices=queue_choices, empty_label="any queue")
+    task = django_filters.ChoiceFilter(
+        field_name="func_name", choices=task_name_choices, label="Task", empty_label="any task"
+    )
+    created = django_filters.DateFromToRangeFilter(
+        label="Created",
+        widget=django_filters.widgets.DateRangeWidget(attrs={"type": "date"}),
+    )
+
+    class Meta:
+        model = TaskModel
+        fields: list[str] = []
+
+    def __init__(self, *args: Any, queues: Sequence[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if queues is not None:
+            # Known already (the page lists them): spares the form a query of its own.
+            self.filters["queue"].extra["choices"] = queue_choices(queues)

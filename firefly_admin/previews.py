@@ -1,0 +1,175 @@
+"""What the admin shows of a task's arguments and result, with hidden arguments masked.
+
+Stored payloads are never unpickled in the web process. JSON rows are parsed with
+``json.loads`` (data only, no code runs); pickle rows show the short previews the engine wrote
+at scheduling and completion time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+from firefly_admin.conf import settings
+from firefly_tasks.conf import settings as engine_settings
+from firefly_tasks.models import TaskModel
+from firefly_tasks.registry import registry
+from firefly_tasks.serialization import TAG
+
+MASK = "********"
+MAX_DISPLAY_LENGTH = 20_000
+
+
+def mask_value(value: Any, hidden: Iterable[str] | None = None) -> Any:
+    """``value`` with the values of dict keys named in ``hidden`` replaced, at any depth."""
+    names = _normalise(settings.HIDDEN_ARGS if hidden is None else hidden)
+    return _mask(value, names) if names else value
+
+
+def _mask(value: Any, names: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: MASK if str(key).lower() in names else _mask(item, names)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask(item, names) for item in value]
+    return value
+
+
+def mask_text(text: str, hidden: Iterable[str] | None = None) -> str:
+    """Mask ``name=value`` and ``'name': value`` pairs in a repr-style preview."""
+    names = _normalise(settings.HIDDEN_ARGS if hidden is None else hidden)
+    if not names or not text:
+        return text
+    return _text_pattern(names).sub(lambda match: match.group("key") + repr(MASK), text)
+
+
+def _normalise(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(name.lower() for name in names if name)
+
+
+@lru_cache(maxsize=16)
+def _text_pattern(names: frozenset[str]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(name) for name in sorted(names))
+    # A quoted value may be cut short by the preview's truncation, hence the optional quote.
+    value = r"""'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^,)}\]]*"""
+    key = rf"""(?:\b(?:{alternatives})\s*=\s*|(?P<q>['"])(?:{alternatives})(?P=q)\s*:\s*)"""
+    return re.compile(rf"(?P<key>{key})(?:{value})", re.IGNORECASE)
+
+
+def readable(value: Any) -> Any:
+    """A JSON payload with the serializer's tagged values turned into plain JSON values."""
+    if isinstance(value, list):
+        return [readable(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    tag = value.get(TAG)
+    if tag is None:
+        return {key: readable(item) for key, item in value.items()}
+    raw = value.get("v")
+    if tag == "tuple":
+        return [readable(item) for item in raw or ()]
+    if tag == "dict":
+        return {str(key): readable(item) for key, item in raw or ()}
+    return raw  # datetimes, dates, decimals, UUIDs...: their ISO or str form
+
+
+def positional_names(func_name: str) -> list[str]:
+    """Names of the registered task's positional parameters, to mask arguments passed by
+    position; empty when the task is not registered (any more)."""
+    task = registry.get(engine_settings.TASK_ALIASES.get(func_name, func_name))
+    if task is None:
+        return []
+    try:
+        parameters = inspect.signature(task.func).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [parameter.name for parameter in parameters if parameter.kind in kinds]
+
+
+def params_text(task: TaskModel) -> str:
+    """The call's arguments, pretty-printed for JSON rows, the stored preview otherwise."""
+    hidden = _normalise(settings.HIDDEN_ARGS)
+    names = positional_names(task.func_name) if hidden else []
+    if task.serializer == "json" and task.params_data:
+        try:
+            args, kwargs = json.loads(task.params_data)
+        except (ValueError, TypeError):
+            return params_preview_text(task, names)
+        shown = [
+            MASK if index < len(names) and names[index].lower() in hidden else arg
+            for index, arg in enumerate(readable(args))
+        ]
+        return _pretty({"args": mask_value(shown), "kwargs": mask_value(readable(kwargs))})
+    return params_preview_text(task, names)
+
+
+def params_preview_text(task: TaskModel, names: list[str] | None = None) -> str:
+    """The stored one-line preview of the arguments, masked by keyword and by position."""
+    hidden = _normalise(settings.HIDDEN_ARGS)
+    text = mask_text(task.params_preview)
+    if not hidden or not text:
+        return text
+    if names is None:
+        names = positional_names(task.func_name)
+    parts = _split_top_level(text)
+    for index, name in enumerate(names[: len(parts)]):
+        part = parts[index]
+        if name.lower() in hidden and not _is_keyword(part):
+            parts[index] = part[: len(part) - len(part.lstrip())] + repr(MASK)
+    return ",".join(parts)
+
+
+def _is_keyword(part: str) -> bool:
+    return re.match(r"\s*[A-Za-z_]\w*\s*=", part) is not None
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split ``1, 'a, b', [2, 3]`` at the commas outside quotes and brackets."""
+    parts: list[str] = []
+    depth, quote, start, index = 0, "", 0, 0
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+        index += 1
+    parts.append(text[start:])
+    return parts
+
+
+def result_text(task: TaskModel) -> str:
+    """What the task returned, pretty-printed for JSON rows, the stored preview otherwise."""
+    if task.returned_data is None:
+        return ""
+    if task.serializer == "json":
+        try:
+            value = json.loads(task.returned_data)
+        except ValueError:
+            return mask_text(task.returned_preview)
+        return _pretty(mask_value(readable(value)))
+    return mask_text(task.returned_preview)
+
+
+def _pretty(value: Any) -> str:
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    if len(text) > MAX_DISPLAY_LENGTH:
+        return text[:MAX_DISPLAY_LENGTH] + "\n… (truncated)"
+    return text

@@ -1,0 +1,209 @@
+"""The changelist's actions: each changes only rows still in the expected state."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from firefly_admin.models import Task
+from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus
+from tests.admin.conftest import make_attempt, make_task
+from tests.testapp import tasks
+
+logger = logging.getLogger(__name__)
+
+CHANGELIST = reverse("admin:firefly_admin_task_changelist")
+ALL_STATES = (
+    TaskStatus.CREATED,
+    TaskStatus.RUNNING,
+    TaskStatus.COMPLETED,
+    TaskStatus.FAILED,
+    TaskStatus.CANCELLED,
+)
+
+
+def one_of_each() -> dict[str, TaskModel]:
+    return {status: make_task(status) for status in ALL_STATES}
+
+
+def run_action(client: Client, action: str, rows, url: str = CHANGELIST, **extra):
+    data = {"action": action, "index": 0, "_selected_action": [row.pk for row in rows], **extra}
+    return client.post(url, data, follow=True)
+
+
+def statuses(rows: dict[str, TaskModel]) -> dict[str, str]:
+    return {name: TaskModel.objects.get(pk=row.pk).status for name, row in rows.items()}
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+def logged_ids(flag: int = CHANGE) -> set[int]:
+    content_type = ContentType.objects.get_for_model(Task, for_concrete_model=False)
+    entries = LogEntry.objects.filter(content_type=content_type, action_flag=flag)
+    return {int(pk) for pk in entries.values_list("object_id", flat=True)}
+
+
+def test_requeue_turns_failed_and_cancelled_tasks_into_ready_ones_and_keeps_attempts(admin_client):
+    rows = one_of_each()
+    make_attempt(rows["failed"])
+
+    response = run_action(admin_client, "requeue_tasks", rows.values())
+
+    assert messages_of(response) == ["Requeue: 2 done, 3 skipped (not failed or cancelled)."]
+    assert statuses(rows) == {
+        "created": "created",
+        "running": "running",
+        "completed": "completed",
+        "failed": "created",
+        "cancelled": "created",
+    }
+    failed = TaskModel.objects.get(pk=rows["failed"].pk)
+    assert failed.error == "" and failed.failed is None and failed.not_before <= timezone.now()
+    assert TaskAttempt.objects.filter(task_id=failed.pk).count() == 1
+    assert logged_ids() == {rows["failed"].pk, rows["cancelled"].pk}
+
+
+def test_cancel_touches_only_tasks_waiting_to_run(admin_client):
+    rows = one_of_each()
+
+    response = run_action(admin_client, "cancel_tasks", rows.values())
+
+    assert messages_of(response) == ["Cancel: 1 done, 4 skipped (not waiting to run)."]
+    assert statuses(rows)["created"] == "cancelled"
+    assert statuses(rows)["running"] == "running"
+    assert logged_ids() == {rows["created"].pk}
+
+
+def test_rename_asks_for_a_registered_name_first(admin_client):
+    rows = one_of_each()
+
+    response = run_action(admin_client, "rename_tasks", rows.values())
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "5 tasks selected" in html
+    assert f'<option value="{tasks.write_note.name}">' in html
+    for row in rows.values():
+        assert f'name="_selected_action" value="{row.pk}"' in html
+    assert 'name="apply"' in html
+    assert TaskModel.objects.filter(func_name=tasks.add.name).count() == 5
+
+
+def test_rename_moves_tasks_that_are_not_running(admin_client):
+    rows = one_of_each()
+
+    response = run_action(
+        admin_client, "rename_tasks", rows.values(), apply="1", func_name=tasks.echo.name
+    )
+
+    assert messages_of(response) == ["Rename: 4 done, 1 skipped (running, or named so already)."]
+    names = dict(TaskModel.objects.values_list("status", "func_name"))
+    assert names["running"] == tasks.add.name
+    assert {names[s] for s in ("created", "completed", "failed", "cancelled")} == {tasks.echo.name}
+    entry = LogEntry.objects.get(object_id=str(rows["failed"].pk))
+    assert entry.change_message == f"Renamed from {tasks.add.name} to {tasks.echo.name}."
+
+
+@pytest.mark.parametrize(
+    "name", ["os.system", "tests.testapp.tasks", "tests.testapp.tasks.nope", ""]
+)
+def test_rename_refuses_a_name_that_is_not_a_registered_task(admin_client, name):
+    task = make_task(TaskStatus.FAILED)
+
+    response = run_action(admin_client, "rename_tasks", [task], apply="1", func_name=name)
+
+    assert response.status_code == 200
+    assert "errorlist" in response.content.decode()
+    assert TaskModel.objects.get(pk=task.pk).func_name == tasks.add.name
+    assert not LogEntry.objects.exists()
+
+
+def test_delete_confirms_with_counts_then_deletes_all_but_running_tasks(admin_client):
+    rows = one_of_each()
+    for number in range(1, 41):
+        make_attempt(rows["failed"], number)
+
+    confirm = run_action(admin_client, "delete_tasks", rows.values())
+
+    html = confirm.content.decode()
+    assert "Deleting them also deletes\n    40 attempts" in html
+    assert "1 running task will be skipped" in html
+    assert html.count("ValueError: boom") == 0  # attempts are counted, not listed
+    assert TaskModel.objects.count() == 5
+
+    done = run_action(admin_client, "delete_tasks", rows.values(), post="yes")
+
+    assert messages_of(done) == ["Delete: 4 done, 1 skipped (running)."]
+    assert list(TaskModel.objects.values_list("status", flat=True)) == ["running"]
+    assert not TaskAttempt.objects.exists()
+    assert logged_ids(DELETION) == {row.pk for name, row in rows.items() if name != "running"}
+
+
+def test_actions_never_run_on_a_get(admin_client):
+    task = make_task(TaskStatus.FAILED)
+
+    response = admin_client.get(
+        CHANGELIST, {"action": "requeue_tasks", "index": 0, "_selected_action": task.pk}
+    )
+
+    assert response.status_code in (200, 302)
+    assert TaskModel.objects.get(pk=task.pk).status == "failed"
+    assert not LogEntry.objects.exists()
+
+
+def test_actions_need_the_csrf_token(admin_user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    task = make_task(TaskStatus.FAILED)
+
+    response = client.post(
+        CHANGELIST, {"action": "requeue_tasks", "index": 0, "_selected_action": task.pk}
+    )
+
+    assert response.status_code == 403
+    assert TaskModel.objects.get(pk=task.pk).status == "failed"
+
+
+def test_an_action_started_from_the_task_page_returns_to_it(admin_client):
+    task = make_task(TaskStatus.FAILED)
+    page = admin_client.get(reverse("admin:firefly_admin_task_change", args=[task.pk]))
+    assert 'value="requeue_tasks"' in page.content.decode()
+
+    response = admin_client.post(
+        CHANGELIST,
+        {"action": "requeue_tasks", "_selected_action": task.pk, "_from_object": task.pk},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:firefly_admin_task_change", args=[task.pk])
+    assert TaskModel.objects.get(pk=task.pk).status == "created"
+
+
+def test_select_across_requeues_ten_thousand_failed_tasks_in_one_quick_request(admin_client):
+    tasks.always_fail.schedule_many([() for _ in range(10_000)])
+    TaskModel.objects.update(status=TaskStatus.FAILED, failed=timezone.now(), error="E")
+    make_task(TaskStatus.RUNNING)
+    one = TaskModel.objects.filter(status=TaskStatus.FAILED).first()
+
+    began = time.perf_counter()
+    response = admin_client.post(
+        f"{CHANGELIST}?task={tasks.always_fail.name}",
+        {"action": "requeue_tasks", "index": 0, "select_across": 1, "_selected_action": one.pk},
+    )
+    elapsed = time.perf_counter() - began
+
+    logger.info("bulk requeue of 10000 tasks took %.2fs", elapsed)
+    assert response.status_code == 302
+    assert TaskModel.objects.filter(status=TaskStatus.CREATED).count() == 10_000
+    assert TaskModel.objects.filter(status=TaskStatus.RUNNING).count() == 1
+    assert LogEntry.objects.count() == 10_000
+    assert elapsed < 30, f"bulk requeue took {elapsed:.1f}s"

@@ -1,0 +1,402 @@
+"""The task and worker pages of the admin: lists, filters, details, read-only rows."""
+
+from __future__ import annotations
+
+import datetime
+import pickle
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from firefly_admin.pagination import CappedCountPaginator
+from firefly_tasks.models import TaskModel, TaskStatus, WorkerState
+from firefly_tasks.queues import pause_queue
+from tests.admin import tasks as admin_tasks
+from tests.admin.conftest import make_attempt, make_task, make_worker
+from tests.testapp import tasks
+
+CHANGELIST = reverse("admin:firefly_admin_task_changelist")
+WORKERS = reverse("admin:firefly_admin_worker_changelist")
+
+
+def change_url(task: TaskModel) -> str:
+    return reverse("admin:firefly_admin_task_change", args=[task.pk])
+
+
+def listed_ids(response) -> set[int]:
+    return {row.pk for row in response.context["cl"].result_list}
+
+
+# The list ------------------------------------------------------------------------------------
+
+
+def test_changelist_shows_every_column_with_a_status_badge(admin_client):
+    task = make_task(TaskStatus.FAILED, priority=7)
+
+    response = admin_client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    for header in ("Id", "Func name", "Queue", "Status", "Priority", "Attempts", "Created"):
+        assert f">{header}<" in html or f">{header}</a>" in html
+    for header in ("Not before", "Started", "Finished", "Duration"):
+        assert header in html
+    assert '<span class="ff-badge ff-badge-failed">failed</span>' in html
+    assert change_url(task) in html
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status=failed", {"failed"}),
+        ("status=created", {"created", "report"}),
+        ("queue=reports", {"report"}),
+        (f"task={tasks.add.name}", {"created", "failed", "old"}),
+        (f"task={admin_tasks.build_report.name}", {"report"}),
+        ("created_after=2020-01-01&created_before=2020-01-31", {"old"}),
+        ("created_after=2020-02-01", {"created", "failed", "report"}),
+    ],
+)
+def test_changelist_filters_by_status_queue_task_and_date_range(admin_client, query, expected):
+    rows = {
+        "created": make_task(TaskStatus.CREATED),
+        "failed": make_task(TaskStatus.FAILED),
+        "report": admin_tasks.build_report.schedule("q1"),
+        "old": make_task(
+            TaskStatus.COMPLETED, created=datetime.datetime(2020, 1, 15, tzinfo=datetime.UTC)
+        ),
+    }
+
+    response = admin_client.get(f"{CHANGELIST}?{query}")
+
+    assert response.status_code == 200
+    assert listed_ids(response) == {rows[name].pk for name in expected}
+
+
+def test_filter_choices_come_from_the_registry_and_known_queues_never_the_table(admin_client):
+    make_task(TaskStatus.CREATED, queue="legacy-queue", func_name="gone.module.task")
+    pause_queue("paused-queue")
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(CHANGELIST)
+
+    html = response.content.decode().split('id="changelist-filter"')[1]
+    assert "?queue=paused-queue" in html  # a queue control row
+    assert "?queue=reports" in html  # named by a registered task
+    assert "?queue=legacy-queue" not in html  # only in the task table
+    assert f"?task={tasks.add.name}" in html
+    assert "gone.module.task" not in html
+    assert not [q for q in queries.captured_queries if "DISTINCT" in q["sql"].upper()]
+
+
+def test_a_bad_date_in_the_range_filter_is_refused(admin_client):
+    response = admin_client.get(f"{CHANGELIST}?created_after=yesterday")
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")
+
+
+def test_date_range_form_keeps_the_other_filters(admin_client):
+    response = admin_client.get(f"{CHANGELIST}?status=failed&q=add")
+    html = response.content.decode()
+    assert '<input type="hidden" name="status" value="failed">' in html
+    assert '<input type="hidden" name="q" value="add">' in html
+
+
+def test_search_finds_a_task_by_id_or_by_part_of_its_name(admin_client):
+    first = make_task()
+    report = admin_tasks.build_report.schedule("x")
+
+    assert listed_ids(admin_client.get(f"{CHANGELIST}?q={first.pk}")) == {first.pk}
+    assert listed_ids(admin_client.get(f"{CHANGELIST}?q=%23{report.pk}")) == {report.pk}
+    assert listed_ids(admin_client.get(f"{CHANGELIST}?q=build_rep")) == {report.pk}
+    assert listed_ids(admin_client.get(f"{CHANGELIST}?q=99999999999999999999999")) == set()
+
+
+def test_counts_stop_at_a_limit_and_say_so(admin_client, monkeypatch):
+    monkeypatch.setattr(CappedCountPaginator, "count_limit", 5)
+    tasks.add.schedule_many([(i, i) for i in range(8)])
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(CHANGELIST)
+
+    assert response.context["cl"].result_count == 5
+    assert "More than 5 tasks match" in response.content.decode()
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert counts and all("LIMIT" in sql.upper() for sql in counts)
+
+
+def test_changelist_runs_few_queries(operator_client, django_assert_max_num_queries):
+    tasks.add.schedule_many([(i, i) for i in range(120)])
+    make_task(TaskStatus.FAILED)
+
+    with django_assert_max_num_queries(10):
+        response = operator_client.get(f"{CHANGELIST}?status=created&queue=default")
+
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == 50
+
+
+def test_changelist_never_loads_the_payloads(admin_client):
+    tasks.echo.schedule("x" * 10_000)
+
+    with CaptureQueriesContext(connection) as queries:
+        admin_client.get(CHANGELIST)
+
+    selects = [q["sql"] for q in queries.captured_queries if "firefly_tasks_taskmodel" in q["sql"]]
+    assert selects
+    assert not [sql for sql in selects if '"params"' in sql or "`params`" in sql]
+
+
+# Read-only rows ------------------------------------------------------------------------------
+
+
+def test_nobody_adds_or_edits_a_task_by_hand(admin_client):
+    task = make_task(TaskStatus.FAILED)
+
+    assert admin_client.get(reverse("admin:firefly_admin_task_add")).status_code == 403
+    response = admin_client.post(change_url(task), {"func_name": "os.system", "queue": "x"})
+
+    assert response.status_code == 403
+    task.refresh_from_db()
+    assert task.func_name == tasks.add.name
+    page = admin_client.get(change_url(task)).content.decode()
+    assert 'name="_save"' not in page
+    assert 'name="func_name"' not in page
+
+
+# The detail ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hidden", [["password", "token"]])
+def test_detail_shows_json_arguments_and_result_with_hidden_args_masked(
+    admin_client, settings, hidden
+):
+    settings.FIREFLY_ADMIN_HIDDEN_ARGS = hidden
+    task = admin_tasks.sign_in.schedule("ada", "hunter2", token="t0k3n")
+    TaskModel.objects.filter(pk=task.pk).update(
+        status=TaskStatus.COMPLETED,
+        completed=timezone.now(),
+        returned_data='{"username":"ada","token":"t0k3n"}',
+        returned_preview="{'username': 'ada', 'token': 't0k3n'}",
+    )
+
+    html = admin_client.get(change_url(task)).content.decode()
+
+    assert "ada" in html
+    assert "hunter2" not in html
+    assert "t0k3n" not in html
+    assert "********" in html
+
+
+def test_pickle_rows_show_the_stored_preview_and_are_never_unpickled(admin_client, monkeypatch):
+    task = make_task(
+        TaskStatus.COMPLETED,
+        serializer="pickle",
+        params_preview="1, 2",
+        returned_preview="3",
+    )
+    TaskModel.objects.filter(pk=task.pk).update(
+        params_data="gARLAUsChpR9lIaULg==", returned_data="gARLAy4="
+    )
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the admin unpickled a payload")
+
+    monkeypatch.setattr(pickle, "loads", refuse)
+    response = admin_client.get(change_url(task))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<pre class="ff-pre">1, 2</pre>' in html
+    assert '<pre class="ff-pre">3</pre>' in html
+
+
+def test_detail_lists_every_attempt_and_a_timeline(admin_client):
+    worker = make_worker()
+    task = make_task(TaskStatus.FAILED, worker=worker, attempt=2)
+    make_attempt(
+        task,
+        1,
+        worker=worker,
+        worker_name=worker.name,
+        error="KeyError: 'a'",
+        started=task.created + datetime.timedelta(seconds=1),
+        finished=task.created + datetime.timedelta(seconds=2),
+    )
+    make_attempt(
+        task,
+        2,
+        worker_name="gone:1:x",
+        outcome="lost",
+        error="",
+        started=task.created + datetime.timedelta(seconds=3),
+        finished=task.created + datetime.timedelta(seconds=4),
+    )
+    TaskModel.objects.filter(pk=task.pk).update(failed=task.created + datetime.timedelta(seconds=5))
+
+    html = admin_client.get(change_url(task)).content.decode()
+
+    attempts = html.split('id="ff-attempts"')[1].split("</fieldset>")[0]
+    assert attempts.count("<tr>") == 3  # header and two attempts
+    assert "KeyError: &#x27;a&#x27;" in attempts
+    assert reverse("admin:firefly_admin_worker_change", args=[worker.pk]) in attempts
+    assert "gone:1:x" in attempts
+    assert "Traceback" in attempts
+    timeline = html.split('id="ff-timeline"')[1].split("</fieldset>")[0]
+    labels = ["Scheduled on queue", "Attempt 1 started", "Attempt 1 failed", "Attempt 2 lost"]
+    positions = [timeline.index(label) for label in labels]
+    assert positions == sorted(positions)
+    assert "Task failed" in timeline
+
+
+def test_html_in_params_results_errors_and_tracebacks_is_escaped(admin_client):
+    evil = "<script>alert(1)</script>"
+    task = tasks.echo.schedule(evil)
+    TaskModel.objects.filter(pk=task.pk).update(
+        status=TaskStatus.FAILED,
+        failed=timezone.now(),
+        error=f"ValueError: {evil}",
+        traceback=f"Traceback\n  {evil}\n",
+        returned_data=f'"{evil}"',
+    )
+    make_attempt(task, error=evil, traceback=evil)
+
+    for url in (change_url(task), CHANGELIST, reverse("admin:firefly_admin_task_dashboard")):
+        html = admin_client.get(url).content.decode()
+        assert evil not in html, url
+    assert (
+        "&lt;script&gt;alert(1)&lt;/script&gt;"
+        in admin_client.get(change_url(task)).content.decode()
+    )
+
+
+def test_delete_page_summarises_attempts_instead_of_listing_them(admin_client):
+    task = make_task(TaskStatus.FAILED)
+    for number in range(1, 31):
+        make_attempt(task, number)
+
+    html = admin_client.get(
+        reverse("admin:firefly_admin_task_delete", args=[task.pk])
+    ).content.decode()
+
+    assert "and its 30 attempt(s)" in html
+    assert "attempt 1:" not in html and "task attempt" not in html.lower().replace(
+        "task attempts", ""
+    )
+
+
+def test_running_task_cannot_be_deleted_from_its_page(admin_client):
+    task = make_task(TaskStatus.RUNNING)
+    url = reverse("admin:firefly_admin_task_delete", args=[task.pk])
+
+    assert admin_client.post(url, {"post": "yes"}).status_code == 403
+    assert TaskModel.objects.filter(pk=task.pk).exists()
+
+
+def test_delete_from_the_task_page_removes_it_with_its_attempts(admin_client):
+    task = make_task(TaskStatus.FAILED)
+    make_attempt(task)
+
+    response = admin_client.post(
+        reverse("admin:firefly_admin_task_delete", args=[task.pk]), {"post": "yes"}
+    )
+
+    assert response.status_code == 302
+    assert not TaskModel.objects.filter(pk=task.pk).exists()
+
+
+# Workers -------------------------------------------------------------------------------------
+
+
+def test_workers_list_shows_liveness_and_links_to_the_tasks_each_ran(admin_client, settings):
+    settings.FIREFLY_HEARTBEAT_INTERVAL = 5
+    settings.FIREFLY_WORKER_TIMEOUT = 30
+    now = timezone.now()
+    alive = make_worker("w-alive", last_heartbeat=now)
+    late = make_worker("w-late", last_heartbeat=now - datetime.timedelta(seconds=15))
+    dead = make_worker("w-dead", last_heartbeat=now - datetime.timedelta(seconds=60))
+    stopped = make_worker("w-stopped", state=WorkerState.STOPPED)
+
+    html = admin_client.get(WORKERS).content.decode()
+
+    for worker, liveness in (
+        (alive, "alive"),
+        (late, "late"),
+        (dead, "dead"),
+        (stopped, "stopped"),
+    ):
+        row = html.split(f">{worker.name}<")[1].split("</tr>")[0]
+        assert f"ff-badge-{liveness}" in row
+        assert f"{CHANGELIST}?worker={worker.pk}" in row
+
+
+def test_tasks_filtered_by_worker_are_those_it_ran_or_runs(admin_client):
+    worker, other = make_worker("w1"), make_worker("w2")
+    ran_twice = make_task(TaskStatus.COMPLETED)
+    make_attempt(ran_twice, 1, worker=worker, outcome="failed")
+    make_attempt(ran_twice, 2, worker=worker, outcome="completed")
+    running = make_task(TaskStatus.RUNNING, worker=worker)
+    elsewhere = make_task(TaskStatus.COMPLETED)
+    make_attempt(elsewhere, worker=other, outcome="completed")
+
+    response = admin_client.get(f"{CHANGELIST}?worker={worker.pk}")
+
+    assert listed_ids(response) == {ran_twice.pk, running.pk}
+    assert len(response.context["cl"].result_list) == 2  # no duplicate rows
+    assert "w1" in response.content.decode()
+
+
+def test_workers_are_read_only(admin_client):
+    worker = make_worker()
+
+    assert admin_client.get(reverse("admin:firefly_admin_worker_add")).status_code == 403
+    assert (
+        admin_client.post(
+            reverse("admin:firefly_admin_worker_change", args=[worker.pk]), {"name": "x"}
+        ).status_code
+        == 403
+    )
+    assert (
+        admin_client.get(reverse("admin:firefly_admin_worker_delete", args=[worker.pk])).status_code
+        == 403
+    )
+
+
+# What view-only staff see --------------------------------------------------------------------
+
+
+def test_view_only_staff_see_no_mutation_controls(staff_client):
+    client = staff_client("view_task", "view_worker")
+    failed = make_task(TaskStatus.FAILED)
+
+    changelist = client.get(CHANGELIST)
+    detail = client.get(change_url(failed)).content.decode()
+    dashboard = client.get(reverse("admin:firefly_admin_task_dashboard")).content.decode()
+
+    assert changelist.status_code == 200
+    assert changelist.context["action_form"] is None
+    assert 'name="_selected_action"' not in changelist.content.decode()
+    for control in ("requeue_tasks", "cancel_tasks", "rename_tasks", ">Delete<"):
+        assert control not in detail
+    assert "ff-controls-title" not in dashboard
+    assert 'name="queue"' not in dashboard.split('id="ff-tasks-title"')[0]
+
+
+def test_staff_without_view_permission_are_refused(staff_client):
+    client = staff_client()
+    assert client.get(CHANGELIST).status_code == 403
+    assert client.get(reverse("admin:firefly_admin_task_dashboard")).status_code == 403
+
+
+def test_permissions_are_defined_on_firefly_admin(db):
+    codenames = set(
+        Permission.objects.filter(content_type__app_label="firefly_admin").values_list(
+            "codename", flat=True
+        )
+    )
+    assert {"requeue_task", "cancel_task", "rename_task", "delete_task", "pause_queue"} <= codenames
+    assert "add_queue" not in codenames

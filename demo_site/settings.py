@@ -30,7 +30,7 @@ INSTALLED_APPS = [
     "django_htmx",  # Firefly's dashboard: live regions (installed with Firefly).
     "django_filters",  # Firefly's dashboard: filters (installed with Firefly).
     "firefly_tasks",  # Firefly: the engine (models, @task/@atask, consume_tasks).
-    # "firefly_admin",  # Firefly: the dashboard in the admin (uncomment once it ships).
+    "firefly_admin",  # Firefly: the dashboard in the admin.
     "demo_site.shop",  # The demo's tasks, page and commands.
 ]
 

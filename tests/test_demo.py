@@ -42,6 +42,8 @@ pages = {"login": client.get("/admin/login/").status_code}
 logged_in = client.login(username="admin", password="admin")
 pages["admin"] = client.get("/admin/").status_code
 pages["index"] = client.get("/").status_code
+pages["dashboard"] = client.get("/admin/firefly_admin/task/dashboard/").status_code
+pages["tasks"] = client.get("/admin/firefly_admin/task/").status_code
 print(json.dumps({"tasks": tasks, "logged_in": logged_in, "pages": pages}))
 """
 
@@ -115,6 +117,8 @@ def test_demo_setup_schedules_runs_and_serves_the_admin(manage, tmp_path):
     assert report["logged_in"] is True
     assert report["pages"]["admin"] == 200
     assert report["pages"]["index"] == 200
+    assert report["pages"]["dashboard"] == 200
+    assert report["pages"]["tasks"] == 200
 
 
 class Output:

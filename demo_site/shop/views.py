@@ -7,6 +7,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from demo_site.shop.burst import schedule_burst
@@ -28,8 +29,17 @@ def index(request: HttpRequest) -> HttpResponse:
             (queue, [counts.get((queue, status), 0) for status in TaskStatus]) for queue in queues
         ],
         "recent": TaskModel.objects.order_by("-id")[:RECENT_TASKS],
+        "dashboard_url": dashboard_url(),
     }
     return TemplateResponse(request, "index.html", context)
+
+
+def dashboard_url() -> str | None:
+    """Firefly's dashboard in the admin, when ``firefly_admin`` is installed."""
+    try:
+        return reverse("admin:firefly_admin_task_dashboard")
+    except NoReverseMatch:
+        return None
 
 
 @require_POST

@@ -99,14 +99,16 @@ def params_text(task: TaskModel) -> str:
     names = positional_names(task.func_name) if hidden else []
     if task.serializer == "json" and task.params_data:
         try:
-            args, kwargs = json.loads(task.params_data)
+            args, kwargs = readable(json.loads(task.params_data))  # stored as (args, kwargs)
+            if not isinstance(args, list) or not isinstance(kwargs, dict):
+                raise TypeError
         except (ValueError, TypeError):
             return params_preview_text(task, names)
         shown = [
             MASK if index < len(names) and names[index].lower() in hidden else arg
-            for index, arg in enumerate(readable(args))
+            for index, arg in enumerate(args)
         ]
-        return _pretty({"args": mask_value(shown), "kwargs": mask_value(readable(kwargs))})
+        return _pretty({"args": mask_value(shown), "kwargs": mask_value(kwargs)})
     return params_preview_text(task, names)
 
 

@@ -186,7 +186,7 @@ def test_detail_shows_json_arguments_and_result_with_hidden_args_masked(
 
     html = admin_client.get(change_url(task)).content.decode()
 
-    assert "ada" in html
+    assert "&quot;ada&quot;" in html
     assert "hunter2" not in html
     assert "t0k3n" not in html
     assert "********" in html

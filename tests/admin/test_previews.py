@@ -1,0 +1,118 @@
+"""Arguments and results as the admin shows them: decoded safely, hidden values masked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from firefly_admin.previews import (
+    MASK,
+    mask_text,
+    mask_value,
+    params_preview_text,
+    params_text,
+    readable,
+    result_text,
+)
+from firefly_tasks.models import TaskModel
+from tests.admin import tasks as admin_tasks
+
+HIDDEN = ["password", "token"]
+
+
+@pytest.fixture(autouse=True)
+def hidden_args(settings):
+    settings.FIREFLY_ADMIN_HIDDEN_ARGS = HIDDEN
+
+
+def test_mask_value_masks_hidden_keys_at_any_depth_whatever_their_case():
+    value = {"user": "ada", "Password": "x", "nested": [{"token": "y", "keep": 1}]}
+    assert mask_value(value) == {
+        "user": "ada",
+        "Password": MASK,
+        "nested": [{"token": MASK, "keep": 1}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("'ada', password='hunter2'", f"'ada', password='{MASK}'"),
+        ("token=123, n=2", f"token='{MASK}', n=2"),
+        ("{'password': 'x', 'a': 1}", f"{{'password': '{MASK}', 'a': 1}}"),
+        ('{"token": "abc"}', f"{{\"token\": '{MASK}'}}"),
+        ("password='cut short…", f"password='{MASK}'"),
+        ("passwords='not hidden'", "passwords='not hidden'"),
+    ],
+)
+def test_mask_text_masks_keyword_and_dict_forms_in_previews(text, expected):
+    assert mask_text(text) == expected
+
+
+def test_readable_unwraps_the_json_serializers_tags():
+    stored = {
+        "__firefly__": "tuple",
+        "v": [
+            {"__firefly__": "datetime", "v": "2024-05-31T10:00:00+00:00"},
+            {"__firefly__": "dict", "v": [["k", {"__firefly__": "decimal", "v": "1.5"}]]},
+        ],
+    }
+    assert readable(stored) == ["2024-05-31T10:00:00+00:00", {"k": "1.5"}]
+
+
+@pytest.mark.django_db
+def test_params_text_masks_arguments_passed_by_keyword_or_by_position():
+    by_position = admin_tasks.sign_in.schedule("ada", "hunter2", token="t0k3n")
+
+    shown = json.loads(params_text(by_position))
+
+    assert shown == {"args": ["ada", MASK], "kwargs": {"token": MASK}}
+
+
+@pytest.mark.django_db
+def test_the_stored_preview_is_masked_by_position_too():
+    task = admin_tasks.sign_in.schedule("ada", "hunter2, with comma", token="t")
+
+    assert params_preview_text(task) == f"'ada', '{MASK}', token='{MASK}'"
+
+
+@pytest.mark.django_db
+def test_unregistered_tasks_still_mask_keywords():
+    task = TaskModel.objects.create(
+        func_name="gone.module.task",
+        queue="default",
+        params_data='[["a"],{"password":"x"}]',
+        params_preview="'a', password='x'",
+    )
+    assert json.loads(params_text(task)) == {"args": ["a"], "kwargs": {"password": MASK}}
+
+
+def test_pickle_rows_use_the_previews_only():
+    task = TaskModel(
+        func_name="x.y",
+        serializer="pickle",
+        params_data="not base64 at all",
+        params_preview="1, token='abc'",
+        returned_data="also garbage",
+        returned_preview="{'token': 'abc'}",
+    )
+    assert params_text(task) == f"1, token='{MASK}'"
+    assert result_text(task) == f"{{'token': '{MASK}'}}"
+
+
+def test_unreadable_json_falls_back_to_the_preview():
+    task = TaskModel(func_name="x.y", serializer="json", params_data="{oops", params_preview="1, 2")
+    assert params_text(task) == "1, 2"
+
+
+def test_results_are_masked_and_pretty_printed():
+    task = TaskModel(func_name="x.y", returned_data='{"token": "abc", "n": [1, 2]}')
+    assert json.loads(result_text(task)) == {"token": MASK, "n": [1, 2]}
+    assert "\n" in result_text(task)
+
+
+def test_nothing_is_masked_without_hidden_args(settings):
+    settings.FIREFLY_ADMIN_HIDDEN_ARGS = []
+    assert mask_text("password='x'") == "password='x'"
+    assert mask_value({"password": "x"}) == {"password": "x"}

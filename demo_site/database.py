@@ -2,7 +2,7 @@
 
     postgres://user:password@127.0.0.1:5432/firefly_demo   (pip install -e ".[postgres]")
     mysql://user:password@127.0.0.1:3306/firefly_demo      (pip install -e ".[mysql]")
-    sqlite:////absolute/path/demo.sqlite3                  (sqlite:///var/x.sqlite3: relative)
+    sqlite:////absolute/path/demo.sqlite3    (three slashes: relative to the repository)
 
 Only what the demo needs; a real project would use its own way of configuring databases.
 """

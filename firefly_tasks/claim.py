@@ -111,23 +111,27 @@ def _claim_mysql(
     # one short transaction. One queue at a time, so the composite index serves the ORDER BY.
     n = _names(connection)
     stamp = connection.ops.adapt_datetimefield_value(now)
-    claimed: list[int] = []
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         paused = set(
             QueueModel.objects.using(connection.alias)
             .filter(name__in=queues, paused=True)
             .values_list("name", flat=True)
         )
+        # Up to `limit` candidates from each queue, then the best `limit` of them all, so
+        # priority wins across queues; the rest stay locked only until this commit.
+        candidates: list[tuple[int, Any, int]] = []
         for queue in queues:
-            if queue in paused or len(claimed) >= limit:
+            if queue in paused:
                 continue
             cursor.execute(
-                f"SELECT id FROM {n['task']}"
+                f"SELECT priority, not_before, id FROM {n['task']}"
                 f" WHERE status = %s AND queue = %s AND not_before <= %s"
                 f" ORDER BY {ORDER} LIMIT %s FOR UPDATE SKIP LOCKED",
-                [TaskStatus.CREATED, queue, stamp, limit - len(claimed)],
+                [TaskStatus.CREATED, queue, stamp, limit],
             )
-            claimed += [row[0] for row in cursor.fetchall()]
+            candidates += cursor.fetchall()
+        candidates.sort(key=lambda row: (-row[0], row[1], row[2]))
+        claimed = [row[2] for row in candidates[:limit]]
         if not claimed:
             return []
         placeholders = ", ".join(["%s"] * len(claimed))

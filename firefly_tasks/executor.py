@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from firefly_tasks import serialization, signals
 from firefly_tasks.conf import settings
+from firefly_tasks.database import is_connection_error
 from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskModel, TaskStatus
 
 if TYPE_CHECKING:
@@ -36,6 +37,11 @@ def current_task() -> TaskModel | None:
 
 class Fenced(Exception):
     """The row is no longer ours: another attempt owns it. Rolls back the task's writes."""
+
+
+class ConnectionLost(Exception):
+    """The database connection broke while a task ran: the task did not fail, the
+    infrastructure did. The consumer reconnects and returns the task to the queue."""
 
 
 def execute(row: TaskModel, worker: WorkerModel | None = None) -> str:
@@ -74,6 +80,8 @@ def execute(row: TaskModel, worker: WorkerModel | None = None) -> str:
         )
         return "fenced"
     except Exception as exc:
+        if is_connection_error(exc):
+            raise ConnectionLost(str(exc)) from exc
         return _record_failure(row, worker, exc, retry=True)
     finally:
         _current_task.reset(token)

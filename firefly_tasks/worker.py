@@ -1,25 +1,45 @@
-"""The consumer: a process that claims ready tasks and runs them on its threads."""
+"""The consumer: a process that claims ready tasks and runs them on its threads.
+
+Each thread claims and runs tasks on its own database connection. A heartbeat thread reports
+the worker alive and rescues the tasks of dead workers. The first SIGTERM/SIGINT stops
+claiming and lets running tasks finish; a second one returns them to the queue at once.
+"""
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from types import FrameType
 
-from django.db import connection
+from django.db import Error, connection, connections
 from django.utils import timezone
 
 from firefly_tasks.claim import claim_tasks
 from firefly_tasks.conf import settings
-from firefly_tasks.executor import execute
-from firefly_tasks.models import WorkerModel, WorkerState
+from firefly_tasks.database import DatabaseNow
+from firefly_tasks.executor import ConnectionLost, execute
+from firefly_tasks.heartbeat import Heartbeat
+from firefly_tasks.maintenance import (
+    end_unfinished_attempt,
+    release_lost_claim,
+    release_unstarted,
+)
+from firefly_tasks.models import AttemptOutcome, TaskModel, WorkerModel, WorkerState
 
 logger = logging.getLogger("firefly_tasks")
+
+# Seconds between reconnection attempts while the database is unreachable: doubling, capped.
+RECONNECT_FIRST_DELAY = 0.1
+RECONNECT_MAX_DELAY = 5.0
+# How long a second signal waits for the running tasks to be returned to the queue.
+INTERRUPT_TIMEOUT = 5.0
 
 
 class Budget:
@@ -63,10 +83,12 @@ class Worker:
         self.hostname = socket.gethostname()
         self.name = name or f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
+        self.signals_received = 0
         self.row: WorkerModel | None = None
         self.processed = 0
         self.failed = 0
-        self._counts_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._running: dict[int, TaskModel] = {}
 
     # Lifecycle ----------------------------------------------------------------------------
 
@@ -78,52 +100,102 @@ class Worker:
             pid=os.getpid(),
             queues=self.queues,
             concurrency=self.concurrency,
+            last_heartbeat=DatabaseNow(),
         )
         logger.info(
-            "worker started name=%s queues=%s concurrency=%s",
+            "worker started name=%s id=%s queues=%s concurrency=%s",
             self.name,
+            self.row.pk,
             ",".join(self.queues),
             self.concurrency,
         )
         self._install_signal_handlers()
+        heartbeat = Heartbeat(self)
+        heartbeat.start()
         threads = [
             threading.Thread(target=self._run_thread, name=f"firefly-{i}", daemon=True)
             for i in range(self.concurrency)
         ]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(timeout=0.5)
-        WorkerModel.objects.filter(pk=self.row.pk).update(
-            state=WorkerState.STOPPED,
-            stopped=timezone.now(),
-            processed=self.processed,
-            failed=self.failed,
+        marked_stopping = False
+        while any(thread.is_alive() for thread in threads):
+            time.sleep(0.05)  # Signal handlers run in this thread between these naps.
+            if self.signals_received >= 2:
+                return self._interrupt(heartbeat)
+            if self.stopping.is_set() and not marked_stopping:
+                marked_stopping = self._set_state(WorkerState.STOPPING)
+        heartbeat.stop()
+        self._set_state(WorkerState.STOPPED)
+        logger.info(
+            "worker stopped name=%s processed=%s failed=%s", self.name, self.processed, self.failed
         )
-        logger.info("worker stopped name=%s", self.name)
         connection.close()
         return 0
 
     def stop(self) -> None:
+        """Stop claiming; running tasks finish, then ``run()`` returns."""
         self.stopping.set()
+
+    def _set_state(self, state: str) -> bool:
+        assert self.row is not None
+        fields: dict[str, object] = {
+            "state": state,
+            "processed": self.processed,
+            "failed": self.failed,
+        }
+        if state == WorkerState.STOPPED:
+            fields["stopped"] = DatabaseNow()
+        try:
+            WorkerModel.objects.filter(pk=self.row.pk).update(**fields)
+        except Error as exc:
+            logger.warning("could not record worker state=%s error=%s", state, exc)
+            connection.close()
+            return False
+        return True
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
 
         def handle(signum: int, frame: FrameType | None) -> None:
-            logger.info("worker stopping name=%s signal=%s", self.name, signal.Signals(signum).name)
+            self.signals_received += 1
+            name = signal.Signals(signum).name
+            if self.signals_received == 1:
+                logger.info(
+                    "worker stopping name=%s signal=%s: running tasks finish; "
+                    "send it again to stop at once",
+                    self.name,
+                    name,
+                )
             self.stop()
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
 
+    def _interrupt(self, heartbeat: Heartbeat) -> int:
+        """Second signal: return running tasks to the queue and exit without waiting."""
+        with self._lock:
+            running = list(self._running.values())
+        logger.warning("worker interrupted name=%s running_tasks=%s", self.name, len(running))
+
+        def release() -> None:
+            try:
+                for row in running:
+                    end_unfinished_attempt(row, self.row, AttemptOutcome.INTERRUPTED)
+                self._set_state(WorkerState.STOPPED)
+            finally:
+                connections.close_all()
+
+        releaser = threading.Thread(target=release, name="firefly-interrupt", daemon=True)
+        releaser.start()
+        releaser.join(INTERRUPT_TIMEOUT)
+        heartbeat.stop()
+        return 1
+
     # One thread's loop --------------------------------------------------------------------
 
     def _run_thread(self) -> None:
-        from django.db import connections
-
         try:
             self._loop()
         except Exception:
@@ -134,26 +206,100 @@ class Worker:
 
     def _loop(self) -> None:
         nap = settings.CONSUMER_NAP_TIME
-        assert self.row is not None
+        delay = RECONNECT_FIRST_DELAY
+        unsettled: list[TaskModel] = []
+        lost_claim: datetime.datetime | None = None
         while not self.stopping.is_set():
-            granted = self.budget.take(1)
-            if not granted:
+            try:
+                if unsettled:
+                    self._settle(unsettled)
+                    unsettled = []
+                if lost_claim is not None:
+                    assert self.row is not None
+                    release_lost_claim(self.row, lost_claim)
+                    lost_claim = None
+                stamp = timezone.now()
+                try:
+                    claimed = self._claim(stamp)
+                except Error:
+                    lost_claim = stamp
+                    raise
+            except Error as exc:
+                delay = self._wait_for_database(exc, delay)
+                continue
+            delay = RECONNECT_FIRST_DELAY
+            if claimed is None:
                 return
-            rows = claim_tasks(self.queues, granted, self.row.pk)
-            self.budget.give_back(granted - len(rows))
-            if not rows:
+            if not claimed:
                 if self.burst:
                     return
                 self.stopping.wait(nap)
                 nap = min(nap * 2, settings.MAX_POLL_INTERVAL)
                 continue
             nap = settings.CONSUMER_NAP_TIME
-            for row in rows:
-                outcome = execute(row, self.row)
-                self._count(outcome)
+            unsettled = self._run_claimed(claimed)
+        if unsettled:
+            self._settle_before_exit(unsettled)
 
-    def _count(self, outcome: str) -> None:
-        with self._counts_lock:
-            self.processed += 1
-            if outcome in ("failed", "retry"):
-                self.failed += 1
+    def _claim(self, stamp: datetime.datetime) -> list[TaskModel] | None:
+        """Claim what this thread may run next; ``None`` when ``--max-tasks`` is used up."""
+        granted = self.budget.take(1)
+        if not granted:
+            return None
+        try:
+            rows = claim_tasks(self.queues, granted, self.row.pk if self.row else None, now=stamp)
+        except BaseException:
+            self.budget.give_back(granted)
+            raise
+        self.budget.give_back(granted - len(rows))
+        return rows
+
+    def _run_claimed(self, rows: list[TaskModel]) -> list[TaskModel]:
+        """Run claimed rows in order; return those whose outcome is unknown (connection lost)."""
+        ident = threading.get_ident()
+        for index, row in enumerate(rows):
+            if self.stopping.is_set():
+                self.budget.give_back(len(rows) - index)
+                release_unstarted(rows[index:])
+                return []
+            with self._lock:
+                self._running[ident] = row
+            try:
+                outcome = execute(row, self.row)
+            except (Error, ConnectionLost) as exc:
+                logger.warning(
+                    "database connection lost while running task id=%s error=%s", row.pk, exc
+                )
+                connection.close()
+                return rows[index:]
+            finally:
+                with self._lock:
+                    self._running.pop(ident, None)
+            with self._lock:
+                self.processed += 1
+                if outcome in ("failed", "retry"):
+                    self.failed += 1
+        return []
+
+    def _settle(self, rows: list[TaskModel]) -> None:
+        """After a lost connection, requeue the tasks whose completion did not commit.
+
+        A task whose completion did commit (the connection broke after the commit) is left
+        as it is; so is one another consumer has taken over.
+        """
+        for row in rows:
+            # Guarded by status and attempt: a no-op unless the row is still this attempt's.
+            end_unfinished_attempt(row, self.row, AttemptOutcome.INTERRUPTED)
+
+    def _settle_before_exit(self, rows: list[TaskModel]) -> None:
+        try:
+            self._settle(rows)
+        except Error as exc:
+            # Still unreachable: other consumers recover these once this worker is dead.
+            logger.warning("could not requeue %s task(s) before exit error=%s", len(rows), exc)
+
+    def _wait_for_database(self, exc: Exception, delay: float) -> float:
+        logger.warning("database unavailable, reconnecting in %.1fs error=%s", delay, exc)
+        connection.close()
+        self.stopping.wait(delay)
+        return min(delay * 2, RECONNECT_MAX_DELAY)

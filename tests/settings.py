@@ -62,6 +62,8 @@ STATIC_URL = "/static/"
 
 DB = os.environ.get("FIREFLY_TEST_DB", "sqlite")
 CHILD_DB_NAME = os.environ.get("FIREFLY_TEST_DB_NAME")
+# One test database per run, so that concurrent runs on one server never drop each other's.
+TEST_DB_NAME = f"test_firefly_{os.getpid()}"
 
 if DB == "sqlite":
     # File-backed so that consumer processes started by the tests share it.
@@ -88,7 +90,7 @@ elif DB == "postgres":
             "USER": os.environ.get("FIREFLY_TEST_PG_USER", "postgres"),
             "HOST": os.environ.get("FIREFLY_TEST_PG_HOST", "127.0.0.1"),
             "PORT": os.environ.get("FIREFLY_TEST_PG_PORT", "5432"),
-            "TEST": {"NAME": "test_firefly"},
+            "TEST": {"NAME": TEST_DB_NAME},
         }
     }
 elif DB == "mariadb":
@@ -102,7 +104,7 @@ elif DB == "mariadb":
             "PORT": os.environ.get("FIREFLY_TEST_MYSQL_PORT", "3306"),
             "OPTIONS": {"charset": "utf8mb4"},
             "TEST": {
-                "NAME": "test_firefly",
+                "NAME": TEST_DB_NAME,
                 "CHARSET": "utf8mb4",
                 "COLLATION": "utf8mb4_unicode_ci",
             },

@@ -6,7 +6,6 @@ import datetime
 import threading
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -175,10 +174,6 @@ def test_pausing_one_queue_leaves_the_other_queues_claimable(db):
     assert pks(claim_tasks(["emails", "default"], 10)) == [other.pk]
 
 
-@pytest.mark.xfail(
-    settings.DATABASES["default"]["ENGINE"].endswith("mysql"),
-    reason="MariaDB claims one queue at a time, in the order the queues are listed",
-)
 def test_priority_wins_across_queues(db):
     make_task(queue="default", age=60)
     urgent = make_task(queue="emails", priority=50)

@@ -142,6 +142,23 @@ class Maintenance:
         return "vacuumed"
 
 
+@task(atomic=False)
+def slow_first_attempt(seconds: float) -> int:
+    """Sleeps on its first attempt only: a task a killed consumer was holding."""
+    row = current_task()
+    assert row is not None
+    if row.attempt == 1:
+        time.sleep(seconds)
+    return row.attempt
+
+
+@task(atomic=False)
+def sleep_then_note(seconds: float, text: str) -> str:
+    time.sleep(seconds)
+    Note.objects.create(text=text)
+    return text
+
+
 @atask()
 async def async_current_task_id() -> int:
     row = current_task()

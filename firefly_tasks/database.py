@@ -1,0 +1,45 @@
+"""Facts about the database that differ by vendor: its clock, and its connection errors."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.db import InterfaceError, OperationalError, connection
+from django.db.models.functions import Now
+
+# PostgreSQL SQLSTATEs of a connection that is gone: class 08 (connection exception), and
+# admin_shutdown, crash_shutdown, cannot_connect_now (a backend terminated or restarting).
+_PG_CONNECTION_STATES = ("57P01", "57P02", "57P03")
+# MySQL/MariaDB client and server codes of a lost connection: can't connect (2002, 2003),
+# gone away (2006), lost during query (2013), server shutdown (1053), connection killed
+# (1927, MariaDB), disconnected by the server (4031).
+_MYSQL_CONNECTION_CODES = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 4031})
+
+
+class DatabaseNow(Now):
+    """The database's current time in UTC, whatever the session's time zone."""
+
+    def as_mysql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return "UTC_TIMESTAMP(6)", []
+
+
+def database_time_ago(seconds: float) -> Any:
+    """An expression for "``seconds`` ago" on the database's clock."""
+    return DatabaseNow() - datetime.timedelta(seconds=seconds)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` means the connection broke (an outage), not that a query failed."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__
+    sqlstate: Any = getattr(cause, "sqlstate", False)
+    if sqlstate is not False:  # psycopg: no SQLSTATE means the client lost the server.
+        return sqlstate is None or sqlstate.startswith("08") or sqlstate in _PG_CONNECTION_STATES
+    code = cause.args[0] if cause is not None and cause.args else None
+    if isinstance(code, int):
+        return code in _MYSQL_CONNECTION_CODES
+    return connection.connection is None or not connection.is_usable()

@@ -1,0 +1,127 @@
+"""Rescue: marking silent workers dead and returning the tasks they held to the queue.
+
+Liveness is judged by the database's clock, so hosts with skewed clocks agree.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from firefly_tasks.conf import settings
+from firefly_tasks.database import DatabaseNow, database_time_ago
+from firefly_tasks.models import (
+    AttemptOutcome,
+    TaskAttempt,
+    TaskModel,
+    TaskStatus,
+    WorkerModel,
+    WorkerState,
+)
+
+logger = logging.getLogger("firefly_tasks")
+
+LIVE_STATES = (WorkerState.RUNNING, WorkerState.STOPPING)
+
+
+def mark_dead_workers(timeout: float | None = None) -> dict[int, int]:
+    """Mark workers silent for longer than ``timeout`` as dead and recover their tasks.
+
+    The guarded update of the worker row decides who recovers it, so when several consumers
+    run this at once each dead worker is recovered exactly once. Returns
+    ``{worker id: tasks recovered}`` for the workers this call recovered.
+    """
+    limit = database_time_ago(settings.WORKER_TIMEOUT if timeout is None else timeout)
+    stale = WorkerModel.objects.filter(state__in=LIVE_STATES, last_heartbeat__lt=limit)
+    recovered: dict[int, int] = {}
+    for worker in stale.only("pk", "name"):
+        with transaction.atomic():
+            won = stale.filter(pk=worker.pk).update(state=WorkerState.DEAD, stopped=DatabaseNow())
+            if not won:
+                continue
+            running = TaskModel.objects.filter(worker_id=worker.pk, status=TaskStatus.RUNNING)
+            recovered[worker.pk] = sum(
+                end_unfinished_attempt(row, worker, AttemptOutcome.LOST) for row in running
+            )
+        logger.warning(
+            "worker dead name=%s id=%s tasks_recovered=%s",
+            worker.name,
+            worker.pk,
+            recovered[worker.pk],
+        )
+    return recovered
+
+
+def end_unfinished_attempt(
+    row: TaskModel, worker: WorkerModel | None, outcome: str, *, error: str = ""
+) -> bool:
+    """Record an attempt that never finished (``lost`` or ``interrupted``) and requeue the task.
+
+    Such attempts do not count against ``max_retries``. A task lost more than
+    ``FIREFLY_MAX_LOST_ATTEMPTS`` times fails as poison instead. Guarded by the attempt
+    number: returns False, writing nothing, if the task finished or moved on meanwhile.
+    """
+    now = timezone.now()
+    lost = outcome == AttemptOutcome.LOST
+    error = error or (
+        "WorkerLost: the worker running this task stopped sending heartbeats"
+        if lost
+        else "Interrupted: the worker stopped before the task finished"
+    )
+    changes: dict[str, Any] = {"worker": None, "error": error, "traceback": ""}
+    if lost:
+        changes["lost_attempts"] = F("lost_attempts") + 1
+    poison = lost and row.lost_attempts + 1 > settings.MAX_LOST_ATTEMPTS
+    if poison:
+        error = (
+            f"PoisonTask: lost with its worker {row.lost_attempts + 1} times "
+            f"(FIREFLY_MAX_LOST_ATTEMPTS = {settings.MAX_LOST_ATTEMPTS}); it may be crashing "
+            "the consumer, so it is not run again"
+        )
+        changes.update(status=TaskStatus.FAILED, failed=now, error=error)
+    else:
+        changes.update(status=TaskStatus.CREATED, not_before=now)
+    with transaction.atomic():
+        updated = TaskModel.objects.filter(
+            pk=row.pk, status=TaskStatus.RUNNING, attempt=row.attempt
+        ).update(**changes)
+        if not updated:
+            return False
+        TaskAttempt.objects.create(
+            task_id=row.pk,
+            number=row.attempt,
+            worker_id=worker.pk if worker else None,
+            worker_name=worker.name if worker else "",
+            started=row.started,
+            finished=now,
+            outcome=outcome,
+            error=error,
+        )
+    log = logger.error if poison else logger.warning
+    log("task %s id=%s attempt=%s poison=%s", outcome, row.pk, row.attempt, poison)
+    return True
+
+
+def release_lost_claim(worker: WorkerModel, stamp: datetime.datetime) -> int:
+    """Undo a claim whose reply was lost with the connection (it may have committed).
+
+    A claim stamps ``started`` with its own time, which identifies the rows it took.
+    """
+    return TaskModel.objects.filter(
+        status=TaskStatus.RUNNING, worker_id=worker.pk, started=stamp
+    ).update(status=TaskStatus.CREATED, attempt=F("attempt") - 1, worker=None, started=None)
+
+
+def release_unstarted(rows: list[TaskModel]) -> int:
+    """Return claimed tasks that never started to ``created``, as if never claimed."""
+    released = 0
+    for row in rows:
+        released += TaskModel.objects.filter(
+            pk=row.pk, status=TaskStatus.RUNNING, attempt=row.attempt
+        ).update(status=TaskStatus.CREATED, attempt=F("attempt") - 1, worker=None, started=None)
+    return released

@@ -1,0 +1,208 @@
+"""Worker lifecycle under faults: real consumer processes, real databases.
+
+kill -9, restarts, signals, severed connections and paused queues.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+
+import pytest
+from django.db import connection
+from django.db.models import Count
+
+from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel, WorkerState
+from firefly_tasks.queues import pause_queue, resume_queue
+from tests.conftest import wait_until
+from tests.testapp import tasks
+from tests.testapp.models import Execution, Note
+
+pytestmark = pytest.mark.slow
+
+# Fast liveness for the tests: heartbeats every 0.2 s, dead after 1 s of silence.
+FAST = {"FIREFLY_HEARTBEAT_INTERVAL": 0.2, "FIREFLY_WORKER_TIMEOUT": 1.0}
+
+
+def count(status: str) -> int:
+    return TaskModel.objects.filter(status=status).count()
+
+
+def test_kill_9_worker_is_declared_dead_and_its_tasks_completed_elsewhere(start_consumer):
+    rows = tasks.slow_first_attempt.schedule_many([(60,), (60,)])
+    victim = start_consumer("--concurrency", "2", **FAST)
+    wait_until(lambda: count(TaskStatus.RUNNING) == 2)
+    victim_row = WorkerModel.objects.get(pid=victim.pid)
+
+    victim.kill()
+    killed_at = time.monotonic()
+    rescuer = start_consumer(**FAST)
+    wait_until(lambda: count(TaskStatus.COMPLETED) == 2, timeout=30)
+    recovery = time.monotonic() - killed_at
+
+    victim_row.refresh_from_db()
+    assert victim_row.state == WorkerState.DEAD
+    for row in rows:
+        row.refresh_from_db()
+        assert row.returned == 2  # the second attempt ran it
+        history = list(row.attempts.order_by("number").values_list("outcome", "worker_id"))
+        assert history[0] == ("lost", victim_row.pk)
+        assert history[1][0] == "completed"
+        assert history[1][1] != victim_row.pk
+        assert row.retry_attempts == 0  # a loss is not a retry
+    assert recovery < 10
+    rescuer.signal(signal.SIGTERM)
+    assert rescuer.wait() == 0
+    print(f"\nrecovery after kill -9: {recovery:.2f}s")
+
+
+def test_consumers_drain_while_one_is_killed_and_restarted_twice(start_consumer):
+    total = 5000
+    tasks.record_execution.schedule_many([() for _ in range(total)])
+    # Five processes share two cores here: allow a busy (not dead) worker a late heartbeat.
+    timing = {**FAST, "FIREFLY_WORKER_TIMEOUT": 4.0}
+    steady = [start_consumer(**timing) for _ in range(3)]
+    victim = start_consumer(**timing)
+    killed_workers = []
+    for threshold in (total // 5, total // 2):
+        wait_until(lambda t=threshold: count(TaskStatus.COMPLETED) >= t, timeout=120)
+        killed_workers.append(WorkerModel.objects.get(pid=victim.pid).pk)
+        victim.kill()
+        victim = start_consumer(**timing)
+    wait_until(lambda: count(TaskStatus.COMPLETED) == total, timeout=240)
+
+    for consumer in [*steady, victim]:
+        assert consumer.process.poll() is None  # nobody exited on its own
+        consumer.signal(signal.SIGTERM)
+    for consumer in [*steady, victim]:
+        assert consumer.wait() == 0
+
+    runs = dict(
+        Execution.objects.values_list("task_id").annotate(n=Count("id")).values_list("task_id", "n")
+    )
+    assert len(runs) == total  # nothing lost
+    ran_twice = {task_id for task_id, n in runs.items() if n > 1}
+    lost = set(TaskAttempt.objects.filter(outcome="lost").values_list("task_id", flat=True))
+    lost_by_victims = set(
+        TaskAttempt.objects.filter(outcome="lost", worker_id__in=killed_workers).values_list(
+            "task_id", flat=True
+        )
+    )
+    assert lost == lost_by_victims  # only the killed process lost tasks
+    assert ran_twice <= lost_by_victims  # only its tasks ran more than once
+    assert WorkerModel.objects.filter(pk__in=killed_workers, state=WorkerState.DEAD).count() == 2
+    print(f"\nscheduled={total} completed={total} ran_more_than_once={len(ran_twice)} lost=0")
+
+
+def test_sigterm_lets_the_running_task_finish_then_exits_zero(start_consumer):
+    row = tasks.sleep_then_note.schedule(2, "finished")
+    consumer = start_consumer(**FAST)
+    wait_until(lambda: count(TaskStatus.RUNNING) == 1)
+
+    signalled = time.monotonic()
+    consumer.signal(signal.SIGTERM)
+    assert consumer.wait(10) == 0
+    assert time.monotonic() - signalled < 2.5
+
+    row.refresh_from_db()
+    assert row.status == TaskStatus.COMPLETED
+    assert Note.objects.get().text == "finished"
+    assert WorkerModel.objects.get(pid=consumer.pid).state == WorkerState.STOPPED
+
+
+def test_second_signal_returns_the_running_task_to_the_queue(start_consumer):
+    row = tasks.sleep_then_note.schedule(60, "never")
+    consumer = start_consumer(**FAST)
+    wait_until(lambda: count(TaskStatus.RUNNING) == 1)
+
+    consumer.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    consumer.signal(signal.SIGINT)
+    assert consumer.wait(10) == 1
+
+    row.refresh_from_db()
+    assert row.status == TaskStatus.CREATED
+    assert row.worker_id is None
+    assert list(row.attempts.values_list("outcome", flat=True)) == ["interrupted"]
+    assert WorkerModel.objects.get(pid=consumer.pid).state == WorkerState.STOPPED
+    assert not Note.objects.exists()
+
+
+def _sever_consumer_connections() -> int:
+    """Terminate every other connection to the test database; return how many."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT id FROM information_schema.processlist "
+            "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        for thread_id in ids:
+            with contextlib.suppress(Exception):  # it may have closed meanwhile
+                cursor.execute(f"KILL {int(thread_id)}")
+        return len(ids)
+
+
+def test_consumers_survive_severed_database_connections(start_consumer):
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has no server connection to sever")
+    total = 1500
+    rows = tasks.write_note.schedule_many([(f"note-{i}",) for i in range(total)])
+    consumers = [start_consumer("--concurrency", "2", **FAST) for _ in range(2)]
+    wait_until(lambda: count(TaskStatus.COMPLETED) > 50, timeout=60)
+
+    severed = 0
+    for _ in range(6):
+        severed += _sever_consumer_connections()
+        time.sleep(0.4)
+    try:
+        wait_until(lambda: count(TaskStatus.COMPLETED) == total, timeout=60)
+    except AssertionError:
+        for consumer in consumers:
+            consumer.kill()
+        states = dict(TaskModel.objects.values_list("status").annotate(n=Count("id")))
+        raise AssertionError(f"{states} {[c.output()[-3000:] for c in consumers]}") from None
+
+    assert severed > 0
+    for consumer in consumers:
+        assert consumer.process.poll() is None  # never exited on a transient error
+        consumer.signal(signal.SIGTERM)
+    for consumer in consumers:
+        assert consumer.wait() == 0, consumer.output()
+    # Each task's write committed exactly once, together with its completion.
+    notes = dict(Note.objects.values_list("text").annotate(n=Count("id")).values_list("text", "n"))
+    assert notes == {f"note-{i}": 1 for i in range(total)}
+    assert (
+        TaskModel.objects.filter(pk__in=[r.pk for r in rows], status="completed").count() == total
+    )
+
+
+def test_paused_queue_is_not_claimed_and_drains_once_resumed(start_consumer):
+    pause_queue("default", by="ops", reason="maintenance")
+    row = tasks.write_note.schedule("waits")
+    other = tasks.write_note_other_queue.schedule("flows")
+    consumer = start_consumer("--queue", "default", "--queue", "other", **FAST)
+
+    wait_until(lambda: TaskModel.objects.get(pk=other.pk).status == TaskStatus.COMPLETED)
+    time.sleep(0.5)  # several poll intervals
+    row.refresh_from_db()
+    assert row.status == TaskStatus.CREATED
+
+    resume_queue("default")
+    wait_until(lambda: TaskModel.objects.get(pk=row.pk).status == TaskStatus.COMPLETED)
+    consumer.signal(signal.SIGTERM)
+    assert consumer.wait() == 0
+
+
+def test_threads_share_nothing_but_the_queue(start_consumer):
+    # Guard against a thread-safety regression: many threads, one process, exactly once.
+    tasks.record_execution.schedule_many([() for _ in range(400)])
+    assert start_consumer("--burst", "--concurrency", "4").wait(120) == 0
+    assert Execution.objects.count() == 400
+    assert Execution.objects.values("task_id").distinct().count() == 400

@@ -58,7 +58,7 @@ class TimelineEvent:
 class TaskAdmin(admin.ModelAdmin):
     list_display = (
         "id",
-        "func_name",
+        "task_name",
         "queue",
         "status_badge",
         "priority",
@@ -69,7 +69,7 @@ class TaskAdmin(admin.ModelAdmin):
         "finished_at",
         "duration_display",
     )
-    list_display_links = ("id", "func_name")
+    list_display_links = ("id", "task_name")
     list_filter = (
         StatusFilter,
         QueueFilter,
@@ -191,6 +191,10 @@ class TaskAdmin(admin.ModelAdmin):
         ):
             return HttpResponseRedirect(self._url("change", from_object))
         return response
+
+    @admin.display(description="task", ordering="func_name")
+    def task_name(self, obj: TaskModel) -> str:
+        return obj.func_name
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: TaskModel) -> SafeString:

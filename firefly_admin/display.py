@@ -35,15 +35,18 @@ def age(delta: datetime.timedelta | float | None) -> str:
 
 
 def moment(value: datetime.datetime | None) -> SafeString | str:
-    """A compact local time (``2024-05-31 14:03:07``) with the full ISO value as its title."""
+    """A compact local time: ``14:03:07`` today, ``2024-05-31 14:03`` before; the full
+    value is in its title."""
     if value is None:
         return "—"
     local = timezone.localtime(value) if timezone.is_aware(value) else value
+    today = timezone.localdate() if timezone.is_aware(value) else datetime.date.today()
+    shown = local.strftime("%H:%M:%S" if local.date() == today else "%Y-%m-%d %H:%M")
     return format_html(
         '<time datetime="{}" title="{}">{}</time>',
         value.isoformat(),
-        local.isoformat(),
-        local.strftime("%Y-%m-%d %H:%M:%S"),
+        local.strftime("%Y-%m-%d %H:%M:%S.%f %Z").strip(),
+        shown,
     )
 
 

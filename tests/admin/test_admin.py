@@ -41,7 +41,7 @@ def test_changelist_shows_every_column_with_a_status_badge(admin_client):
 
     assert response.status_code == 200
     html = response.content.decode()
-    for header in ("Id", "Func name", "Queue", "Status", "Priority", "Attempts", "Created"):
+    for header in ("Id", "Task", "Queue", "Status", "Priority", "Attempts", "Created"):
         assert f">{header}<" in html or f">{header}</a>" in html
     for header in ("Not before", "Started", "Finished", "Duration"):
         assert header in html

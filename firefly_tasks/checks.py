@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -74,8 +75,55 @@ def check_task_aliases(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
             id="firefly_tasks.W004",
         )
         for old, new in settings.TASK_ALIASES.items()
-        if new not in registry
+        if new not in registry and not _is_framework_task(new)
     ]
+
+
+def _is_framework_task(name: str) -> bool:
+    try:
+        from firefly_tasks.backends import find_framework_task
+    except ImportError:
+        return False
+    return find_framework_task(name) is not None
+
+
+FIREFLY_BACKEND = "firefly_tasks.backends.FireflyBackend"
+
+
+@register()
+def check_task_backends(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The Django Tasks framework is there for ``TASKS`` aliases that use FireflyBackend.
+
+    The framework checks each backend itself (``backend.check()``) once it is imported;
+    this runs those checks when it was not imported yet.
+    """
+    tasks_setting = getattr(django_settings, "TASKS", None)
+    if not isinstance(tasks_setting, dict):
+        return []
+    aliases = [
+        alias
+        for alias, config in tasks_setting.items()
+        if isinstance(config, dict) and config.get("BACKEND") == FIREFLY_BACKEND
+    ]
+    if not aliases:
+        return []
+    framework_checked = any(
+        module in sys.modules for module in ("django.tasks.checks", "django_tasks.checks")
+    )
+    try:
+        from firefly_tasks.backends import task_backends
+    except ImportError as exc:
+        return [
+            Error(
+                f"TASKS uses FireflyBackend, but the Django Tasks framework is missing: {exc}",
+                hint='On Django 5.2, pip install "django-firefly[dep14]" (the django-tasks '
+                "backport); Django 6 has it built in.",
+                id="firefly_tasks.E103",
+            )
+        ]
+    if framework_checked:
+        return []
+    return [message for alias in aliases for message in task_backends[alias].check()]
 
 
 @register(Tags.database)

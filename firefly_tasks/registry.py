@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from django.apps import apps
 from django.utils.module_loading import autodiscover_modules
@@ -46,17 +47,28 @@ class TaskRegistry:
         for module in settings.TASK_MODULES:
             import_module(module)
 
-    def resolve(self, func_name: str) -> Task:
+    def resolve(self, func_name: str, backend: str | None = None) -> Task:
         """The task to run for a stored ``func_name``, following ``FIREFLY_TASK_ALIASES``.
 
         A name not registered yet is looked up once more after importing its module, but only
         when that module belongs to an installed app (a task defined in ``views.py`` runs);
         importing registers decorated functions only, so nothing undecorated ever runs.
+
+        ``backend`` is the row's ``backend`` column. A DEP 14 row (a ``TASKS`` alias) resolves
+        only to a Django Tasks framework ``Task`` enqueued through a ``FireflyBackend`` alias,
+        and a Firefly row (``""``) only to a registered task. Without it (``None``), a name that
+        is not registered may still name a framework task, whose row's alias is then checked
+        when it runs (see ``firefly_tasks.backends``).
         """
         name = settings.TASK_ALIASES.get(func_name, func_name)
+        if backend:
+            return _resolve_framework_task(name, backend)
         task = self._tasks.get(name)
         if task is None and self._import_owner(name):
             task = self._tasks.get(name)
+        if task is None and backend is None:
+            with contextlib.suppress(UnknownTaskError):
+                task = _resolve_framework_task(name, None)
         if task is None:
             hint = "" if name == func_name else f" (alias of {func_name!r})"
             raise UnknownTaskError(
@@ -80,6 +92,26 @@ class TaskRegistry:
                 raise
             return True
         return False
+
+
+def _resolve_framework_task(name: str, backend: str | None) -> Task:
+    try:
+        from firefly_tasks.backends import resolve_framework_task
+    except ImportError as exc:
+        raise UnknownTaskError(
+            f"{name!r} was enqueued through the Django Tasks framework (backend {backend!r}), "
+            f"which is not installed here: {exc}"
+        ) from exc
+    # The adapter has what the executor uses of a Task: func, is_async, atomic and name.
+    return cast("Task", resolve_framework_task(name, backend))
+
+
+def may_import(module: str) -> bool:
+    """Whether a stored task name may import ``module``: one of an installed app, or listed
+    in ``FIREFLY_TASK_MODULES`` (or inside one of those)."""
+    return _in_installed_app(module) or any(
+        module == listed or module.startswith(listed + ".") for listed in settings.TASK_MODULES
+    )
 
 
 def _in_installed_app(module: str) -> bool:

@@ -1,0 +1,1 @@
+"""Firefly's benchmark suite (issue #7). Out of CI; see bench/README.md."""

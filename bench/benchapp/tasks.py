@@ -1,0 +1,24 @@
+"""The benchmark workloads, as Firefly tasks."""
+
+from __future__ import annotations
+
+import time
+
+from firefly_tasks.decorators import task
+
+
+@task()
+def noop() -> None:
+    """Nothing: measures the queue's own cost per task."""
+
+
+@task()
+def sleep10() -> None:
+    """I/O-bound work: 10 ms of waiting."""
+    time.sleep(0.01)
+
+
+@task()
+def stamp() -> float:
+    """The moment the task started, for the latency figure."""
+    return time.time()

@@ -1,0 +1,581 @@
+"""What every benchmark script shares: databases, systems, processes, statistics, tables.
+
+The scripts in ``bench/`` are orchestrators. They never import Django: they create a fresh
+database, then drive each system through processes of its own Python — ``bench/agent.py``
+(Django side: migrate, seed, schedule, time admin pages), the system's real consumer
+command, ``bench/pgq_agent.py`` (pgqueuer) or ``bench/raw.py`` (the raw SQL ceilings) — and
+read the answers those processes print as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+VENVS = Path(os.environ.get("FIREFLY_BENCH_VENVS", BENCH / ".venvs"))
+RESULTS = BENCH / "results"
+VENDORS = ("postgres", "sqlite", "mariadb")
+DJANGO_VERSION = "5.2.19"  # the peers run on the Django that Firefly's checkout runs on
+
+PG = {
+    "host": os.environ.get("FIREFLY_BENCH_PG_HOST", "127.0.0.1"),
+    "port": int(os.environ.get("FIREFLY_BENCH_PG_PORT", "5432")),
+    "user": os.environ.get("FIREFLY_BENCH_PG_USER", "postgres"),
+    "password": os.environ.get("FIREFLY_BENCH_PG_PASSWORD", ""),
+}
+MYSQL = {
+    "host": os.environ.get("FIREFLY_BENCH_MYSQL_HOST", "127.0.0.1"),
+    "port": int(os.environ.get("FIREFLY_BENCH_MYSQL_PORT", "3306")),
+    "user": os.environ.get("FIREFLY_BENCH_MYSQL_USER", "root"),
+    "password": os.environ.get("FIREFLY_BENCH_MYSQL_PASSWORD", ""),
+}
+
+
+def log(*parts: Any) -> None:
+    print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
+
+
+# Clean-up -----------------------------------------------------------------------------------
+
+_cleanups: list[Callable[[], None]] = []
+
+
+def on_exit(function: Callable[[], None]) -> None:
+    _cleanups.append(function)
+
+
+def _run_cleanups() -> None:
+    while _cleanups:
+        function = _cleanups.pop()
+        with contextlib.suppress(Exception):
+            function()
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    _run_cleanups()
+    sys.exit(128 + signum)
+
+
+atexit.register(_run_cleanups)
+signal.signal(signal.SIGTERM, _on_signal)
+
+
+# Databases ----------------------------------------------------------------------------------
+
+_counter = 0
+
+
+class Database:
+    """A database created for one benchmark and dropped when the script exits."""
+
+    def __init__(self, vendor: str, tag: str) -> None:
+        global _counter
+        _counter += 1
+        self.vendor = vendor
+        self.name = f"ffbench_{tag}_{os.getpid()}_{_counter}"
+        self._dir: str | None = None
+        if vendor == "sqlite":
+            self._dir = tempfile.mkdtemp(prefix="ffbench-")
+            self.name = os.path.join(self._dir, f"{self.name}.sqlite3")
+        elif vendor == "postgres":
+            with self._server() as conn:
+                conn.execute(f'CREATE DATABASE "{self.name}"')
+        elif vendor == "mariadb":
+            with self._server() as conn:
+                conn.cursor().execute(
+                    f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4 "
+                    "COLLATE utf8mb4_unicode_ci"
+                )
+        else:
+            raise ValueError(vendor)
+        on_exit(self.drop)
+
+    def __repr__(self) -> str:
+        return f"<Database {self.vendor} {self.name}>"
+
+    @contextlib.contextmanager
+    def _server(self) -> Any:
+        if self.vendor == "postgres":
+            import psycopg
+
+            conn = psycopg.connect(dbname="postgres", autocommit=True, **PG)
+        else:
+            import MySQLdb
+
+            conn = MySQLdb.connect(
+                host=MYSQL["host"], port=MYSQL["port"], user=MYSQL["user"],
+                password=MYSQL["password"], autocommit=True,
+            )  # fmt: skip
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def connect(self) -> Any:
+        """A DB-API connection to this database, in autocommit mode."""
+        if self.vendor == "postgres":
+            import psycopg
+
+            return psycopg.connect(dbname=self.name, autocommit=True, **PG)
+        if self.vendor == "mariadb":
+            import MySQLdb
+
+            return MySQLdb.connect(
+                host=MYSQL["host"], port=MYSQL["port"], user=MYSQL["user"],
+                password=MYSQL["password"], database=self.name, autocommit=True,
+                charset="utf8mb4",
+            )  # fmt: skip
+        import sqlite3
+
+        conn = sqlite3.connect(self.name, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        conn = self.connect()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql, params)
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            conn.close()
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics, as autovacuum would on a live table: a table
+        seeded a second ago must not be planned as if it were empty."""
+        if self.vendor == "postgres":
+            self.query("ANALYZE")
+        elif self.vendor == "sqlite":
+            self.query("ANALYZE")
+        else:
+            tables = self.query(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                [self.name],
+            )
+            if tables:
+                names = ", ".join(f"`{t}`" for (t,) in tables)
+                self.query(f"ANALYZE TABLE {names}")
+
+    def env(self) -> dict[str, str]:
+        return {"FIREFLY_BENCH_DB": self.vendor, "FIREFLY_BENCH_DB_NAME": self.name}
+
+    def drop(self) -> None:
+        if self.vendor == "sqlite":
+            if self._dir:
+                shutil.rmtree(self._dir, ignore_errors=True)
+                self._dir = None
+            return
+        with self._server() as conn:
+            if self.vendor == "postgres":
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            else:
+                conn.cursor().execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+
+    def durability(self) -> str:
+        """How commits are made durable on this database, as the report should say."""
+        if self.vendor == "postgres":
+            (value,) = self.query("SHOW synchronous_commit")[0]
+            (version,) = self.query("SHOW server_version")[0]
+            return f"PostgreSQL {version.split()[0]}, synchronous_commit={value}"
+        if self.vendor == "mariadb":
+            rows = dict(
+                self.query(
+                    "SHOW VARIABLES WHERE Variable_name IN "
+                    "('version', 'innodb_flush_log_at_trx_commit')"
+                )
+            )
+            return (
+                f"MariaDB {rows.get('version', '?').split('-')[0]}, "
+                f"innodb_flush_log_at_trx_commit={rows.get('innodb_flush_log_at_trx_commit')}"
+            )
+        import sqlite3
+
+        return f"SQLite {sqlite3.sqlite_version}, WAL, synchronous=NORMAL"
+
+    def pg_counters(self) -> dict[str, int]:
+        """Transactions and row changes so far in this database (PostgreSQL only)."""
+        if self.vendor != "postgres":
+            return {}
+        conn = self.connect()
+        try:
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = conn.execute(
+                "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted,"
+                " tup_returned, tup_fetched FROM pg_stat_database WHERE datname = %s",
+                [self.name],
+            ).fetchone()
+        finally:
+            conn.close()
+        keys = ("commits", "rollbacks", "inserted", "updated", "deleted", "returned", "fetched")
+        return dict(zip(keys, row, strict=True)) if row else {}
+
+
+def db_time(value: Any) -> float:
+    """A timestamp read from any of the databases, as Unix seconds."""
+    if value is None:
+        return float("nan")
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.UTC)
+    return value.timestamp()
+
+
+# Virtualenvs of the peers -------------------------------------------------------------------
+
+PEER_REQUIREMENTS = {
+    "ff04": [
+        "django-firefly-tasks==0.4.0",
+        f"Django=={DJANGO_VERSION}",
+        "psycopg[binary]==3.3.9",
+        "mysqlclient==2.3.1",
+    ],
+    "dtdb": [
+        "django-tasks-db[compat]==0.13.0",
+        "django-tasks==0.12.0",
+        f"Django=={DJANGO_VERSION}",
+        "psycopg[binary]==3.3.9",
+        "mysqlclient==2.3.1",
+    ],
+    "pgq": ["pgqueuer[asyncpg]==1.6.0"],
+}
+
+
+class Unavailable(Exception):
+    """A system cannot run here (its virtualenv could not be built, or wrong database)."""
+
+
+def venv_python(name: str) -> str:
+    """The Python of a peer's virtualenv, created on first use (a minute, once)."""
+    requirements = PEER_REQUIREMENTS[name]
+    root = VENVS / name
+    python = root / "bin" / "python"
+    marker = root / "bench-requirements.txt"
+    wanted = "\n".join(requirements) + "\n"
+    if python.exists() and marker.exists() and marker.read_text() == wanted:
+        return str(python)
+    log(f"building virtualenv {root} ({', '.join(requirements)})")
+    shutil.rmtree(root, ignore_errors=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
+        pip = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *requirements],
+            capture_output=True,
+            text=True,
+        )
+        if pip.returncode:
+            raise Unavailable(f"pip could not install {requirements}:\n{pip.stderr[-2000:]}")
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise Unavailable(f"could not build the {name} virtualenv: {exc}") from exc
+    marker.write_text(wanted)
+    return str(python)
+
+
+# Systems ------------------------------------------------------------------------------------
+
+
+@dataclass
+class System:
+    key: str
+    label: str
+    kind: str  # "django", "pgq" or "raw"
+    vendors: tuple[str, ...] = VENDORS
+    venv: str | None = None
+    settings: str | None = None
+    burst: bool = True  # the consumer exits by itself once the queue is empty
+    concurrency: bool = False  # the consumer has a --concurrency of its own
+    admin: bool = False
+
+    @property
+    def python(self) -> str:
+        return venv_python(self.venv) if self.venv else sys.executable
+
+    def env(self, db: Database, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(db.env())
+        env["PYTHONPATH"] = str(REPO)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["FIREFLY_BENCH_SYSTEM"] = self.key
+        if self.settings:
+            env["DJANGO_SETTINGS_MODULE"] = self.settings
+        env.update(extra)
+        return env
+
+    def consumer_cmd(
+        self, workload: str, concurrency: int | None = None, burst: bool = True
+    ) -> list[str]:
+        """The system's own consumer command (Django systems)."""
+        if self.key == "firefly":
+            cmd = [self.python, "-m", "django", "consume_tasks"]
+            if concurrency:
+                cmd += ["--concurrency", str(concurrency)]
+            return cmd + (["--burst"] if burst else [])
+        if self.key == "ff04":
+            return [self.python, "-m", "django", "consume_tasks"]
+        if self.key == "dtdb":
+            cmd = [self.python, "-m", "django", "db_worker", "--no-startup-delay"]
+            return cmd + (["--batch"] if burst else [])
+        raise ValueError(self.key)
+
+
+FIREFLY = System("firefly", "Firefly", "django", settings="bench.settings", concurrency=True,
+                 admin=True)  # fmt: skip
+FF04 = System("ff04", "django-firefly-tasks 0.4.0", "django", venv="ff04",
+              settings="bench.peers.ff04.settings", burst=False, admin=True)  # fmt: skip
+DTDB = System("dtdb", "django-tasks-db 0.13.0", "django", venv="dtdb",
+              settings="bench.peers.dtdb.settings", admin=True)  # fmt: skip
+PGQ = System("pgq", "pgqueuer 1.6.0 (asyncpg, batch 100)", "pgq", vendors=("postgres",),
+             venv="pgq", concurrency=True)  # fmt: skip
+RAW1 = System("raw1", "raw SQL, 1 task per claim + ack", "raw")
+RAW100 = System("raw100", "raw SQL, claim 100 / ack 100", "raw")
+RAWSTMT = System("rawstmt", "raw SQL, ack 100 + claim 100 in 1 statement", "raw",
+                 vendors=("postgres",))  # fmt: skip
+SYSTEMS = [FIREFLY, FF04, DTDB, PGQ, RAW1, RAW100, RAWSTMT]
+RAW_MODES = {"raw1": "single", "raw100": "batch", "rawstmt": "onestatement"}
+
+
+# Processes ----------------------------------------------------------------------------------
+
+_procs: set[subprocess.Popen[Any]] = set()
+
+
+def _kill_all() -> None:
+    for proc in list(_procs):
+        stop(proc, grace=2)
+
+
+on_exit(_kill_all)
+
+
+def start(cmd: list[str], env: dict[str, str], name: str = "proc") -> subprocess.Popen[Any]:
+    """Start a process of a benchmark. Its stderr goes to bench/results/logs/NAME.log, its
+    stdout to a file of its own (never a pipe nobody reads: a chatty consumer would block)."""
+    logs = RESULTS / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    err = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+    err.write(f"\n$ {' '.join(cmd)}\n".encode())
+    err.flush()
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=out, stderr=err, start_new_session=True
+    )
+    proc._bench_files = (out, err)  # type: ignore[attr-defined]
+    _procs.add(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM (graceful stop for every consumer here), then SIGKILL after ``grace``."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            log(f"process {proc.pid} ignored SIGTERM for {grace}s: killed")
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+    _procs.discard(proc)
+
+
+def discard_output(proc: subprocess.Popen[Any]) -> None:
+    for handle in proc._bench_files:  # type: ignore[attr-defined]
+        handle.close()
+
+
+def output_json(proc: subprocess.Popen[Any]) -> dict[str, Any]:
+    """The JSON object a finished process printed last on stdout."""
+    out, err = proc._bench_files  # type: ignore[attr-defined]
+    out.seek(0)
+    text = out.read().decode(errors="replace")
+    out.close()
+    err.close()
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(
+        f"no JSON from process (exit {proc.returncode}): {' '.join(proc.args[:5])}...; "
+        f"see bench/results/logs"
+    )
+
+
+def run_json(cmd: list[str], env: dict[str, str], name: str, timeout: float = 1800) -> Any:
+    proc = start(cmd, env, name)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        stop(proc)
+        raise
+    finally:
+        _procs.discard(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd[:4])}... exited {proc.returncode}; see bench/results/logs/{name}.log"
+        )
+    return output_json(proc)
+
+
+def agent(system: System, db: Database, command: str, **args: Any) -> Any:
+    """Run one command of ``bench/agent.py`` (Django systems), ``bench/pgq_agent.py`` or
+    ``bench/raw.py``; return the JSON it printed."""
+    script = {"pgq": "bench.pgq_agent", "raw": "bench.raw"}.get(system.kind, "bench.agent")
+    cmd = [system.python, "-m", script, command, json.dumps(args)]
+    return run_json(cmd, system.env(db), f"{system.key}-{db.vendor}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its threads so far."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+# Statistics and tables ----------------------------------------------------------------------
+
+
+def median(values: Iterable[float]) -> float:
+    values = [v for v in values if v == v]  # drop NaN
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * q / 100
+    low = int(k)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+def fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    if value != value:
+        return "–"
+    if digits == 0:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table (also readable as plain text)."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(headers), sep, *(line(r) for r in rows)])
+
+
+def verdict(value: float | None, target: float, higher_is_better: bool = True) -> str:
+    if value is None or value != value:
+        return "–"
+    ok = value >= target if higher_is_better else value <= target
+    return "meets" if ok else "MISSES"
+
+
+# Command line and reports -------------------------------------------------------------------
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="small smoke run: 1 run, small sizes")
+    p.add_argument("--runs", type=int, default=None, help="runs per measurement (default 3)")
+    p.add_argument(
+        "--db",
+        default=",".join(VENDORS),
+        help="comma-separated databases among postgres,sqlite,mariadb (default: all)",
+    )
+    p.add_argument(
+        "--systems",
+        default=",".join(s.key for s in SYSTEMS),
+        help="comma-separated systems among " + ",".join(s.key for s in SYSTEMS),
+    )
+    return p
+
+
+@dataclass
+class Options:
+    quick: bool
+    runs: int
+    vendors: list[str]
+    systems: list[System]
+    extra: argparse.Namespace = field(default_factory=argparse.Namespace)
+
+
+def options(args: argparse.Namespace) -> Options:
+    vendors = [v for v in args.db.split(",") if v]
+    for vendor in vendors:
+        if vendor not in VENDORS:
+            raise SystemExit(f"unknown database {vendor!r}")
+    keys = [k for k in args.systems.split(",") if k]
+    by_key = {s.key: s for s in SYSTEMS}
+    for key in keys:
+        if key not in by_key:
+            raise SystemExit(f"unknown system {key!r}")
+    runs = args.runs or (1 if args.quick else 3)
+    return Options(args.quick, runs, vendors, [by_key[k] for k in keys], args)
+
+
+def machine() -> str:
+    cores = os.cpu_count()
+    load = os.getloadavg()[0]
+    return f"{platform.node()}: {cores} cores, Python {platform.python_version()}, load {load:.1f}"
+
+
+def save(name: str, report: dict[str, Any]) -> Path:
+    """Keep a script's figures as JSON (bench/results/NAME.json) for run_all and the README."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report = {
+        "name": name,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        **report,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(report, indent=1, default=str))
+    md = RESULTS / f"{name}.md"
+    md.write_text(report.get("markdown", ""))
+    return path
+
+
+def header(title: str, opts: Options) -> str:
+    return (
+        f"## {title}\n\n{datetime.date.today().isoformat()}, {machine()}; "
+        f"runs: {opts.runs}{' (quick)' if opts.quick else ''}\n"
+    )
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

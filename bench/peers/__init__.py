@@ -1,0 +1,1 @@
+"""The peers Firefly is measured against, each run from its own virtualenv (bench/.venvs)."""

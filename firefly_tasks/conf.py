@@ -26,6 +26,9 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_HEARTBEAT_INTERVAL": 5.0,
     "FIREFLY_WORKER_TIMEOUT": 30.0,
     "FIREFLY_MAX_LOST_ATTEMPTS": 2,
+    "FIREFLY_CLAIM_BATCH_SIZE": 100,
+    "FIREFLY_GROUP_COMMIT_WINDOW": 0.005,
+    "FIREFLY_LISTEN_NOTIFY": True,
 }
 
 SERIALIZERS = ("json", "pickle")
@@ -101,6 +104,21 @@ class Settings:
     def MAX_LOST_ATTEMPTS(self) -> int:
         """Losses a task survives; the next one fails it as poison."""
         return int(self._get("FIREFLY_MAX_LOST_ATTEMPTS"))
+
+    @property
+    def CLAIM_BATCH_SIZE(self) -> int:
+        """The most tasks one consumer thread claims at once."""
+        return int(self._get("FIREFLY_CLAIM_BATCH_SIZE"))
+
+    @property
+    def GROUP_COMMIT_WINDOW(self) -> float:
+        """Seconds fast tasks' completions may wait to share a commit; 0 disables grouping."""
+        return float(self._get("FIREFLY_GROUP_COMMIT_WINDOW"))
+
+    @property
+    def LISTEN_NOTIFY(self) -> bool:
+        """On PostgreSQL, wake idle consumers with LISTEN/NOTIFY instead of waiting to poll."""
+        return bool(self._get("FIREFLY_LISTEN_NOTIFY"))
 
 
 settings = Settings()

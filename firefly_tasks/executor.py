@@ -25,14 +25,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("firefly_tasks")
 
-_current_task: contextvars.ContextVar[TaskModel | None] = contextvars.ContextVar(
+current_task_var: contextvars.ContextVar[TaskModel | None] = contextvars.ContextVar(
     "firefly_current_task", default=None
 )
 
 
 def current_task() -> TaskModel | None:
     """The row of the task running in this thread (or coroutine), if any."""
-    return _current_task.get()
+    return current_task_var.get()
 
 
 class Fenced(Exception):
@@ -60,15 +60,15 @@ def execute(row: TaskModel, worker: WorkerModel | None = None) -> str:
         return _record_failure(row, worker, exc, retry=False)
 
     signals.send(signals.task_started, task=row)
-    token = _current_task.set(row)
+    token = current_task_var.set(row)
     began = time.monotonic()
     try:
         if task.atomic:
             with transaction.atomic():
-                result = _call(task, args, kwargs)
+                result = call(task, args, kwargs, row)
                 _record_completion(row, worker, result)
         else:
-            result = _call(task, args, kwargs)
+            result = call(task, args, kwargs, row)
             with transaction.atomic():
                 _record_completion(row, worker, result)
     except Fenced:
@@ -84,7 +84,7 @@ def execute(row: TaskModel, worker: WorkerModel | None = None) -> str:
             raise ConnectionLost(str(exc)) from exc
         return _record_failure(row, worker, exc, retry=True)
     finally:
-        _current_task.reset(token)
+        current_task_var.reset(token)
     logger.info(
         "task completed id=%s name=%s attempt=%s duration=%.3fs",
         row.pk,
@@ -96,12 +96,17 @@ def execute(row: TaskModel, worker: WorkerModel | None = None) -> str:
     return "completed"
 
 
-def _call(task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    if task.is_async:
-        # In this thread: the coroutine's sync_to_async ORM calls come back to this thread,
-        # so they share its connection and its atomic block.
-        return async_to_sync(task.func)(*args, **kwargs)
-    return task.func(*args, **kwargs)
+def call(task: Task, args: list[Any], kwargs: dict[str, Any], row: TaskModel) -> Any:
+    """Call the task's function; its own running time is kept in ``row.run_seconds``."""
+    began = time.monotonic()
+    try:
+        if task.is_async:
+            # In this thread: the coroutine's sync_to_async ORM calls come back to this
+            # thread, so they share its connection and its atomic block.
+            return async_to_sync(task.func)(*args, **kwargs)
+        return task.func(*args, **kwargs)
+    finally:
+        row.run_seconds = time.monotonic() - began
 
 
 def _fenced(row: TaskModel) -> Any:
@@ -128,42 +133,67 @@ def _record_completion(row: TaskModel, worker: WorkerModel | None, result: Any) 
 def _record_failure(
     row: TaskModel, worker: WorkerModel | None, exc: BaseException, *, retry: bool
 ) -> str:
-    error = f"{type(exc).__name__}: {exc}"
+    with transaction.atomic():
+        outcome = write_failure(row, worker, exc, retry=retry)
+    announce_failure(row, exc, outcome)
+    return outcome
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, RuntimeError) and "durable atomic block" in str(exc):
+        return (
+            "DurableAtomicError: the task opened transaction.atomic(durable=True), but a task "
+            "runs inside the consumer's transaction so that its writes commit with its "
+            "completion; use @task(atomic=False) for a task that needs its own durable "
+            "transaction"
+        )
+    return f"{type(exc).__name__}: {exc}"
+
+
+def write_failure(
+    row: TaskModel, worker: WorkerModel | None, exc: BaseException, *, retry: bool
+) -> str:
+    """Record a failed attempt (inside the caller's transaction); return the outcome."""
+    error = describe_error(exc)
     tb = "".join(traceback.format_exception(exc))
     now = timezone.now()
     will_retry = retry and row.retry_attempts < row.max_retries
-    with transaction.atomic():
-        if will_retry:
-            updated = _fenced(row).update(
-                status=TaskStatus.CREATED,
-                not_before=now + retry_delay(row),
-                retry_attempts=F("retry_attempts") + 1,
-                worker=None,
-                error=error,
-                traceback=tb,
-            )
-        else:
-            updated = _fenced(row).update(
-                status=TaskStatus.FAILED, failed=now, error=error, traceback=tb
-            )
-        if not updated:
-            logger.warning(
-                "task fenced id=%s attempt=%s: failure not recorded", row.pk, row.attempt
-            )
-            return "fenced"
-        _record_attempt(row, worker, AttemptOutcome.FAILED, now, error=error, tb=tb)
+    if will_retry:
+        updated = _fenced(row).update(
+            status=TaskStatus.CREATED,
+            not_before=now + retry_delay(row),
+            retry_attempts=F("retry_attempts") + 1,
+            worker=None,
+            error=error,
+            traceback=tb,
+        )
+    else:
+        updated = _fenced(row).update(
+            status=TaskStatus.FAILED, failed=now, error=error, traceback=tb
+        )
+    if not updated:
+        return "fenced"
+    _record_attempt(row, worker, AttemptOutcome.FAILED, now, error=error, tb=tb)
     row.error, row.traceback = error, tb
+    return "retry" if will_retry else "failed"
+
+
+def announce_failure(row: TaskModel, exc: BaseException, outcome: str) -> None:
+    """Log and signal a failure once it has committed."""
+    if outcome == "fenced":
+        logger.warning("task fenced id=%s attempt=%s: failure not recorded", row.pk, row.attempt)
+        return
+    will_retry = outcome == "retry"
     logger.error(
         "task failed id=%s name=%s attempt=%s will_retry=%s error=%s",
         row.pk,
         row.func_name,
         row.attempt,
         will_retry,
-        error,
+        row.error,
         exc_info=exc,
     )
     signals.send(signals.task_failed, task=row, exception=exc, will_retry=will_retry)
-    return "retry" if will_retry else "failed"
 
 
 def retry_delay(row: TaskModel) -> datetime.timedelta:
@@ -183,7 +213,19 @@ def _record_attempt(
     error: str = "",
     tb: str = "",
 ) -> None:
-    TaskAttempt.objects.create(
+    attempt_row(row, worker, outcome, finished, error=error, tb=tb).save(force_insert=True)
+
+
+def attempt_row(
+    row: TaskModel,
+    worker: WorkerModel | None,
+    outcome: str,
+    finished: datetime.datetime,
+    *,
+    error: str = "",
+    tb: str = "",
+) -> TaskAttempt:
+    return TaskAttempt(
         task_id=row.pk,
         number=row.attempt,
         worker=worker,

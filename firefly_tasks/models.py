@@ -171,6 +171,9 @@ class TaskModel(models.Model):
 
     objects = TaskQuerySet.as_manager()
 
+    # Not stored: how long the function itself ran in this process's last call of it.
+    run_seconds: float | None = None
+
     class Meta:
         verbose_name = "task"
         indexes = [

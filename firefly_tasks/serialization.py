@@ -139,6 +139,8 @@ def call_preview(args: tuple[Any, ...], kwargs: dict[str, Any], length: int) -> 
 
 
 def value_preview(value: Any, length: int) -> str:
+    if value is None:
+        return "None"
     return truncate(_repr.repr(value), length)
 
 

@@ -24,7 +24,6 @@ from django.utils import timezone
 from firefly_tasks.claim import claim_tasks
 from firefly_tasks.conf import settings
 from firefly_tasks.database import DatabaseNow
-from firefly_tasks.executor import ConnectionLost, execute
 from firefly_tasks.heartbeat import Heartbeat
 from firefly_tasks.maintenance import (
     end_unfinished_attempt,
@@ -32,6 +31,7 @@ from firefly_tasks.maintenance import (
     release_unstarted,
 )
 from firefly_tasks.models import AttemptOutcome, TaskModel, WorkerModel, WorkerState
+from firefly_tasks.runner import BatchInterrupted, BatchRunner
 
 logger = logging.getLogger("firefly_tasks")
 
@@ -88,7 +88,10 @@ class Worker:
         self.processed = 0
         self.failed = 0
         self._lock = threading.Lock()
-        self._running: dict[int, TaskModel] = {}
+        self._running: dict[int, list[TaskModel]] = {}
+        # Set when tasks may be ready: by a NOTIFY on PostgreSQL, and on stop.
+        self.wake = threading.Event()
+        self.crashed = False
 
     # Lifecycle ----------------------------------------------------------------------------
 
@@ -131,11 +134,12 @@ class Worker:
             "worker stopped name=%s processed=%s failed=%s", self.name, self.processed, self.failed
         )
         connection.close()
-        return 0
+        return 1 if self.crashed else 0
 
     def stop(self) -> None:
         """Stop claiming; running tasks finish, then ``run()`` returns."""
         self.stopping.set()
+        self.wake.set()
 
     def _set_state(self, state: str) -> bool:
         assert self.row is not None
@@ -176,7 +180,7 @@ class Worker:
     def _interrupt(self, heartbeat: Heartbeat) -> int:
         """Second signal: return running tasks to the queue and exit without waiting."""
         with self._lock:
-            running = list(self._running.values())
+            running = [row for rows in self._running.values() for row in rows]
         logger.warning("worker interrupted name=%s running_tasks=%s", self.name, len(running))
 
         def release() -> None:
@@ -200,27 +204,34 @@ class Worker:
             self._loop()
         except Exception:
             logger.exception("worker thread crashed name=%s", self.name)
+            self.crashed = True
             self.stop()
         finally:
             connections.close_all()
 
     def _loop(self) -> None:
+        assert self.row is not None
+        runner = BatchRunner(self.row, self.stopping)
         nap = settings.CONSUMER_NAP_TIME
         delay = RECONNECT_FIRST_DELAY
         unsettled: list[TaskModel] = []
+        unstarted: list[TaskModel] = []
         lost_claim: datetime.datetime | None = None
         while not self.stopping.is_set():
             try:
                 if unsettled:
                     self._settle(unsettled)
                     unsettled = []
+                if unstarted:
+                    release_unstarted(unstarted)
+                    unstarted = []
                 if lost_claim is not None:
-                    assert self.row is not None
                     release_lost_claim(self.row, lost_claim)
                     lost_claim = None
                 stamp = timezone.now()
+                self.wake.clear()
                 try:
-                    claimed = self._claim(stamp)
+                    claimed = self._claim(runner.batch_size(), stamp)
                 except Error:
                     lost_claim = stamp
                     raise
@@ -229,21 +240,21 @@ class Worker:
                 continue
             delay = RECONNECT_FIRST_DELAY
             if claimed is None:
-                return
+                break
             if not claimed:
                 if self.burst:
-                    return
-                self.stopping.wait(nap)
+                    break
+                self.wake.wait(nap)
                 nap = min(nap * 2, settings.MAX_POLL_INTERVAL)
                 continue
             nap = settings.CONSUMER_NAP_TIME
-            unsettled = self._run_claimed(claimed)
-        if unsettled:
-            self._settle_before_exit(unsettled)
+            unsettled, unstarted = self._run_claimed(runner, claimed)
+        if unsettled or unstarted:
+            self._settle_before_exit(unsettled, unstarted)
 
-    def _claim(self, stamp: datetime.datetime) -> list[TaskModel] | None:
+    def _claim(self, wanted: int, stamp: datetime.datetime) -> list[TaskModel] | None:
         """Claim what this thread may run next; ``None`` when ``--max-tasks`` is used up."""
-        granted = self.budget.take(1)
+        granted = self.budget.take(wanted)
         if not granted:
             return None
         try:
@@ -254,32 +265,34 @@ class Worker:
         self.budget.give_back(granted - len(rows))
         return rows
 
-    def _run_claimed(self, rows: list[TaskModel]) -> list[TaskModel]:
-        """Run claimed rows in order; return those whose outcome is unknown (connection lost)."""
-        ident = threading.get_ident()
-        for index, row in enumerate(rows):
-            if self.stopping.is_set():
-                self.budget.give_back(len(rows) - index)
-                release_unstarted(rows[index:])
-                return []
+    def _run_claimed(
+        self, runner: BatchRunner, rows: list[TaskModel]
+    ) -> tuple[list[TaskModel], list[TaskModel]]:
+        """Run claimed rows; return those to settle (started, outcome unknown because the
+        connection broke) and those to release (never started)."""
+        with self._lock:
+            self._running[threading.get_ident()] = rows
+        try:
+            outcomes, handed_back = runner.run(rows)
+        except BatchInterrupted as exc:
+            logger.warning("database connection lost while running tasks error=%s", exc.__cause__)
+            connection.close()
+            self.budget.give_back(len(exc.unstarted))
+            return exc.started, exc.unstarted
+        finally:
             with self._lock:
-                self._running[ident] = row
+                self._running.pop(threading.get_ident(), None)
+            # Count what finished, whether or not the batch was interrupted.
+        with self._lock:
+            self.processed += len(outcomes)
+            self.failed += sum(outcome in ("failed", "retry") for outcome in outcomes)
+        if handed_back:
+            self.budget.give_back(len(handed_back))
             try:
-                outcome = execute(row, self.row)
-            except (Error, ConnectionLost) as exc:
-                logger.warning(
-                    "database connection lost while running task id=%s error=%s", row.pk, exc
-                )
-                connection.close()
-                return rows[index:]
-            finally:
-                with self._lock:
-                    self._running.pop(ident, None)
-            with self._lock:
-                self.processed += 1
-                if outcome in ("failed", "retry"):
-                    self.failed += 1
-        return []
+                release_unstarted(handed_back)
+            except Error:
+                return [], handed_back
+        return [], []
 
     def _settle(self, rows: list[TaskModel]) -> None:
         """After a lost connection, requeue the tasks whose completion did not commit.
@@ -291,12 +304,17 @@ class Worker:
             # Guarded by status and attempt: a no-op unless the row is still this attempt's.
             end_unfinished_attempt(row, self.row, AttemptOutcome.INTERRUPTED)
 
-    def _settle_before_exit(self, rows: list[TaskModel]) -> None:
+    def _settle_before_exit(self, unsettled: list[TaskModel], unstarted: list[TaskModel]) -> None:
         try:
-            self._settle(rows)
+            self._settle(unsettled)
+            release_unstarted(unstarted)
         except Error as exc:
             # Still unreachable: other consumers recover these once this worker is dead.
-            logger.warning("could not requeue %s task(s) before exit error=%s", len(rows), exc)
+            logger.warning(
+                "could not requeue %s task(s) before exit error=%s",
+                len(unsettled) + len(unstarted),
+                exc,
+            )
 
     def _wait_for_database(self, exc: Exception, delay: float) -> float:
         logger.warning("database unavailable, reconnecting in %.1fs error=%s", delay, exc)

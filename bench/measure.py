@@ -34,8 +34,10 @@ def prepare(system: System, db: Database) -> None:
         _prepared.add(key)
 
 
-def seed(system: System, db: Database, workload: str, n: int) -> dict[str, Any]:
-    return agent(system, db, "seed", workload=workload, n=n)
+def seed(
+    system: System, db: Database, workload: str, n: int, reset: bool = False
+) -> dict[str, Any]:
+    return agent(system, db, "seed", workload=workload, n=n, reset=reset)
 
 
 def consumer(
@@ -83,9 +85,7 @@ def drain(
     after the first completion / time from the first completion to the last one (process
     start-up is left out)."""
     prepare(system, db)
-    if reset:
-        agent(system, db, "reset")
-    seed(system, db, workload, n)
+    seed(system, db, workload, n, reset=reset)
     db.analyze()
     before = db.pg_counters()
     since = time.time()

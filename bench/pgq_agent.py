@@ -55,6 +55,8 @@ async def cmd_reset(args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def cmd_seed(args: dict[str, Any]) -> dict[str, Any]:
+    if args.get("reset"):
+        await cmd_reset({})
     conn, q = await queries()
     n, chunk, workload = args["n"], args.get("chunk", 5000), args["workload"]
     began = time.perf_counter()

@@ -113,6 +113,8 @@ def cmd_reset(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_seed(args: dict[str, Any]) -> dict[str, Any]:
+    if args.get("reset"):
+        cmd_reset({})
     conn = connect()
     cursor = conn.cursor()
     n, chunk = args["n"], 500

@@ -1,0 +1,130 @@
+"""Figure 3 — enqueue: ``schedule_many`` throughput, and one ``schedule()`` in autocommit
+against a raw single-row INSERT of the very same row.
+
+Per run and system, in one process (``bench/agent.py enqueue``): rounds of N ``schedule()``
+calls alternating with N raw ``INSERT``s (DB-API cursor of the same connection, autocommit)
+of the row ``schedule()`` wrote, median time per call of each; then 20,000 tasks in
+``schedule_many`` calls of 1,000, against raw multi-row INSERTs of the same rows. Peers use
+their own single-task API (0.4.0's ``schedule()``, django-tasks' ``enqueue()``, pgqueuer's
+``enqueue()``); only Firefly and pgqueuer have a bulk API.
+
+    python3 bench/enqueue.py [--quick] [--runs 3] [--db ...]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import lib, measure  # noqa: E402
+
+NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
+MANY_TARGET = 20_000
+SINGLE_TARGET = 1.3
+
+
+def main() -> None:
+    p = lib.parser(__doc__.split("\n")[1])
+    opts = lib.options(p.parse_args())
+    args = (
+        {"rounds": 2, "per_round": 50, "many": 2000, "chunk": 1000}
+        if opts.quick
+        else {"rounds": 5, "per_round": 200, "many": 20_000, "chunk": 1000}
+    )
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for vendor in opts.vendors:
+        db = lib.Database(vendor, "enqueue")
+        lib.log(f"enqueue on {db.durability()}")
+        systems = [s for s in opts.systems if s.kind != "raw" and vendor in s.vendors]
+        for _ in range(opts.runs):
+            for system in systems:
+                try:
+                    measure.prepare(system, db)
+                    lib.agent(system, db, "reset")
+                    result = lib.agent(system, db, "enqueue", **args)
+                except lib.Unavailable:
+                    continue
+                lib.log(
+                    f"  {system.key:8} {vendor:8} schedule {result['single_ms']:.3f} ms, raw "
+                    f"{result['raw_single_ms']:.3f} ms, many {lib.fmt(result.get('many_per_s'))}/s"
+                )
+                runs.setdefault((system.key, vendor), []).append(result)
+        db.drop()
+    report = summarize(opts, runs)
+    print(report["markdown"])
+    lib.save("enqueue", report)
+
+
+def summarize(opts: lib.Options, runs: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[str, Any]:
+    md = lib.header("Enqueue", opts)
+    md += (
+        "\nSingle: median time of one call in autocommit (its own commit; q = SQL queries it "
+        "makes), and the same row "
+        "written by a raw single-row INSERT on the same connection, alternating in rounds; "
+        "ratio = call ÷ raw, per run, median. Bulk: tasks/s over 20,000 tasks in calls of "
+        "1,000, against raw multi-row INSERTs of the same rows (1,000 per statement) and, on "
+        "PostgreSQL, COPY. Raw statements on PostgreSQL use a plain psycopg connection "
+        "(server-side binding).\n"
+    )
+    figures = []
+    for vendor in opts.vendors:
+        rows = []
+        for system in opts.systems:
+            rs = runs.get((system.key, vendor))
+            if not rs:
+                continue
+            def med(key: str, rs: list[dict[str, Any]] = rs) -> float | None:
+                values = [r[key] for r in rs if r.get(key) is not None]
+                return lib.median(values) if values else None
+
+            ratio = lib.median(r["single_ms"] / r["raw_single_ms"] for r in rs)
+            many, raw_many = med("many_per_s"), med("raw_many_per_s")
+            raw_copy = med("raw_copy_per_s")
+            rows.append(
+                [
+                    system.label,
+                    f"{med('single_ms'):.3f} ms ({lib.fmt(med('queries_per_call'))} q)"
+                    if rs[0].get("queries_per_call") is not None
+                    else f"{med('single_ms'):.3f} ms",
+                    f"{med('raw_single_ms'):.3f} ms",
+                    f"{ratio:.2f}×",
+                    f"{lib.fmt(many)}/s" if many else "n/a (no bulk API)",
+                    f"{lib.fmt(raw_many)}/s" if raw_many else "n/a",
+                    f"{many / raw_many:.2f}×" if many and raw_many else "n/a",
+                    f"{lib.fmt(raw_copy)}/s" if raw_copy else "n/a",
+                ]
+            )
+            if system.key == "firefly":
+                figures.append(
+                    {
+                        "figure": f"Enqueue: one schedule() ÷ raw single-row INSERT, {NAMES[vendor]}",
+                        "target": f"≤ {SINGLE_TARGET}×",
+                        "value": f"{ratio:.2f}× ({med('single_ms'):.3f} vs {med('raw_single_ms'):.3f} ms)",
+                        "verdict": lib.verdict(ratio, SINGLE_TARGET, higher_is_better=False),
+                    }
+                )
+                figures.append(
+                    {
+                        "figure": f"Enqueue: schedule_many, {NAMES[vendor]}",
+                        "target": f"≥ {MANY_TARGET:,}/s" if vendor == "postgres" else "measured",
+                        "value": f"{lib.fmt(many)}/s",
+                        "verdict": lib.verdict(many, MANY_TARGET) if vendor == "postgres" else "reported",
+                    }
+                )
+        if rows:
+            md += f"\n### {NAMES[vendor]}\n\n"
+            md += lib.table(
+                ["system", "one call", "raw INSERT", "call ÷ raw", "bulk", "raw multi-row",
+                 "bulk ÷ raw", "raw COPY"],
+                rows,
+            )  # fmt: skip
+            md += "\n"
+    return {"markdown": md, "figures": figures,
+            "runs": {f"{k[0]}/{k[1]}": v for k, v in runs.items()}}  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -89,6 +89,9 @@ class LazySavepoint:
     def __init__(self) -> None:
         self.sid: str | None = None
         self._opening = False
+        # on_commit callbacks the task registers before its first query are not tied to
+        # the savepoint: remember where they start, to discard them on rollback.
+        self._callbacks_mark = len(connection.run_on_commit)
 
     def __call__(
         self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
@@ -117,11 +120,11 @@ class LazySavepoint:
         self.forget()
 
     def rollback(self) -> None:
-        if self.sid is None:
-            return
-        connection.savepoint_rollback(self.sid)
-        connection.needs_rollback = False
-        self.forget()
+        if self.sid is not None:
+            connection.savepoint_rollback(self.sid)
+            connection.needs_rollback = False
+            self.forget()
+        del connection.run_on_commit[self._callbacks_mark :]
 
     def forget(self) -> None:
         if self.sid in connection.savepoint_ids:

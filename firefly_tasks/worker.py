@@ -25,6 +25,7 @@ from firefly_tasks.claim import claim_tasks
 from firefly_tasks.conf import settings
 from firefly_tasks.database import DatabaseNow
 from firefly_tasks.heartbeat import Heartbeat
+from firefly_tasks.listener import Listener
 from firefly_tasks.maintenance import (
     end_unfinished_attempt,
     release_lost_claim,
@@ -115,6 +116,8 @@ class Worker:
         self._install_signal_handlers()
         heartbeat = Heartbeat(self)
         heartbeat.start()
+        if connection.vendor == "postgresql" and settings.LISTEN_NOTIFY:
+            Listener(self.wake, self.stopping).start()
         threads = [
             threading.Thread(target=self._run_thread, name=f"firefly-{i}", daemon=True)
             for i in range(self.concurrency)

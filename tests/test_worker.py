@@ -206,3 +206,20 @@ def test_threads_share_nothing_but_the_queue(start_consumer):
     assert start_consumer("--burst", "--concurrency", "4").wait(120) == 0
     assert Execution.objects.count() == 400
     assert Execution.objects.values("task_id").distinct().count() == 400
+
+
+def test_postgres_notify_wakes_an_idle_consumer_at_once(start_consumer):
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY wake-ups are PostgreSQL's; elsewhere consumers poll")
+    # Polling every 30 s: only a notification can start the task within the test's bound.
+    consumer = start_consumer(FIREFLY_CONSUMER_NAP_TIME=30.0, FIREFLY_MAX_POLL_INTERVAL=30.0)
+    wait_until(lambda: WorkerModel.objects.filter(pid=consumer.pid).exists())
+    time.sleep(1.0)  # the consumer found nothing and is napping
+
+    scheduled = time.monotonic()
+    row = tasks.write_note.schedule("woken")
+    wait_until(lambda: TaskModel.objects.get(pk=row.pk).status == TaskStatus.COMPLETED, 10)
+
+    assert time.monotonic() - scheduled < 3
+    consumer.signal(signal.SIGTERM)
+    assert consumer.wait() == 0

@@ -6,6 +6,40 @@ import firefly_tasks.indexes
 from django.db import migrations, models
 
 
+# PostgreSQL only: wake listening consumers when a task is inserted, or becomes ready again
+# (requeued, released), in the same transaction. See firefly_tasks/listener.py.
+NOTIFY_SQL = [
+    """CREATE OR REPLACE FUNCTION firefly_tasks_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('firefly_tasks', '');
+        RETURN NULL;
+    END $$""",
+    """CREATE TRIGGER firefly_tasks_inserted AFTER INSERT ON firefly_tasks_taskmodel
+    FOR EACH STATEMENT EXECUTE FUNCTION firefly_tasks_notify()""",
+    """CREATE TRIGGER firefly_tasks_ready AFTER UPDATE OF status ON firefly_tasks_taskmodel
+    FOR EACH ROW WHEN (NEW.status = 'created' AND OLD.status <> 'created'
+                       AND NEW.not_before <= now())
+    EXECUTE FUNCTION firefly_tasks_notify()""",
+]
+DROP_NOTIFY_SQL = [
+    "DROP TRIGGER IF EXISTS firefly_tasks_ready ON firefly_tasks_taskmodel",
+    "DROP TRIGGER IF EXISTS firefly_tasks_inserted ON firefly_tasks_taskmodel",
+    "DROP FUNCTION IF EXISTS firefly_tasks_notify()",
+]
+
+
+def create_notify_triggers(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for sql in NOTIFY_SQL:
+            schema_editor.execute(sql, params=None)
+
+
+def drop_notify_triggers(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for sql in DROP_NOTIFY_SQL:
+            schema_editor.execute(sql, params=None)
+
+
 class Migration(migrations.Migration):
 
     initial = True
@@ -124,4 +158,5 @@ class Migration(migrations.Migration):
             model_name='taskattempt',
             constraint=models.UniqueConstraint(fields=('task', 'number'), name='firefly_attempt_unique'),
         ),
+        migrations.RunPython(create_notify_triggers, drop_notify_triggers, elidable=False),
     ]

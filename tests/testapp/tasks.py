@@ -164,3 +164,18 @@ async def async_current_task_id() -> int:
     row = current_task()
     assert row is not None
     return row.pk
+
+
+@task()
+def note_on_commit_then_fail(text: str) -> None:
+    """Registers an on_commit callback, then fails: the callback must never run."""
+    from django.db import transaction
+
+    transaction.on_commit(lambda: Note.objects.create(text=f"{text} committed"))
+    Note.objects.create(text=text)
+    raise RuntimeError("after on_commit")
+
+
+@task()
+def noop() -> None:
+    return None

@@ -1,0 +1,55 @@
+"""PostgreSQL wake-ups: a thread that LISTENs for new tasks so idle consumers start at once.
+
+Triggers created by the migrations ``NOTIFY firefly_tasks`` when tasks are inserted, or set
+back to ``created`` ready to run, in the same transaction: the notification arrives when the
+task becomes visible. Polling stays as the fallback, so a lost notification only costs up to
+``FIREFLY_MAX_POLL_INTERVAL``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Any
+
+from django.db import connection
+
+logger = logging.getLogger("firefly_tasks")
+
+CHANNEL = "firefly_tasks"
+# How often the listener looks up from its socket to see whether it should stop.
+STOP_CHECK_SECONDS = 0.5
+
+
+class Listener(threading.Thread):
+    """Sets ``wake`` whenever a task may have become ready; reconnects with backoff."""
+
+    def __init__(self, wake: threading.Event, stopping: threading.Event) -> None:
+        super().__init__(name="firefly-listener", daemon=True)
+        self.wake = wake
+        self.stopping = stopping
+
+    def run(self) -> None:
+        delay = 0.1
+        while not self.stopping.is_set():
+            raw: Any = None
+            try:
+                raw = connection.get_new_connection(connection.get_connection_params())
+                raw.autocommit = True
+                raw.execute(f"LISTEN {CHANNEL}")
+                delay = 0.1
+                self.wake.set()  # whatever arrived while not listening
+                while not self.stopping.is_set():
+                    for _ in raw.notifies(timeout=STOP_CHECK_SECONDS):
+                        self.wake.set()
+            except Exception as exc:
+                logger.warning(
+                    "listener lost its connection, retrying in %.1fs error=%s", delay, exc
+                )
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                if raw is not None:
+                    with contextlib.suppress(Exception):  # closing a broken one may fail
+                        raw.close()

@@ -1,0 +1,121 @@
+"""The batch runner: fast tasks share a transaction, each isolated by its own savepoint."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext, override_settings
+
+from firefly_tasks.claim import claim_tasks
+from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.runner import BatchRunner
+from tests.testapp import tasks
+from tests.testapp.models import Note
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # A wide window: every test task counts as fast, whatever the machine's load.
+    pytest.mark.usefixtures("wide_group_window"),
+]
+
+
+@pytest.fixture
+def wide_group_window():
+    with override_settings(FIREFLY_GROUP_COMMIT_WINDOW=5.0):
+        yield
+
+
+@pytest.fixture
+def runner() -> BatchRunner:
+    worker = WorkerModel.objects.create(name="runner-test", hostname="here", pid=1)
+    return BatchRunner(worker, threading.Event())
+
+
+def warm_up(runner: BatchRunner, *task_functions) -> None:
+    """Run each task once alone, so the runner learns that it is fast."""
+    for function in task_functions:
+        function.schedule("warm-up")
+    runner.run(claim_tasks(["default"], 100, runner.worker.pk))
+    TaskModel.objects.all().delete()
+    Note.objects.all().delete()
+
+
+def test_unknown_tasks_run_alone_then_fast_ones_are_grouped(runner):
+    tasks.noop.schedule_many([() for _ in range(30)])
+    first = claim_tasks(["default"], 1, runner.worker.pk)
+    runner.run(first)  # learns noop is fast
+    rows = claim_tasks(["default"], 100, runner.worker.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        outcomes, handed_back = runner.run(rows)
+
+    assert outcomes == ["completed"] * 29
+    assert handed_back == []
+    # One UPDATE for the completions and one INSERT for the attempts: no query per task.
+    assert len([q for q in queries if not q["sql"].startswith(("BEGIN", "COMMIT"))]) <= 3
+    assert TaskModel.objects.filter(status=TaskStatus.COMPLETED).count() == 30
+    assert TaskAttempt.objects.filter(outcome="completed").count() == 30
+
+
+def test_failing_task_in_a_group_rolls_back_only_its_own_writes(runner):
+    warm_up(runner, tasks.write_note, tasks.write_note_then_fail)
+    keep_a = tasks.write_note.schedule("a")
+    lost = tasks.write_note_then_fail.schedule("b")
+    keep_c = tasks.write_note.schedule("c")
+
+    outcomes, _ = runner.run(claim_tasks(["default"], 10, runner.worker.pk))
+
+    assert outcomes == ["completed", "completed", "failed"]  # failures are reported last
+    assert set(Note.objects.values_list("text", flat=True)) == {"a", "c"}
+    statuses = dict(TaskModel.objects.values_list("pk", "status"))
+    assert statuses == {keep_a.pk: "completed", lost.pk: "failed", keep_c.pk: "completed"}
+    failed = TaskModel.objects.get(pk=lost.pk)
+    assert "RuntimeError: failed after writing b" in failed.error
+    assert list(failed.attempts.values_list("outcome", flat=True)) == ["failed"]
+
+
+def test_on_commit_callbacks_of_a_failed_task_in_a_group_are_discarded(runner):
+    warm_up(runner, tasks.write_note)
+    runner._observe(tasks.note_on_commit_then_fail.name, 0.0)
+    tasks.write_note.schedule("kept")
+    tasks.note_on_commit_then_fail.schedule("dropped")
+
+    runner.run(claim_tasks(["default"], 10, runner.worker.pk))
+
+    assert list(Note.objects.values_list("text", flat=True)) == ["kept"]
+
+
+def test_group_with_a_row_that_moved_on_runs_its_tasks_alone(runner):
+    warm_up(runner, tasks.write_note)
+    rows = [tasks.write_note.schedule(text) for text in ("x", "y", "z")]
+    claimed = claim_tasks(["default"], 10, runner.worker.pk)
+    # Another consumer recovered and re-claimed "y" meanwhile: its attempt moved on.
+    TaskModel.objects.filter(pk=rows[1].pk).update(attempt=5)
+
+    outcomes, _ = runner.run(claimed)
+
+    assert sorted(outcomes) == ["completed", "completed", "fenced"]
+    assert set(Note.objects.values_list("text", flat=True)) == {"x", "z"}
+    assert TaskModel.objects.get(pk=rows[1].pk).status == TaskStatus.RUNNING
+
+
+def test_batch_size_grows_with_fast_tasks_and_starts_at_one(runner):
+    assert runner.batch_size() == 1
+    runner._observe("fast", 0.0001)
+    assert runner.batch_size() == 100
+    runner._observe("slow", 10.0)
+    assert runner.batch_size() == 1
+
+
+def test_rest_of_a_batch_is_handed_back_after_a_slow_task(runner):
+    slow = tasks.sleep_for.schedule(0.6)
+    behind = tasks.add.schedule(1, 1)
+    claimed = claim_tasks(["default"], 10, runner.worker.pk)
+    assert [row.pk for row in claimed] == [slow.pk, behind.pk]
+
+    outcomes, handed_back = runner.run(claimed)
+
+    assert outcomes == ["completed"]
+    assert [row.pk for row in handed_back] == [behind.pk]

@@ -207,7 +207,6 @@ class FireflyBackend(BaseTaskBackend):
             Error(
                 f"TASKS[{self.alias!r}]: {problem}",
                 hint="See docs/dep14.md for FireflyBackend's OPTIONS.",
-                obj=self,
                 id="firefly_tasks.E101",
             )
             for problem in self.option_problems()
@@ -215,17 +214,16 @@ class FireflyBackend(BaseTaskBackend):
         allowed = settings.QUEUES
         for queue in sorted(self.queues):
             if not isinstance(queue, str) or not queue or len(queue) > QUEUE_NAME_MAX_LENGTH:
-                problem = f"at most {QUEUE_NAME_MAX_LENGTH} characters long and not empty"
+                problem = f"is empty or longer than {QUEUE_NAME_MAX_LENGTH} characters"
             elif allowed is not None and queue not in allowed:
-                problem = "in FIREFLY_QUEUES"
+                problem = "is not in FIREFLY_QUEUES"
             else:
                 continue
             messages.append(
                 Error(
-                    f"TASKS[{self.alias!r}] lists queue {queue!r}, which is not {problem}: "
-                    "every task enqueued to it would be refused.",
+                    f"TASKS[{self.alias!r}] lists queue {queue!r}, which {problem}: every task "
+                    "enqueued to it would be refused.",
                     hint="Make QUEUES and FIREFLY_QUEUES agree.",
-                    obj=self,
                     id="firefly_tasks.E102",
                 )
             )
@@ -440,9 +438,10 @@ def find_framework_task(path: str) -> Any | None:
                 if exc.name is not None and module_name.startswith(exc.name):
                     continue  # Not a module (a class path, or nothing): try its parent.
                 raise
+        # getattr_static: looking a stored name up must never run a property or __getattr__.
         found: Any = module
         for attribute in parts[end:]:
-            found = getattr(found, attribute, None)
+            found = inspect.getattr_static(found, attribute, None)
         return found if isinstance(found, Task) else None
     return None
 

@@ -107,11 +107,9 @@ def _resolve_framework_task(name: str, backend: str | None) -> Task:
 
 
 def may_import(module: str) -> bool:
-    """Whether a stored task name may import ``module``: one of an installed app, or listed
-    in ``FIREFLY_TASK_MODULES`` (or inside one of those)."""
-    return _in_installed_app(module) or any(
-        module == listed or module.startswith(listed + ".") for listed in settings.TASK_MODULES
-    )
+    """Whether a stored task name may import ``module``: a module of an installed app, or one
+    listed in ``FIREFLY_TASK_MODULES``."""
+    return _in_installed_app(module) or module in settings.TASK_MODULES
 
 
 def _in_installed_app(module: str) -> bool:

@@ -292,8 +292,8 @@ class FireflyBackend(BaseTaskBackend):
             found = find_framework_task(name)
             if found is None:
                 raise TaskResultDoesNotExist(
-                    f"{row.pk}: {name!r} is no longer a Django Tasks framework task that this "
-                    "process can import."
+                    f"{row.pk}: {name!r} is not a Django Tasks framework task that this process "
+                    "can import."
                 )
             task = _as_enqueued(found, row)
         attempts = list(TaskAttempt.objects.filter(task_id=row.pk).order_by("number"))
@@ -564,7 +564,7 @@ def _announce(signal: Any, row: TaskModel) -> None:
     try:
         result = backend.result_for_row(fresh)
     except TaskResultDoesNotExist as exc:
-        logger.warning("framework signal not sent id=%s reason=%s", row.pk, exc)
+        logger.info("framework signal not sent id=%s reason=%s", row.pk, exc)
         return
     signal.send(type(backend), task_result=result)
 

@@ -300,6 +300,20 @@ def test_return_value_that_json_cannot_hold_fails_the_task(db):
     assert "JSON-serializable" in result.errors[0].traceback
 
 
+def test_a_failed_attempt_with_a_retry_left_is_ready_again_with_its_error(db):
+    result = t.fail_on_first_attempt.enqueue()  # backend "retrying": MAX_RETRIES=1
+
+    run_pending_tasks(limit=1)
+
+    result.refresh()
+    assert result.status == Status.READY
+    assert not result.is_finished
+    assert result.finished_at is None
+    assert result.attempts == 1
+    assert result.last_attempted_at == result.started_at is not None
+    assert [error.exception_class for error in result.errors] == [RuntimeError]
+
+
 def test_a_lost_attempt_is_an_error_and_the_task_is_ready_again(db):
     result = t.add.enqueue(1, 2)
     worker = WorkerModel.objects.create(name="lost-worker", hostname="h", pid=1)
@@ -673,6 +687,7 @@ def test_a_dep14_row_resolves_to_an_adapter_of_the_framework_task():
         ("tests.testapp.dep14_tasks.no_such_task", "default"),
         ("tests.outside_app_tasks.outside_task", "default"),  # module outside installed apps
         ("os.system", "default"),
+        ("tests.testapp.dep14_tasks.trap.sprung", "default"),  # a property: never evaluated
     ],
 )
 def test_anything_else_is_refused_like_an_unregistered_task(func_name, backend):

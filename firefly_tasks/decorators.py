@@ -158,19 +158,38 @@ class Task:
             retry_backoff=self.retry_backoff,
         )
 
+    def _build_rows(
+        self, calls: list[tuple[tuple[Any, ...], dict[str, Any]]], eta: object, now: Any
+    ) -> list[TaskModel]:
+        """Rows for many calls: options are resolved and checked once, on the first call."""
+        from firefly_tasks.models import TaskModel
+
+        if not calls:
+            return []
+        first = self.build_row(*calls[0], eta, now)
+        fields = [field.attname for field in TaskModel._meta.concrete_fields]
+        values = [getattr(first, name) for name in fields]
+        params_at, preview_at = fields.index("params_data"), fields.index("params_preview")
+        serializer, length = first.serializer, settings.PREVIEW_LENGTH
+        rows = [first]
+        for args, kwargs in calls[1:]:
+            values[params_at] = serialization.dumps((list(args), kwargs), serializer, "arguments")
+            values[preview_at] = serialization.call_preview(args, kwargs, length)
+            rows.append(TaskModel(*values))  # type: ignore[misc]  # positional: Django's fast path
+        return rows
+
     def _schedule_rows(
         self, calls: list[tuple[tuple[Any, ...], dict[str, Any]]], eta: object
     ) -> list[TaskModel]:
         from firefly_tasks.models import TaskModel
 
-        now = timezone.now()
-        rows = [self.build_row(args, kwargs, eta, now) for args, kwargs in calls]
+        rows = self._build_rows(calls, eta, timezone.now())
         if not rows:
             return rows
         if len(rows) == 1:
             rows[0].save(force_insert=True)
         else:
-            rows = TaskModel.objects.bulk_create(rows)
+            rows = TaskModel.objects.insert_calls(rows)
         for row in rows:
             signals.send(signals.task_scheduled, task=row)
         if settings.RUN_IMMEDIATELY:

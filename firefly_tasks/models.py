@@ -10,7 +10,7 @@ import datetime
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -106,6 +106,43 @@ class TaskQuerySet(models.QuerySet["TaskModel"]):
                 TaskModel.objects.using(self.db).filter(pk__in=ids).delete()
             deleted += len(ids)
         return deleted
+
+    def insert_calls(self, rows: list[TaskModel]) -> list[TaskModel]:
+        """Insert unsaved rows that differ only in their call (``params`` and its preview),
+        as ``Task.schedule_many()`` builds them, and set their ids.
+
+        On PostgreSQL one ``INSERT ... SELECT FROM unnest()`` carries the calls as two arrays,
+        with every other column sent once; elsewhere this is ``bulk_create``.
+        """
+        connection = connections[self.db]
+        if len(rows) < 2 or connection.vendor != "postgresql":
+            return TaskModel.objects.using(self.db).bulk_create(rows)
+        qn = connection.ops.quote_name
+        varying = ("params_data", "params_preview")
+        fields = [
+            f
+            for f in self.model._meta.concrete_fields
+            if not f.primary_key and f.attname not in varying
+        ]
+        template = rows[0]
+        constants = [f.get_db_prep_save(getattr(template, f.attname), connection) for f in fields]
+        columns = [qn(str(f.column)) for f in fields] + [qn("params"), qn("params_preview")]
+        selects = [f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields]
+        sql = (
+            f"INSERT INTO {qn(self.model._meta.db_table)} ({', '.join(columns)}) "
+            f"SELECT {', '.join(selects)}, u.p, u.v "
+            f"FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS u(p, v, n) "
+            f"ORDER BY u.n RETURNING {qn('id')}"
+        )
+        params = [*constants, [r.params_data for r in rows], [r.params_preview for r in rows]]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            ids = [pk for (pk,) in cursor.fetchall()]
+        for row, pk in zip(rows, ids, strict=True):
+            row.pk = pk
+            row._state.adding = False
+            row._state.db = self.db
+        return rows
 
     def requeue(self) -> int:
         """Failed or cancelled tasks back to ``created``, to run now; attempts are kept."""

@@ -126,7 +126,7 @@ def _record_completion(row: TaskModel, worker: WorkerModel | None, result: Any) 
     )
     if not updated:
         raise Fenced
-    _record_attempt(row, worker, AttemptOutcome.COMPLETED, now)
+    attempt_row(row, worker, AttemptOutcome.COMPLETED, now).save(force_insert=True)
     row.status, row.completed, row.returned_data = TaskStatus.COMPLETED, now, returned_data
 
 
@@ -173,7 +173,7 @@ def write_failure(
         )
     if not updated:
         return "fenced"
-    _record_attempt(row, worker, AttemptOutcome.FAILED, now, error=error, tb=tb)
+    attempt_row(row, worker, AttemptOutcome.FAILED, now, error=error, tb=tb).save(force_insert=True)
     row.error, row.traceback = error, tb
     return "retry" if will_retry else "failed"
 
@@ -202,18 +202,6 @@ def retry_delay(row: TaskModel) -> datetime.timedelta:
     if row.retry_backoff:
         seconds = min(seconds * 2**row.retry_attempts, settings.RETRY_BACKOFF_MAX)
     return datetime.timedelta(seconds=seconds)
-
-
-def _record_attempt(
-    row: TaskModel,
-    worker: WorkerModel | None,
-    outcome: str,
-    finished: datetime.datetime,
-    *,
-    error: str = "",
-    tb: str = "",
-) -> None:
-    attempt_row(row, worker, outcome, finished, error=error, tb=tb).save(force_insert=True)
 
 
 def attempt_row(

@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import django
@@ -58,14 +58,12 @@ class Adapter:
         """For the latency figure: when each ``stamp`` task started (its return value)."""
         raise NotImplementedError
 
-    def finished_row(self, i: int, now: datetime.datetime) -> dict[str, Any]:
-        """Field values that make the template row the i-th of a million finished tasks."""
+    # How row g of a million finished tasks differs from the template row, field by field
+    # (see ``Seeder``). Fields not named keep the template's value.
+    statuses: tuple[tuple[int, str], ...] = ()  # (percentile bound, status)
+
+    def finished_spec(self) -> dict[str, tuple[Any, ...]]:
         raise NotImplementedError
-
-
-def spread(i: int, now: datetime.datetime, n: int = 1_000_000) -> datetime.datetime:
-    """The i-th of n moments spread evenly over the last 7 days, newest first."""
-    return now - datetime.timedelta(seconds=(i * 604_800) // n + 1)
 
 
 class FireflyAdapter(Adapter):
@@ -97,28 +95,24 @@ class FireflyAdapter(Adapter):
         rows = self.model.objects.filter(pk__in=pks)
         return {r.pk: (r.returned if r.status == "completed" else None) for r in rows}
 
-    def finished_row(self, i: int, now: datetime.datetime) -> dict[str, Any]:
-        names = [self.task(w).name for w in ("noop", "sleep10", "stamp")]
-        created = spread(i, now)
-        status = "completed" if i % 100 < 97 else ("failed" if i % 100 < 99 else "cancelled")
-        row = {
-            "func_name": names[i % 3],
-            "status": status,
-            "created": created,
-            "not_before": created,
-            "started": None if status == "cancelled" else created,
-            "completed": None,
-            "failed": None,
-            "cancelled": None,
-            "attempt": 0 if status == "cancelled" else 1,
-            "worker": None,
+    statuses = ((97, "completed"), (99, "failed"), (100, "cancelled"))
+
+    def finished_spec(self) -> dict[str, tuple[Any, ...]]:
+        return {
+            "func_name": ("cycle", [self.task(w).name for w in ("noop", "sleep10", "stamp")]),
+            "status": ("status",),
+            "created": ("time", 0.0),
+            "not_before": ("time", 0.0),
+            "started": ("time_when", ("completed", "failed"), 0.001),
+            "completed": ("time_when", ("completed",), 0.005),
+            "failed": ("time_when", ("failed",), 0.005),
+            "cancelled": ("time_when", ("cancelled",), 0.005),
+            "attempt": ("when", ("cancelled",), 0, 1),
+            "worker": ("value", None),
+            "error": ("when", ("failed",), "RuntimeError: seeded failure", ""),
+            "returned_data": ("when_tpl", ("failed", "cancelled"), None),
+            "returned_preview": ("when_tpl", ("failed", "cancelled"), ""),
         }
-        row[status] = created + datetime.timedelta(milliseconds=5)
-        if status == "failed":
-            row["error"] = "RuntimeError: seeded failure"
-            row["returned_data"] = None
-            row["returned_preview"] = ""
-        return row
 
 
 class Ff04Adapter(Adapter):
@@ -165,14 +159,14 @@ class Ff04Adapter(Adapter):
         rows = self.model.objects.filter(pk__in=pks)
         return {r.pk: (r.returned if r.status == "completed" else None) for r in rows}
 
-    def finished_row(self, i: int, now: datetime.datetime) -> dict[str, Any]:
-        created = spread(i, now)
-        status = "completed" if i % 100 < 98 else "failed"
+    statuses = ((98, "completed"), (100, "failed"))
+
+    def finished_spec(self) -> dict[str, tuple[Any, ...]]:
         return {
-            "status": status,
-            "created": created,
-            "completed": created if status == "completed" else None,
-            "failed": created if status == "failed" else None,
+            "status": ("status",),
+            "created": ("time", 0.0),
+            "completed": ("time_when", ("completed",), 0.005),
+            "failed": ("time_when", ("failed",), 0.005),
         }
 
 
@@ -217,19 +211,17 @@ class DtdbAdapter(Adapter):
 
     def started_at(self, pks: list[Any]) -> dict[Any, float | None]:
         rows = self.model.objects.filter(pk__in=pks)
-        return {
-            str(r.pk): (r.return_value if r.status == "SUCCESSFUL" else None) for r in rows
-        }
+        return {str(r.pk): (r.return_value if r.status == "SUCCESSFUL" else None) for r in rows}
 
-    def finished_row(self, i: int, now: datetime.datetime) -> dict[str, Any]:
-        created = spread(i, now)
-        status = "SUCCESSFUL" if i % 100 < 98 else "FAILED"
+    statuses = ((98, "SUCCESSFUL"), (100, "FAILED"))
+
+    def finished_spec(self) -> dict[str, tuple[Any, ...]]:
         return {
-            "id": uuid.uuid4(),
-            "status": status,
-            "enqueued_at": created,
-            "started_at": created,
-            "finished_at": created,
+            "id": ("uuid",),
+            "status": ("status",),
+            "enqueued_at": ("time", 0.0),
+            "started_at": ("time", 0.001),
+            "finished_at": ("time", 0.005),
         }
 
 
@@ -290,9 +282,7 @@ def cmd_stats(a: Adapter, args: dict[str, Any]) -> dict[str, Any]:
         since = datetime.datetime.fromtimestamp(args["since"], datetime.UTC)
         qs = qs.filter(**{f"{a.done_field}__gte": since})
     agg = qs.aggregate(n=Count("pk"), first=Min(a.done_field), last=Max(a.done_field))
-    by_status = dict(
-        a.model.objects.values_list("status").annotate(Count("pk")).order_by()
-    )
+    by_status = dict(a.model.objects.values_list("status").annotate(Count("pk")).order_by())
     return {
         "done": agg["n"],
         "first": agg["first"].timestamp() if agg["first"] else None,
@@ -451,172 +441,222 @@ def cmd_latency(a: Adapter, args: dict[str, Any]) -> dict[str, Any]:
         if all(started.get(k) is not None for k in committed):
             break
         time.sleep(0.2)
-    delays = [
-        (started[k] - committed[k]) * 1000 for k in committed if started.get(k) is not None
-    ]
+    delays = [(started[k] - committed[k]) * 1000 for k in committed if started.get(k) is not None]
     return {"delays_ms": delays, "missing": samples - len(delays)}
 
 
 # A million finished tasks ---------------------------------------------------------------------
 
 
+class Seeder:
+    """``INSERT … SELECT`` of n rows generated by the database itself from a series
+    (``generate_series`` on PostgreSQL, the Sequence engine's ``seq_0_to_N`` on MariaDB, a
+    recursive CTE on SQLite), cloned from a template row: faster than streaming a million
+    rows through Python with COPY or multi-row INSERTs. Row g is spread over the last 7 days
+    (newest first); its status cycles through the adapter's ``statuses`` percentiles."""
+
+    WEEK = 604_800.0
+
+    def __init__(self, a: Adapter, n: int) -> None:
+        from django.db import connection
+
+        self.a, self.n, self.connection = a, n, connection
+        self.vendor = connection.vendor
+        self.qn = connection.ops.quote_name
+        self.base = time.time() - 1.0
+        self.params: list[Any] = []
+
+    def series(self) -> tuple[str, str]:
+        """(WITH-prefix, FROM-item) producing column g = 0 .. n-1."""
+        last = self.n - 1
+        if self.vendor == "postgresql":
+            return "", f"generate_series(0, {last}) AS s(g)"
+        if self.vendor == "mysql":
+            return "", f"(SELECT seq AS g FROM seq_0_to_{last}) AS s"
+        return (
+            f"WITH RECURSIVE s(g) AS (SELECT 0 UNION ALL SELECT g + 1 FROM s WHERE g < {last}) ",
+            "s",
+        )
+
+    def p(self, value: Any) -> str:
+        """A parameter (every literal % in the SQL is written %%: all three drivers, through
+        Django's cursors, take pyformat parameters)."""
+        self.params.append(value)
+        return "%s"
+
+    def time(self, offset: float) -> str:
+        seconds = f"({self.base + offset!r} - g * {self.WEEK / self.n!r})"
+        if self.vendor == "postgresql":
+            return f"to_timestamp({seconds})"
+        if self.vendor == "mysql":
+            return (
+                f"TIMESTAMPADD(MICROSECOND, CAST({seconds} * 1000000 AS SIGNED), "
+                "'1970-01-01 00:00:00.000000')"
+            )
+        return f"strftime('%%Y-%%m-%%d %%H:%%M:%%f', {seconds}, 'unixepoch')"
+
+    def status(self) -> str:
+        whens = " ".join(
+            f"WHEN g %% 100 < {bound} THEN {self.p(value)}" for bound, value in self.a.statuses
+        )
+        return f"CASE {whens} END"
+
+    def is_status(self, statuses: tuple[str, ...]) -> str:
+        return f"({self.status()}) IN ({', '.join(self.p(v) for v in statuses)})"
+
+    def expr(self, spec: tuple[Any, ...], column: str) -> str:
+        kind = spec[0]
+        if kind == "status":
+            return self.status()
+        if kind == "cycle":
+            whens = " ".join(f"WHEN {i} THEN {self.p(v)}" for i, v in enumerate(spec[1]))
+            return f"CASE g %% {len(spec[1])} {whens} END"
+        if kind == "time":
+            return self.time(spec[1])
+        if kind == "time_when":
+            return f"CASE WHEN {self.is_status(spec[1])} THEN {self.time(spec[2])} END"
+        if kind == "when":
+            cond = self.is_status(spec[1])
+            return f"CASE WHEN {cond} THEN {self.p(spec[2])} ELSE {self.p(spec[3])} END"
+        if kind == "when_tpl":
+            cond = self.is_status(spec[1])
+            return f"CASE WHEN {cond} THEN {self.p(spec[2])} ELSE tpl.{column} END"
+        if kind == "value":
+            return self.p(spec[1])
+        if kind == "uuid":
+            if self.vendor == "postgresql":
+                return "gen_random_uuid()"
+            if self.vendor == "mysql":
+                return "REPLACE(UUID(), '-', '')"
+            return "lower(hex(randomblob(16)))"
+        raise ValueError(spec)
+
+    def insert_tasks(self, template_pk: Any, start_pk: int | None) -> None:
+        model = self.a.model
+        spec = self.a.finished_spec()
+        cols, exprs = [], []
+        for f in model._meta.concrete_fields:
+            column = self.qn(f.column)
+            cols.append(column)
+            if f.primary_key and start_pk is not None:
+                exprs.append(f"{start_pk} + g")
+            elif f.name in spec:
+                exprs.append(self.expr(spec[f.name], column))
+            else:
+                exprs.append(f"tpl.{column}")
+        self.run(model, cols, exprs, template_pk)
+
+    def run(self, model: Any, cols: list[str], exprs: list[str], template_pk: Any) -> None:
+        table = self.qn(model._meta.db_table)
+        pk = self.qn(model._meta.pk.column)
+        with_sql, series = self.series()
+        sql = (
+            f"{with_sql}INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(exprs)} "
+            f"FROM {series} CROSS JOIN (SELECT * FROM {table} WHERE {pk} = %s) AS tpl"
+        )
+        template = model._meta.pk.get_db_prep_value(template_pk, self.connection)
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [*self.params, template])
+        self.params = []
+
+
 def cmd_bigseed(a: Adapter, args: dict[str, Any]) -> dict[str, Any]:
-    """Add ``n`` finished tasks (and, for Firefly, their attempts) with COPY on PostgreSQL and
-    multi-row INSERTs elsewhere, cloned from a real scheduled and completed row."""
+    """Add ``n`` finished tasks (and, for Firefly, their attempts), generated by the database
+    from a row the system itself scheduled (and, for Firefly, ran); then (VACUUM) ANALYZE."""
+    from django.core.management.color import no_style
     from django.db import connection
+    from django.db.models import Count
 
     n = args["n"]
     began = time.perf_counter()
     model = a.model
     template_pk = a.schedule("noop")
-    attempt_model = None
+    seeder = Seeder(a, n)
+    start_pk = None
+    if _auto_pk(model._meta.pk):
+        start_pk = model.objects.order_by("-pk").values_list("pk", flat=True).first() + 1
+    tables = [model._meta.db_table]
+    attempts = 0
     if SYSTEM == "firefly":
         from firefly_tasks.models import TaskAttempt
         from firefly_tasks.testing import run_pending_tasks
 
-        run_pending_tasks()
-        attempt_model = TaskAttempt
-    now = datetime.datetime.now(datetime.UTC)
-    template = model.objects.get(pk=template_pk)
-    fields = list(model._meta.concrete_fields)
-    pk_auto = _auto_pk(model._meta.pk)
-    start_pk = (model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
-    if not pk_auto:
-        start_pk = 0
-    base = {f.attname: f.get_db_prep_save(getattr(template, f.attname), connection)
-            for f in fields}  # fmt: skip
-    by_name = {f.name: f for f in fields}
-
-    def rows() -> Iterator[tuple[Any, ...]]:
-        for i in range(n):
-            values = dict(base)
-            if pk_auto:
-                values[model._meta.pk.attname] = start_pk + i
-            for name, value in a.finished_row(i, now).items():
-                f = by_name[name]
-                values[f.attname] = f.get_db_prep_save(value, connection)
-            yield tuple(values[f.attname] for f in fields)
-
-    _bulk_insert(model._meta.db_table, [f.column for f in fields], rows())
-    attempts = 0
-    if attempt_model is not None:
-        template_attempt = attempt_model.objects.filter(task_id=template_pk).first()
-        a_fields = [f for f in attempt_model._meta.concrete_fields if not f.primary_key]
-        a_base = {f.attname: f.get_db_prep_save(getattr(template_attempt, f.attname), connection)
-                  for f in a_fields}  # fmt: skip
-        a_by = {f.name: f for f in a_fields}
-
-        def attempt_rows() -> Iterator[tuple[Any, ...]]:
-            for i in range(n):
-                row = a.finished_row(i, now)
-                if row["status"] == "cancelled":
-                    continue
-                values = dict(a_base)
-                over = {
-                    "task": start_pk + i,
-                    "number": 1,
-                    "worker": None,
-                    "worker_name": "bench-seed",
-                    "started": row["started"],
-                    "finished": row[row["status"]],
-                    "outcome": row["status"],
-                    "error": row.get("error", ""),
-                }
-                for name, value in over.items():
-                    if name in a_by:
-                        f = a_by[name]
-                        values[f.attname] = (
-                            value if name == "task" else f.get_db_prep_save(value, connection)
-                        )
-                yield tuple(values[f.attname] for f in a_fields)
-
-        attempts = _bulk_insert(
-            attempt_model._meta.db_table, [f.column for f in a_fields], attempt_rows()
+        run_pending_tasks()  # the template row completes, with its attempt
+        seeder.insert_tasks(template_pk, start_pk)
+        tpl_attempt = TaskAttempt.objects.filter(task_id=template_pk).values_list("pk", flat=True)
+        task_col = {f.name: seeder.qn(f.column) for f in model._meta.concrete_fields}
+        status = task_col["status"]
+        from_task = {
+            "task": f"t.{task_col['id']}",
+            "number": "1",
+            "worker": "NULL",
+            "worker_name": seeder.p("bench-seed"),
+            "started": f"t.{task_col['started']}",
+            "finished": f"COALESCE(t.{task_col['completed']}, t.{task_col['failed']})",
+            "outcome": f"t.{status}",
+            "error": f"t.{task_col['error']}",
+        }
+        cols, exprs = [], []
+        for f in TaskAttempt._meta.concrete_fields:
+            if f.primary_key:
+                continue
+            column = seeder.qn(f.column)
+            cols.append(column)
+            exprs.append(from_task.get(f.name, f"tpl.{column}"))
+        table = seeder.qn(TaskAttempt._meta.db_table)
+        pk = seeder.qn(TaskAttempt._meta.pk.column)
+        sql = (
+            f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(exprs)} "
+            f"FROM {seeder.qn(model._meta.db_table)} t CROSS JOIN "
+            f"(SELECT * FROM {table} WHERE {pk} = %s) AS tpl "
+            f"WHERE t.{task_col['id']} >= %s AND t.{status} <> %s"
         )
-    if pk_auto:
-        from django.core.management.color import no_style
-
         with connection.cursor() as cursor:
-            for sql in connection.ops.sequence_reset_sql(no_style(), [model]):
-                cursor.execute(sql)
+            cursor.execute(sql, [*seeder.params, tpl_attempt.get(), start_pk, "cancelled"])
+            attempts = cursor.rowcount
+        tables.append(TaskAttempt._meta.db_table)
+    else:
+        seeder.insert_tasks(template_pk, start_pk)
+    with connection.cursor() as cursor:
+        for sql in connection.ops.sequence_reset_sql(no_style(), [model]):
+            cursor.execute(sql)
     seeded = time.perf_counter() - began
     with connection.cursor() as cursor:
-        tables = [model._meta.db_table] + (
-            [attempt_model._meta.db_table] if attempt_model else []
-        )
-        if connection.vendor == "postgresql":
-            for t in tables:
-                cursor.execute(f'VACUUM ANALYZE "{t}"')
-        elif connection.vendor == "mysql":
-            for t in tables:
-                cursor.execute(f"ANALYZE TABLE `{t}`")
+        for t in tables:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"VACUUM ANALYZE {seeder.qn(t)}")
+            elif connection.vendor == "mysql":
+                cursor.execute(f"ANALYZE TABLE {seeder.qn(t)}")
                 cursor.fetchall()
-        else:
+        if connection.vendor == "sqlite":
             cursor.execute("ANALYZE")
     return {
         "n": n,
         "attempts": attempts,
         "seed_seconds": seeded,
         "total_seconds": time.perf_counter() - began,
+        "by_status": dict(model.objects.values_list("status").annotate(c=Count("pk")).order_by()),
     }
-
-
-def _bulk_insert(table: str, columns: list[str], rows: Iterator[tuple[Any, ...]]) -> int:
-    from django.db import connection
-
-    qn = connection.ops.quote_name
-    cols = ", ".join(qn(c) for c in columns)
-    count = 0
-    connection.ensure_connection()
-    raw = connection.connection
-    if connection.vendor == "postgresql":
-        with raw.cursor() as cursor, cursor.copy(f"COPY {qn(table)} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-                count += 1
-        return count
-    mark = "?" if connection.vendor == "sqlite" else "%s"
-    one = "(" + ", ".join([mark] * len(columns)) + ")"
-    chunk = 500 if connection.vendor == "sqlite" else 2000  # SQLite: 32,766 variables
-    chunk = max(1, min(chunk, 32_000 // len(columns)))
-    cursor = raw.cursor()
-    batch: list[Any] = []
-    n_batch = 0
-
-    def flush() -> None:
-        if n_batch:
-            cursor.execute(
-                f"INSERT INTO {qn(table)} ({cols}) VALUES {', '.join([one] * n_batch)}", batch
-            )
-
-    if connection.vendor == "sqlite":
-        cursor.execute("BEGIN")
-    for row in rows:
-        batch.extend(row)
-        n_batch += 1
-        count += 1
-        if n_batch == chunk:
-            flush()
-            batch, n_batch = [], 0
-    flush()
-    if connection.vendor == "sqlite":
-        cursor.execute("COMMIT")
-    cursor.close()
-    return count
 
 
 # Dashboard ------------------------------------------------------------------------------------
 
 
-def admin_pages(a: Adapter, request_factory: Any, user: Any) -> list[tuple[str, str, dict[str, str]]]:
+Page = tuple[str, str, dict[str, str], list[tuple[str, str]]]
+
+
+def admin_pages(a: Adapter, request_factory: Any, user: Any) -> list[Page]:
     """Every GET page of the system's admin, discovered at run time: each changelist with
-    every choice of every list filter, a search, the change page of a task, and every extra
-    URL the ModelAdmins add (e.g. Firefly's dashboard, with each of its live regions and
-    each filter)."""
+    every choice of every list filter (and all filters at once), a search, a deep page, the
+    change page of a task, and every extra URL the ModelAdmins add (e.g. Firefly's
+    dashboard), each with the changelist's filters too. Each entry: name, URL, headers, and
+    the filter variants to time if the page answers GET."""
+    from urllib.parse import parse_qsl, urlencode
+
     from django.contrib import admin
     from django.urls import URLPattern, reverse
 
-    pages: list[tuple[str, str, dict[str, str]]] = []
+    pages: list[Page] = []
     site = admin.site
     for model, model_admin in site._registry.items():
         if model._meta.app_label not in a.admin_apps:
@@ -624,43 +664,46 @@ def admin_pages(a: Adapter, request_factory: Any, user: Any) -> list[tuple[str, 
         info = f"{site.name}:{model._meta.app_label}_{model._meta.model_name}"
         changelist = reverse(f"{info}_changelist")
         label = model._meta.model_name
-        pages.append((f"{label} changelist", changelist, {}))
         request = request_factory.get(changelist)
         request.user = user
-        filter_queries = []
+        variants: list[tuple[str, str]] = []
+        combined: dict[str, str] = {}
         try:
             cl = model_admin.get_changelist_instance(request)
             for spec in cl.filter_specs:
+                last = None
                 for choice in spec.choices(cl):
                     query = choice.get("query_string", "?")
-                    if query not in ("?", "") and query not in filter_queries:
-                        filter_queries.append(query)
-                        title = getattr(spec, "title", "filter")
-                        pages.append(
-                            (f"{label} changelist: {title} = {choice['display']}",
-                             changelist + query, {})
-                        )  # fmt: skip
-        except Exception as exc:  # report, keep timing the rest
-            pages.append((f"{label} changelist filters: {exc!r}", "", {}))
+                    if query in ("?", "") or any(query == q for _, q in variants):
+                        continue
+                    title = getattr(spec, "title", "filter")
+                    variants.append((f"{title} = {choice['display']}", query))
+                    last = query
+                if last:
+                    combined.update(parse_qsl(last.lstrip("?")))
+        except Exception as exc:  # report it, and time the rest
+            pages.append((f"{label} changelist filters: {exc!r}", "", {}, []))
+        if len(combined) > 1:
+            variants.append(("all filters at once", "?" + urlencode(combined)))
+        own = [("page 200", "?p=200")]
         if model_admin.search_fields:
-            pages.append((f"{label} changelist: search 'noop'", changelist + "?q=noop", {}))
-        pages.append((f"{label} changelist: page 200", changelist + "?p=200", {}))
+            own.insert(0, ("search 'noop'", "?q=noop"))
+        pages.append((f"{label} changelist", changelist, {}, [*variants, *own]))
         obj = model._default_manager.order_by("-pk").first()
         if obj is not None:
             pages.append(
-                (f"{label} change page (newest)", reverse(f"{info}_change", args=[obj.pk]), {})
+                (f"{label} change page (newest)", reverse(f"{info}_change", args=[obj.pk]), {}, [])
             )
         standard = {"changelist", "add", "history", "delete", "change", "autocomplete"}
+        prefix = f"{model._meta.app_label}_{model._meta.model_name}_"
         for pattern in model_admin.get_urls():
             if not isinstance(pattern, URLPattern) or not pattern.name:
                 continue
-            suffix = pattern.name.removeprefix(f"{model._meta.app_label}_{model._meta.model_name}_")
+            suffix = pattern.name.removeprefix(prefix)
             if suffix in standard or pattern.pattern.regex.groups:
                 continue
             url = reverse(f"{site.name}:{pattern.name}")
-            pages.append((f"{label} {suffix}", url, {}))
-            for query in filter_queries:
-                pages.append((f"{label} {suffix} {query}", url + query, {}))
+            pages.append((f"{label} {suffix}", url, {}, variants))
     return pages
 
 
@@ -693,23 +736,24 @@ def cmd_dashboard(a: Adapter, args: dict[str, Any]) -> dict[str, Any]:
     client.force_login(user)
     pages = admin_pages(a, RequestFactory(), user)
     results = []
-    seen_regions: set[tuple[str, str]] = set()
     i = 0
     while i < len(pages):
-        name, url, headers = pages[i]
+        name, url, headers, variants = pages[i]
         i += 1
         if not url:
             results.append({"page": name, "url": url, "error": "discovery failed"})
             continue
-        client.get(url, headers=headers)  # warm-up: template compilation, caches
-        times, queries, status = [], [], None
+        response = client.get(url, headers=headers)  # warm-up: templates, caches
+        if response.status_code == 405:
+            continue  # POST only (e.g. pause/resume a queue): not a page
+        times, queries = [], []
         for _ in range(repeats):
             with CaptureQueriesContext(connection) as ctx:
                 t0 = time.perf_counter()
                 response = client.get(url, headers=headers)
                 times.append((time.perf_counter() - t0) * 1000)
             queries.append(len(ctx.captured_queries))
-            status = response.status_code
+        status = response.status_code
         results.append(
             {
                 "page": name,
@@ -719,15 +763,15 @@ def cmd_dashboard(a: Adapter, args: dict[str, Any]) -> dict[str, Any]:
                 "queries": max(queries),
             }
         )
-        if status == 200 and not headers and "?" not in url:
+        if status != 200:
+            continue
+        extra: list[Page] = []
+        if not headers:
             for region in htmx_regions(response.content.decode(errors="replace")):
-                if (url, region) not in seen_regions:
-                    seen_regions.add((url, region))
-                    pages.insert(
-                        i,
-                        (f"{name} region #{region} (htmx)", url,
-                         {"HX-Request": "true", "HX-Target": region}),
-                    )  # fmt: skip
+                extra.append((f"{name} region #{region} (htmx)", url,
+                              {"HX-Request": "true", "HX-Target": region}, []))  # fmt: skip
+        extra += [(f"{name}: {title}", url + query, headers, []) for title, query in variants]
+        pages[i:i] = extra
     return {"pages": results}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import lib, measure  # noqa: E402
+from bench import lib, measure
 
 TARGET = 5000
 
@@ -42,7 +42,7 @@ def run(opts: lib.Options, n: int, cap: float) -> dict[str, Any]:
         db = lib.Database(vendor, "drain")
         durability[vendor] = db.durability()
         lib.log(f"drain on {durability[vendor]}")
-        for r in range(opts.runs):
+        for _run in range(opts.runs):
             for system in opts.systems:
                 key = (system.key, vendor)
                 if key in unavailable:

@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import lib, measure  # noqa: E402
+from bench import lib, measure
 
 NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
 MANY_TARGET = 20_000
@@ -58,7 +58,9 @@ def main() -> None:
     lib.save("enqueue", report)
 
 
-def summarize(opts: lib.Options, runs: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[str, Any]:
+def summarize(
+    opts: lib.Options, runs: dict[tuple[str, str], list[dict[str, Any]]]
+) -> dict[str, Any]:
     md = lib.header("Enqueue", opts)
     md += (
         "\nSingle: median time of one call in autocommit (its own commit; q = SQL queries it "
@@ -76,6 +78,7 @@ def summarize(opts: lib.Options, runs: dict[tuple[str, str], list[dict[str, Any]
             rs = runs.get((system.key, vendor))
             if not rs:
                 continue
+
             def med(key: str, rs: list[dict[str, Any]] = rs) -> float | None:
                 values = [r[key] for r in rs if r.get(key) is not None]
                 return lib.median(values) if values else None
@@ -100,9 +103,12 @@ def summarize(opts: lib.Options, runs: dict[tuple[str, str], list[dict[str, Any]
             if system.key == "firefly":
                 figures.append(
                     {
-                        "figure": f"Enqueue: one schedule() ÷ raw single-row INSERT, {NAMES[vendor]}",
+                        "figure": f"Enqueue: schedule() ÷ raw single-row INSERT, {NAMES[vendor]}",
                         "target": f"≤ {SINGLE_TARGET}×",
-                        "value": f"{ratio:.2f}× ({med('single_ms'):.3f} vs {med('raw_single_ms'):.3f} ms)",
+                        "value": (
+                            f"{ratio:.2f}× ({med('single_ms'):.3f} vs "
+                            f"{med('raw_single_ms'):.3f} ms)"
+                        ),
                         "verdict": lib.verdict(ratio, SINGLE_TARGET, higher_is_better=False),
                     }
                 )
@@ -111,7 +117,9 @@ def summarize(opts: lib.Options, runs: dict[tuple[str, str], list[dict[str, Any]
                         "figure": f"Enqueue: schedule_many, {NAMES[vendor]}",
                         "target": f"≥ {MANY_TARGET:,}/s" if vendor == "postgres" else "measured",
                         "value": f"{lib.fmt(many)}/s",
-                        "verdict": lib.verdict(many, MANY_TARGET) if vendor == "postgres" else "reported",
+                        "verdict": lib.verdict(many, MANY_TARGET)
+                        if vendor == "postgres"
+                        else "reported",
                     }
                 )
         if rows:

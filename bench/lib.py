@@ -162,9 +162,7 @@ class Database:
     def analyze(self) -> None:
         """Refresh the planner's statistics, as autovacuum would on a live table: a table
         seeded a second ago must not be planned as if it were empty."""
-        if self.vendor == "postgres":
-            self.query("ANALYZE")
-        elif self.vendor == "sqlite":
+        if self.vendor == "postgres" or self.vendor == "sqlite":
             self.query("ANALYZE")
         else:
             tables = self.query(
@@ -375,9 +373,7 @@ def start(cmd: list[str], env: dict[str, str], name: str = "proc") -> subprocess
     err.write(f"\n$ {' '.join(cmd)}\n".encode())
     err.flush()
     out = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=out, stderr=err, start_new_session=True
-    )
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err, start_new_session=True)
     proc._bench_files = (out, err)  # type: ignore[attr-defined]
     _procs.add(proc)
     return proc

@@ -108,7 +108,9 @@ async def cmd_worker(args: dict[str, Any]) -> dict[str, Any]:
         loop.call_later(args["cap"], qm.shutdown.set)
     began = time.time()
     mode = QueueExecutionMode.drain if args.get("drain", True) else QueueExecutionMode.continuous
-    await qm.run(batch_size=args.get("batch", 100), mode=mode, dequeue_timeout=timedelta(seconds=30))
+    await qm.run(
+        batch_size=args.get("batch", 100), mode=mode, dequeue_timeout=timedelta(seconds=30)
+    )
     finished = time.time()
     with_conn = not conn.is_closed()
     if with_conn:

@@ -199,8 +199,7 @@ class Claimer:
         if rows:
             marks = ", ".join([self.m] * len(rows))
             self.cursor.execute(
-                f"UPDATE {TABLE} SET status = 'running', started = {self.m}"
-                f" WHERE id IN ({marks})",
+                f"UPDATE {TABLE} SET status = 'running', started = {self.m} WHERE id IN ({marks})",
                 [stamp, *(r[0] for r in rows)],
             )
         self.conn.commit()

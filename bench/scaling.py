@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import lib, measure  # noqa: E402
+from bench import lib, measure
 
 # (name, workload, processes, concurrency per process: "n" = the system's --concurrency n)
 CONFIGS = [
@@ -39,14 +39,13 @@ NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
 
 
 def applicable(system: lib.System, config: str) -> bool:
-    name, workload, processes, concurrency = next(c for c in CONFIGS if c[0] == config)
+    _, workload, _, concurrency = next(c for c in CONFIGS if c[0] == config)
     if system.kind == "raw":
         return workload == "noop" and system.key != "rawstmt"
     if concurrency and concurrency > 1 and not system.concurrency:
         return False  # no --concurrency of its own
-    if system.kind == "pgq" and config == "sleep 2p":
-        return False  # pgqueuer's per-entrypoint concurrency_limit is global, not per worker
-    return True
+    # pgqueuer's per-entrypoint concurrency_limit is global, not per worker
+    return not (system.kind == "pgq" and config == "sleep 2p")
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ def execute(row: TaskModel, worker: WorkerModel | None = None) -> str:
     from firefly_tasks.registry import registry
 
     try:
-        task = registry.resolve(row.func_name)
+        task = registry.resolve(row.func_name, backend=row.backend)
         args, kwargs = serialization.loads(row.params_data, row.serializer)
     except Exception as exc:
         # Retrying cannot fix a name or payload the consumer cannot read.

@@ -254,7 +254,7 @@ class BatchRunner:
 
     def _run_in_group(self, row: TaskModel, group: _Group) -> None:
         try:
-            task = registry.resolve(row.func_name)
+            task = registry.resolve(row.func_name, backend=row.backend)
             args, kwargs = serialization.loads(row.params_data, row.serializer)
         except Exception as exc:
             # Retrying cannot fix a name or payload the consumer cannot read.

@@ -713,10 +713,6 @@ def test_a_framework_task_stored_for_another_backend_fails_and_never_runs(db, ba
     assert not Note.objects.exists()
 
 
-@pytest.mark.xfail(
-    reason="needs the executor hook registry.resolve(row.func_name, backend=row.backend)",
-    strict=False,
-)
 def test_a_firefly_task_stored_as_a_dep14_row_fails_and_never_runs(db):
     row = stored_row(firefly_tasks.write_note.name, "default", '[["must not run"],{}]')
 

@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import functools
 import inspect
+import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -228,19 +229,33 @@ markcoroutinefunction(AsyncTask.schedule_many)
 class PendingSchedule:
     """What an async task's ``schedule()`` returns: await it to store the row and get it.
 
-    Using it without awaiting (as sync code would use a sync task's row) raises at once.
+    Using it without awaiting (as sync code would use a sync task's row) raises at once, and
+    dropping it unawaited warns. It cannot refuse when created: ``async_to_sync(task.schedule)``
+    also calls ``schedule()`` in sync code and awaits the result afterwards.
     """
 
     def __init__(self, task: AsyncTask, coroutine: Any, *, many: bool) -> None:
         self._task = task
         self._coroutine = coroutine
         self._many = many
+        self._awaited = False
 
     def __await__(self) -> Any:
+        self._awaited = True
         rows = yield from self._coroutine.__await__()
         return rows if self._many else rows[0]
 
+    def __del__(self) -> None:
+        if not self._awaited:
+            self._coroutine.close()  # instead of the coroutine's own, vaguer warning
+            warnings.warn(
+                f"{self._task.name}.schedule() was never awaited: nothing was scheduled.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
     def __getattr__(self, name: str) -> Any:
+        self._awaited = True  # the error below says it all
         self._coroutine.close()
         short = self._task.func.__name__
         raise AsyncContextError(

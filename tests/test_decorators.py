@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import gc
 
 import pytest
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
@@ -305,6 +306,20 @@ def test_async_task_schedule_many_from_sync_code_without_await_raises_on_use(db)
         pending.count  # noqa: B018
 
     assert TaskModel.objects.count() == 0
+
+
+def test_async_task_schedule_dropped_without_await_warns_and_stores_nothing(db):
+    with pytest.warns(RuntimeWarning, match="never awaited: nothing was scheduled"):
+        tasks.async_add.schedule(1, 2)
+        gc.collect()
+
+    assert TaskModel.objects.count() == 0
+
+
+def test_async_task_scheduled_through_async_to_sync_stores_the_row(db):
+    row = async_to_sync(tasks.async_add.schedule)(1, 2)
+
+    assert TaskModel.objects.get(pk=row.pk).params["args"] == (1, 2)
 
 
 def test_awaiting_an_async_task_schedule_stores_the_row(db):

@@ -61,6 +61,50 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="firefly_tasks.E004",
             )
         )
+    errors += _check_liveness() + _check_sizes()
+    return errors
+
+
+def _check_liveness() -> list[CheckMessage]:
+    try:
+        interval, timeout = settings.HEARTBEAT_INTERVAL, settings.WORKER_TIMEOUT
+    except (TypeError, ValueError) as exc:
+        valid, hint = False, f"They must be numbers of seconds: {exc}."
+    else:
+        valid, hint = 0 < interval < timeout, f"They are {interval} and {timeout}."
+    if valid:
+        return []
+    return [
+        Error(
+            "FIREFLY_HEARTBEAT_INTERVAL must be positive and below FIREFLY_WORKER_TIMEOUT, or "
+            "live workers are declared dead between two heartbeats.",
+            hint=hint,
+            id="firefly_tasks.E006",
+        )
+    ]
+
+
+def _check_sizes() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name, least in (("MAX_LOST_ATTEMPTS", 0), ("PREVIEW_LENGTH", 1), ("CLAIM_BATCH_SIZE", 1)):
+        value = settings.raw(f"FIREFLY_{name}")
+        if not (_is_non_negative_int(value) and value >= least):
+            errors.append(
+                Error(
+                    f"FIREFLY_{name} must be an int of at least {least}.",
+                    hint=f"It is {value!r}.",
+                    id="firefly_tasks.E007",
+                )
+            )
+    window = settings.raw("FIREFLY_GROUP_COMMIT_WINDOW")
+    if not isinstance(window, int | float) or isinstance(window, bool) or window < 0:
+        errors.append(
+            Error(
+                "FIREFLY_GROUP_COMMIT_WINDOW must be a number of seconds of at least 0.",
+                hint=f"It is {window!r}; 0 turns group commit off.",
+                id="firefly_tasks.E007",
+            )
+        )
     return errors
 
 

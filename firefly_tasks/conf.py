@@ -40,6 +40,10 @@ class Settings:
     def _get(self, name: str) -> Any:
         return getattr(django_settings, name, DEFAULTS[name])
 
+    def raw(self, name: str) -> Any:
+        """A setting as configured (or its default), before any conversion: for checks."""
+        return self._get(name)
+
     @property
     def DEFAULT_QUEUE(self) -> str:
         return self._get("FIREFLY_DEFAULT_QUEUE")

@@ -38,7 +38,7 @@ def test_test_database_passes_the_database_checks(db):
     assert check_databases(databases=["default"]) == []
 
 
-# E001 - E004 ---------------------------------------------------------------------------------
+# E001 - E007 ---------------------------------------------------------------------------------
 
 
 @override_settings(FIREFLY_SERIALIZER="yaml")
@@ -110,6 +110,52 @@ def test_nap_time_or_poll_interval_that_is_not_a_number_is_error_e004(nap, poll)
 
 @override_settings(FIREFLY_CONSUMER_NAP_TIME=0.2, FIREFLY_MAX_POLL_INTERVAL=0.2)
 def test_nap_time_equal_to_poll_interval_is_accepted():
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout"),
+    [(0, 30), (-1, 30), (30, 30), (45, 30), ("often", 30), (5, None)],
+    ids=["zero", "negative", "equal", "above", "text", "none"],
+)
+def test_heartbeat_interval_not_below_worker_timeout_is_error_e006(interval, timeout):
+    with override_settings(FIREFLY_HEARTBEAT_INTERVAL=interval, FIREFLY_WORKER_TIMEOUT=timeout):
+        messages = check_settings()
+
+    assert ids(messages) == ["firefly_tasks.E006"]
+
+
+@override_settings(FIREFLY_HEARTBEAT_INTERVAL=0.5, FIREFLY_WORKER_TIMEOUT=2)
+def test_short_heartbeat_and_timeout_are_accepted():
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("FIREFLY_MAX_LOST_ATTEMPTS", -1),
+        ("FIREFLY_MAX_LOST_ATTEMPTS", 1.5),
+        ("FIREFLY_PREVIEW_LENGTH", 0),
+        ("FIREFLY_CLAIM_BATCH_SIZE", 0),
+        ("FIREFLY_CLAIM_BATCH_SIZE", "100"),
+        ("FIREFLY_GROUP_COMMIT_WINDOW", -0.001),
+        ("FIREFLY_GROUP_COMMIT_WINDOW", "5ms"),
+        ("FIREFLY_GROUP_COMMIT_WINDOW", True),
+    ],
+)
+def test_bad_count_or_window_is_error_e007(setting, value):
+    with override_settings(**{setting: value}):
+        messages = check_settings()
+
+    assert ids(messages) == ["firefly_tasks.E007"]
+    assert setting in messages[0].msg
+    assert repr(value) in messages[0].hint
+
+
+@override_settings(
+    FIREFLY_MAX_LOST_ATTEMPTS=0, FIREFLY_CLAIM_BATCH_SIZE=1, FIREFLY_GROUP_COMMIT_WINDOW=0
+)
+def test_smallest_counts_and_no_group_commit_are_accepted():
     assert check_settings() == []
 
 

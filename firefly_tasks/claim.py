@@ -104,6 +104,17 @@ def _claim_sqlite(
     return list(TaskModel.objects.using(connection.alias).raw(sql, params))
 
 
+def mysql_candidates_sql(connection: Any) -> str:
+    """MariaDB's candidate query for one queue: the ready index (``status``, ``queue``,
+    ``priority DESC``, ``not_before``, ``id``) serves both its filter and its order, so it reads
+    at most ``limit`` index entries and needs no filesort (tested with EXPLAIN)."""
+    return (
+        f"SELECT priority, not_before, id FROM {_names(connection)['task']}"
+        f" WHERE status = %s AND queue = %s AND not_before <= %s"
+        f" ORDER BY {ORDER} LIMIT %s FOR UPDATE SKIP LOCKED"
+    )
+
+
 def _claim_mysql(
     connection: Any, queues: list[str], limit: int, worker_id: int | None, now: datetime.datetime
 ) -> list[TaskModel]:
@@ -124,10 +135,7 @@ def _claim_mysql(
             if queue in paused:
                 continue
             cursor.execute(
-                f"SELECT priority, not_before, id FROM {n['task']}"
-                f" WHERE status = %s AND queue = %s AND not_before <= %s"
-                f" ORDER BY {ORDER} LIMIT %s FOR UPDATE SKIP LOCKED",
-                [TaskStatus.CREATED, queue, stamp, limit],
+                mysql_candidates_sql(connection), [TaskStatus.CREATED, queue, stamp, limit]
             )
             candidates += cursor.fetchall()
         candidates.sort(key=lambda row: (-row[0], row[1], row[2]))

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from firefly_tasks.claim import claim_tasks
+from firefly_tasks.claim import claim_tasks, mysql_candidates_sql
 from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
 from firefly_tasks.queues import pause_queue, resume_queue
 from tests.testapp import tasks
@@ -209,3 +209,22 @@ def test_concurrent_claims_never_take_the_same_task(transactional_db):
     every = [pk for mine in claimed for pk in mine]
     assert sorted(every) == sorted(pks(rows))
     assert TaskModel.objects.filter(status=TaskStatus.RUNNING, attempt=1).count() == len(rows)
+
+
+@pytest.mark.skipif(connection.vendor != "mysql", reason="MariaDB's claim query plan")
+def test_mariadb_candidate_query_uses_the_ready_index_without_a_filesort(transactional_db):
+    for i in range(300):
+        make_task(queue=("default", "emails", "reports")[i % 3], priority=i % 7 - 3)
+    with connection.cursor() as cursor:
+        # ANALYZE commits implicitly: hence transactional_db, which empties the table after.
+        cursor.execute(f"ANALYZE TABLE {TaskModel._meta.db_table}")
+        cursor.fetchall()
+        cursor.execute(
+            "EXPLAIN " + mysql_candidates_sql(connection),
+            [TaskStatus.CREATED, "emails", timezone.now(), 10],
+        )
+        columns = [c[0] for c in cursor.description]
+        (plan,) = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    assert plan["key"] == "firefly_task_ready"
+    assert "filesort" not in (plan["Extra"] or "")

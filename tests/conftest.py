@@ -104,6 +104,30 @@ def start_consumer(transactional_db: None) -> Iterator[Callable[..., Consumer]]:
             consumer.process.stdout.close()
 
 
+_figures: list[str] = []
+
+
+@pytest.fixture
+def figure(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Record measured numbers (recovery time, re-runs, ...) for the run's summary."""
+
+    def record(**values: Any) -> None:
+        shown = " ".join(
+            f"{key}={value:.2f}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in values.items()
+        )
+        _figures.append(f"{request.node.name} [{connection.vendor}]: {shown}")
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _figures:
+        terminalreporter.section("figures measured by the fault tests")
+        for line in _figures:
+            terminalreporter.write_line(line)
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -29,7 +29,7 @@ def count(status: str) -> int:
     return TaskModel.objects.filter(status=status).count()
 
 
-def test_kill_9_worker_is_declared_dead_and_its_tasks_completed_elsewhere(start_consumer):
+def test_kill_9_worker_is_declared_dead_and_its_tasks_completed_elsewhere(start_consumer, figure):
     rows = tasks.slow_first_attempt.schedule_many([(60,), (60,)])
     victim = start_consumer("--concurrency", "2", **FAST)
     wait_until(lambda: count(TaskStatus.RUNNING) == 2)
@@ -54,10 +54,16 @@ def test_kill_9_worker_is_declared_dead_and_its_tasks_completed_elsewhere(start_
     assert recovery < 10
     rescuer.signal(signal.SIGTERM)
     assert rescuer.wait() == 0
-    print(f"\nrecovery after kill -9: {recovery:.2f}s")
+    figure(
+        scheduled=len(rows),
+        completed=count(TaskStatus.COMPLETED),
+        lost_attempts=TaskAttempt.objects.filter(outcome="lost").count(),
+        worker_timeout_s=FAST["FIREFLY_WORKER_TIMEOUT"],
+        recovery_s=recovery,
+    )
 
 
-def test_consumers_drain_while_one_is_killed_and_restarted_twice(start_consumer):
+def test_consumers_drain_while_one_is_killed_and_restarted_twice(start_consumer, figure):
     total = 5000
     tasks.record_execution.schedule_many([() for _ in range(total)])
     # Five processes share two cores here: allow a busy (not dead) worker a late heartbeat.
@@ -92,7 +98,13 @@ def test_consumers_drain_while_one_is_killed_and_restarted_twice(start_consumer)
     assert lost == lost_by_victims  # only the killed process lost tasks
     assert ran_twice <= lost_by_victims  # only its tasks ran more than once
     assert WorkerModel.objects.filter(pk__in=killed_workers, state=WorkerState.DEAD).count() == 2
-    print(f"\nscheduled={total} completed={total} ran_more_than_once={len(ran_twice)} lost=0")
+    figure(
+        scheduled=total,
+        completed=count(TaskStatus.COMPLETED),
+        ran_more_than_once=len(ran_twice),
+        lost=total - len(runs),
+        recovered_from_killed=len(lost_by_victims),
+    )
 
 
 def test_sigterm_lets_the_running_task_finish_then_exits_zero(start_consumer):
@@ -149,26 +161,30 @@ def _sever_consumer_connections() -> int:
         return len(ids)
 
 
-def test_consumers_survive_severed_database_connections(start_consumer):
+def test_consumers_survive_severed_database_connections(start_consumer, figure):
     if connection.vendor == "sqlite":
         pytest.skip("SQLite has no server connection to sever")
     total = 1500
-    rows = tasks.write_note.schedule_many([(f"note-{i}",) for i in range(total)])
+    # 10 ms each, atomic: every task commits on its own, so cuts land between and inside them.
+    rows = tasks.note_after.schedule_many([(0.01, f"note-{i}") for i in range(total)])
     consumers = [start_consumer("--concurrency", "2", **FAST) for _ in range(2)]
     wait_until(lambda: count(TaskStatus.COMPLETED) > 50, timeout=60)
 
-    severed = 0
+    severed = cuts_under_load = 0
     for _ in range(6):
+        if count(TaskStatus.COMPLETED) < total:
+            cuts_under_load += 1
         severed += _sever_consumer_connections()
         time.sleep(0.4)
     try:
-        wait_until(lambda: count(TaskStatus.COMPLETED) == total, timeout=60)
+        wait_until(lambda: count(TaskStatus.COMPLETED) == total, timeout=90)
     except AssertionError:
         for consumer in consumers:
             consumer.kill()
         states = dict(TaskModel.objects.values_list("status").annotate(n=Count("id")))
         raise AssertionError(f"{states} {[c.output()[-3000:] for c in consumers]}") from None
 
+    assert cuts_under_load >= 3  # the cuts hit consumers with work in hand, not idle ones
     assert severed > 0
     for consumer in consumers:
         assert consumer.process.poll() is None  # never exited on a transient error
@@ -181,13 +197,23 @@ def test_consumers_survive_severed_database_connections(start_consumer):
     assert (
         TaskModel.objects.filter(pk__in=[r.pk for r in rows], status="completed").count() == total
     )
+    figure(
+        scheduled=total,
+        completed=total,
+        cuts_under_load=cuts_under_load,
+        connections_severed=severed,
+        attempts_rerun=TaskAttempt.objects.count() - total,
+    )
 
 
 def test_paused_queue_is_not_claimed_and_drains_once_resumed(start_consumer):
-    pause_queue("default", by="ops", reason="maintenance")
+    consumer = start_consumer("--queue", "default", "--queue", "other", **FAST)
+    first = tasks.write_note.schedule("before the pause")
+    wait_until(lambda: TaskModel.objects.get(pk=first.pk).status == TaskStatus.COMPLETED)
+
+    pause_queue("default", by="ops", reason="maintenance")  # the consumer is running
     row = tasks.write_note.schedule("waits")
     other = tasks.write_note_other_queue.schedule("flows")
-    consumer = start_consumer("--queue", "default", "--queue", "other", **FAST)
 
     wait_until(lambda: TaskModel.objects.get(pk=other.pk).status == TaskStatus.COMPLETED)
     time.sleep(0.5)  # several poll intervals

@@ -152,6 +152,14 @@ def slow_first_attempt(seconds: float) -> int:
     return row.attempt
 
 
+@task()
+def note_after(seconds: float, text: str) -> str:
+    """Atomic: the note and the task's completion commit together, or neither does."""
+    time.sleep(seconds)
+    Note.objects.create(text=text)
+    return text
+
+
 @task(atomic=False)
 def sleep_then_note(seconds: float, text: str) -> str:
     time.sleep(seconds)

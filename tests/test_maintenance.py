@@ -1,0 +1,152 @@
+"""Rescue of dead workers' tasks: ``firefly_tasks.maintenance``."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from firefly_tasks.claim import claim_tasks
+from firefly_tasks.database import DatabaseNow
+from firefly_tasks.maintenance import mark_dead_workers, release_unstarted
+from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel, WorkerState
+from tests.testapp import tasks
+
+
+def worker(silent_for: float = 0, name: str = "w") -> WorkerModel:
+    return WorkerModel.objects.create(
+        name=name,
+        hostname="localhost",
+        pid=1,
+        last_heartbeat=timezone.now() - datetime.timedelta(seconds=silent_for),
+    )
+
+
+def run_on(holder: WorkerModel, n: int = 1) -> list[TaskModel]:
+    """Schedule n tasks and have ``holder`` claim them: they are running on it."""
+    tasks.add.schedule_many([(1, 2)] * n)
+    return claim_tasks(["default"], n, holder.pk)
+
+
+def test_silent_worker_is_marked_dead_and_its_tasks_go_back_to_the_queue(db):
+    dead = worker(silent_for=60)
+    (row,) = run_on(dead)
+
+    assert mark_dead_workers(timeout=30) == {dead.pk: 1}
+
+    dead.refresh_from_db()
+    row.refresh_from_db()
+    assert dead.state == WorkerState.DEAD
+    assert dead.stopped is not None
+    assert (row.status, row.worker_id, row.lost_attempts, row.retry_attempts) == (
+        TaskStatus.CREATED,
+        None,
+        1,
+        0,
+    )
+    (attempt,) = row.attempts.all()
+    assert (attempt.outcome, attempt.number, attempt.worker_id) == ("lost", 1, dead.pk)
+    assert attempt.error.startswith("WorkerLost")
+
+
+def test_worker_that_beat_recently_is_left_alone(db):
+    alive = worker(silent_for=5)
+    (row,) = run_on(alive)
+
+    assert mark_dead_workers(timeout=30) == {}
+
+    alive.refresh_from_db()
+    row.refresh_from_db()
+    assert alive.state == WorkerState.RUNNING
+    assert row.status == TaskStatus.RUNNING
+
+
+def test_stopped_worker_is_not_declared_dead(db):
+    stopped = worker(silent_for=600)
+    stopped.state = WorkerState.STOPPED
+    stopped.save()
+
+    assert mark_dead_workers(timeout=30) == {}
+    stopped.refresh_from_db()
+    assert stopped.state == WorkerState.STOPPED
+
+
+@override_settings(FIREFLY_MAX_LOST_ATTEMPTS=2)
+def test_task_lost_one_time_more_than_allowed_fails_as_poison(db):
+    tasks.add.schedule(1, 2)
+    outcomes = []
+    for loss in range(3):
+        holder = worker(silent_for=60, name=f"crashing-{loss}")
+        (row,) = claim_tasks(["default"], 1, holder.pk)
+        mark_dead_workers(timeout=30)
+        row.refresh_from_db()
+        outcomes.append(row.status)
+
+    assert outcomes == [TaskStatus.CREATED, TaskStatus.CREATED, TaskStatus.FAILED]
+    assert row.error.startswith("PoisonTask: lost with its worker 3 times")
+    assert list(row.attempts.values_list("outcome", flat=True)) == ["lost"] * 3
+    assert claim_tasks(["default"], 1) == []  # never run again
+
+
+def test_unstarted_claims_are_released_as_if_never_claimed(db):
+    holder = worker()
+    rows = run_on(holder, 3)
+
+    assert release_unstarted(rows[1:]) == 2
+
+    states = dict(TaskModel.objects.values_list("pk", "status"))
+    assert [states[r.pk] for r in rows] == [
+        TaskStatus.RUNNING,
+        TaskStatus.CREATED,
+        TaskStatus.CREATED,
+    ]
+    released = TaskModel.objects.get(pk=rows[1].pk)
+    assert (released.attempt, released.worker_id, released.started) == (0, None, None)
+    assert not released.attempts.exists()
+
+
+def test_concurrent_checks_recover_each_dead_worker_exactly_once(transactional_db):
+    dead = [worker(silent_for=60, name=f"dead-{i}") for i in range(3)]
+    for holder in dead:
+        run_on(holder, 4)
+    results: list[dict[int, int]] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def check() -> None:
+        try:
+            barrier.wait(10)
+            results.append(mark_dead_workers(timeout=30))
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=check) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert errors == []
+    recovered = [pk for result in results for pk in result]
+    assert sorted(recovered) == sorted(w.pk for w in dead)  # each by exactly one thread
+    assert sum(n for result in results for n in result.values()) == 12
+    assert TaskModel.objects.filter(status=TaskStatus.CREATED).count() == 12
+    assert TaskAttempt.objects.filter(outcome="lost").count() == 12  # one each, not one a thread
+
+
+def test_liveness_is_judged_by_the_database_clock_not_the_hosts(db, monkeypatch):
+    alive = worker()
+    WorkerModel.objects.filter(pk=alive.pk).update(last_heartbeat=DatabaseNow())
+    # This host's clock runs an hour ahead of the database's: by its own clock every
+    # heartbeat is old, by the database's the worker beat just now.
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + datetime.timedelta(hours=1))
+
+    assert mark_dead_workers(timeout=30) == {}
+    alive.refresh_from_db()
+    assert alive.state == WorkerState.RUNNING

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connection
+from django.db import Error, InterfaceError, OperationalError, connection
 from django.db.models.functions import Now
 
 # PostgreSQL SQLSTATEs of a connection that is gone: class 08 (connection exception), and
@@ -43,3 +44,24 @@ def is_connection_error(exc: BaseException) -> bool:
     if isinstance(code, int):
         return code in _MYSQL_CONNECTION_CODES
     return connection.connection is None or not connection.is_usable()
+
+
+def check_connection() -> None:
+    """Between tasks: close this thread's connection if a task left it broken, or if it has
+    outlived ``CONN_MAX_AGE``, as Django does between requests; the next query reconnects.
+
+    ``CONN_MAX_AGE = 0``, Django's default, means "close after each request"; a consumer
+    reads it as "keep the connection while it works", since reconnecting for every task
+    would cost more than most tasks.
+    """
+    if connection.connection is None or connection.in_atomic_block:
+        return
+    # Closing a connection the server already dropped can raise (MySQLdb); it is closed anyway.
+    with contextlib.suppress(Error):
+        if connection.settings_dict.get("CONN_MAX_AGE") != 0:
+            connection.close_if_unusable_or_obsolete()
+        elif connection.errors_occurred:
+            if connection.is_usable():
+                connection.errors_occurred = False
+            else:
+                connection.close()

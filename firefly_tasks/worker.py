@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from firefly_tasks.claim import claim_tasks
 from firefly_tasks.conf import settings
-from firefly_tasks.database import DatabaseNow
+from firefly_tasks.database import DatabaseNow, check_connection
 from firefly_tasks.heartbeat import Heartbeat
 from firefly_tasks.listener import Listener
 from firefly_tasks.maintenance import (
@@ -252,6 +252,7 @@ class Worker:
                 continue
             nap = settings.CONSUMER_NAP_TIME
             unsettled, unstarted = self._run_claimed(runner, claimed)
+            check_connection()
         if unsettled or unstarted:
             self._settle_before_exit(unsettled, unstarted)
 

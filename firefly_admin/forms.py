@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from firefly_tasks.models import TaskModel, TaskStatus
 from firefly_tasks.queues import known_queues
 from firefly_tasks.registry import registry
 
@@ -25,7 +26,11 @@ class RenameTaskForm(forms.Form):
 
 
 class QueueForm(forms.Form):
-    """Names a queue the dashboard knows; posted by the pause and resume buttons."""
+    """Names a queue the dashboard shows; posted by the pause and resume buttons.
+
+    That is a known queue, or one that tasks are waiting in or running from although nothing
+    declares it (the dashboard lists those too, so that they can be paused).
+    """
 
     queue = forms.CharField(max_length=100)
 
@@ -35,6 +40,13 @@ class QueueForm(forms.Form):
 
     def clean_queue(self) -> str:
         name: str = self.cleaned_data["queue"]
-        if name not in self.queues:
+        if name not in self.queues and not _holds_unfinished_tasks(name):
             raise forms.ValidationError(f"{name!r} is not a known queue.")
         return name
+
+
+def _holds_unfinished_tasks(queue: str) -> bool:
+    # One probe of the (status, queue) index, not a scan.
+    return TaskModel.objects.filter(
+        status__in=[TaskStatus.CREATED, TaskStatus.RUNNING], queue=queue
+    ).exists()

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from firefly_admin.models import Task
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus
-from tests.admin.conftest import make_attempt, make_task
+from tests.admin.conftest import make_attempt, make_task, make_worker
 from tests.testapp import tasks
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,10 @@ def logged_ids(flag: int = CHANGE) -> set[int]:
 def test_requeue_turns_failed_and_cancelled_tasks_into_ready_ones_and_keeps_attempts(admin_client):
     rows = one_of_each()
     make_attempt(rows["failed"])
+    # A worker that failed it after retries, as the row would read then.
+    TaskModel.objects.filter(pk=rows["failed"].pk).update(
+        retry_attempts=3, worker=make_worker("failed-it")
+    )
 
     response = run_action(admin_client, "requeue_tasks", rows.values())
 
@@ -68,6 +72,7 @@ def test_requeue_turns_failed_and_cancelled_tasks_into_ready_ones_and_keeps_atte
     }
     failed = TaskModel.objects.get(pk=rows["failed"].pk)
     assert failed.error == "" and failed.failed is None and failed.not_before <= timezone.now()
+    assert (failed.worker_id, failed.retry_attempts, failed.traceback) == (None, 0, "")
     assert TaskAttempt.objects.filter(task_id=failed.pk).count() == 1
     assert logged_ids() == {rows["failed"].pk, rows["cancelled"].pk}
 

@@ -274,6 +274,24 @@ def test_html_in_params_results_errors_and_tracebacks_is_escaped(admin_client):
     )
 
 
+def test_html_in_a_result_is_escaped(admin_client):
+    evil = "<img src=x onerror=alert(1)>"
+    task = tasks.echo.schedule(evil)
+    TaskModel.objects.filter(pk=task.pk).update(
+        status=TaskStatus.COMPLETED,
+        started=timezone.now(),
+        completed=timezone.now(),
+        attempt=1,
+        returned_data=f'"{evil}"',
+        returned_preview=repr(evil),
+    )
+
+    html = admin_client.get(change_url(task)).content.decode()
+
+    assert evil not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
 def test_delete_page_summarises_attempts_instead_of_listing_them(admin_client):
     task = make_task(TaskStatus.FAILED)
     for number in range(1, 31):

@@ -6,6 +6,7 @@ import datetime
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -222,4 +223,32 @@ def test_queue_controls_refuse_unknown_queues_and_gets(operator_client):
     assert not QueueModel.objects.exists()
 
     assert operator_client.get(PAUSE, {"queue": "default"}).status_code == 405
+    assert not QueueModel.objects.exists()
+
+
+def test_undeclared_queue_with_a_backlog_can_be_paused(operator_client):
+    make_task(TaskStatus.CREATED, queue="retired")
+
+    response = operator_client.post(PAUSE, {"queue": "retired"}, follow=True)
+
+    assert QueueModel.objects.get(name="retired").paused
+    assert "ff-badge-paused" in queue_row(response.content.decode(), "retired")
+
+
+def test_undeclared_queue_whose_tasks_all_finished_is_refused(operator_client):
+    make_task(TaskStatus.COMPLETED, queue="retired")
+
+    response = operator_client.post(PAUSE, {"queue": "retired"}, follow=True)
+
+    assert "not a known queue" in response.content.decode()
+    assert not QueueModel.objects.exists()
+
+
+def test_resume_and_pause_gets_and_posts_without_csrf_change_nothing(admin_user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+
+    assert client.post(PAUSE, {"queue": "default"}).status_code == 403
+    assert client.get(RESUME, {"queue": "default"}).status_code == 405
+    assert client.post(RESUME, {"queue": "default"}).status_code == 403
     assert not QueueModel.objects.exists()

@@ -123,7 +123,7 @@ def figure(request: pytest.FixtureRequest) -> Callable[..., None]:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _figures:
-        terminalreporter.section("figures measured by the fault tests")
+        terminalreporter.section("figures measured by the tests")
         for line in _figures:
             terminalreporter.write_line(line)
 

@@ -418,3 +418,29 @@ def test_permissions_are_defined_on_firefly_admin(db):
     )
     assert {"requeue_task", "cancel_task", "rename_task", "delete_task", "pause_queue"} <= codenames
     assert "add_queue" not in codenames
+
+
+def test_task_page_runs_few_queries_however_many_attempts(
+    operator_client, django_assert_max_num_queries
+):
+    task = make_task(TaskStatus.FAILED, worker=make_worker("w"))
+    for number in range(1, 21):
+        make_attempt(task, number)
+
+    with django_assert_max_num_queries(10):
+        response = operator_client.get(change_url(task))
+
+    assert response.status_code == 200
+
+
+def test_worker_list_runs_few_queries_however_many_workers(
+    operator_client, django_assert_max_num_queries
+):
+    for index in range(30):
+        make_task(TaskStatus.RUNNING, worker=make_worker(f"w{index}"))
+
+    with django_assert_max_num_queries(10):
+        response = operator_client.get(WORKERS)
+
+    assert response.status_code == 200
+    assert response.content.decode().count("w29") >= 1

@@ -21,6 +21,7 @@ from firefly_tasks.queues import known_queues
 HOUR = datetime.timedelta(hours=1)
 MINUTES = 60
 WORKER_LIMIT = 50
+CURRENT_LIMIT = 3  # tasks listed per worker on the dashboard
 FAILURE_LIMIT = 10
 
 CHART_WIDTH = 180
@@ -162,6 +163,11 @@ class WorkerStatus:
     liveness: str
     heartbeat_age: datetime.timedelta
     current: list[Any] = field(default_factory=list)
+    holding: int = 0  # running and claimed tasks, of which ``current`` lists the first few
+
+    @property
+    def more(self) -> int:
+        return self.holding - len(self.current)
 
 
 def liveness(worker: WorkerModel, now: datetime.datetime) -> str:
@@ -200,7 +206,11 @@ def worker_statuses(now: datetime.datetime | None = None) -> list[WorkerStatus]:
     )
     if statuses:
         for row in running:
-            statuses[row["worker_id"]].current.append(row)
+            status = statuses[row["worker_id"]]
+            status.holding += 1
+            # A batched claim holds many fast tasks at once: list a few, count the rest.
+            if len(status.current) < CURRENT_LIMIT:
+                status.current.append(row)
     return list(statuses.values())
 
 

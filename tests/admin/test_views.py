@@ -252,3 +252,16 @@ def test_resume_and_pause_gets_and_posts_without_csrf_change_nothing(admin_user)
     assert client.get(RESUME, {"queue": "default"}).status_code == 405
     assert client.post(RESUME, {"queue": "default"}).status_code == 403
     assert not QueueModel.objects.exists()
+
+
+def test_workers_region_lists_a_few_claimed_tasks_and_counts_the_rest(admin_client):
+    busy = make_worker("batcher")
+    rows = [make_task(TaskStatus.RUNNING, worker=busy) for _ in range(7)]
+
+    html = htmx(admin_client, "ff-workers").content.decode()
+
+    row = html.split('data-worker="batcher"')[1].split("</tr>")[0]
+    assert row.count("/firefly_admin/task/") == 5  # three tasks, the rest, all it ran
+    assert f"#{rows[0].pk}" in row
+    assert f"?worker={busy.pk}&amp;status=running" in row
+    assert "+4 more claimed" in row

@@ -68,9 +68,9 @@ def dashboard(request: HttpRequest, model_admin: TaskAdmin) -> HttpResponse:
         template = f"firefly_admin/dashboard/{target.removeprefix('ff-')}.html"
         response = TemplateResponse(request, template, context)
     else:
-        queues = queue_controls.known_queues()
+        catalog = metrics.QueueCatalog.load()
         for region in REGIONS.values():
-            context.update(region(request, queues))
+            context.update(region(request, catalog))
         context.update(
             model_admin.admin_site.each_context(request),
             title="Firefly dashboard",
@@ -97,23 +97,28 @@ def _common_context(request: HttpRequest, model_admin: TaskAdmin) -> dict[str, A
     }
 
 
-def _queues(request: HttpRequest, queues: list[str] | None) -> dict[str, Any]:
-    return {"queue_stats": metrics.queue_stats(timezone.now(), queues)}
+# Each region renders from the request, and from the queue catalog when the full page has
+# loaded it for all of them (a region requested alone loads what it needs).
+Catalog = metrics.QueueCatalog | None
 
 
-def _workers(request: HttpRequest, queues: list[str] | None) -> dict[str, Any]:
+def _queues(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
+    return {"queue_stats": metrics.queue_stats(timezone.now(), catalog)}
+
+
+def _workers(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
     return {"workers": metrics.worker_statuses(timezone.now())}
 
 
-def _failures(request: HttpRequest, queues: list[str] | None) -> dict[str, Any]:
+def _failures(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
     return {"failures": metrics.recent_failures()}
 
 
-def _tasks(request: HttpRequest, queues: list[str] | None) -> dict[str, Any]:
+def _tasks(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
     filterset = TaskFilterSet(
         request.GET or None,
         queryset=TaskModel.objects.order_by("-pk").only(*TASK_COLUMNS),
-        queues=queues,
+        queues=catalog.names if catalog else None,
     )
     query = request.GET.urlencode()
     return {
@@ -123,7 +128,7 @@ def _tasks(request: HttpRequest, queues: list[str] | None) -> dict[str, Any]:
     }
 
 
-REGIONS: dict[str, Callable[[HttpRequest, list[str] | None], dict[str, Any]]] = {
+REGIONS: dict[str, Callable[[HttpRequest, Catalog], dict[str, Any]]] = {
     "ff-queues": _queues,
     "ff-workers": _workers,
     "ff-failures": _failures,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -40,10 +42,15 @@ def resume_queue(name: str) -> bool:
     )
 
 
-def known_queues() -> list[str]:
-    """Queues named by registered tasks, ``FIREFLY_QUEUES`` and control rows; no table scan."""
+def known_queues(controls: Iterable[str] | None = None) -> list[str]:
+    """Queues named by registered tasks, ``FIREFLY_QUEUES`` and control rows; no table scan.
+
+    ``controls``: the names of the control rows, for a caller that has read them already.
+    """
     names = {settings.DEFAULT_QUEUE}
     names.update(task.queue for task in registry if task.queue)
     names.update(settings.QUEUES or ())
-    names.update(QueueModel.objects.values_list("name", flat=True))
+    if controls is None:
+        controls = QueueModel.objects.values_list("name", flat=True)
+    names.update(controls)
     return sorted(names)

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from firefly_admin.metrics import CHART_HEIGHT, MINUTES, liveness, queue_stats, worker_statuses
 from firefly_tasks.models import TaskStatus, WorkerModel, WorkerState
+from firefly_tasks.queues import pause_queue
 from tests.admin.conftest import make_task, make_worker
 
 pytestmark = pytest.mark.django_db
@@ -37,12 +38,14 @@ def test_liveness_compares_the_last_heartbeat_with_interval_and_timeout(
     assert liveness(worker, now) == expected
 
 
-def test_queue_stats_run_five_queries(django_assert_num_queries):
+def test_queue_stats_run_four_queries(django_assert_num_queries):
     make_task(TaskStatus.CREATED)
     make_task(TaskStatus.COMPLETED, queue="other")
-    with django_assert_num_queries(5):
+    pause_queue("maintenance")
+    with django_assert_num_queries(4):  # control rows, depths, failures, completions
         stats = queue_stats()
-    assert {queue.name for queue in stats} >= {"default", "other"}
+    assert {queue.name for queue in stats} >= {"default", "other", "maintenance"}
+    assert [queue.name for queue in stats if queue.paused] == ["maintenance"]
 
 
 def test_completions_land_in_their_minute_of_the_last_hour():

@@ -291,8 +291,72 @@ class BatchRunner:
         """
         if not done:
             return
-        qn = connection.ops.quote_name
         finished = done[-1].finished
+        if connection.vendor == "postgresql":
+            updated = self._complete_postgresql(done, finished)
+        else:
+            updated = self._complete_by_case(done, finished)
+        if updated != len(done):
+            raise _GroupFenced
+        if connection.vendor == "postgresql":
+            self._insert_attempts_postgresql(done)
+        else:
+            self._insert_attempts(done)
+        for d in done:
+            d.row.status, d.row.completed, d.row.returned_data = (
+                TaskStatus.COMPLETED,
+                finished,
+                d.returned_data,
+            )
+
+    def _complete_postgresql(self, done: list[_Done], finished: Any) -> int:
+        """PostgreSQL: the group's values as arrays, so the statement's text never changes
+        and the driver parses it once, not once per group size."""
+        sql = (
+            f"UPDATE {connection.ops.quote_name(TaskModel._meta.db_table)} AS t "
+            "SET status = %s, completed = %s, error = '', traceback = '', "
+            "returned = u.returned, returned_preview = u.preview "
+            "FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::text[]) "
+            "AS u(id, attempt, returned, preview) "
+            "WHERE t.id = u.id AND t.attempt = u.attempt AND t.status = %s"
+        )
+        params = [
+            TaskStatus.COMPLETED,
+            finished,
+            [d.row.pk for d in done],
+            [d.row.attempt for d in done],
+            [d.returned_data for d in done],
+            [serialization.value_preview(d.result, self._preview_length) for d in done],
+            TaskStatus.RUNNING,  # the fence: still running the attempt this group ran
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return int(cursor.rowcount)
+
+    def _insert_attempts_postgresql(self, done: list[_Done]) -> None:
+        qn = connection.ops.quote_name
+        sql = (
+            f"INSERT INTO {qn(TaskAttempt._meta.db_table)} (task_id, number, worker_id, "
+            "worker_name, started, finished, outcome, error, traceback) "
+            "SELECT u.task_id, u.number, %s, %s, u.started, u.finished, %s, '', '' "
+            "FROM unnest(%s::bigint[], %s::integer[], %s::timestamptz[], %s::timestamptz[]) "
+            "AS u(task_id, number, started, finished)"
+        )
+        params = [
+            self.worker.pk if self.worker else None,
+            self.worker.name if self.worker else "",
+            AttemptOutcome.COMPLETED,
+            [d.row.pk for d in done],
+            [d.row.attempt for d in done],
+            [d.row.started for d in done],
+            [d.finished for d in done],
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+    def _complete_by_case(self, done: list[_Done], finished: Any) -> int:
+        """SQLite and MariaDB: one UPDATE whose values differ by id through CASE."""
+        qn = connection.ops.quote_name
         params: list[Any] = [
             TaskStatus.COMPLETED,
             connection.ops.adapt_datetimefield_value(finished),
@@ -324,16 +388,7 @@ class BatchRunner:
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            updated = cursor.rowcount
-        if updated != len(done):
-            raise _GroupFenced
-        self._insert_attempts(done)
-        for d in done:
-            d.row.status, d.row.completed, d.row.returned_data = (
-                TaskStatus.COMPLETED,
-                finished,
-                d.returned_data,
-            )
+            return int(cursor.rowcount)
 
     def _insert_attempts(self, done: list[_Done]) -> None:
         """The group's completed attempts in one multi-row INSERT."""

@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from firefly_tasks import serialization, signals
+from firefly_tasks.completion import Completion, write_completions
 from firefly_tasks.conf import settings
 from firefly_tasks.database import is_connection_error
 from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskModel, TaskStatus
@@ -115,19 +116,9 @@ def _fenced(row: TaskModel) -> Any:
 
 def _record_completion(row: TaskModel, worker: WorkerModel | None, result: Any) -> None:
     returned_data = serialization.dumps(result, row.serializer, what="the return value")
-    now = timezone.now()
-    updated = _fenced(row).update(
-        status=TaskStatus.COMPLETED,
-        completed=now,
-        returned_data=returned_data,
-        returned_preview=serialization.value_preview(result, settings.PREVIEW_LENGTH),
-        error="",
-        traceback="",
-    )
-    if not updated:
+    done = Completion(row, result, returned_data, timezone.now())
+    if not write_completions([done], worker, settings.PREVIEW_LENGTH):
         raise Fenced
-    attempt_row(row, worker, AttemptOutcome.COMPLETED, now).save(force_insert=True)
-    row.status, row.completed, row.returned_data = TaskStatus.COMPLETED, now, returned_data
 
 
 def _record_failure(

@@ -24,6 +24,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from firefly_tasks import serialization, signals
+from firefly_tasks.completion import Completion, write_completions
 from firefly_tasks.conf import settings
 from firefly_tasks.database import is_connection_error
 from firefly_tasks.decorators import Task
@@ -35,7 +36,7 @@ from firefly_tasks.executor import (
     execute,
     write_failure,
 )
-from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.models import TaskModel, WorkerModel
 from firefly_tasks.registry import registry
 
 logger = logging.getLogger("firefly_tasks")
@@ -64,16 +65,8 @@ class _GroupFenced(Exception):
 
 
 @dataclass
-class _Done:
-    row: TaskModel
-    result: Any
-    returned_data: str
-    finished: Any
-
-
-@dataclass
 class _Group:
-    done: list[_Done] = field(default_factory=list)
+    done: list[Completion] = field(default_factory=list)
     failed: list[tuple[TaskModel, BaseException, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -231,7 +224,10 @@ class BatchRunner:
                         break
                     self._started = len(group) + 1
                     self._run_in_group(row, group)
-                self._write_completions(group.done)
+                if write_completions(group.done, self.worker, self._preview_length) != len(
+                    group.done
+                ):
+                    raise _GroupFenced
         except _GroupFenced:
             # Some row is no longer ours: nothing of the group committed. Run each task alone,
             # where fencing is decided row by row.
@@ -276,144 +272,10 @@ class BatchRunner:
             savepoint.rollback()
             group.failed.append((row, exc, write_failure(row, self.worker, exc, retry=True)))
         else:
-            group.done.append(_Done(row, result, returned_data, timezone.now()))
+            group.done.append(Completion(row, result, returned_data, timezone.now()))
         finally:
             # On a lost connection the savepoint is gone with it; Django must not see its id
             # when the group's atomic block exits, or it would think it is still nested.
             savepoint.forget()
             current_task_var.reset(token)
             self._observe(row.func_name, time.monotonic() - began)
-
-    def _write_completions(self, done: list[_Done]) -> None:
-        """One guarded UPDATE for the group's completions and one INSERT of their attempts.
-
-        Raw SQL: compiling a CASE over the group through the ORM costs more than the tasks.
-        """
-        if not done:
-            return
-        finished = done[-1].finished
-        if connection.vendor == "postgresql":
-            updated = self._complete_postgresql(done, finished)
-        else:
-            updated = self._complete_by_case(done, finished)
-        if updated != len(done):
-            raise _GroupFenced
-        if connection.vendor == "postgresql":
-            self._insert_attempts_postgresql(done)
-        else:
-            self._insert_attempts(done)
-        for d in done:
-            d.row.status, d.row.completed, d.row.returned_data = (
-                TaskStatus.COMPLETED,
-                finished,
-                d.returned_data,
-            )
-
-    def _complete_postgresql(self, done: list[_Done], finished: Any) -> int:
-        """PostgreSQL: the group's values as arrays, so the statement's text never changes
-        and the driver parses it once, not once per group size."""
-        sql = (
-            f"UPDATE {connection.ops.quote_name(TaskModel._meta.db_table)} AS t "
-            "SET status = %s, completed = %s, error = '', traceback = '', "
-            "returned = u.returned, returned_preview = u.preview "
-            "FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::text[]) "
-            "AS u(id, attempt, returned, preview) "
-            "WHERE t.id = u.id AND t.attempt = u.attempt AND t.status = %s"
-        )
-        params = [
-            TaskStatus.COMPLETED,
-            finished,
-            [d.row.pk for d in done],
-            [d.row.attempt for d in done],
-            [d.returned_data for d in done],
-            [serialization.value_preview(d.result, self._preview_length) for d in done],
-            TaskStatus.RUNNING,  # the fence: still running the attempt this group ran
-        ]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return int(cursor.rowcount)
-
-    def _insert_attempts_postgresql(self, done: list[_Done]) -> None:
-        qn = connection.ops.quote_name
-        sql = (
-            f"INSERT INTO {qn(TaskAttempt._meta.db_table)} (task_id, number, worker_id, "
-            "worker_name, started, finished, outcome, error, traceback) "
-            "SELECT u.task_id, u.number, %s, %s, u.started, u.finished, %s, '', '' "
-            "FROM unnest(%s::bigint[], %s::integer[], %s::timestamptz[], %s::timestamptz[]) "
-            "AS u(task_id, number, started, finished)"
-        )
-        params = [
-            self.worker.pk if self.worker else None,
-            self.worker.name if self.worker else "",
-            AttemptOutcome.COMPLETED,
-            [d.row.pk for d in done],
-            [d.row.attempt for d in done],
-            [d.row.started for d in done],
-            [d.finished for d in done],
-        ]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-
-    def _complete_by_case(self, done: list[_Done], finished: Any) -> int:
-        """SQLite and MariaDB: one UPDATE whose values differ by id through CASE."""
-        qn = connection.ops.quote_name
-        params: list[Any] = [
-            TaskStatus.COMPLETED,
-            connection.ops.adapt_datetimefield_value(finished),
-        ]
-
-        def by_id(values: list[Any]) -> str:
-            if all(value == values[0] for value in values):
-                params.append(values[0])
-                return "%s"
-            for item, value in zip(done, values, strict=True):
-                params.extend((item.row.pk, value))
-            whens = " ".join(["WHEN %s THEN %s"] * len(done))
-            return f"CASE {qn('id')} {whens} END"
-
-        returned = by_id([d.returned_data for d in done])
-        previews = by_id(
-            [serialization.value_preview(d.result, self._preview_length) for d in done],
-        )
-        ids = [d.row.pk for d in done]
-        params += ids
-        # The fence: each row must still be running the attempt this group ran.
-        attempts = by_id([d.row.attempt for d in done])
-        params.append(TaskStatus.RUNNING)
-        sql = (
-            f"UPDATE {qn(TaskModel._meta.db_table)} SET status = %s, completed = %s, "
-            f"error = '', traceback = '', returned = {returned}, returned_preview = {previews} "
-            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND attempt = {attempts} "
-            f"AND status = %s"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return int(cursor.rowcount)
-
-    def _insert_attempts(self, done: list[_Done]) -> None:
-        """The group's completed attempts in one multi-row INSERT."""
-        qn = connection.ops.quote_name
-        adapt = connection.ops.adapt_datetimefield_value
-        worker_id = self.worker.pk if self.worker else None
-        worker_name = self.worker.name if self.worker else ""
-        columns = ["task_id", "number", "worker_id", "worker_name", "started", "finished"]
-        columns.append("outcome")
-        params: list[Any] = []
-        for d in done:
-            params += [
-                d.row.pk,
-                d.row.attempt,
-                worker_id,
-                worker_name,
-                adapt(d.row.started),
-                adapt(d.finished),
-                AttemptOutcome.COMPLETED,
-            ]
-        row_sql = f"({', '.join(['%s'] * len(columns))}, '', '')"
-        sql = (
-            f"INSERT INTO {qn(TaskAttempt._meta.db_table)} "
-            f"({', '.join(qn(c) for c in columns)}, {qn('error')}, {qn('traceback')}) "
-            f"VALUES {', '.join([row_sql] * len(done))}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)

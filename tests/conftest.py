@@ -5,16 +5,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 # Short timings for consumer processes started by tests.
 CHILD_SETTINGS: dict[str, Any] = {
@@ -126,6 +128,33 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("figures measured by the tests")
         for line in _figures:
             terminalreporter.write_line(line)
+
+
+def run_at_once(function: Callable[[], T], threads: int = 4) -> list[T]:
+    """Run ``function`` in ``threads`` threads released together, each on its own database
+    connection; return what each returned, or raise the first error one of them raised."""
+    results: list[T] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(threads)
+
+    def target() -> None:
+        try:
+            barrier.wait(10)
+            results.append(function())
+        except BaseException as exc:  # re-raised below, in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    started = [threading.Thread(target=target) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(60)
+    if errors:
+        raise errors[0]
+    assert len(results) == threads, "a thread did not finish within 60 s"
+    return results
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.05) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import threading
 
 import pytest
 from django.db import connection
@@ -12,6 +11,7 @@ from django.utils import timezone
 from firefly_tasks.claim import claim_tasks, mysql_candidates_sql
 from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
 from firefly_tasks.queues import pause_queue, resume_queue
+from tests.conftest import run_at_once
 from tests.testapp import tasks
 
 
@@ -183,29 +183,15 @@ def test_priority_wins_across_queues(db):
 
 def test_concurrent_claims_never_take_the_same_task(transactional_db):
     rows = [make_task(age=i) for i in range(60)]
-    claimed: list[list[int]] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(4)
 
-    def claimer() -> None:
+    def claimer() -> list[int]:
         mine: list[int] = []
-        try:
-            start.wait()
-            while batch := claim_tasks(["default"], 3):
-                mine += pks(batch)
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-        finally:
-            claimed.append(mine)
-            connection.close()
+        while batch := claim_tasks(["default"], 3):
+            mine += pks(batch)
+        return mine
 
-    threads = [threading.Thread(target=claimer) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    claimed = run_at_once(claimer)
 
-    assert errors == []
     every = [pk for mine in claimed for pk in mine]
     assert sorted(every) == sorted(pks(rows))
     assert TaskModel.objects.filter(status=TaskStatus.RUNNING, attempt=1).count() == len(rows)

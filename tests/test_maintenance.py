@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime
-import threading
 
-from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -13,6 +11,7 @@ from firefly_tasks.claim import claim_tasks
 from firefly_tasks.database import DatabaseNow
 from firefly_tasks.maintenance import mark_dead_workers, release_unstarted
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel, WorkerState
+from tests.conftest import run_at_once
 from tests.testapp import tasks
 
 
@@ -112,26 +111,9 @@ def test_concurrent_checks_recover_each_dead_worker_exactly_once(transactional_d
     dead = [worker(silent_for=60, name=f"dead-{i}") for i in range(3)]
     for holder in dead:
         run_on(holder, 4)
-    results: list[dict[int, int]] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(4)
 
-    def check() -> None:
-        try:
-            barrier.wait(10)
-            results.append(mark_dead_workers(timeout=30))
-        except BaseException as exc:  # reported below, in the test's thread
-            errors.append(exc)
-        finally:
-            connection.close()
+    results = run_at_once(lambda: mark_dead_workers(timeout=30))
 
-    threads = [threading.Thread(target=check) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-
-    assert errors == []
     recovered = [pk for result in results for pk in result]
     assert sorted(recovered) == sorted(w.pk for w in dead)  # each by exactly one thread
     assert sum(n for result in results for n in result.values()) == 12

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connections, transaction
 from django.utils import timezone
 
+from firefly_tasks.database import hot_cursor
 from firefly_tasks.models import QueueModel, TaskModel, TaskStatus
 
 ORDER = "priority DESC, not_before, id"
@@ -48,13 +49,6 @@ def _names(connection: Any) -> dict[str, str]:
     }
 
 
-def _paused_filter(names: dict[str, str]) -> str:
-    return (
-        f"NOT EXISTS (SELECT 1 FROM {names['queue_table']} q "
-        f"WHERE q.name = {names['task']}.queue AND q.paused)"
-    )
-
-
 def _columns(connection: Any, table: str = "") -> str:
     """Every column of the task table, in the model's field order (see ``_fetch_rows``)."""
     qn = connection.ops.quote_name
@@ -71,7 +65,7 @@ def _fetch_rows(connection: Any, sql: str, params: list[Any]) -> list[TaskModel]
         TaskModel.objects.none().query, connection, connection.alias
     )
     converters = compiler.get_converters([f.get_col(meta.db_table) for f in fields])
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(sql, params)
         values: Any = cursor.fetchall()
     if converters:
@@ -84,49 +78,80 @@ def _set_running_sql() -> str:
     return "status = %s, attempt = attempt + 1, started = %s, worker_id = %s"
 
 
+def postgresql_claim_sql(connection: Any) -> str:
+    """PostgreSQL's claim, one statement. Each queue is read by its own LIMITed scan of the
+    ready index (LATERAL), already in run order, so no plan sorts the backlog; the best
+    ``limit`` of them all are claimed. Paused queues are dropped from the list of queue names,
+    not anti-joined to the task rows (which leads the planner to a sequential scan and a sort
+    of every ready row). The MATERIALIZED CTE is evaluated once, so the UPDATE cannot claim
+    more than ``limit`` rows, and ``id = ANY(ARRAY(...))`` finds them by primary key however
+    small the table looks to the planner. The text is the same for any list of queues, so a prepared
+    statement serves them all."""
+    n = _names(connection)
+    return (
+        f"WITH c AS MATERIALIZED ("
+        f" SELECT r.id FROM unnest(%s::text[]) AS qn(name) CROSS JOIN LATERAL ("
+        f"  SELECT id, priority, not_before FROM {n['task']}"
+        f"  WHERE status = %s AND queue = qn.name AND not_before <= %s"
+        f"  ORDER BY {ORDER} LIMIT %s FOR UPDATE SKIP LOCKED) r"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {n['queue_table']} q"
+        f"  WHERE q.name = qn.name AND q.paused)"
+        f" ORDER BY r.priority DESC, r.not_before, r.id LIMIT %s"
+        f") UPDATE {n['task']} SET status = %s, attempt = attempt + 1,"
+        f" started = %s, worker_id = %s WHERE id = ANY(ARRAY(SELECT id FROM c))"
+        f" RETURNING {_columns(connection, n['task'])}"
+    )
+
+
+def postgresql_claim_params(
+    queues: list[str], limit: int, worker_id: int | None, stamp: Any
+) -> list[Any]:
+    return [queues, TaskStatus.CREATED, stamp, limit, limit, TaskStatus.RUNNING, stamp, worker_id]
+
+
 def _claim_postgresql(
     connection: Any, queues: list[str], limit: int, worker_id: int | None, now: datetime.datetime
 ) -> list[TaskModel]:
-    # The MATERIALIZED CTE is evaluated once, so the planner cannot re-run the LIMIT
-    # subquery per row and claim more than `limit` rows.
-    n = _names(connection)
-    placeholders = ", ".join(["%s"] * len(queues))
-    sql = (
-        f"WITH c AS MATERIALIZED ("
-        f" SELECT id FROM {n['task']}"
-        f" WHERE status = %s AND queue IN ({placeholders}) AND not_before <= %s"
-        f" AND {_paused_filter(n)}"
-        f" ORDER BY {ORDER} LIMIT %s FOR UPDATE SKIP LOCKED"
-        f") UPDATE {n['task']} SET status = %s, attempt = {n['task']}.attempt + 1,"
-        f" started = %s, worker_id = %s FROM c WHERE {n['task']}.id = c.id"
-        f" RETURNING {_columns(connection, n['task'])}"
-    )
     stamp = connection.ops.adapt_datetimefield_value(now)
-    params = [TaskStatus.CREATED, *queues, stamp, limit, TaskStatus.RUNNING, stamp, worker_id]
-    return _fetch_rows(connection, sql, params)
+    params = postgresql_claim_params(queues, limit, worker_id, stamp)
+    return _fetch_rows(connection, postgresql_claim_sql(connection), params)
+
+
+def sqlite_claim_sql(connection: Any, queues: int) -> str:
+    """SQLite's claim for ``queues`` queue names, one statement (SQLite's write lock makes
+    its select-and-update atomic). As on PostgreSQL, each queue is read by its own LIMITed
+    scan of the ready index, in run order, and only the rows they return are sorted."""
+    n = _names(connection)
+    per_queue = (
+        f"SELECT * FROM (SELECT id, priority, not_before FROM {n['task']}"
+        f" WHERE status = %s AND queue = %s AND not_before <= %s"
+        f" AND NOT EXISTS (SELECT 1 FROM {n['queue_table']} q WHERE q.name = %s AND q.paused)"
+        f" ORDER BY {ORDER} LIMIT %s)"
+    )
+    return (
+        f"UPDATE {n['task']} SET {_set_running_sql()}"
+        f" WHERE status = %s AND id IN ("
+        f" SELECT id FROM ({' UNION ALL '.join([per_queue] * queues)})"
+        f" ORDER BY {ORDER} LIMIT %s"
+        f") RETURNING {_columns(connection)}"
+    )
+
+
+def sqlite_claim_params(
+    queues: list[str], limit: int, worker_id: int | None, stamp: Any
+) -> list[Any]:
+    params = [TaskStatus.RUNNING, stamp, worker_id, TaskStatus.CREATED]
+    for queue in queues:
+        params += [TaskStatus.CREATED, queue, stamp, queue, limit]
+    return [*params, limit]
 
 
 def _claim_sqlite(
     connection: Any, queues: list[str], limit: int, worker_id: int | None, now: datetime.datetime
 ) -> list[TaskModel]:
-    # One statement: SQLite's write lock makes the select-and-update atomic.
-    n = _names(connection)
-    placeholders = ", ".join(["%s"] * len(queues))
-    sql = (
-        f"UPDATE {n['task']} SET {_set_running_sql()}"
-        f" WHERE status = %s AND id IN ("
-        f" SELECT id FROM {n['task']}"
-        f" WHERE status = %s AND queue IN ({placeholders}) AND not_before <= %s"
-        f" AND {_paused_filter(n)}"
-        f" ORDER BY {ORDER} LIMIT %s"
-        f") RETURNING {_columns(connection)}"
-    )
     stamp = connection.ops.adapt_datetimefield_value(now)
-    params = [
-        TaskStatus.RUNNING, stamp, worker_id, TaskStatus.CREATED, TaskStatus.CREATED,
-        *queues, stamp, limit,
-    ]  # fmt: skip
-    return _fetch_rows(connection, sql, params)
+    params = sqlite_claim_params(queues, limit, worker_id, stamp)
+    return _fetch_rows(connection, sqlite_claim_sql(connection, len(queues)), params)
 
 
 def mysql_candidates_sql(connection: Any) -> str:

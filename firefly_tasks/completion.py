@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connection
 
 from firefly_tasks import serialization
+from firefly_tasks.database import hot_cursor
 from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskModel, TaskStatus, WorkerModel
 
 
@@ -94,7 +95,7 @@ def _complete_postgresql(
         worker.name if worker else "",
         AttemptOutcome.COMPLETED,
     ]
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
 
@@ -129,7 +130,7 @@ def _complete_by_case(done: list[Completion], finished: Any, preview_length: int
         f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND attempt = {attempts} "
         f"AND status = %s"
     )
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
 
@@ -159,5 +160,5 @@ def _insert_attempts(done: list[Completion], worker: WorkerModel | None) -> None
         f"({', '.join(qn(c) for c in columns)}, {qn('error')}, {qn('traceback')}) "
         f"VALUES {', '.join([row_sql] * len(done))}"
     )
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(sql, params)

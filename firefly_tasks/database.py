@@ -1,9 +1,11 @@
-"""Facts about the database that differ by vendor: its clock, and its connection errors."""
+"""Facts about the database that differ by vendor: its clock, its connection errors, and
+the cursor of the consumer's per-batch statements."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 from typing import Any
 
 from django.db import Error, InterfaceError, OperationalError, connection
@@ -65,3 +67,44 @@ def check_connection() -> None:
                 connection.errors_occurred = False
             else:
                 connection.close()
+
+
+@functools.cache
+def _hot_cursor_class() -> type | None:
+    """Django's psycopg 3 cursor with server-side binding, reading results in binary when
+    told; ``None`` with psycopg2."""
+    from django.db.backends.postgresql import base
+
+    binding: Any = getattr(base, "ServerBindingCursor", None)
+    if binding is None:
+        return None
+
+    class HotCursor(binding):
+        binary = False
+
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            kwargs.setdefault("binary", self.binary)
+            return super().execute(query, params, **kwargs)
+
+    return HotCursor
+
+
+def hot_cursor(conn: Any) -> Any:
+    """A cursor for the consumer's claims and completions, run once per batch of tasks.
+
+    On PostgreSQL with psycopg 3, the server binds its parameters (arrays travel as values,
+    not quoted into the statement's text in Python), and with ``USE_TZ`` results come back
+    in binary (timestamps are not parsed from text in Python): together they halve the
+    Python time of a claim. Statements are not prepared, so connection poolers keep working.
+    Elsewhere, Django's usual cursor. It is a Django cursor either way: errors are Django's,
+    and execute wrappers see its queries.
+    """
+    cls = _hot_cursor_class() if conn.vendor == "postgresql" else None
+    if cls is None:
+        return conn.cursor()
+    conn.ensure_connection()
+    cursor = cls(conn.connection)
+    # Binary timestamps come back aware, in the session's time zone: right only with USE_TZ,
+    # where Django's own loader returns the same instants.
+    cursor.binary = conn.timezone is not None
+    return conn.make_cursor(cursor)

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from firefly_tasks import serialization
-from firefly_tasks.indexes import ReadyTasksIndex
+from firefly_tasks.indexes import NotNullIndex, ReadyTasksIndex
 
 
 class TaskStatus(models.TextChoices):
@@ -173,7 +173,7 @@ class TaskModel(models.Model):
     """One row per scheduled task. Field names follow django_firefly_tasks."""
 
     id = models.BigAutoField(primary_key=True)
-    func_name = models.CharField(max_length=255, db_index=True)
+    func_name = models.CharField(max_length=255)
     queue = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.CREATED)
     priority = models.SmallIntegerField(default=0)
@@ -219,8 +219,10 @@ class TaskModel(models.Model):
                 name="firefly_task_ready",
             ),
             models.Index(fields=["status", "queue"], name="firefly_task_status_queue"),
-            models.Index(fields=["completed"], name="firefly_task_completed"),
-            models.Index(fields=["failed"], name="firefly_task_failed"),
+            # Without varchar_pattern_ops: the admin's search is a contains, not a prefix.
+            models.Index(fields=["func_name"], name="firefly_task_func_name"),
+            NotNullIndex(fields=["completed"], name="firefly_task_completed"),
+            NotNullIndex(fields=["failed"], name="firefly_task_failed"),
         ]
         constraints = [
             models.CheckConstraint(

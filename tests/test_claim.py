@@ -8,7 +8,14 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from firefly_tasks.claim import claim_tasks, mysql_candidates_sql
+from firefly_tasks.claim import (
+    claim_tasks,
+    mysql_candidates_sql,
+    postgresql_claim_params,
+    postgresql_claim_sql,
+    sqlite_claim_params,
+    sqlite_claim_sql,
+)
 from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
 from firefly_tasks.queues import pause_queue, resume_queue
 from tests.conftest import run_at_once
@@ -214,3 +221,57 @@ def test_mariadb_candidate_query_uses_the_ready_index_without_a_filesort(transac
 
     assert plan["key"] == "firefly_task_ready"
     assert "filesort" not in (plan["Extra"] or "")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's claim query plan")
+def test_postgresql_claim_reads_each_queue_from_the_ready_index_without_a_sort(transactional_db):
+    # Enough ready rows that a sequential scan and a sort of them all would be the plan of a
+    # claim that anti-joins the paused queues to the task rows (it was, with 20,000 rows).
+    TaskModel.objects.bulk_create(
+        TaskModel(func_name=tasks.add.name, queue=("default", "emails")[i % 2], params_data="[]")
+        for i in range(5000)
+    )
+    pause_queue("reports")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+        params = postgresql_claim_params(["default", "emails", "reports"], 100, None, stamp)
+        cursor.execute("EXPLAIN " + postgresql_claim_sql(connection), params)
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+
+    assert "Index Scan using firefly_task_ready" in plan, plan
+    assert f"Seq Scan on {TaskModel._meta.db_table}" not in plan, plan
+    # The only sort is of the few rows the per-queue scans return, above them.
+    assert "Sort Key: r.priority DESC" in plan, plan
+    assert "Sort Key: firefly_tasks_taskmodel.priority" not in plan, plan
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's claim query plan")
+def test_sqlite_claim_reads_each_queue_from_the_ready_index(db):
+    queues = ["default", "emails", "reports"]
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN QUERY PLAN " + sqlite_claim_sql(connection, len(queues)),
+            sqlite_claim_params(queues, 100, None, stamp),
+        )
+        plan = [row[-1] for row in cursor.fetchall()]
+
+    per_queue = [line for line in plan if "USING INDEX firefly_task_ready (queue=?)" in line]
+    assert len(per_queue) == len(queues), plan
+    assert not any(line.startswith(f"SCAN {TaskModel._meta.db_table}") for line in plan), plan
+
+
+def test_claim_across_queues_skips_paused_ones_and_keeps_the_run_order(db):
+    emails = make_task(queue="emails", age=30)
+    urgent_reports = make_task(queue="reports", priority=5)
+    default = make_task(queue="default", age=10)
+    paused = make_task(queue="paused", priority=50)
+    pause_queue("paused")
+
+    claimed = claim_tasks(["default", "emails", "reports", "paused"], 2)
+
+    assert pks(claimed) == [urgent_reports.pk, emails.pk]
+    assert pks(claim_tasks(["default", "emails", "reports", "paused"], 5)) == [default.pk]
+    paused.refresh_from_db()
+    assert paused.status == TaskStatus.CREATED

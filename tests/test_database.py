@@ -68,3 +68,20 @@ def test_connection_is_left_alone_inside_an_atomic_block(db):
 
     assert connection.connection is not None
     connection.errors_occurred = False
+
+
+# The cursor of claims and completions ----------------------------------------------------
+
+def test_claimed_rows_read_the_same_values_as_the_orm(db):
+    from firefly_tasks.claim import claim_tasks
+    from firefly_tasks.models import TaskModel
+    from tests.testapp import tasks
+
+    tasks.add.schedule(2, 3)
+
+    (claimed,) = claim_tasks(["default"], 1)
+    stored = TaskModel.objects.get(pk=claimed.pk)
+
+    fields = [f.attname for f in TaskModel._meta.concrete_fields]
+    assert {f: getattr(claimed, f) for f in fields} == {f: getattr(stored, f) for f in fields}
+    assert claimed.started is not None and claimed.started.utcoffset() is not None

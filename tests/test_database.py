@@ -72,6 +72,7 @@ def test_connection_is_left_alone_inside_an_atomic_block(db):
 
 # The cursor of claims and completions ----------------------------------------------------
 
+
 def test_claimed_rows_read_the_same_values_as_the_orm(db):
     from firefly_tasks.claim import claim_tasks
     from firefly_tasks.models import TaskModel

@@ -47,7 +47,12 @@ class TaskRegistry:
         for module in settings.TASK_MODULES:
             import_module(module)
 
-    def resolve(self, func_name: str, backend: str | None = None) -> Task:
+    def resolve(
+        self,
+        func_name: str,
+        backend: str | None = None,
+        aliases: dict[str, str] | None = None,
+    ) -> Task:
         """The task to run for a stored ``func_name``, following ``FIREFLY_TASK_ALIASES``.
 
         A name not registered yet is looked up once more after importing its module, but only
@@ -58,9 +63,10 @@ class TaskRegistry:
         only to a Django Tasks framework ``Task`` enqueued through a ``FireflyBackend`` alias,
         and a Firefly row (``""``) only to a registered task. Without it (``None``), a name that
         is not registered may still name a framework task, whose row's alias is then checked
-        when it runs (see ``firefly_tasks.backends``).
+        when it runs (see ``firefly_tasks.backends``). ``aliases``, when given, stands for
+        ``FIREFLY_TASK_ALIASES`` (read once per batch by the consumer).
         """
-        name = settings.TASK_ALIASES.get(func_name, func_name)
+        name = (settings.TASK_ALIASES if aliases is None else aliases).get(func_name, func_name)
         if backend:
             return _resolve_framework_task(name, backend)
         task = self._tasks.get(name)

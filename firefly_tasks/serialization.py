@@ -98,10 +98,14 @@ def _from_json_safe(value: Any) -> Any:
     raise SerializationError(f"Unknown JSON tag {tag!r}.")
 
 
+# json.dumps() with options builds an encoder at each call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def dumps(value: Any, serializer: str, what: str = "value") -> str:
     """Encode ``value`` as text with ``serializer``; raise SerializationError if it cannot."""
     if serializer == "json":
-        return json.dumps(_to_json_safe(value, what), separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(_to_json_safe(value, what))
     if serializer == "pickle":
         try:
             return base64.b64encode(pickle.dumps(value)).decode("ascii")

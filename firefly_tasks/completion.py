@@ -14,7 +14,7 @@ from typing import Any
 from django.db import connection
 
 from firefly_tasks import serialization
-from firefly_tasks.database import hot_cursor
+from firefly_tasks.database import binary_placeholder, hot_cursor
 from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskModel, TaskStatus, WorkerModel
 
 
@@ -68,9 +68,10 @@ def _complete_postgresql(
     """One statement, one round trip: the fenced UPDATE, and an attempt for each row it
     completed. A fenced row gets no attempt, and the count tells the caller to roll back."""
     qn = connection.ops.quote_name
+    b = binary_placeholder(connection)
     sql = (
-        "WITH u AS (SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::text[], "
-        "%s::timestamptz[], %s::timestamptz[]) "
+        f"WITH u AS (SELECT * FROM unnest({b}::bigint[], {b}::integer[], {b}::text[], "
+        f"{b}::text[], {b}::timestamptz[], {b}::timestamptz[]) "
         "AS u(id, attempt, returned, preview, started, finished)), "
         f"done AS (UPDATE {qn(TaskModel._meta.db_table)} AS t "
         "SET status = %s, completed = %s, error = '', traceback = '', "

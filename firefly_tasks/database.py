@@ -89,6 +89,14 @@ def _hot_cursor_class() -> type | None:
     return HotCursor
 
 
+def binary_placeholder(conn: Any) -> str:
+    """The placeholder of a parameter :func:`hot_cursor` should send in binary (an array of
+    text, whose text form psycopg quotes element by element in Python), or ``%s``."""
+    if conn.vendor == "postgresql" and _hot_cursor_class() is not None:
+        return "%b"
+    return "%s"
+
+
 def hot_cursor(conn: Any) -> Any:
     """A cursor for the consumer's claims and completions, run once per batch of tasks.
 
@@ -103,8 +111,10 @@ def hot_cursor(conn: Any) -> Any:
     if cls is None:
         return conn.cursor()
     conn.ensure_connection()
+    conn.validate_thread_sharing()
     cursor = cls(conn.connection)
     # Binary timestamps come back aware, in the session's time zone: right only with USE_TZ,
     # where Django's own loader returns the same instants.
     cursor.binary = conn.timezone is not None
-    return conn.make_cursor(cursor)
+    # As connection.cursor() wraps its cursors: logged (DEBUG, assertNumQueries) or not.
+    return conn.make_debug_cursor(cursor) if conn.queries_logged else conn.make_cursor(cursor)

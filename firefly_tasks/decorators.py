@@ -187,10 +187,7 @@ class Task:
         rows = self._build_rows(calls, eta, timezone.now())
         if not rows:
             return rows
-        if len(rows) == 1:
-            rows[0].save(force_insert=True)
-        else:
-            rows = TaskModel.objects.insert_calls(rows)
+        rows = TaskModel.objects.insert_calls(rows)
         for row in rows:
             signals.send(signals.task_scheduled, task=row)
         if settings.RUN_IMMEDIATELY:
@@ -265,15 +262,18 @@ class PendingSchedule:
         )
 
 
+_SEQUENCES = (tuple, list)
+
+
 def _split_call(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if (
-        isinstance(item, tuple | list)
+        isinstance(item, _SEQUENCES)
         and len(item) == 2
-        and isinstance(item[0], tuple | list)
+        and isinstance(item[0], _SEQUENCES)
         and isinstance(item[1], dict)
     ):
         return tuple(item[0]), dict(item[1])
-    if isinstance(item, tuple | list):
+    if isinstance(item, _SEQUENCES):
         return tuple(item), {}
     raise InvalidTaskError(
         f"schedule_many() items are args tuples or (args, kwargs) pairs, not {item!r}."

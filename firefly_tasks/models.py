@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from firefly_tasks import serialization
+from firefly_tasks.database import binary_placeholder, hot_cursor
 from firefly_tasks.indexes import NotNullIndex, ReadyTasksIndex
 
 
@@ -68,6 +69,27 @@ class WorkerModel(models.Model):
         return self.name
 
 
+_SINGLE_INSERTS: dict[tuple[str, str], tuple[str, list[Any], bool]] = {}
+
+
+def _single_insert(connection: Any) -> tuple[str, list[Any], bool]:
+    """``INSERT`` of one task row on ``connection``: its text, its fields in parameter order,
+    and whether it returns the new id (else the cursor's ``lastrowid`` holds it)."""
+    key = (connection.alias, connection.vendor)
+    if key not in _SINGLE_INSERTS:
+        qn = connection.ops.quote_name
+        fields = [f for f in TaskModel._meta.concrete_fields if not f.primary_key]
+        returning = bool(connection.features.can_return_columns_from_insert)
+        sql = (
+            f"INSERT INTO {qn(TaskModel._meta.db_table)} "
+            f"({', '.join(qn(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))})"
+            + (f" RETURNING {qn('id')}" if returning else "")
+        )
+        _SINGLE_INSERTS[key] = (sql, fields, returning)
+    return _SINGLE_INSERTS[key]
+
+
 class TaskQuerySet(models.QuerySet["TaskModel"]):
     def ready(self, now: datetime.datetime | None = None) -> TaskQuerySet:
         """Tasks that a consumer may claim now."""
@@ -109,13 +131,19 @@ class TaskQuerySet(models.QuerySet["TaskModel"]):
 
     def insert_calls(self, rows: list[TaskModel]) -> list[TaskModel]:
         """Insert unsaved rows that differ only in their call (``params`` and its preview),
-        as ``Task.schedule_many()`` builds them, and set their ids.
+        as ``Task.schedule()`` and ``schedule_many()`` build them, and set their ids.
 
-        On PostgreSQL one ``INSERT ... SELECT FROM unnest()`` carries the calls as two arrays,
-        with every other column sent once; elsewhere this is ``bulk_create``.
+        One row is one ``INSERT``, its text built once per database: compiling it through
+        ``save()`` costs more than the insert itself. Many rows on PostgreSQL are one
+        ``INSERT ... SELECT FROM unnest()`` carrying the calls as two arrays, with every other
+        column sent once; elsewhere they are ``bulk_create``. No ``pre_save``/``post_save``
+        signals are sent: ``task_scheduled`` is Firefly's.
         """
+        self._for_write = True  # as bulk_create(): the router's database for writes
         connection = connections[self.db]
-        if len(rows) < 2 or connection.vendor != "postgresql":
+        if len(rows) == 1:
+            return [self._insert_one(rows[0], connection)]
+        if connection.vendor != "postgresql":
             return TaskModel.objects.using(self.db).bulk_create(rows)
         qn = connection.ops.quote_name
         varying = ("params_data", "params_preview")
@@ -128,14 +156,15 @@ class TaskQuerySet(models.QuerySet["TaskModel"]):
         constants = [f.get_db_prep_save(getattr(template, f.attname), connection) for f in fields]
         columns = [qn(str(f.column)) for f in fields] + [qn("params"), qn("params_preview")]
         selects = [f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields]
+        b = binary_placeholder(connection)
         sql = (
             f"INSERT INTO {qn(self.model._meta.db_table)} ({', '.join(columns)}) "
             f"SELECT {', '.join(selects)}, u.p, u.v "
-            f"FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS u(p, v, n) "
+            f"FROM unnest({b}::text[], {b}::text[]) WITH ORDINALITY AS u(p, v, n) "
             f"ORDER BY u.n RETURNING {qn('id')}"
         )
         params = [*constants, [r.params_data for r in rows], [r.params_preview for r in rows]]
-        with connection.cursor() as cursor:
+        with hot_cursor(connection) as cursor:
             cursor.execute(sql, params)
             ids = [pk for (pk,) in cursor.fetchall()]
         for row, pk in zip(rows, ids, strict=True):
@@ -143,6 +172,16 @@ class TaskQuerySet(models.QuerySet["TaskModel"]):
             row._state.adding = False
             row._state.db = self.db
         return rows
+
+    def _insert_one(self, row: TaskModel, connection: Any) -> TaskModel:
+        sql, fields, returning = _single_insert(connection)
+        params = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+        with hot_cursor(connection) as cursor:
+            cursor.execute(sql, params)
+            row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+        row._state.adding = False
+        row._state.db = self.db
+        return row
 
     def requeue(self) -> int:
         """Failed or cancelled tasks back to ``created``, to run now; attempts are kept."""

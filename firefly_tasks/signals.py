@@ -26,6 +26,8 @@ task_failed = Signal()
 
 
 def send(signal: Signal, **kwargs: Any) -> None:
+    if not signal.receivers:  # the common case, once per task: nothing to import or send
+        return
     from firefly_tasks.models import TaskModel
 
     for receiver, response in signal.send_robust(sender=TaskModel, **kwargs):

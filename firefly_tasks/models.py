@@ -69,12 +69,13 @@ class WorkerModel(models.Model):
         return self.name
 
 
-_SINGLE_INSERTS: dict[tuple[str, str], tuple[str, list[Any], bool]] = {}
+_SINGLE_INSERTS: dict[tuple[str, str], tuple[str, list[str], list[int], bool]] = {}
 
 
-def _single_insert(connection: Any) -> tuple[str, list[Any], bool]:
-    """``INSERT`` of one task row on ``connection``: its text, its fields in parameter order,
-    and whether it returns the new id (else the cursor's ``lastrowid`` holds it)."""
+def _single_insert(connection: Any) -> tuple[str, list[str], list[int], bool]:
+    """``INSERT`` of one task row on ``connection``: its text, the attributes of its
+    parameters in order, which of them are datetimes to adapt for the database, and whether
+    it returns the new id (else the cursor's ``lastrowid`` holds it)."""
     key = (connection.alias, connection.vendor)
     if key not in _SINGLE_INSERTS:
         qn = connection.ops.quote_name
@@ -86,7 +87,9 @@ def _single_insert(connection: Any) -> tuple[str, list[Any], bool]:
             f"VALUES ({', '.join(['%s'] * len(fields))})"
             + (f" RETURNING {qn('id')}" if returning else "")
         )
-        _SINGLE_INSERTS[key] = (sql, fields, returning)
+        # Every other column holds a str, int, bool or None, which drivers take as they are.
+        datetimes = [i for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
+        _SINGLE_INSERTS[key] = (sql, [f.attname for f in fields], datetimes, returning)
     return _SINGLE_INSERTS[key]
 
 
@@ -174,8 +177,11 @@ class TaskQuerySet(models.QuerySet["TaskModel"]):
         return rows
 
     def _insert_one(self, row: TaskModel, connection: Any) -> TaskModel:
-        sql, fields, returning = _single_insert(connection)
-        params = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+        sql, attnames, datetimes, returning = _single_insert(connection)
+        values = row.__dict__
+        params = [values[name] for name in attnames]
+        for i in datetimes:
+            params[i] = connection.ops.adapt_datetimefield_value(params[i])
         with hot_cursor(connection) as cursor:
             cursor.execute(sql, params)
             row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid

@@ -303,7 +303,10 @@ class TaskModel(models.Model):
 class TaskAttempt(models.Model):
     """One row per execution attempt of a task; nothing is deleted on retry."""
 
-    task = models.ForeignKey(TaskModel, on_delete=models.CASCADE, related_name="attempts")
+    # No index of its own: the unique (task, number) constraint leads with it.
+    task = models.ForeignKey(
+        TaskModel, on_delete=models.CASCADE, related_name="attempts", db_index=False
+    )
     number = models.PositiveIntegerField()
     worker = models.ForeignKey(
         WorkerModel,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from firefly_tasks.models import TaskModel
+from firefly_tasks.models import TaskAttempt, TaskModel
 
 TABLE = TaskModel._meta.db_table
 
@@ -58,3 +58,13 @@ def test_task_name_has_one_plain_index(db):
         constraints = connection.introspection.get_constraints(cursor, TABLE)
     on_name = [n for n, c in constraints.items() if c["columns"] == ["func_name"] and c["index"]]
     assert on_name == ["firefly_task_func_name"]
+
+
+def test_an_attempts_task_is_served_by_the_unique_constraint_alone(db):
+    table = TaskAttempt._meta.db_table
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    leading = sorted(c["columns"] for c in constraints.values() if c["columns"][:1] == ["task_id"])
+    # MariaDB's foreign key constraint reuses the unique index, as every database does here.
+    assert [columns for columns in leading if columns != ["task_id"]] == [["task_id", "number"]]
+    assert not [n for n, c in constraints.items() if c["columns"] == ["task_id"] and c["index"]]

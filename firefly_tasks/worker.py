@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from types import FrameType
@@ -41,6 +40,8 @@ RECONNECT_FIRST_DELAY = 0.1
 RECONNECT_MAX_DELAY = 5.0
 # How long a second signal waits for the running tasks to be returned to the queue.
 INTERRUPT_TIMEOUT = 5.0
+# Longest the main thread sleeps between looks at its worker threads, when nothing wakes it.
+SUPERVISE_SECONDS = 1.0
 
 
 class Budget:
@@ -92,6 +93,8 @@ class Worker:
         self._running: dict[int, list[TaskModel]] = {}
         # Set when tasks may be ready: by a NOTIFY on PostgreSQL, and on stop.
         self.wake = threading.Event()
+        # Set when the main thread has something to look at: a signal, a stop, a thread's end.
+        self._supervise = threading.Event()
         self.crashed = False
 
     # Lifecycle ----------------------------------------------------------------------------
@@ -126,7 +129,11 @@ class Worker:
             thread.start()
         marked_stopping = False
         while any(thread.is_alive() for thread in threads):
-            time.sleep(0.05)  # Signal handlers run in this thread between these naps.
+            # Signal handlers run in this thread, and they, stop() and every worker thread's
+            # exit set this event; the timeout is only a safety net, so an idle consumer
+            # does not wake this thread many times a second.
+            self._supervise.wait(SUPERVISE_SECONDS)
+            self._supervise.clear()
             if self.signals_received >= 2:
                 return self._interrupt(heartbeat)
             if self.stopping.is_set() and not marked_stopping:
@@ -143,6 +150,7 @@ class Worker:
         """Stop claiming; running tasks finish, then ``run()`` returns."""
         self.stopping.set()
         self.wake.set()
+        self._supervise.set()
 
     def _set_state(self, state: str) -> bool:
         assert self.row is not None
@@ -211,6 +219,7 @@ class Worker:
             self.stop()
         finally:
             connections.close_all()
+            self._supervise.set()
 
     def _loop(self) -> None:
         assert self.row is not None

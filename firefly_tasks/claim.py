@@ -148,11 +148,13 @@ def _claim_postgresql(
 def sqlite_claim_sql(connection: Any, queues: int) -> str:
     """SQLite's claim for ``queues`` queue names, one statement (SQLite's write lock makes
     its select-and-update atomic). As on PostgreSQL, each queue is read by its own LIMITed
-    scan of the ready index, in run order, and only the rows they return are sorted."""
+    scan of the ready index, in run order, and only the rows they return are sorted.
+    ``+not_before`` keeps ``not_before`` out of the index search: with a big table's
+    statistics, SQLite would otherwise skip-scan the index by it and sort every ready row."""
     n = _names(connection)
     per_queue = (
         f"SELECT * FROM (SELECT id, priority, not_before FROM {n['task']}"
-        f" WHERE status = %s AND queue = %s AND not_before <= %s"
+        f" WHERE status = %s AND queue = %s AND +not_before <= %s"
         f" AND NOT EXISTS (SELECT 1 FROM {n['queue_table']} q WHERE q.name = %s AND q.paused)"
         f" ORDER BY {ORDER} LIMIT %s)"
     )

@@ -262,6 +262,39 @@ def test_sqlite_claim_reads_each_queue_from_the_ready_index(db):
     assert not any(line.startswith(f"SCAN {TaskModel._meta.db_table}") for line in plan), plan
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's claim query plan")
+def test_sqlite_claim_keeps_the_ready_index_order_with_a_big_tables_statistics(db):
+    # What ANALYZE records next to a million finished tasks and 20,000 ready ones. With them,
+    # a range on not_before tempted SQLite into a skip-scan and a sort of every ready row.
+    table = TaskModel._meta.db_table
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+        (worker_index,) = [n for n, c in constraints.items() if c["columns"] == ["worker_id"]]
+        stats = {
+            "firefly_task_failed": "20000 1",
+            "firefly_task_completed": "970001 1",
+            "firefly_task_func_name": "1020001 340001",
+            "firefly_task_status_queue": "1020001 255001 255001",
+            "firefly_task_ready": "20000 20000 20000 5000 1",
+            worker_index: "1020001 1020001",
+        }
+        cursor.execute("ANALYZE")
+        cursor.execute("DELETE FROM sqlite_stat1 WHERE tbl = %s", [table])
+        for index, stat in stats.items():
+            cursor.execute("INSERT INTO sqlite_stat1 VALUES (%s, %s, %s)", [table, index, stat])
+        cursor.execute("ANALYZE sqlite_schema")  # the planner reloads the statistics
+        stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+        cursor.execute(
+            "EXPLAIN QUERY PLAN " + sqlite_claim_sql(connection, 1),
+            sqlite_claim_params(["default"], 100, None, stamp),
+        )
+        plan = [row[-1] for row in cursor.fetchall()]
+
+    assert any("USING INDEX firefly_task_ready (queue=?)" in line for line in plan), plan
+    # One sort, of the rows the per-queue scans return; none of the ready rows themselves.
+    assert sum("TEMP B-TREE" in line for line in plan) == 1, plan
+
+
 def test_claim_across_queues_skips_paused_ones_and_keeps_the_run_order(db):
     emails = make_task(queue="emails", age=30)
     urgent_reports = make_task(queue="reports", priority=5)

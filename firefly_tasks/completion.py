@@ -42,7 +42,8 @@ def write_completions(
         return 0
     finished = done[-1].finished
     if connection.vendor == "postgresql":
-        updated = _complete_postgresql(done, finished, worker, preview_length)
+        complete = _complete_one_postgresql if len(done) == 1 else _complete_postgresql
+        updated = complete(done, finished, worker, preview_length)
     else:
         updated = _complete_by_case(done, finished, preview_length)
         if updated == len(done):
@@ -94,6 +95,41 @@ def _complete_postgresql(
         TaskStatus.RUNNING,  # the fence: still running the attempt that finished
         worker.pk if worker else None,
         worker.name if worker else "",
+        AttemptOutcome.COMPLETED,
+    ]
+    with hot_cursor(connection) as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+
+def _complete_one_postgresql(
+    done: list[Completion], finished: Any, worker: WorkerModel | None, preview_length: int
+) -> int:
+    """The same statement for one task (a slow one, run alone): values instead of arrays,
+    which the server plans in a fraction of the time."""
+    qn = connection.ops.quote_name
+    sql = (
+        f"WITH done AS (UPDATE {qn(TaskModel._meta.db_table)} "
+        "SET status = %s, completed = %s, error = '', traceback = '', "
+        "returned = %s, returned_preview = %s "
+        "WHERE id = %s AND attempt = %s AND status = %s RETURNING id, attempt) "
+        f"INSERT INTO {qn(TaskAttempt._meta.db_table)} (task_id, number, worker_id, "
+        "worker_name, started, finished, outcome, error, traceback) "
+        "SELECT id, attempt, %s, %s, %s, %s, %s, '', '' FROM done"
+    )
+    (d,) = done
+    params = [
+        TaskStatus.COMPLETED,
+        finished,
+        d.returned_data,
+        _previews(done, preview_length)[0],
+        d.row.pk,
+        d.row.attempt,
+        TaskStatus.RUNNING,  # the fence: still running the attempt that finished
+        worker.pk if worker else None,
+        worker.name if worker else "",
+        d.row.started,
+        d.finished,
         AttemptOutcome.COMPLETED,
     ]
     with hot_cursor(connection) as cursor:

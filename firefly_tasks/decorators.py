@@ -168,6 +168,8 @@ class Task:
         if not calls:
             return []
         first = self.build_row(*calls[0], eta, now)
+        if len(calls) == 1:
+            return [first]
         fields = [field.attname for field in TaskModel._meta.concrete_fields]
         values = [getattr(first, name) for name in fields]
         params_at, preview_at = fields.index("params_data"), fields.index("params_preview")

@@ -112,8 +112,7 @@ def postgresql_claim_sql(connection: Any) -> str:
     not anti-joined to the task rows (which leads the planner to a sequential scan and a sort
     of every ready row). The MATERIALIZED CTE is evaluated once, so the UPDATE cannot claim
     more than ``limit`` rows, and ``id = ANY(ARRAY(...))`` finds them by primary key however
-    small the table looks to the planner. The text is the same for any list of queues, so a prepared
-    statement serves them all."""
+    small the table looks to the planner. The text is the same for any list of queues."""
     n = _names(connection)
     return (
         f"WITH c AS MATERIALIZED ("

@@ -1,5 +1,5 @@
 """Facts about the database that differ by vendor: its clock, its connection errors, and
-the cursor of the consumer's per-batch statements."""
+the cursor of Firefly's hot statements."""
 
 from __future__ import annotations
 
@@ -98,7 +98,8 @@ def binary_placeholder(conn: Any) -> str:
 
 
 def hot_cursor(conn: Any) -> Any:
-    """A cursor for the consumer's claims and completions, run once per batch of tasks.
+    """A cursor for Firefly's hot statements: claims and completions (once per batch of
+    tasks), and the inserts of ``schedule()`` and ``schedule_many()``.
 
     On PostgreSQL with psycopg 3, the server binds its parameters (arrays travel as values,
     not quoted into the statement's text in Python), and with ``USE_TZ`` results come back

@@ -35,9 +35,10 @@ class ReadyTasksIndex(models.Index):
 
 
 class NotNullIndex(models.Index):
-    """An index over the rows whose fields are all set, such as ``completed`` or ``failed``:
-    it serves range filters on them (``completed >= ...``), which never match NULL, and the
-    rows that are still waiting or running add nothing to it."""
+    """An index over the rows whose fields are all set, such as ``completed``, ``failed`` or
+    ``worker``: it serves filters on them (``completed >= ...``, ``worker = ...``), which
+    never match NULL, and the rows that have no value yet (a task just scheduled, still
+    waiting or running) add nothing to it."""
 
     def _partial(self) -> models.Index:
         condition = Q()

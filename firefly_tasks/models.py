@@ -248,6 +248,7 @@ class TaskModel(models.Model):
         on_delete=models.SET_NULL,
         related_name="tasks",
         db_constraint=False,
+        db_index=False,  # firefly_task_worker below, without the rows no worker has claimed
     )
     backend = models.CharField(max_length=100, blank=True)
 
@@ -268,6 +269,7 @@ class TaskModel(models.Model):
             models.Index(fields=["func_name"], name="firefly_task_func_name"),
             NotNullIndex(fields=["completed"], name="firefly_task_completed"),
             NotNullIndex(fields=["failed"], name="firefly_task_failed"),
+            NotNullIndex(fields=["worker"], name="firefly_task_worker"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -31,9 +31,13 @@ def index_sql(name: str) -> str:
 
 @pytest.mark.parametrize(
     ("name", "column"),
-    [("firefly_task_completed", "completed"), ("firefly_task_failed", "failed")],
+    [
+        ("firefly_task_completed", "completed"),
+        ("firefly_task_failed", "failed"),
+        ("firefly_task_worker", "worker_id"),
+    ],
 )
-def test_finish_time_indexes_leave_out_unfinished_rows_where_the_database_can(db, name, column):
+def test_indexes_leave_out_rows_without_a_value_where_the_database_can(db, name, column):
     sql = index_sql(name)
 
     if connection.features.supports_partial_indexes:

@@ -101,10 +101,12 @@ def test_group_with_a_row_that_moved_on_runs_its_tasks_alone(runner):
     assert TaskModel.objects.get(pk=rows[1].pk).status == TaskStatus.RUNNING
 
 
-def test_batch_size_grows_with_fast_tasks_and_starts_at_one(runner):
+def test_batch_size_grows_with_fast_tasks_and_starts_at_one(runner, settings):
     assert runner.batch_size() == 1
     runner._observe("fast", 0.0001)
-    assert runner.batch_size() == 100
+    assert runner.batch_size() == 250  # FIREFLY_CLAIM_BATCH_SIZE's default
+    settings.FIREFLY_CLAIM_BATCH_SIZE = 40
+    assert runner.batch_size() == 40
     runner._observe("slow", 10.0)
     assert runner.batch_size() == 1
 

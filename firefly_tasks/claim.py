@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, transaction
 from django.utils import timezone
 
-from firefly_tasks.database import hot_cursor
+from firefly_tasks.database import hot_cursor, per_database
 from firefly_tasks.models import QueueModel, TaskModel, TaskStatus
 
 ORDER = "priority DESC, not_before, id"
@@ -61,16 +61,6 @@ def _columns(connection: Any, table: str = "") -> str:
 # converters of the task columns, and their attribute names. Idle consumers claim several
 # times a second, and building these costs more than the claim of an empty queue.
 _readers: weakref.WeakKeyDictionary[Any, tuple[Any, Any, list[str]]] = weakref.WeakKeyDictionary()
-# Statement texts, by database alias, vendor and shape (such as a number of queues).
-_statements: dict[tuple[Any, ...], str] = {}
-
-
-def _statement(connection: Any, shape: Any, build: Callable[[], str]) -> str:
-    key = (connection.alias, connection.vendor, shape)
-    sql = _statements.get(key)
-    if sql is None:
-        sql = _statements[key] = build()
-    return sql
 
 
 def _reader(connection: Any) -> tuple[Any, Any, list[str]]:
@@ -140,7 +130,7 @@ def _claim_postgresql(
 ) -> list[TaskModel]:
     stamp = connection.ops.adapt_datetimefield_value(now)
     params = postgresql_claim_params(queues, limit, worker_id, stamp)
-    sql = _statement(connection, None, lambda: postgresql_claim_sql(connection))
+    sql = per_database(connection, "claim", lambda: postgresql_claim_sql(connection))
     return _fetch_rows(connection, sql, params)
 
 
@@ -180,7 +170,9 @@ def _claim_sqlite(
 ) -> list[TaskModel]:
     stamp = connection.ops.adapt_datetimefield_value(now)
     params = sqlite_claim_params(queues, limit, worker_id, stamp)
-    sql = _statement(connection, len(queues), lambda: sqlite_claim_sql(connection, len(queues)))
+    sql = per_database(
+        connection, ("claim", len(queues)), lambda: sqlite_claim_sql(connection, len(queues))
+    )
     return _fetch_rows(connection, sql, params)
 
 

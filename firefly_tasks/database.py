@@ -6,10 +6,13 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from django.db import Error, InterfaceError, OperationalError, connection
 from django.db.models.functions import Now
+
+T = TypeVar("T")
 
 # PostgreSQL SQLSTATEs of a connection that is gone: class 08 (connection exception), and
 # admin_shutdown, crash_shutdown, cannot_connect_now (a backend terminated or restarting).
@@ -67,6 +70,19 @@ def check_connection() -> None:
                 connection.errors_occurred = False
             else:
                 connection.close()
+
+
+# What per_database() built, by database alias, vendor and key.
+_built: dict[tuple[str, str, Any], Any] = {}
+
+
+def per_database(conn: Any, key: Any, build: Callable[[], T]) -> T:
+    """``build()``'s result for this database and ``key``, built once: statement texts of the
+    hot paths, whose building would otherwise cost more than running them."""
+    cache_key = (conn.alias, conn.vendor, key)
+    if cache_key not in _built:
+        _built[cache_key] = build()
+    return cast(T, _built[cache_key])
 
 
 @functools.cache

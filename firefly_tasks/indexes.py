@@ -1,6 +1,6 @@
 """Indexes of the task table, shaped for each database.
 
-Both classes are declared as plain indexes, which is what MariaDB gets (it has no partial
+Both are declared as plain indexes, which is what MariaDB gets (it has no partial
 indexes, and Django would otherwise create none there). Databases with partial indexes
 (PostgreSQL, SQLite) get a smaller index instead, over the rows the index is read for: each
 row a claim or a completion rewrites then costs fewer index entries.
@@ -14,7 +14,19 @@ from django.db import models
 from django.db.models import Q
 
 
-class ReadyTasksIndex(models.Index):
+class _PartialWherePossible(models.Index):
+    """Created as ``_partial()`` on databases with partial indexes, as declared elsewhere."""
+
+    def _partial(self) -> models.Index:
+        raise NotImplementedError
+
+    def create_sql(self, model: Any, schema_editor: Any, using: str = "", **kwargs: Any) -> Any:
+        if schema_editor.connection.features.supports_partial_indexes:
+            return self._partial().create_sql(model, schema_editor, using=using, **kwargs)
+        return super().create_sql(model, schema_editor, using=using, **kwargs)
+
+
+class ReadyTasksIndex(_PartialWherePossible):
     """Serves ``status = 'created' AND queue = %s ORDER BY priority DESC, not_before, id``.
 
     With partial indexes: over the ready rows only, without the ``status`` column. Without
@@ -28,13 +40,8 @@ class ReadyTasksIndex(models.Index):
             condition=Q(status="created"),
         )
 
-    def create_sql(self, model: Any, schema_editor: Any, using: str = "", **kwargs: Any) -> Any:
-        if schema_editor.connection.features.supports_partial_indexes:
-            return self._partial().create_sql(model, schema_editor, using=using, **kwargs)
-        return super().create_sql(model, schema_editor, using=using, **kwargs)
 
-
-class NotNullIndex(models.Index):
+class NotNullIndex(_PartialWherePossible):
     """An index over the rows whose fields are all set, such as ``completed``, ``failed`` or
     ``worker``: it serves filters on them (``completed >= ...``, ``worker = ...``), which
     never match NULL, and the rows that have no value yet (a task just scheduled, still
@@ -45,8 +52,3 @@ class NotNullIndex(models.Index):
         for name in self.fields:
             condition &= Q(**{f"{name.lstrip('-')}__isnull": False})
         return models.Index(fields=self.fields, name=self.name, condition=condition)
-
-    def create_sql(self, model: Any, schema_editor: Any, using: str = "", **kwargs: Any) -> Any:
-        if schema_editor.connection.features.supports_partial_indexes:
-            return self._partial().create_sql(model, schema_editor, using=using, **kwargs)
-        return super().create_sql(model, schema_editor, using=using, **kwargs)

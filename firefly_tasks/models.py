@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from firefly_tasks import serialization
-from firefly_tasks.database import binary_placeholder, hot_cursor
+from firefly_tasks.database import binary_placeholder, hot_cursor, per_database
 from firefly_tasks.indexes import NotNullIndex, ReadyTasksIndex
 
 
@@ -69,28 +69,26 @@ class WorkerModel(models.Model):
         return self.name
 
 
-_SINGLE_INSERTS: dict[tuple[str, str], tuple[str, list[str], list[int], bool]] = {}
-
-
 def _single_insert(connection: Any) -> tuple[str, list[str], list[int], bool]:
     """``INSERT`` of one task row on ``connection``: its text, the attributes of its
     parameters in order, which of them are datetimes to adapt for the database, and whether
-    it returns the new id (else the cursor's ``lastrowid`` holds it)."""
-    key = (connection.alias, connection.vendor)
-    if key not in _SINGLE_INSERTS:
-        qn = connection.ops.quote_name
-        fields = [f for f in TaskModel._meta.concrete_fields if not f.primary_key]
-        returning = bool(connection.features.can_return_columns_from_insert)
-        sql = (
-            f"INSERT INTO {qn(TaskModel._meta.db_table)} "
-            f"({', '.join(qn(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))})"
-            + (f" RETURNING {qn('id')}" if returning else "")
-        )
-        # Every other column holds a str, int, bool or None, which drivers take as they are.
-        datetimes = [i for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
-        _SINGLE_INSERTS[key] = (sql, [f.attname for f in fields], datetimes, returning)
-    return _SINGLE_INSERTS[key]
+    it returns the new id (else the cursor's ``lastrowid`` holds it). Built once per database."""
+    return per_database(connection, "insert one task", lambda: _build_single_insert(connection))
+
+
+def _build_single_insert(connection: Any) -> tuple[str, list[str], list[int], bool]:
+    qn = connection.ops.quote_name
+    fields = [f for f in TaskModel._meta.concrete_fields if not f.primary_key]
+    returning = bool(connection.features.can_return_columns_from_insert)
+    sql = (
+        f"INSERT INTO {qn(TaskModel._meta.db_table)} "
+        f"({', '.join(qn(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+        + (f" RETURNING {qn('id')}" if returning else "")
+    )
+    # Every other column holds a str, int, bool or None, which drivers take as they are.
+    datetimes = [i for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
+    return sql, [f.attname for f in fields], datetimes, returning
 
 
 class TaskQuerySet(models.QuerySet["TaskModel"]):

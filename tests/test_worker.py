@@ -110,7 +110,7 @@ def test_consumers_drain_while_one_is_killed_and_restarted_twice(start_consumer,
 def test_sigterm_lets_the_running_task_finish_then_exits_zero(start_consumer):
     row = tasks.sleep_then_note.schedule(2, "finished")
     consumer = start_consumer(**FAST)
-    wait_until(lambda: count(TaskStatus.RUNNING) == 1)
+    wait_until(lambda: Execution.objects.filter(task_id=row.pk).exists())
 
     signalled = time.monotonic()
     consumer.signal(signal.SIGTERM)
@@ -126,7 +126,7 @@ def test_sigterm_lets_the_running_task_finish_then_exits_zero(start_consumer):
 def test_second_signal_returns_the_running_task_to_the_queue(start_consumer):
     row = tasks.sleep_then_note.schedule(60, "never")
     consumer = start_consumer(**FAST)
-    wait_until(lambda: count(TaskStatus.RUNNING) == 1)
+    wait_until(lambda: Execution.objects.filter(task_id=row.pk).exists())
 
     consumer.signal(signal.SIGTERM)
     time.sleep(0.3)

@@ -162,6 +162,10 @@ def note_after(seconds: float, text: str) -> str:
 
 @task(atomic=False)
 def sleep_then_note(seconds: float, text: str) -> str:
+    """Records that it started (claimed rows are RUNNING before they start), then sleeps."""
+    row = current_task()
+    assert row is not None
+    Execution.objects.create(task_id=row.pk, pid=os.getpid(), attempt=row.attempt)
     time.sleep(seconds)
     Note.objects.create(text=text)
     return text

@@ -304,7 +304,9 @@ def template_insert(a: Adapter) -> tuple[str, list[Any], Any]:
     """A raw single-row ``INSERT`` of exactly the row ``schedule()`` writes, and a DB-API
     connection in autocommit to run it on: the ceiling a single ``schedule()`` is held to.
     On PostgreSQL that is a plain psycopg connection (server-side parameter binding), not
-    Django's, whose client-side binding would make the "raw" side slow in Python."""
+    Django's, whose client-side binding would make the "raw" side slow in Python; it prepares
+    statements exactly when Django's connection does (``OPTIONS["prepare_threshold"]``,
+    off by default), so that both sides parse and plan alike."""
     from django.db import connection
 
     pk = a.schedule("noop")
@@ -321,19 +323,27 @@ def template_insert(a: Adapter) -> tuple[str, list[Any], Any]:
     mark = "?" if connection.vendor == "sqlite" else "%s"
     marks = ", ".join([mark] * len(fields))
     sql = f"INSERT INTO {qn(model._meta.db_table)} ({cols}) VALUES ({marks})"
+    connection.ensure_connection()
     if connection.vendor == "postgresql":
-        import psycopg
-
-        db = connection.settings_dict
-        raw = psycopg.connect(
-            dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None,
-            host=db["HOST"], port=db["PORT"], autocommit=True,
-        )  # fmt: skip
+        threshold = getattr(connection.connection, "prepare_threshold", None)
+        raw = raw_postgres(prepare_threshold=threshold)
         prepped = [_plain(v) for v in prepped]
     else:
-        connection.ensure_connection()
         raw = connection.connection
     return sql, prepped, raw
+
+
+def raw_postgres(prepare_threshold: int | None) -> Any:
+    """A plain psycopg connection in autocommit to Django's database."""
+    import psycopg
+    from django.db import connection
+
+    db = connection.settings_dict
+    return psycopg.connect(
+        dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None,
+        host=db["HOST"], port=db["PORT"], autocommit=True,
+        prepare_threshold=prepare_threshold,
+    )  # fmt: skip
 
 
 def _plain(value: Any) -> Any:
@@ -361,23 +371,34 @@ def cmd_enqueue(a: Adapter, args: dict[str, Any]) -> dict[str, Any]:
     rounds, per_round = args.get("rounds", 5), args.get("per_round", 200)
     chunk = args.get("chunk", 1000)
     sql, params, raw_conn = template_insert(a)
+    # On PostgreSQL, also the same INSERT prepared after 5 runs (psycopg's own default) when
+    # Django's connection does not prepare: the floor with parsing and planning skipped.
+    prepared_conn = None
+    if connection.vendor == "postgresql" and raw_conn.prepare_threshold is None:
+        prepared_conn = raw_postgres(prepare_threshold=5)
     pk_field = a.model._meta.pk
     uuid_pk = not _auto_pk(pk_field)
     single: list[float] = []
     raw: list[float] = []
+    raw_prepared: list[float] = []
     for _ in range(rounds):
         for _ in range(per_round):
             t0 = time.perf_counter()
             a.schedule("noop")
             single.append(time.perf_counter() - t0)
-        cursor = raw_conn.cursor()
-        for _ in range(per_round):
-            if uuid_pk:
-                params = [_new_uuid(connection, params[0]), *params[1:]]
-            t0 = time.perf_counter()
-            cursor.execute(sql, params)
-            raw.append(time.perf_counter() - t0)
-        cursor.close()
+        for conn, times in ((raw_conn, raw), (prepared_conn, raw_prepared)):
+            if conn is None:
+                continue
+            cursor = conn.cursor()
+            for _ in range(per_round):
+                if uuid_pk:
+                    params = [_new_uuid(connection, params[0]), *params[1:]]
+                t0 = time.perf_counter()
+                cursor.execute(sql, params)
+                times.append(time.perf_counter() - t0)
+            cursor.close()
+    if prepared_conn is not None:
+        prepared_conn.close()
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as ctx:
@@ -388,6 +409,8 @@ def cmd_enqueue(a: Adapter, args: dict[str, Any]) -> dict[str, Any]:
         "raw_single_ms": statistics.median(raw) * 1000,
         "single_per_s": 1 / statistics.median(single),
         "raw_single_per_s": 1 / statistics.median(raw),
+        "raw_prepared_ms": statistics.median(raw_prepared) * 1000 if raw_prepared else None,
+        "prepare_threshold": getattr(raw_conn, "prepare_threshold", None),
     }
     n = args.get("many", 20_000)
     if a.has_schedule_many():

@@ -44,7 +44,18 @@ def databases() -> dict:
             }
         }
     if VENDOR == "postgres":
-        return {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": NAME, **PG}}
+        # FIREFLY_BENCH_PG_PREPARE_THRESHOLD: let psycopg prepare statements run that many
+        # times (Django's OPTIONS["prepare_threshold"]); unset, Django's default: never.
+        threshold = os.environ.get("FIREFLY_BENCH_PG_PREPARE_THRESHOLD")
+        options = {"prepare_threshold": int(threshold)} if threshold else {}
+        return {
+            "default": {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": NAME,
+                **PG,
+                "OPTIONS": options,
+            }
+        }
     if VENDOR == "mariadb":
         return {
             "default": {

@@ -2,8 +2,10 @@
 against a raw single-row INSERT of the very same row.
 
 Per run and system, in one process (``bench/agent.py enqueue``): rounds of N ``schedule()``
-calls alternating with N raw ``INSERT``s (DB-API cursor of the same connection, autocommit)
-of the row ``schedule()`` wrote, median time per call of each; then 20,000 tasks in
+calls alternating with N raw ``INSERT``s (DB-API cursor, autocommit; on PostgreSQL a plain
+psycopg connection that prepares statements exactly when Django's does) of the row
+``schedule()`` wrote, median time per call of each; on PostgreSQL, Firefly once more with
+``OPTIONS["prepare_threshold"] = 5``; then 20,000 tasks in
 ``schedule_many`` calls of 1,000, against raw multi-row INSERTs of the same rows. Peers use
 their own single-task API (0.4.0's ``schedule()``, django-tasks' ``enqueue()``, pgqueuer's
 ``enqueue()``); only Firefly and pgqueuer have a bulk API.
@@ -24,6 +26,9 @@ from bench import lib, measure
 NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
 MANY_TARGET = 20_000
 SINGLE_TARGET = 1.3
+# Firefly again on PostgreSQL with OPTIONS["prepare_threshold"] = 5 (see bench/dbconf.py).
+PREPARED = "firefly-prepared"
+PREPARE_ENV = "FIREFLY_BENCH_PG_PREPARE_THRESHOLD"
 
 
 def main() -> None:
@@ -41,17 +46,22 @@ def main() -> None:
         systems = [s for s in opts.systems if s.kind != "raw" and vendor in s.vendors]
         for _ in range(opts.runs):
             for system in systems:
-                try:
-                    measure.prepare(system, db)
-                    lib.agent(system, db, "reset")
-                    result = lib.agent(system, db, "enqueue", **args)
-                except lib.Unavailable:
-                    continue
-                lib.log(
-                    f"  {system.key:8} {vendor:8} schedule {result['single_ms']:.3f} ms, raw "
-                    f"{result['raw_single_ms']:.3f} ms, many {lib.fmt(result.get('many_per_s'))}/s"
-                )
-                runs.setdefault((system.key, vendor), []).append(result)
+                variants = [(system.key, {})]
+                if system.key == "firefly" and vendor == "postgres":
+                    variants.append((PREPARED, {PREPARE_ENV: "5"}))
+                for key, env in variants:
+                    try:
+                        measure.prepare(system, db)
+                        lib.agent(system, db, "reset")
+                        result = lib.agent(system, db, "enqueue", env=env, **args)
+                    except lib.Unavailable:
+                        break
+                    lib.log(
+                        f"  {key:8} {vendor:8} schedule {result['single_ms']:.3f} ms, raw "
+                        f"{result['raw_single_ms']:.3f} ms, "
+                        f"many {lib.fmt(result.get('many_per_s'))}/s"
+                    )
+                    runs.setdefault((key, vendor), []).append(result)
         db.drop()
     report = summarize(opts, runs)
     print(report["markdown"])
@@ -64,46 +74,61 @@ def summarize(
     md = lib.header("Enqueue", opts)
     md += (
         "\nSingle: median time of one call in autocommit (its own commit; q = SQL queries it "
-        "makes), and the same row "
-        "written by a raw single-row INSERT on the same connection, alternating in rounds; "
-        "ratio = call ÷ raw, per run, median. Bulk: tasks/s over 20,000 tasks in calls of "
-        "1,000, against raw multi-row INSERTs of the same rows (1,000 per statement) and, on "
-        "PostgreSQL, COPY. Raw statements on PostgreSQL use a plain psycopg connection "
-        "(server-side binding).\n"
+        "makes), and the same row written by a raw single-row INSERT, alternating in rounds; "
+        "ratio = call ÷ raw, per run, median. Raw statements on PostgreSQL use a plain psycopg "
+        "connection (server-side binding) that prepares statements exactly when Django's "
+        "connection does: never by default, after 5 runs with OPTIONS prepare_threshold = 5 "
+        '(the second Firefly row). "raw, prepared" is the same INSERT prepared after 5 runs '
+        "(psycopg's own default), for reference beside a connection that does not prepare. "
+        "Bulk: tasks/s over 20,000 tasks in calls of 1,000, against raw multi-row INSERTs of "
+        "the same rows (1,000 per statement) and, on PostgreSQL, COPY.\n"
     )
     figures = []
     for vendor in opts.vendors:
         rows = []
-        for system in opts.systems:
-            rs = runs.get((system.key, vendor))
+        entries = [(system.key, system.label) for system in opts.systems]
+        if any(key == "firefly" for key, _ in entries):
+            entries.insert(
+                [key for key, _ in entries].index("firefly") + 1,
+                (PREPARED, "Firefly, OPTIONS prepare_threshold = 5"),
+            )
+        for key, label in entries:
+            rs = runs.get((key, vendor))
             if not rs:
                 continue
 
-            def med(key: str, rs: list[dict[str, Any]] = rs) -> float | None:
-                values = [r[key] for r in rs if r.get(key) is not None]
+            def med(name: str, rs: list[dict[str, Any]] = rs) -> float | None:
+                values = [r[name] for r in rs if r.get(name) is not None]
                 return lib.median(values) if values else None
 
             ratio = lib.median(r["single_ms"] / r["raw_single_ms"] for r in rs)
+            prepared = med("raw_prepared_ms")
             many, raw_many = med("many_per_s"), med("raw_many_per_s")
             raw_copy = med("raw_copy_per_s")
             rows.append(
                 [
-                    system.label,
+                    label,
                     f"{med('single_ms'):.3f} ms ({lib.fmt(med('queries_per_call'))} q)"
                     if rs[0].get("queries_per_call") is not None
                     else f"{med('single_ms'):.3f} ms",
                     f"{med('raw_single_ms'):.3f} ms",
                     f"{ratio:.2f}×",
+                    f"{prepared:.3f} ms" if prepared else "n/a",
                     f"{lib.fmt(many)}/s" if many else "n/a (no bulk API)",
                     f"{lib.fmt(raw_many)}/s" if raw_many else "n/a",
                     f"{many / raw_many:.2f}×" if many and raw_many else "n/a",
                     f"{lib.fmt(raw_copy)}/s" if raw_copy else "n/a",
                 ]
             )
-            if system.key == "firefly":
+            if key in ("firefly", PREPARED):
+                against = "raw single-row INSERT"
+                if key == PREPARED:
+                    against += ", both prepared"
+                elif prepared:
+                    against += ", neither prepared"
                 figures.append(
                     {
-                        "figure": f"Enqueue: schedule() ÷ raw single-row INSERT, {NAMES[vendor]}",
+                        "figure": f"Enqueue: {label} schedule() ÷ {against}, {NAMES[vendor]}",
                         "target": f"≤ {SINGLE_TARGET}×",
                         "value": (
                             f"{ratio:.2f}× ({med('single_ms'):.3f} vs "
@@ -112,6 +137,7 @@ def summarize(
                         "verdict": lib.verdict(ratio, SINGLE_TARGET, higher_is_better=False),
                     }
                 )
+            if key == "firefly":
                 figures.append(
                     {
                         "figure": f"Enqueue: schedule_many, {NAMES[vendor]}",
@@ -125,8 +151,8 @@ def summarize(
         if rows:
             md += f"\n### {NAMES[vendor]}\n\n"
             md += lib.table(
-                ["system", "one call", "raw INSERT", "call ÷ raw", "bulk", "raw multi-row",
-                 "bulk ÷ raw", "raw COPY"],
+                ["system", "one call", "raw INSERT", "call ÷ raw", "raw, prepared", "bulk",
+                 "raw multi-row", "bulk ÷ raw", "raw COPY"],
                 rows,
             )  # fmt: skip
             md += "\n"

@@ -431,12 +431,14 @@ def run_json(cmd: list[str], env: dict[str, str], name: str, timeout: float = 18
     return output_json(proc)
 
 
-def agent(system: System, db: Database, command: str, **args: Any) -> Any:
+def agent(
+    system: System, db: Database, command: str, *, env: dict[str, str] | None = None, **args: Any
+) -> Any:
     """Run one command of ``bench/agent.py`` (Django systems), ``bench/pgq_agent.py`` or
-    ``bench/raw.py``; return the JSON it printed."""
+    ``bench/raw.py`` (with ``env`` added to its environment); return the JSON it printed."""
     script = {"pgq": "bench.pgq_agent", "raw": "bench.raw"}.get(system.kind, "bench.agent")
     cmd = [system.python, "-m", script, command, json.dumps(args)]
-    return run_json(cmd, system.env(db), f"{system.key}-{db.vendor}")
+    return run_json(cmd, system.env(db, **(env or {})), f"{system.key}-{db.vendor}")
 
 
 def cpu_seconds(pid: int) -> float:

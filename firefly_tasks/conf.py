@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.signals import setting_changed
 
 DEFAULTS: dict[str, Any] = {
     "FIREFLY_DEFAULT_QUEUE": "default",
@@ -35,10 +36,28 @@ SERIALIZERS = ("json", "pickle")
 
 
 class Settings:
-    """Typed access to the ``FIREFLY_*`` settings with their defaults."""
+    """Typed access to the ``FIREFLY_*`` settings with their defaults.
+
+    Values are remembered once read: reading a setting left at its default goes through
+    ``AttributeError`` in Django's settings, which costs more than a whole ``schedule()``'s
+    other Python. ``override_settings`` (and anything else that sends ``setting_changed``)
+    forgets them.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+        setting_changed.connect(self._setting_changed, weak=False)
+
+    def _setting_changed(self, *, setting: str, **kwargs: Any) -> None:
+        if setting.startswith("FIREFLY_"):
+            self._values.pop(setting, None)
 
     def _get(self, name: str) -> Any:
-        return getattr(django_settings, name, DEFAULTS[name])
+        try:
+            return self._values[name]
+        except KeyError:
+            value = self._values[name] = getattr(django_settings, name, DEFAULTS[name])
+            return value
 
     def raw(self, name: str) -> Any:
         """A setting as configured (or its default), before any conversion: for checks."""

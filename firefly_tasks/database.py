@@ -120,7 +120,8 @@ def hot_cursor(conn: Any) -> Any:
     On PostgreSQL with psycopg 3, the server binds its parameters (arrays travel as values,
     not quoted into the statement's text in Python), and with ``USE_TZ`` results come back
     in binary (timestamps are not parsed from text in Python): together they halve the
-    Python time of a claim. Statements are not prepared, so connection poolers keep working.
+    Python time of a claim. Statements are prepared only as the connection's
+    ``prepare_threshold`` says (Django's default: never, for the sake of connection poolers).
     Elsewhere, Django's usual cursor. It is a Django cursor either way: errors are Django's,
     and execute wrappers see its queries.
     """

@@ -69,6 +69,21 @@ def resolve_eta(eta: object, now: datetime.datetime) -> datetime.datetime:
     return timezone.make_naive(eta) if timezone.is_aware(eta) else eta
 
 
+@functools.cache
+def _unsaved_row() -> dict[str, Any]:
+    """The values of a new ``TaskModel`` row by attribute name, in field order: each field's
+    default where it is a constant. ``build_row()`` sets the rest (``created``,
+    ``not_before``: their defaults are calls)."""
+    from firefly_tasks.models import TaskModel
+
+    return {
+        field.attname: None
+        if field.has_default() and callable(field.default)
+        else field.get_default()
+        for field in TaskModel._meta.concrete_fields
+    }
+
+
 class Task:
     """A registered sync task. Calling it runs the function inline; ``schedule()`` queues it."""
 
@@ -143,21 +158,22 @@ class Task:
         from firefly_tasks.models import TaskModel
 
         serializer = settings.SERIALIZER
-        queue = validate_queue(self.queue or settings.DEFAULT_QUEUE)
-        params_data = serialization.dumps((list(args), kwargs), serializer, what="arguments")
-        return TaskModel(
+        values = dict(_unsaved_row())
+        values.update(
             func_name=self.name,
-            queue=queue,
+            queue=validate_queue(self.queue or settings.DEFAULT_QUEUE),
             priority=self.priority,
             created=now,
             not_before=resolve_eta(eta, now),
             serializer=serializer,
-            params_data=params_data,
+            params_data=serialization.dumps((list(args), kwargs), serializer, what="arguments"),
             params_preview=serialization.call_preview(args, kwargs, settings.PREVIEW_LENGTH),
             max_retries=settings.MAX_RETRIES if self.max_retries is None else self.max_retries,
             retry_delay=settings.RETRY_DELAY if self.retry_delay is None else self.retry_delay,
             retry_backoff=self.retry_backoff,
         )
+        # Positional, in field order: Django's fast way to build an instance.
+        return TaskModel(*values.values())  # type: ignore[misc]
 
     def _build_rows(
         self, calls: list[tuple[tuple[Any, ...], dict[str, Any]]], eta: object, now: Any
@@ -170,7 +186,7 @@ class Task:
         first = self.build_row(*calls[0], eta, now)
         if len(calls) == 1:
             return [first]
-        fields = [field.attname for field in TaskModel._meta.concrete_fields]
+        fields = list(_unsaved_row())
         values = [getattr(first, name) for name in fields]
         params_at, preview_at = fields.index("params_data"), fields.index("params_preview")
         serializer, length = first.serializer, settings.PREVIEW_LENGTH
@@ -178,7 +194,7 @@ class Task:
         for args, kwargs in calls[1:]:
             values[params_at] = serialization.dumps((list(args), kwargs), serializer, "arguments")
             values[preview_at] = serialization.call_preview(args, kwargs, length)
-            rows.append(TaskModel(*values))  # type: ignore[misc]  # positional: Django's fast path
+            rows.append(TaskModel(*values))  # type: ignore[misc]
         return rows
 
     def _schedule_rows(

@@ -179,7 +179,8 @@ class TaskQuerySet(models.QuerySet["TaskModel"]):
         values = row.__dict__
         params = [values[name] for name in attnames]
         for i in datetimes:
-            params[i] = connection.ops.adapt_datetimefield_value(params[i])
+            if params[i] is not None:
+                params[i] = connection.ops.adapt_datetimefield_value(params[i])
         with hot_cursor(connection) as cursor:
             cursor.execute(sql, params)
             row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid

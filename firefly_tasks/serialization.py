@@ -26,32 +26,45 @@ from firefly_tasks.exceptions import SerializationError
 TAG = "__firefly__"
 
 
-def _to_json_safe(value: Any, path: str) -> Any:
+# Where a value sits in what is being encoded: ``"arguments"``, or (parent, index or key).
+# Formatted only for an error message, so encoding builds no strings for it.
+Path = str | tuple[Any, int | str]
+
+
+def _describe(path: Path) -> str:
+    steps = []
+    while isinstance(path, tuple):
+        path, step = path
+        steps.append(f"[{step}]" if isinstance(step, int) else f"[{step!r}]")
+    return path + "".join(reversed(steps))
+
+
+def _to_json_safe(value: Any, path: Path) -> Any:
     # bool and int before anything else: they are the common case and bool is an int subclass.
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise SerializationError(
-                f"{path} is {value!r}, which JSON cannot store; pass None or a string instead, "
-                "or set FIREFLY_SERIALIZER = 'pickle'."
+                f"{_describe(path)} is {value!r}, which JSON cannot store; pass None or a string "
+                "instead, or set FIREFLY_SERIALIZER = 'pickle'."
             )
         return value
     if isinstance(value, list):
-        return [_to_json_safe(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_to_json_safe(item, (path, i)) for i, item in enumerate(value)]
     if isinstance(value, tuple):
-        items = [_to_json_safe(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        items = [_to_json_safe(item, (path, i)) for i, item in enumerate(value)]
         return {TAG: "tuple", "v": items}
     if isinstance(value, dict):
         if TAG in value or not all(isinstance(key, str) for key in value):
             if not all(isinstance(key, str) for key in value):
                 raise SerializationError(
-                    f"{path} is a dict with non-string keys, which JSON cannot round-trip; "
-                    "use string keys or FIREFLY_SERIALIZER = 'pickle'."
+                    f"{_describe(path)} is a dict with non-string keys, which JSON cannot "
+                    "round-trip; use string keys or FIREFLY_SERIALIZER = 'pickle'."
                 )
-            pairs = [[key, _to_json_safe(item, f"{path}[{key!r}]")] for key, item in value.items()]
+            pairs = [[key, _to_json_safe(item, (path, key))] for key, item in value.items()]
             return {TAG: "dict", "v": pairs}
-        return {key: _to_json_safe(item, f"{path}[{key!r}]") for key, item in value.items()}
+        return {key: _to_json_safe(item, (path, key)) for key, item in value.items()}
     if isinstance(value, datetime.datetime):
         return {TAG: "datetime", "v": value.isoformat()}
     if isinstance(value, datetime.date):
@@ -65,8 +78,9 @@ def _to_json_safe(value: Any, path: str) -> Any:
     if isinstance(value, uuid.UUID):
         return {TAG: "uuid", "v": str(value)}
     raise SerializationError(
-        f"{path} is a {type(value).__name__}, which the JSON serializer cannot store. Pass "
-        "primitive values (ids rather than model instances), or set FIREFLY_SERIALIZER = 'pickle'."
+        f"{_describe(path)} is a {type(value).__name__}, which the JSON serializer cannot store. "
+        "Pass primitive values (ids rather than model instances), or set "
+        "FIREFLY_SERIALIZER = 'pickle'."
     )
 
 

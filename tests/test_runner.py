@@ -121,3 +121,24 @@ def test_rest_of_a_batch_is_handed_back_after_a_slow_task(runner):
 
     assert outcomes == ["completed"]
     assert [row.pk for row in handed_back] == [behind.pk]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL's")
+def test_hot_statements_work_prepared_when_the_connection_prepares(runner):
+    # OPTIONS["prepare_threshold"] = 0 would prepare every statement: psycopg's setting.
+    connection.ensure_connection()
+    connection.connection.prepare_threshold = 0
+    try:
+        for round_ in range(3):  # the second and third rounds reuse the prepared statements
+            tasks.write_note.schedule(f"one {round_}")
+            tasks.write_note.schedule_many([(f"many {round_} {i}",) for i in range(5)])
+            tasks.write_note_then_fail.schedule(f"fails {round_}")
+            while rows := claim_tasks(["default"], 100, runner.worker.pk):
+                runner.run(rows)
+        prepared = connection.connection.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert prepared.fetchone()[0] > 0
+    finally:
+        connection.connection.prepare_threshold = None
+    assert TaskModel.objects.filter(status=TaskStatus.COMPLETED).count() == 18
+    assert TaskModel.objects.filter(status=TaskStatus.FAILED).count() == 3
+    assert Note.objects.count() == 18

@@ -1,15 +1,15 @@
-"""Facts about the database that differ by vendor: its clock, its connection errors, and
-the cursor of Firefly's hot statements."""
+"""Facts about the database that differ by vendor: its clock, its connection errors, when a
+task's transaction begins, and the cursor of Firefly's hot statements."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
-from django.db import Error, InterfaceError, OperationalError, connection
+from django.db import Error, InterfaceError, OperationalError, connection, transaction
 from django.db.models.functions import Now
 
 T = TypeVar("T")
@@ -70,6 +70,48 @@ def check_connection() -> None:
                 connection.errors_occurred = False
             else:
                 connection.close()
+
+
+@contextlib.contextmanager
+def atomic_from_first_query() -> Iterator[None]:
+    """``transaction.atomic()`` whose transaction, on SQLite, begins at its first query.
+
+    Django begins an SQLite transaction when the block opens, and with
+    ``transaction_mode="IMMEDIATE"`` (which W002 asks for) that takes the database's only
+    write lock: a task that waits on the network before it queries, or never queries, would
+    keep every other consumer thread and web request from writing for as long as it waits.
+    Begun at the first query (still ``BEGIN IMMEDIATE``), the task holds the lock only from
+    then to its completion's commit. PostgreSQL and MariaDB take no lock, nor on PostgreSQL
+    a snapshot, before a transaction's first query anyway: they get a plain atomic block.
+    """
+    conn = transaction.get_connection()
+    if conn.vendor != "sqlite" or conn.in_atomic_block:
+        with transaction.atomic():
+            yield
+        return
+    begin = conn._start_transaction_under_autocommit
+    pending = False
+
+    def defer() -> None:  # what atomic() calls instead of beginning
+        nonlocal pending
+        pending = True
+
+    def begin_first(execute: Any, sql: Any, params: Any, many: Any, context: Any) -> Any:
+        nonlocal pending
+        if pending:
+            pending = False
+            begin()  # BEGIN [IMMEDIATE] as Django would have, through the other wrappers
+        return execute(sql, params, many, context)
+
+    # Outermost, so that the transaction has begun before any other wrapper runs a query.
+    conn.execute_wrappers.insert(0, begin_first)
+    conn._start_transaction_under_autocommit = defer
+    try:
+        with transaction.atomic():
+            yield
+    finally:
+        del conn._start_transaction_under_autocommit  # back to the class's method
+        conn.execute_wrappers.remove(begin_first)
 
 
 # What per_database() built, by database alias, vendor and key.

@@ -17,7 +17,7 @@ from django.utils import timezone
 from firefly_tasks import serialization, signals
 from firefly_tasks.completion import Completion, write_completions
 from firefly_tasks.conf import settings
-from firefly_tasks.database import is_connection_error
+from firefly_tasks.database import atomic_from_first_query, is_connection_error
 from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskModel, TaskStatus
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def execute(row: TaskModel, worker: WorkerModel | None = None) -> str:
     began = time.monotonic()
     try:
         if task.atomic:
-            with transaction.atomic():
+            with atomic_from_first_query():
                 result = call(task, args, kwargs, row)
                 _record_completion(row, worker, result)
         else:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import threading
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection, connections
 from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
@@ -301,3 +304,39 @@ def test_completion_of_a_task_no_longer_running_writes_nothing(db):
 
     assert stored(row).status == TaskStatus.CANCELLED
     assert not Note.objects.exists()
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's single write lock")
+@pytest.mark.django_db(transaction=True)
+def test_an_atomic_task_takes_sqlite_s_write_lock_at_its_first_query_not_before():
+    row = claim(tasks.wait_then_note.schedule("from the task"))
+    tasks.RELEASE.clear()
+    outcome: list[str] = []
+
+    def run_task() -> None:
+        try:
+            outcome.append(execute(row))
+        finally:
+            connections.close_all()
+
+    def write_meanwhile() -> None:
+        try:
+            Note.objects.create(text="meanwhile")
+        finally:
+            connections.close_all()
+
+    task_thread = threading.Thread(target=run_task)
+    task_thread.start()
+    time.sleep(0.2)  # the task is waiting inside its atomic block
+    writer = threading.Thread(target=write_meanwhile)
+    writer.start()
+    writer.join(5)
+    wrote_while_task_waited = not writer.is_alive()
+    tasks.RELEASE.set()
+    writer.join(40)
+    task_thread.join(40)
+
+    assert wrote_while_task_waited
+    assert outcome == ["completed"]
+    assert stored(row).status == TaskStatus.COMPLETED
+    assert sorted(Note.objects.values_list("text", flat=True)) == ["from the task", "meanwhile"]

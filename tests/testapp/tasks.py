@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from firefly_tasks import atask, task
@@ -191,3 +192,16 @@ def note_on_commit_then_fail(text: str) -> None:
 @task()
 def noop() -> None:
     return None
+
+
+# Set by a test: wait_then_note() waits for it before its first query.
+RELEASE = threading.Event()
+
+
+@task()
+def wait_then_note(text: str) -> str:
+    """Atomic, and waits (as for a network call) before it touches the database."""
+    if not RELEASE.wait(30):
+        raise TimeoutError("never released")
+    Note.objects.create(text=text)
+    return text

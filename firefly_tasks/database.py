@@ -85,11 +85,12 @@ def atomic_from_first_query() -> Iterator[None]:
     a snapshot, before a transaction's first query anyway: they get a plain atomic block.
     """
     conn = transaction.get_connection()
-    if conn.vendor != "sqlite" or conn.in_atomic_block:
+    # Django's SQLite backend begins its transactions in this method (Django 5.2 and 6.x).
+    begin = getattr(conn, "_start_transaction_under_autocommit", None)
+    if conn.vendor != "sqlite" or conn.in_atomic_block or begin is None:
         with transaction.atomic():
             yield
         return
-    begin = conn._start_transaction_under_autocommit
     pending = False
 
     def defer() -> None:  # what atomic() calls instead of beginning

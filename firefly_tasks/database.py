@@ -100,8 +100,12 @@ def atomic_from_first_query() -> Iterator[None]:
     def begin_first(execute: Any, sql: Any, params: Any, many: Any, context: Any) -> Any:
         nonlocal pending
         if pending:
-            pending = False
-            begin()  # BEGIN [IMMEDIATE] as Django would have, through the other wrappers
+            pending = False  # BEGIN's own execution passes through here too
+            try:
+                begin()  # BEGIN [IMMEDIATE] as Django would have, through the other wrappers
+            except BaseException:
+                pending = True  # locked out: the next query (or the completion) begins it
+                raise
         return execute(sql, params, many, context)
 
     # Outermost, so that the transaction has begun before any other wrapper runs a query.

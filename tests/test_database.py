@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection, connections, transaction
 
-from firefly_tasks.database import check_connection
+from firefly_tasks.database import atomic_from_first_query, check_connection
+from tests.testapp.models import Note
 
 
 @pytest.fixture
@@ -86,3 +88,44 @@ def test_claimed_rows_read_the_same_values_as_the_orm(db):
     fields = [f.attname for f in TaskModel._meta.concrete_fields]
     assert {f: getattr(claimed, f) for f in fields} == {f: getattr(stored, f) for f in fields}
     assert claimed.started is not None and claimed.started.utcoffset() is not None
+
+
+# A task's transaction on SQLite -----------------------------------------------------------
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's single write lock")
+@pytest.mark.django_db(transaction=True)
+def test_a_first_query_locked_out_leaves_the_transaction_to_begin_at_the_next():
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:
+        try:
+            with transaction.atomic():  # BEGIN IMMEDIATE: the write lock, until release
+                Note.objects.create(text="holder")
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    assert locked.wait(10)
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout = 50")
+    try:
+        with pytest.raises(RuntimeError, match="roll back"), atomic_from_first_query():
+            # A raw query, which Django does not mark the block broken for (an ORM write
+            # would), swallowed: its BEGIN IMMEDIATE timed out.
+            with pytest.raises(OperationalError, match="locked"), connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            release.set()
+            holder.join(10)
+            Note.objects.create(text="inside")  # begins the transaction after all
+            raise RuntimeError("roll back")
+    finally:
+        release.set()
+        holder.join(10)
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout = 30000")
+    # Rolled back with the block: it was written in its transaction, not in autocommit.
+    assert list(Note.objects.values_list("text", flat=True)) == ["holder"]

@@ -7,8 +7,8 @@ import datetime
 import functools
 import inspect
 import warnings
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Generator, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.conf import settings as django_settings
@@ -226,42 +226,71 @@ class AsyncTask(Task):
         # Calling the task returns the function's coroutine: say so, as the function does.
         markcoroutinefunction(self)
 
-    def schedule(self, *args: Any, eta: datetime.datetime | None = None, **kwargs: Any) -> Any:
-        coroutine = sync_to_async(self._schedule_rows)([(args, kwargs)], eta)
-        return PendingSchedule(self, coroutine, many=False)
+    # The async twin of the sync methods: they return a coroutine of what those return.
+    def schedule(  # type: ignore[override]
+        self, *args: Any, eta: datetime.datetime | None = None, **kwargs: Any
+    ) -> PendingSchedule[TaskModel]:
+        """A coroutine that stores a call of this task and returns its ``TaskModel`` row."""
+        return PendingSchedule(self, self._schedule_one((args, kwargs), eta))
 
-    def schedule_many(self, calls: Iterable[Any], *, eta: datetime.datetime | None = None) -> Any:
-        coroutine = sync_to_async(self._schedule_rows)([_split_call(item) for item in calls], eta)
-        return PendingSchedule(self, coroutine, many=True)
+    def schedule_many(  # type: ignore[override]
+        self, calls: Iterable[Any], *, eta: datetime.datetime | None = None
+    ) -> PendingSchedule[list[TaskModel]]:
+        """A coroutine that stores many calls in one ``INSERT`` and returns their rows."""
+        split = [_split_call(item) for item in calls]
+        return PendingSchedule(self, sync_to_async(self._schedule_rows)(split, eta))
+
+    async def _schedule_one(
+        self, call: tuple[tuple[Any, ...], dict[str, Any]], eta: object
+    ) -> TaskModel:
+        return (await sync_to_async(self._schedule_rows)([call], eta))[0]
 
 
-# ``schedule`` returns an awaitable; mark it so that ``async_to_sync(task.schedule)`` and
+# ``schedule`` returns a coroutine; mark it so that ``async_to_sync(task.schedule)`` and
 # ``inspect.iscoroutinefunction`` treat it as the coroutine function it behaves as.
 markcoroutinefunction(AsyncTask.schedule)
 markcoroutinefunction(AsyncTask.schedule_many)
 
+_Row = TypeVar("_Row")
 
-class PendingSchedule:
-    """What an async task's ``schedule()`` returns: await it to store the row and get it.
 
-    Using it without awaiting (as sync code would use a sync task's row) raises at once, and
-    dropping it unawaited warns. It cannot refuse when created: ``async_to_sync(task.schedule)``
-    also calls ``schedule()`` in sync code and awaits the result afterwards.
+class PendingSchedule(Coroutine[Any, Any, _Row]):
+    """What an async task's ``schedule()`` returns: a coroutine that stores the row and returns
+    it. It goes wherever a coroutine goes (``await``, ``asyncio.run()``, ``create_task()``,
+    ``gather()``, ``async_to_sync``): ``send``/``throw``/``close`` are the wrapped coroutine's.
+
+    It is not a plain ``async def`` coroutine so that sync code that uses it as the row (as a
+    sync task's) gets an error that says what to do, and dropping it warns that nothing was
+    scheduled. It cannot refuse when created: ``asyncio.run(task.schedule(...))`` also calls
+    ``schedule()`` in sync code and runs the coroutine afterwards.
     """
 
-    def __init__(self, task: AsyncTask, coroutine: Any, *, many: bool) -> None:
+    def __init__(self, task: AsyncTask, coroutine: Coroutine[Any, Any, _Row]) -> None:
         self._task = task
         self._coroutine = coroutine
-        self._many = many
-        self._awaited = False
+        self._started = False
 
-    def __await__(self) -> Any:
-        self._awaited = True
-        rows = yield from self._coroutine.__await__()
-        return rows if self._many else rows[0]
+    def __await__(self) -> Generator[Any, None, _Row]:
+        self._started = True
+        return self._coroutine.__await__()
+
+    def send(self, value: Any) -> Any:
+        self._started = True
+        return self._coroutine.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        self._started = True
+        return self._coroutine.throw(*args)
+
+    def close(self) -> None:
+        self._started = True  # closed on purpose: nothing to warn about
+        self._coroutine.close()
+
+    def __repr__(self) -> str:
+        return f"<PendingSchedule of {self._task.name}>"
 
     def __del__(self) -> None:
-        if not self._awaited:
+        if not self._started:
             self._coroutine.close()  # instead of the coroutine's own, vaguer warning
             warnings.warn(
                 f"{self._task.name}.schedule() was never awaited: nothing was scheduled.",
@@ -270,8 +299,11 @@ class PendingSchedule:
             )
 
     def __getattr__(self, name: str) -> Any:
-        self._awaited = True  # the error below says it all
-        self._coroutine.close()
+        # Names a coroutine may be asked for (asyncio and inspect probe ``cr_code``,
+        # ``__qualname__``, ...) are plain misses; anything else is sync code reading the row.
+        if name.startswith(("_", "cr_", "gi_")):
+            raise AttributeError(name)
+        self.close()  # the error below says it all
         short = self._task.func.__name__
         raise AsyncContextError(
             f"{self._task.name} is an async task and nothing was scheduled: use "

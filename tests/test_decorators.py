@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections.abc
 import datetime
 import decimal
+import functools
 import gc
+import warnings
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
+from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
 
@@ -24,6 +31,8 @@ from firefly_tasks.registry import registry
 from firefly_tasks.testing import run_pending_tasks
 from tests.testapp import tasks
 from tests.testapp.models import Note
+
+T = TypeVar("T")
 
 # Definition ---------------------------------------------------------------------------------
 
@@ -311,6 +320,127 @@ def test_async_task_schedule_many_from_sync_code_without_await_raises_on_use(db)
 def test_async_task_schedule_dropped_without_await_warns_and_stores_nothing(db):
     with pytest.warns(RuntimeWarning, match="never awaited: nothing was scheduled"):
         tasks.async_add.schedule(1, 2)
+        gc.collect()
+
+    assert TaskModel.objects.count() == 0
+
+
+def test_async_task_schedule_many_dropped_without_await_warns_and_stores_nothing(db):
+    with pytest.warns(RuntimeWarning, match="never awaited: nothing was scheduled"):
+        tasks.async_add.schedule_many([(1, 2)])
+        gc.collect()
+
+    assert TaskModel.objects.count() == 0
+
+
+def test_an_async_task_schedule_returns_a_coroutine_as_the_seed_does():
+    pending = tasks.async_add.schedule(1, 2)
+    try:
+        assert asyncio.iscoroutine(pending)
+        assert isinstance(pending, collections.abc.Coroutine)
+        assert iscoroutinefunction(tasks.async_add.schedule)
+        assert iscoroutinefunction(tasks.async_add.schedule_many)
+    finally:
+        pending.close()
+
+
+async def _run_in_a_task(coroutine: Coroutine[Any, Any, T]) -> T:
+    return await asyncio.create_task(coroutine)
+
+
+async def _run_in_gather(coroutine: Coroutine[Any, Any, T]) -> T:
+    (result,) = await asyncio.gather(coroutine)
+    return result
+
+
+async def _run_in_ensure_future(coroutine: Coroutine[Any, Any, T]) -> T:
+    return await asyncio.ensure_future(coroutine)
+
+
+async def _run_in_a_task_group(coroutine: Coroutine[Any, Any, T]) -> T:
+    async with asyncio.TaskGroup() as group:
+        running = group.create_task(coroutine)
+    return running.result()
+
+
+async def _run_in_wait_for(coroutine: Coroutine[Any, Any, T]) -> T:
+    return await asyncio.wait_for(coroutine, timeout=60)
+
+
+def _run_until_complete(coroutine: Coroutine[Any, Any, T]) -> T:
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
+# Every way of running a coroutine from sync code, as users of django_firefly_tasks write them.
+RUNNERS: dict[str, Callable[[Coroutine[Any, Any, Any]], Any]] = {
+    "asyncio.run": asyncio.run,
+    "asyncio.run(debug=True)": functools.partial(asyncio.run, debug=True),
+    "create_task": lambda coroutine: asyncio.run(_run_in_a_task(coroutine)),
+    "gather": lambda coroutine: asyncio.run(_run_in_gather(coroutine)),
+    "ensure_future": lambda coroutine: asyncio.run(_run_in_ensure_future(coroutine)),
+    "TaskGroup": lambda coroutine: asyncio.run(_run_in_a_task_group(coroutine)),
+    "wait_for": lambda coroutine: asyncio.run(_run_in_wait_for(coroutine)),
+    "run_until_complete": _run_until_complete,
+}
+
+
+@pytest.fixture
+def outside_async_to_sync(transactional_db: None) -> Iterator[None]:
+    """For coroutines run by asyncio, not by ``async_to_sync``: their queries run in asgiref's
+    own thread, on that thread's connection, so the test cannot hold its writes in a
+    transaction; the connection is closed after the test so the test database can be dropped."""
+    yield
+    asyncio.run(sync_to_async(connections.close_all)())
+
+
+@pytest.mark.usefixtures("outside_async_to_sync")
+@pytest.mark.parametrize("run", RUNNERS.values(), ids=RUNNERS.keys())
+def test_async_task_schedule_runs_wherever_a_coroutine_runs(run):
+    row = run(tasks.async_add.schedule(2, j=5))
+
+    stored = TaskModel.objects.get(pk=row.pk)
+    assert stored.func_name == tasks.async_add.name
+    assert stored.params == {"args": (2,), "kwargs": {"j": 5}}
+
+
+@pytest.mark.usefixtures("outside_async_to_sync")
+@pytest.mark.parametrize("run", RUNNERS.values(), ids=RUNNERS.keys())
+def test_async_task_schedule_many_runs_wherever_a_coroutine_runs(run):
+    rows = run(tasks.async_add.schedule_many([(1, 2), (3, 4)]))
+
+    assert [TaskModel.objects.get(pk=row.pk).params["args"] for row in rows] == [(1, 2), (3, 4)]
+
+
+@pytest.mark.usefixtures("outside_async_to_sync")
+def test_async_task_schedule_with_bad_input_raises_from_asyncio_run_and_writes_nothing():
+    with pytest.raises(InvalidTaskError, match="naive"):
+        asyncio.run(tasks.async_add.schedule(1, 2, eta=datetime.datetime(2030, 1, 1)))
+
+    assert TaskModel.objects.count() == 0
+
+
+@pytest.mark.usefixtures("outside_async_to_sync")
+def test_async_task_schedules_gathered_together_store_every_row():
+    async def schedule_three() -> list[TaskModel]:
+        return await asyncio.gather(*(tasks.async_add.schedule(i, i) for i in range(3)))
+
+    rows = asyncio.run(schedule_three())
+
+    assert sorted(TaskModel.objects.get(pk=row.pk).params["args"] for row in rows) == [
+        (0, 0),
+        (1, 1),
+        (2, 2),
+    ]
+
+
+def test_async_task_schedule_closed_unawaited_stores_nothing_and_does_not_warn(db):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tasks.async_add.schedule(1, 2).close()
         gc.collect()
 
     assert TaskModel.objects.count() == 0

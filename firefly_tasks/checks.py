@@ -13,6 +13,12 @@ from firefly_tasks.conf import SERIALIZERS, settings
 
 SUPPORTED_VENDORS = ("postgresql", "sqlite", "mysql")
 
+# A payload limit below 1 KiB refuses ordinary calls. Quoted in an INSERT, a payload can take up
+# to twice its size (escaped quotes and backslashes), so above 8 MiB a statement can exceed
+# MariaDB's default max_allowed_packet of 16 MiB.
+MIN_PAYLOAD_BYTES = 1024
+MARIADB_SAFE_PAYLOAD_BYTES = 8 * 1024 * 1024
+
 
 def _is_non_negative_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
@@ -61,7 +67,43 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="firefly_tasks.E004",
             )
         )
-    errors += _check_liveness() + _check_sizes()
+    errors += _check_liveness() + _check_sizes() + _check_payloads()
+    return errors
+
+
+def _check_payloads() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    accept = settings.raw("FIREFLY_ACCEPT_PICKLE")
+    if not isinstance(accept, bool):
+        errors.append(
+            Error(
+                "FIREFLY_ACCEPT_PICKLE must be True or False.",
+                hint=f"It is {accept!r}; only True lets consumers read pickle rows.",
+                id="firefly_tasks.E008",
+            )
+        )
+    limit = settings.raw("FIREFLY_MAX_PAYLOAD_BYTES")
+    if not (_is_non_negative_int(limit) and limit >= MIN_PAYLOAD_BYTES):
+        errors.append(
+            Error(
+                f"FIREFLY_MAX_PAYLOAD_BYTES must be an int of at least {MIN_PAYLOAD_BYTES}.",
+                hint=f"It is {limit!r}; the default is 1048576 (1 MiB).",
+                id="firefly_tasks.E009",
+            )
+        )
+    elif limit > MARIADB_SAFE_PAYLOAD_BYTES and any(
+        "mysql" in str(config.get("ENGINE", "")) for config in django_settings.DATABASES.values()
+    ):
+        errors.append(
+            Warning(
+                f"FIREFLY_MAX_PAYLOAD_BYTES is {limit}: on MariaDB/MySQL, a payload that large "
+                "can make a statement longer than max_allowed_packet, which the database "
+                "refuses.",
+                hint=f"Keep it at most {MARIADB_SAFE_PAYLOAD_BYTES}, or raise "
+                "max_allowed_packet on the server to at least twice the limit.",
+                id="firefly_tasks.W005",
+            )
+        )
     return errors
 
 

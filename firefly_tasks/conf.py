@@ -18,6 +18,8 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_RETRY_DELAY": 120,
     "FIREFLY_RETRY_BACKOFF_MAX": 3600,
     "FIREFLY_SERIALIZER": "json",
+    "FIREFLY_ACCEPT_PICKLE": False,
+    "FIREFLY_MAX_PAYLOAD_BYTES": 1024 * 1024,
     "FIREFLY_TASK_MODULES": (),
     "FIREFLY_TASK_ALIASES": {},
     "FIREFLY_RUN_IMMEDIATELY": False,
@@ -88,6 +90,16 @@ class Settings:
     @property
     def SERIALIZER(self) -> str:
         return self._get("FIREFLY_SERIALIZER")
+
+    @property
+    def ACCEPT_PICKLE(self) -> bool:
+        """Read (signed) pickle rows even though ``SERIALIZER`` is not ``"pickle"``."""
+        return self._get("FIREFLY_ACCEPT_PICKLE") is True
+
+    @property
+    def MAX_PAYLOAD_BYTES(self) -> int:
+        """The largest stored arguments or return value, in bytes of stored text."""
+        return int(self._get("FIREFLY_MAX_PAYLOAD_BYTES"))
 
     @property
     def TASK_MODULES(self) -> tuple[str, ...]:

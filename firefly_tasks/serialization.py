@@ -1,9 +1,21 @@
 """Encoding of task arguments and results into the text stored on each row.
 
-``json`` (the default) is safe to read anywhere, including the admin. It round-trips
-datetimes, dates, times, timedeltas, decimals, UUIDs and tuples through tagged objects.
-``pickle`` stores base64-encoded pickles as django_firefly_tasks did: it carries any
-picklable object, but whoever can write the task table can run code in the consumer.
+Firefly is safe by default: ``json`` (the default) is data only, and reading a JSON row never
+runs code, in the consumer or in the web process. It round-trips datetimes, dates, times,
+timedeltas, decimals, UUIDs and tuples through tagged objects.
+
+``pickle`` carries any picklable object, and loading a pickle can run any code. So a pickle is
+read only where the project enabled it (``FIREFLY_SERIALIZER = "pickle"``, or
+``FIREFLY_ACCEPT_PICKLE = True`` while moving back to JSON), and only when the payload carries a
+signature made with ``SECRET_KEY``: write access to the task table alone no longer runs code,
+whoever holds ``SECRET_KEY`` still can.
+
+The contract: whatever :func:`dumps` accepts, :func:`loads` decodes, in any process and on any
+thread (a consumer's threads may have less stack than the web process). Values nest at most
+``MAX_DEPTH`` containers deep, ints have at most ``MAX_INT_DIGITS`` digits, and the stored text
+is at most ``FIREFLY_MAX_PAYLOAD_BYTES``; anything else raises ``SerializationError`` with the
+reason. :func:`loads` raises ``SerializationError`` for any text it cannot decode, never
+``RecursionError`` or the like.
 """
 
 from __future__ import annotations
@@ -11,20 +23,40 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import itertools
 import json
 import math
 import pickle
+import re
 import reprlib
+import sys
 import uuid
 from typing import Any
 
+from django.core.signing import BadSignature, Signer
 from django.utils.dateparse import parse_duration
 from django.utils.duration import duration_iso_string
 
+from firefly_tasks.conf import settings
 from firefly_tasks.exceptions import SerializationError
 
 TAG = "__firefly__"
 
+MAX_DEPTH = 100
+"""How deep lists, tuples and dicts may nest in one stored value (arguments are stored as
+``[args, kwargs]``, so an argument itself may nest ``MAX_DEPTH - 2`` deep)."""
+
+MAX_INT_DIGITS = sys.int_info.str_digits_check_threshold
+"""The most digits of an int in JSON: 640, the lowest limit ``sys.set_int_max_str_digits``
+accepts, so that any process can read back what any other wrote."""
+
+_INT_BOUND = 10**MAX_INT_DIGITS
+
+# A value MAX_DEPTH deep is at most this deep as JSON: a dict with the tag key is stored as
+# {TAG: "dict", "v": [[key, item], ...]}, three levels, and a tagged scalar adds one.
+_MAX_JSON_DEPTH = 3 * MAX_DEPTH + 1
+
+PICKLE_SALT = "firefly_tasks.serialization.pickle"
 
 # Where a value sits in what is being encoded: ``"arguments"``, or (parent, index or key).
 # Formatted only for an error message, so encoding builds no strings for it.
@@ -39,9 +71,24 @@ def _describe(path: Path) -> str:
     return path + "".join(reversed(steps))
 
 
-def _to_json_safe(value: Any, path: Path) -> Any:
-    # bool and int before anything else: they are the common case and bool is an int subclass.
-    if value is None or isinstance(value, bool | int | str):
+def _too_deep(path: Path) -> SerializationError:
+    return SerializationError(
+        f"{_describe(path)} nests lists, tuples and dicts more than {MAX_DEPTH} deep, which "
+        "Firefly does not store; flatten the value."
+    )
+
+
+def _to_json_safe(value: Any, path: Path, depth: int) -> Any:
+    """``value`` as plain JSON values; ``depth`` is the number of containers around it."""
+    # int before anything else: the common case (bool, an int subclass, passes the same test).
+    if isinstance(value, int):
+        if -_INT_BOUND < value < _INT_BOUND:
+            return value
+        raise SerializationError(
+            f"{_describe(path)} is an int of more than {MAX_INT_DIGITS} digits, which not every "
+            "process can read back from JSON; pass it as a string or a Decimal."
+        )
+    if value is None or isinstance(value, str):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -50,21 +97,24 @@ def _to_json_safe(value: Any, path: Path) -> Any:
                 "instead, or set FIREFLY_SERIALIZER = 'pickle'."
             )
         return value
-    if isinstance(value, list):
-        return [_to_json_safe(item, (path, i)) for i, item in enumerate(value)]
-    if isinstance(value, tuple):
-        items = [_to_json_safe(item, (path, i)) for i, item in enumerate(value)]
-        return {TAG: "tuple", "v": items}
-    if isinstance(value, dict):
+    if isinstance(value, list | tuple | dict):
+        if depth >= MAX_DEPTH:
+            raise _too_deep(path)
+        depth += 1
+        if isinstance(value, list):
+            return [_to_json_safe(item, (path, i), depth) for i, item in enumerate(value)]
+        if isinstance(value, tuple):
+            items = [_to_json_safe(item, (path, i), depth) for i, item in enumerate(value)]
+            return {TAG: "tuple", "v": items}
         if TAG in value or not all(isinstance(key, str) for key in value):
             if not all(isinstance(key, str) for key in value):
                 raise SerializationError(
                     f"{_describe(path)} is a dict with non-string keys, which JSON cannot "
                     "round-trip; use string keys or FIREFLY_SERIALIZER = 'pickle'."
                 )
-            pairs = [[key, _to_json_safe(item, (path, key))] for key, item in value.items()]
+            pairs = [[key, _to_json_safe(item, (path, key), depth)] for key, item in value.items()]
             return {TAG: "dict", "v": pairs}
-        return {key: _to_json_safe(item, (path, key)) for key, item in value.items()}
+        return {key: _to_json_safe(item, (path, key), depth) for key, item in value.items()}
     if isinstance(value, datetime.datetime):
         return {TAG: "datetime", "v": value.isoformat()}
     if isinstance(value, datetime.date):
@@ -94,7 +144,8 @@ def _from_json_safe(value: Any) -> Any:
         return {key: _from_json_safe(item) for key, item in value.items()}
     raw = value["v"]
     if tag == "tuple":
-        return tuple(_from_json_safe(item) for item in raw)
+        # A list first: tuple() of a generator would recurse through C, using thread stack.
+        return tuple([_from_json_safe(item) for item in raw])
     if tag == "dict":
         return {key: _from_json_safe(item) for key, item in raw}
     if tag == "datetime":
@@ -104,7 +155,10 @@ def _from_json_safe(value: Any) -> Any:
     if tag == "time":
         return datetime.time.fromisoformat(raw)
     if tag == "timedelta":
-        return parse_duration(raw)
+        duration = parse_duration(raw)
+        if duration is None:
+            raise SerializationError(f"{raw!r} is not a duration.")
+        return duration
     if tag == "decimal":
         return decimal.Decimal(raw)
     if tag == "uuid":
@@ -112,34 +166,112 @@ def _from_json_safe(value: Any) -> Any:
     raise SerializationError(f"Unknown JSON tag {tag!r}.")
 
 
-# json.dumps() with options builds an encoder at each call.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _json_depth(text: str) -> int:
+    """How deep arrays and objects nest in ``text`` (an overestimate for invalid JSON)."""
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(itertools.accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads(text)``, refusing text nested deeper than Firefly ever writes.
+
+    json.loads recurses in C once per level: 10,000 levels overflow a small thread stack
+    (a segfault, not a RecursionError). Counting brackets is enough for nearly every payload.
+    """
+    if text.count("[") + text.count("{") > _MAX_JSON_DEPTH and _json_depth(text) > _MAX_JSON_DEPTH:
+        raise SerializationError(
+            f"Stored json payload nests more than {_MAX_JSON_DEPTH} levels deep, which Firefly "
+            "never writes."
+        )
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise SerializationError(f"Stored json payload is not JSON: {exc}") from exc
+
+
+# json.dumps() with options builds an encoder at each call. ensure_ascii (the default) keeps
+# the text ASCII: one byte per character in any database encoding, and lone surrogates escaped.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def pickle_enabled() -> bool:
+    """Whether this project reads pickle payloads at all."""
+    return settings.SERIALIZER == "pickle" or settings.ACCEPT_PICKLE
+
+
+def _signer() -> Signer:
+    # Reads SECRET_KEY and SECRET_KEY_FALLBACKS now, so that key rotation is seen.
+    return Signer(salt=PICKLE_SALT)
 
 
 def dumps(value: Any, serializer: str, what: str = "value") -> str:
     """Encode ``value`` as text with ``serializer``; raise SerializationError if it cannot."""
     if serializer == "json":
-        return _ENCODER.encode(_to_json_safe(value, what))
-    if serializer == "pickle":
         try:
-            return base64.b64encode(pickle.dumps(value)).decode("ascii")
+            text = _ENCODER.encode(_to_json_safe(value, what, 0))
+        except (ValueError, RecursionError) as exc:  # only with a caller's stack nearly full
+            raise SerializationError(f"{what} cannot be encoded as JSON: {exc}") from exc
+    elif serializer == "pickle":
+        try:
+            pickled = base64.b64encode(pickle.dumps(value)).decode("ascii")
         except Exception as exc:
             raise SerializationError(f"{what} cannot be pickled: {exc}") from exc
-    raise SerializationError(f"Unknown serializer {serializer!r}; use 'json' or 'pickle'.")
+        text = _signer().sign(pickled)
+    else:
+        raise SerializationError(f"Unknown serializer {serializer!r}; use 'json' or 'pickle'.")
+    limit = settings.MAX_PAYLOAD_BYTES
+    if len(text) > limit:  # ASCII: characters are bytes
+        raise SerializationError(
+            f"{what} would be stored as {len(text)} bytes, more than FIREFLY_MAX_PAYLOAD_BYTES "
+            f"({limit}); store the data elsewhere and pass its id or location."
+        )
+    return text
 
 
 def loads(text: str, serializer: str) -> Any:
-    """Decode text written by :func:`dumps`. Pickle is only ever read by the consumer."""
-    try:
-        if serializer == "json":
-            return _from_json_safe(json.loads(text))
-        if serializer == "pickle":
-            return pickle.loads(base64.b64decode(text.encode("ascii")))
-    except SerializationError:
-        raise
-    except Exception as exc:
-        raise SerializationError(f"Stored {serializer} payload cannot be decoded: {exc}") from exc
+    """Decode text written by :func:`dumps`; raise SerializationError if it cannot."""
+    if serializer == "json":
+        try:
+            return _from_json_safe(parse_json(text))
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise SerializationError(f"Stored json payload cannot be decoded: {exc}") from exc
+    if serializer == "pickle":
+        return _unpickle(text)
     raise SerializationError(f"Unknown serializer {serializer!r}.")
+
+
+def _unpickle(text: str) -> Any:
+    if not pickle_enabled():
+        raise SerializationError(
+            "Refusing to read a pickle payload: loading a pickle can run any code, and pickle "
+            "is not enabled. Set FIREFLY_SERIALIZER = 'pickle', or FIREFLY_ACCEPT_PICKLE = True "
+            "to read the pickle rows left while moving to JSON."
+        )
+    try:
+        pickled = _signer().unsign(text)
+    except BadSignature as exc:
+        if isinstance(text, str) and ":" not in text:
+            raise SerializationError(
+                "Refusing to read an unsigned pickle payload: it was written before Firefly "
+                "signed pickles, or by someone without SECRET_KEY. Schedule the task again."
+            ) from exc
+        raise SerializationError(
+            "Refusing to read a pickle payload whose signature does not match: it was changed, "
+            "or signed with another SECRET_KEY."
+        ) from exc
+    except Exception as exc:
+        raise SerializationError(f"Stored pickle payload cannot be decoded: {exc}") from exc
+    try:
+        return pickle.loads(base64.b64decode(pickled, validate=True))
+    except Exception as exc:
+        raise SerializationError(f"Stored pickle payload cannot be decoded: {exc}") from exc
 
 
 _repr = reprlib.Repr()

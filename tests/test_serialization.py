@@ -13,6 +13,8 @@ import uuid
 import zoneinfo
 
 import pytest
+from django.core.signing import Signer
+from django.test import override_settings
 
 from firefly_tasks.exceptions import SerializationError
 from firefly_tasks.serialization import TAG, call_preview, dumps, loads, truncate, value_preview
@@ -138,20 +140,23 @@ def test_json_refuses_nan_and_infinity_with_a_serialization_error(number):
         dumps({"x": [number]}, "json")
 
 
+@override_settings(FIREFLY_SERIALIZER="pickle")
 def test_pickle_round_trips_what_json_cannot_carry():
     value = {frozenset({1, 2}): fractions.Fraction(1, 3), "set": {3, 4}, "nan": math.inf}
 
     text = dumps(value, "pickle")
 
     assert loads(text, "pickle") == value
-    assert pickle.loads(base64.b64decode(text)) == value
+    assert pickle.loads(base64.b64decode(text.rsplit(":", 1)[0])) == value
 
 
-def test_pickle_text_is_base64_ascii():
+def test_pickle_text_is_base64_ascii_then_its_signature():
     text = dumps([1, 2], "pickle")
 
+    pickled, signature = text.split(":")
     assert text.isascii()
-    assert base64.b64encode(base64.b64decode(text)).decode() == text
+    assert base64.b64encode(base64.b64decode(pickled)).decode() == pickled
+    assert signature == Signer(salt="firefly_tasks.serialization.pickle").signature(pickled)
 
 
 def test_pickle_refuses_unpicklable_values_with_a_serialization_error():
@@ -168,10 +173,12 @@ def test_pickle_refuses_unpicklable_values_with_a_serialization_error():
         (json.dumps({TAG: "decimal"}), "json"),
         (json.dumps({TAG: "mystery", "v": 1}), "json"),
         ("!!! not base64 !!!", "pickle"),
-        (base64.b64encode(b"not a pickle").decode(), "pickle"),
+        (Signer(salt="firefly_tasks.serialization.pickle").sign("!!! not base64 !!!"), "pickle"),
+        (Signer(salt="firefly_tasks.serialization.pickle").sign("bm90IGEgcGlja2xl"), "pickle"),
         ("ünïcode", "pickle"),
     ],
 )
+@override_settings(FIREFLY_SERIALIZER="pickle")
 def test_undecodable_text_raises_serialization_error(text, serializer):
     with pytest.raises(SerializationError):
         loads(text, serializer)

@@ -24,6 +24,14 @@ pytestmark = pytest.mark.slow
 # Fast liveness for the tests: heartbeats every 0.2 s, dead after 1 s of silence.
 FAST = {"FIREFLY_HEARTBEAT_INTERVAL": 0.2, "FIREFLY_WORKER_TIMEOUT": 1.0}
 
+# The consumer's lifecycle and task lines, for tests that check the order things happened in.
+INFO_LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"firefly_tasks": {"handlers": ["console"], "level": "INFO"}},
+}
+
 
 def count(status: str) -> int:
     return TaskModel.objects.filter(status=status).count()
@@ -38,6 +46,8 @@ def test_kill_9_worker_is_declared_dead_and_its_tasks_completed_elsewhere(start_
     victim.kill()
     killed_at = time.monotonic()
     rescuer = start_consumer(**FAST)
+    # Bounded at ten times the worker timeout plus a rescuer's start, never asserted on the
+    # clock: the recovery time is a figure to read, not a pass mark.
     wait_until(lambda: count(TaskStatus.COMPLETED) == 2, timeout=30)
     recovery = time.monotonic() - killed_at
 
@@ -51,7 +61,6 @@ def test_kill_9_worker_is_declared_dead_and_its_tasks_completed_elsewhere(start_
         assert history[1][0] == "completed"
         assert history[1][1] != victim_row.pk
         assert row.retry_attempts == 0  # a loss is not a retry
-    assert recovery < 10
     rescuer.signal(signal.SIGTERM)
     assert rescuer.wait() == 0
     figure(
@@ -109,13 +118,21 @@ def test_consumers_drain_while_one_is_killed_and_restarted_twice(start_consumer,
 
 def test_sigterm_lets_the_running_task_finish_then_exits_zero(start_consumer):
     row = tasks.sleep_then_note.schedule(2, "finished")
-    consumer = start_consumer(**FAST)
+    consumer = start_consumer(**FAST, LOGGING=INFO_LOGGING)
     wait_until(lambda: Execution.objects.filter(task_id=row.pk).exists())
 
-    signalled = time.monotonic()
     consumer.signal(signal.SIGTERM)
-    assert consumer.wait(10) == 0
-    assert time.monotonic() - signalled < 2.5
+    assert consumer.wait(20) == 0  # ten times the task's remaining two seconds
+
+    # The order of the consumer's own log, not the clock: the signal came while the task ran,
+    # the task finished, then the consumer stopped.
+    output = consumer.output()
+    events = [
+        output.index("worker stopping"),
+        output.index(f"task completed id={row.pk} "),
+        output.index("worker stopped"),
+    ]
+    assert events == sorted(events), output
 
     row.refresh_from_db()
     assert row.status == TaskStatus.COMPLETED
@@ -237,15 +254,14 @@ def test_threads_share_nothing_but_the_queue(start_consumer):
 def test_postgres_notify_wakes_an_idle_consumer_at_once(start_consumer):
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY wake-ups are PostgreSQL's; elsewhere consumers poll")
-    # Polling every 30 s: only a notification can start the task within the test's bound.
-    consumer = start_consumer(FIREFLY_CONSUMER_NAP_TIME=30.0, FIREFLY_MAX_POLL_INTERVAL=30.0)
+    # Polling every hour: only a notification can start the task within the test's bound, ten
+    # times the second or so a notified consumer takes even on a loaded machine.
+    consumer = start_consumer(FIREFLY_CONSUMER_NAP_TIME=3600.0, FIREFLY_MAX_POLL_INTERVAL=3600.0)
     wait_until(lambda: WorkerModel.objects.filter(pid=consumer.pid).exists())
     time.sleep(1.0)  # the consumer found nothing and is napping
 
-    scheduled = time.monotonic()
     row = tasks.write_note.schedule("woken")
     wait_until(lambda: TaskModel.objects.get(pk=row.pk).status == TaskStatus.COMPLETED, 10)
 
-    assert time.monotonic() - scheduled < 3
     consumer.signal(signal.SIGTERM)
     assert consumer.wait() == 0

@@ -18,7 +18,7 @@ from firefly_tasks import serialization, signals
 from firefly_tasks.completion import Completion, write_completions
 from firefly_tasks.conf import settings
 from firefly_tasks.database import atomic_from_first_query, is_connection_error
-from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskModel, TaskStatus
+from firefly_tasks.models import AttemptOutcome, Isolation, TaskAttempt, TaskModel, TaskStatus
 
 if TYPE_CHECKING:
     from firefly_tasks.decorators import Task
@@ -155,6 +155,8 @@ def write_failure(
             not_before=now + retry_delay(row),
             retry_attempts=F("retry_attempts") + 1,
             worker=None,
+            # It ran to its end without taking its consumer down: it may share a batch again.
+            isolation=Isolation.BATCHED,
             error=error,
             traceback=tb,
         )

@@ -1,17 +1,22 @@
 """A consumer's heartbeat: a thread with its own connection that reports the worker alive
-and, each time, rescues the tasks of workers that fell silent."""
+and, each time, rescues the tasks of workers that fell silent.
+
+It also keeps the worker's :class:`Liveness`, which the worker threads read before each task
+to know, without a query, whether the tasks they claimed may have been taken from them.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from django.db import Error, connection
 
 from firefly_tasks.conf import settings
 from firefly_tasks.database import DatabaseNow
-from firefly_tasks.maintenance import LIVE_STATES, mark_dead_workers
+from firefly_tasks.maintenance import LIVE_STATES, mark_dead_workers, recover_orphans
 from firefly_tasks.models import WorkerModel, WorkerState
 
 if TYPE_CHECKING:
@@ -20,11 +25,43 @@ if TYPE_CHECKING:
 logger = logging.getLogger("firefly_tasks")
 
 
+class Liveness:
+    """When this worker last proved, in the database, that it was alive and still held its
+    tasks, on the monotonic clock.
+
+    Other consumers recover a worker's tasks once its heartbeat is ``FIREFLY_WORKER_TIMEOUT``
+    old by the database's clock. A heartbeat younger than the timeout less one interval
+    means no one can have done so yet; an older one (the process was paused, or the database
+    was unreachable) means the tasks must be checked before any starts. ``revivals`` counts
+    the times this worker found itself declared dead: tasks claimed before one may be gone.
+    """
+
+    def __init__(self) -> None:
+        self.proved_at = time.monotonic()
+        self.revivals = 0
+
+    def beat(self, worker_id: int, **fields: object) -> bool:
+        """Record a heartbeat (and ``fields``) if the worker is still live; False if it was
+        declared dead."""
+        began = time.monotonic()  # no later than the database's stamp of this beat
+        rows = WorkerModel.objects.filter(pk=worker_id, state__in=LIVE_STATES)
+        if not rows.update(last_heartbeat=DatabaseNow(), **fields):
+            return False
+        self.proved_at = began
+        return True
+
+    def is_fresh(self) -> bool:
+        margin = settings.WORKER_TIMEOUT - settings.HEARTBEAT_INTERVAL
+        return time.monotonic() - self.proved_at < margin
+
+
 class Heartbeat(threading.Thread):
     def __init__(self, worker: Worker) -> None:
         super().__init__(name="firefly-heartbeat", daemon=True)
         self.worker = worker
         self._stop_event = threading.Event()
+        # Until then (monotonic), declare no one dead: see tick().
+        self._grace_until = 0.0
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -32,25 +69,45 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         try:
             while not self._stop_event.wait(settings.HEARTBEAT_INTERVAL):
-                try:
-                    self.beat()
-                    mark_dead_workers()
-                except Error as exc:
-                    logger.warning("heartbeat failed, will retry error=%s", exc)
-                    connection.close()
+                self.tick()
         finally:
             connection.close()
 
-    def beat(self) -> None:
+    def tick(self) -> None:
+        """One heartbeat, then the rescue of dead workers' and orphaned tasks.
+
+        After this worker could not beat (the database was unreachable, or the process was
+        paused and declared dead), it rescues nothing for one ``FIREFLY_WORKER_TIMEOUT``: the
+        other consumers were cut off too, and need that long to report in again. Without this
+        pause, every outage longer than the timeout would have every live worker declared
+        dead by the first one back.
+        """
+        try:
+            if not self.beat():
+                self._grace_until = time.monotonic() + settings.WORKER_TIMEOUT
+            if time.monotonic() >= self._grace_until:
+                mark_dead_workers()
+                recover_orphans()
+        except Error as exc:
+            logger.warning("heartbeat failed, will retry error=%s", exc)
+            connection.close()
+            self._grace_until = time.monotonic() + settings.WORKER_TIMEOUT
+
+    def beat(self) -> bool:
+        """Report the worker alive; False if it had been declared dead (and is now revived)."""
         worker = self.worker
         assert worker.row is not None
-        rows = WorkerModel.objects.filter(pk=worker.row.pk)
         counts = {"processed": worker.processed, "failed": worker.failed}
-        if rows.filter(state__in=LIVE_STATES).update(last_heartbeat=DatabaseNow(), **counts):
-            return
+        if worker.liveness.beat(worker.row.pk, **counts):
+            return True
         # Another consumer declared this one dead (a long pause, or a database outage longer
         # than FIREFLY_WORKER_TIMEOUT) and requeued its tasks; finishing them now would be
-        # fenced off. Come back to life for the tasks still to come.
+        # fenced off. Come back to life for the tasks still to come: the worker threads see
+        # the revival and check what they hold before they start any more of it.
+        worker.liveness.revivals += 1
         state = WorkerState.STOPPING if worker.stopping.is_set() else WorkerState.RUNNING
-        rows.update(state=state, stopped=None, last_heartbeat=DatabaseNow(), **counts)
+        WorkerModel.objects.filter(pk=worker.row.pk).update(
+            state=state, stopped=None, last_heartbeat=DatabaseNow(), **counts
+        )
         logger.warning("worker was marked dead while alive, revived name=%s", worker.name)
+        return False

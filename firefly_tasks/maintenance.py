@@ -10,13 +10,14 @@ import logging
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from firefly_tasks.conf import settings
 from firefly_tasks.database import DatabaseNow, database_time_ago
 from firefly_tasks.models import (
     AttemptOutcome,
+    Isolation,
     TaskAttempt,
     TaskModel,
     TaskStatus,
@@ -57,31 +58,76 @@ def mark_dead_workers(timeout: float | None = None) -> dict[int, int]:
     return recovered
 
 
-def end_unfinished_attempt(
-    row: TaskModel, worker: WorkerModel | None, outcome: str, *, error: str = ""
-) -> bool:
-    """Record an attempt that never finished (``lost`` or ``interrupted``) and requeue the task.
+def recover_orphans(timeout: float | None = None) -> int:
+    """Recover ``running`` tasks that no live worker holds, claimed longer than ``timeout`` ago.
 
-    Such attempts do not count against ``max_retries``. A task lost more than
-    ``FIREFLY_MAX_LOST_ATTEMPTS`` times fails as poison instead. Guarded by the attempt
-    number: returns False, writing nothing, if the task finished or moved on meanwhile.
+    Such a row has no worker (it was deleted, or the row was written by hand), or its worker
+    stopped or died without releasing it. Recovered like a dead worker's tasks.
+    """
+    limit = database_time_ago(settings.WORKER_TIMEOUT if timeout is None else timeout)
+    live = WorkerModel.objects.filter(state__in=LIVE_STATES).values("pk")
+    orphans = TaskModel.objects.filter(status=TaskStatus.RUNNING, started__lt=limit).filter(
+        Q(worker_id__isnull=True) | ~Q(worker_id__in=live)
+    )
+    recovered = 0
+    for row in orphans:
+        if end_unfinished_attempt(row, None, AttemptOutcome.LOST, orphan=True):
+            recovered += 1
+    if recovered:
+        logger.warning("orphaned running tasks recovered count=%s", recovered)
+    return recovered
+
+
+def end_unfinished_attempt(
+    row: TaskModel,
+    worker: WorkerModel | None,
+    outcome: str,
+    *,
+    error: str = "",
+    orphan: bool = False,
+) -> bool:
+    """Record an attempt that never finished and requeue the task, to run alone next time.
+
+    ``lost`` (its worker died) is charged only to a task that was proven to run alone
+    (``Isolation.STARTED_ALONE``): any other is recorded as ``released``, uncharged, since
+    nothing shows it had started. ``interrupted`` attempts are never charged. A task charged
+    more than ``FIREFLY_MAX_LOST_ATTEMPTS`` times fails as poison instead. Guarded by the
+    attempt number: returns False, writing nothing, if the task finished or moved on meanwhile.
     """
     now = timezone.now()
-    lost = outcome == AttemptOutcome.LOST
-    error = error or (
-        "WorkerLost: the worker running this task stopped sending heartbeats"
-        if lost
-        else "Interrupted: the worker stopped before the task finished"
-    )
-    changes: dict[str, Any] = {"worker": None, "error": error, "traceback": ""}
-    if lost:
+    charged = outcome == AttemptOutcome.LOST and row.isolation == Isolation.STARTED_ALONE
+    if outcome == AttemptOutcome.LOST and not charged:
+        outcome = AttemptOutcome.RELEASED
+    if not error:
+        if outcome == AttemptOutcome.INTERRUPTED:
+            error = "Interrupted: the worker stopped before the task finished"
+        elif orphan:
+            error = "the task was left running with no live worker"
+        else:
+            error = "the worker holding this task stopped sending heartbeats"
+        if charged:
+            error = f"WorkerLost: {error}, while the task ran alone"
+        elif outcome == AttemptOutcome.RELEASED:
+            error = (
+                f"Released: {error}, before the task was known to start; not charged, and "
+                "it runs alone next time"
+            )
+    # A lost task runs alone next time; an interrupted one keeps running alone if it did.
+    alone = outcome != AttemptOutcome.INTERRUPTED or row.isolation != Isolation.BATCHED
+    changes: dict[str, Any] = {
+        "worker": None,
+        "error": error,
+        "traceback": "",
+        "isolation": Isolation.ALONE if alone else Isolation.BATCHED,
+    }
+    if charged:
         changes["lost_attempts"] = F("lost_attempts") + 1
-    poison = lost and row.lost_attempts + 1 > settings.MAX_LOST_ATTEMPTS
+    poison = charged and row.lost_attempts + 1 > settings.MAX_LOST_ATTEMPTS
     if poison:
         error = (
-            f"PoisonTask: lost with its worker {row.lost_attempts + 1} times "
-            f"(FIREFLY_MAX_LOST_ATTEMPTS = {settings.MAX_LOST_ATTEMPTS}); it may be crashing "
-            "the consumer, so it is not run again"
+            f"PoisonTask: lost with its worker {row.lost_attempts + 1} times while running "
+            f"alone (FIREFLY_MAX_LOST_ATTEMPTS = {settings.MAX_LOST_ATTEMPTS}); it may be "
+            "crashing the consumer, so it is not run again"
         )
         changes.update(status=TaskStatus.FAILED, failed=now, error=error)
     else:

@@ -42,6 +42,23 @@ class AttemptOutcome(models.TextChoices):
     FAILED = "failed", "failed"
     LOST = "lost", "lost"
     INTERRUPTED = "interrupted", "interrupted"
+    # Claimed by a worker that died before the task was known to start: not charged.
+    RELEASED = "released", "released"
+
+
+class Isolation(models.IntegerChoices):
+    """Whether a task may run beside others, so that a crash is charged only to its cause.
+
+    A consumer records nothing when a task starts (that would cost a write per task), so when
+    a consumer dies, nothing proves which of its claimed tasks was running. Its tasks are
+    released uncharged and marked ``ALONE``: next time each runs with nothing else running in
+    its process, and its start is recorded first (``STARTED_ALONE``). Only a consumer that
+    dies while a task runs alone charges that task with a lost attempt.
+    """
+
+    BATCHED = 0, "batched"
+    ALONE = 1, "runs alone"
+    STARTED_ALONE = 2, "started alone"
 
 
 class WorkerModel(models.Model):
@@ -250,6 +267,9 @@ class TaskModel(models.Model):
         db_index=False,  # firefly_task_worker below, without the rows no worker has claimed
     )
     backend = models.CharField(max_length=100, blank=True)
+    isolation = models.PositiveSmallIntegerField(
+        choices=Isolation.choices, default=Isolation.BATCHED
+    )
 
     objects = TaskQuerySet.as_manager()
 

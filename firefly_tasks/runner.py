@@ -38,7 +38,9 @@ from firefly_tasks.executor import (
     execute,
     write_failure,
 )
-from firefly_tasks.models import TaskModel, WorkerModel
+from firefly_tasks.heartbeat import Liveness
+from firefly_tasks.isolation import IsolationLock
+from firefly_tasks.models import Isolation, TaskModel, TaskStatus, WorkerModel
 from firefly_tasks.registry import registry
 
 logger = logging.getLogger("firefly_tasks")
@@ -131,9 +133,18 @@ class LazySavepoint:
 class BatchRunner:
     """Runs the batches one worker thread claims, learning which tasks are fast."""
 
-    def __init__(self, worker: WorkerModel | None, stopping: threading.Event) -> None:
+    def __init__(
+        self,
+        worker: WorkerModel | None,
+        stopping: threading.Event,
+        *,
+        liveness: Liveness | None = None,
+        lock: IsolationLock | None = None,
+    ) -> None:
         self.worker = worker
         self.stopping = stopping
+        self.liveness = liveness
+        self.lock = lock or IsolationLock()
         self.durations: dict[str, float] = {}
         self.mean_duration: float | None = None
 
@@ -144,35 +155,109 @@ class BatchRunner:
             return 1
         return max(1, min(limit, int(BATCH_SECONDS / max(self.mean_duration, 1e-6))))
 
-    def run(self, rows: list[TaskModel]) -> tuple[list[str], list[TaskModel]]:
-        """Run ``rows`` in order; return the outcomes and the rows handed back unstarted.
+    def run(
+        self, rows: list[TaskModel], revivals: int | None = None
+    ) -> tuple[list[str], list[TaskModel]]:
+        """Run ``rows`` in order; return the outcomes and the rows not run: handed back
+        unstarted, or found to be no longer this worker's.
 
+        ``revivals`` is the worker's :attr:`Liveness.revivals` read before the claim.
         Raises :class:`BatchInterrupted` when the connection breaks.
         """
         # Settings are read once a batch: this is the hot path.
         self._window = settings.GROUP_COMMIT_WINDOW
         self._aliases = settings.TASK_ALIASES
         self._preview_length = settings.PREVIEW_LENGTH
+        self._fresh_for = settings.WORKER_TIMEOUT - settings.HEARTBEAT_INTERVAL
+        self._revivals = revivals
         self._connection = connections[DEFAULT_DB_ALIAS]
         # timezone.now() reads USE_TZ at each call; this clock reads the same time zone.
         self._now = functools.partial(datetime.datetime.now, timezone.now().tzinfo)
         outcomes: list[str] = []
+        not_run: list[TaskModel] = []
         index = 0
         while index < len(rows):
             if self.stopping.is_set():
-                return outcomes, rows[index:]
-            group = self._fast_run(rows, index)
+                return outcomes, not_run + rows[index:]
+            if not self._holds_tasks():
+                try:
+                    kept, gone = self._still_held(rows[index:])
+                except DatabaseError as exc:
+                    raise BatchInterrupted([], rows[index:]) from exc
+                rows = rows[:index] + kept
+                not_run += gone
+                if index == len(rows):
+                    break
+            row = rows[index]
             self._started = 1
             try:
-                ran = self._run_group(group) if len(group) > 1 else [self._run_alone(rows[index])]
+                if row.isolation:
+                    ran = [self._run_isolated(row)]
+                    group: list[TaskModel] = []
+                else:
+                    group = self._fast_run(rows, index)
+                    with self.lock.shared():
+                        ran = self._run_group(group) if len(group) > 1 else [self._run_alone(row)]
             except (ConnectionLost, DatabaseError) as exc:
                 end = index + self._started
                 raise BatchInterrupted(rows[index:end], rows[end:]) from exc
             outcomes += ran
             index += len(ran)
             if len(group) <= 1 and self._last_was_slow and index < len(rows):
-                return outcomes, rows[index:]
-        return outcomes, []
+                return outcomes, not_run + rows[index:]
+        return outcomes, not_run
+
+    # Holding the claimed tasks -------------------------------------------------------------
+
+    _fresh_for = 0.0
+    _revivals: int | None = None
+
+    def _holds_tasks(self) -> bool:
+        """Whether no other consumer can have recovered this batch yet, by the monotonic
+        clock alone (no query): see :class:`Liveness`."""
+        liveness = self.liveness
+        if liveness is None:
+            return True
+        if self._revivals is not None and liveness.revivals != self._revivals:
+            return False
+        return time.monotonic() - liveness.proved_at < self._fresh_for
+
+    def _still_held(self, rows: list[TaskModel]) -> tuple[list[TaskModel], list[TaskModel]]:
+        """Beat, then split ``rows`` into those this worker still holds and those it lost,
+        in one query (the heartbeat first, so that none can be lost after the check)."""
+        assert self.liveness is not None and self.worker is not None
+        revivals = self.liveness.revivals
+        self.liveness.beat(self.worker.pk)
+        held = set(
+            TaskModel.objects.filter(
+                pk__in=[row.pk for row in rows],
+                status=TaskStatus.RUNNING,
+                worker_id=self.worker.pk,
+            ).values_list("pk", "attempt")
+        )
+        kept = [row for row in rows if (row.pk, row.attempt) in held]
+        gone = [row for row in rows if (row.pk, row.attempt) not in held]
+        if gone:
+            logger.warning(
+                "tasks taken over while this worker was silent, not run count=%s", len(gone)
+            )
+        self._revivals = revivals
+        return kept, gone
+
+    def _run_isolated(self, row: TaskModel) -> str:
+        """Run a task recovered from a dead worker alone in this process, its start recorded
+        first: a crash now is charged to it (see ``Isolation``)."""
+        self._last_was_slow = False
+        with self.lock.alone():
+            if not self._holds_tasks() and not self._still_held([row])[0]:
+                return "fenced"
+            started = TaskModel.objects.filter(
+                pk=row.pk, status=TaskStatus.RUNNING, attempt=row.attempt
+            ).update(isolation=Isolation.STARTED_ALONE)
+            if not started:
+                return "fenced"
+            row.isolation = Isolation.STARTED_ALONE
+            return self._run_alone(row)
 
     # Grouping ------------------------------------------------------------------------------
 
@@ -186,7 +271,7 @@ class BatchRunner:
 
     def _is_fast(self, row: TaskModel) -> bool:
         window = self._window
-        if window <= 0:
+        if window <= 0 or row.isolation:
             return False
         duration = self.durations.get(row.func_name)
         if duration is None or duration > window / 5:
@@ -228,7 +313,7 @@ class BatchRunner:
         try:
             with transaction.atomic():
                 for row in rows:
-                    if group and time.monotonic() > deadline:
+                    if group and (time.monotonic() > deadline or not self._holds_tasks()):
                         break
                     self._started = len(group) + 1
                     self._run_in_group(row, group)

@@ -22,8 +22,9 @@ from django.utils import timezone
 
 from firefly_tasks.claim import claim_tasks
 from firefly_tasks.conf import settings
-from firefly_tasks.database import DatabaseNow, check_connection
-from firefly_tasks.heartbeat import Heartbeat
+from firefly_tasks.database import DatabaseNow, check_connection, is_connection_error
+from firefly_tasks.heartbeat import Heartbeat, Liveness
+from firefly_tasks.isolation import IsolationLock
 from firefly_tasks.listener import Listener
 from firefly_tasks.maintenance import (
     end_unfinished_attempt,
@@ -96,11 +97,14 @@ class Worker:
         # Set when the main thread has something to look at: a signal, a stop, a thread's end.
         self._supervise = threading.Event()
         self.crashed = False
+        self.liveness = Liveness()
+        self.isolation_lock = IsolationLock()
 
     # Lifecycle ----------------------------------------------------------------------------
 
     def run(self) -> int:
         """Consume until stopped (or drained with ``burst``); return the exit status."""
+        self.liveness = Liveness()
         self.row = WorkerModel.objects.create(
             name=self.name,
             hostname=self.hostname,
@@ -162,7 +166,15 @@ class Worker:
         if state == WorkerState.STOPPED:
             fields["stopped"] = DatabaseNow()
         try:
-            WorkerModel.objects.filter(pk=self.row.pk).update(**fields)
+            try:
+                WorkerModel.objects.filter(pk=self.row.pk).update(**fields)
+            except Error as exc:
+                # This thread's connection sat idle: after a database restart it is broken
+                # although the database is back. Reconnect once.
+                if not is_connection_error(exc):
+                    raise
+                connection.close()
+                WorkerModel.objects.filter(pk=self.row.pk).update(**fields)
         except Error as exc:
             logger.warning("could not record worker state=%s error=%s", state, exc)
             connection.close()
@@ -223,7 +235,9 @@ class Worker:
 
     def _loop(self) -> None:
         assert self.row is not None
-        runner = BatchRunner(self.row, self.stopping)
+        runner = BatchRunner(
+            self.row, self.stopping, liveness=self.liveness, lock=self.isolation_lock
+        )
         nap = settings.CONSUMER_NAP_TIME
         delay = RECONNECT_FIRST_DELAY
         unsettled: list[TaskModel] = []
@@ -241,6 +255,7 @@ class Worker:
                     release_lost_claim(self.row, lost_claim)
                     lost_claim = None
                 stamp = timezone.now()
+                revivals = self.liveness.revivals
                 self.wake.clear()
                 try:
                     claimed = self._claim(runner.batch_size(), stamp)
@@ -260,7 +275,7 @@ class Worker:
                 nap = min(nap * 2, settings.MAX_POLL_INTERVAL)
                 continue
             nap = settings.CONSUMER_NAP_TIME
-            unsettled, unstarted = self._run_claimed(runner, claimed)
+            unsettled, unstarted = self._run_claimed(runner, claimed, revivals)
             check_connection()
         if unsettled or unstarted:
             self._settle_before_exit(unsettled, unstarted)
@@ -279,14 +294,14 @@ class Worker:
         return rows
 
     def _run_claimed(
-        self, runner: BatchRunner, rows: list[TaskModel]
+        self, runner: BatchRunner, rows: list[TaskModel], revivals: int
     ) -> tuple[list[TaskModel], list[TaskModel]]:
         """Run claimed rows; return those to settle (started, outcome unknown because the
         connection broke) and those to release (never started)."""
         with self._lock:
             self._running[threading.get_ident()] = rows
         try:
-            outcomes, handed_back = runner.run(rows)
+            outcomes, handed_back = runner.run(rows, revivals)
         except BatchInterrupted as exc:
             logger.warning("database connection lost while running tasks error=%s", exc.__cause__)
             connection.close()

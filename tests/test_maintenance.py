@@ -9,8 +9,15 @@ from django.utils import timezone
 
 from firefly_tasks.claim import claim_tasks
 from firefly_tasks.database import DatabaseNow
-from firefly_tasks.maintenance import mark_dead_workers, release_unstarted
-from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel, WorkerState
+from firefly_tasks.maintenance import mark_dead_workers, recover_orphans, release_unstarted
+from firefly_tasks.models import (
+    Isolation,
+    TaskAttempt,
+    TaskModel,
+    TaskStatus,
+    WorkerModel,
+    WorkerState,
+)
 from tests.conftest import run_at_once
 from tests.testapp import tasks
 
@@ -30,7 +37,13 @@ def run_on(holder: WorkerModel, n: int = 1) -> list[TaskModel]:
     return claim_tasks(["default"], n, holder.pk)
 
 
-def test_silent_worker_is_marked_dead_and_its_tasks_go_back_to_the_queue(db):
+def started_alone(row: TaskModel) -> None:
+    """Record that ``row`` started running alone, as a consumer does before it runs a task
+    recovered from a dead worker."""
+    TaskModel.objects.filter(pk=row.pk).update(isolation=Isolation.STARTED_ALONE)
+
+
+def test_silent_worker_is_marked_dead_and_its_tasks_go_back_to_the_queue_uncharged(db):
     dead = worker(silent_for=60)
     (row,) = run_on(dead)
 
@@ -40,15 +53,48 @@ def test_silent_worker_is_marked_dead_and_its_tasks_go_back_to_the_queue(db):
     row.refresh_from_db()
     assert dead.state == WorkerState.DEAD
     assert dead.stopped is not None
+    # Nothing proves the task had started: it is not charged, and runs alone next time.
     assert (row.status, row.worker_id, row.lost_attempts, row.retry_attempts) == (
         TaskStatus.CREATED,
         None,
-        1,
+        0,
         0,
     )
+    assert row.isolation == Isolation.ALONE
     (attempt,) = row.attempts.all()
-    assert (attempt.outcome, attempt.number, attempt.worker_id) == ("lost", 1, dead.pk)
+    assert (attempt.outcome, attempt.number, attempt.worker_id) == ("released", 1, dead.pk)
+    assert attempt.error.startswith("Released")
+
+
+def test_task_that_died_with_its_worker_while_running_alone_is_charged(db):
+    dead = worker(silent_for=60)
+    (row,) = run_on(dead)
+    started_alone(row)
+
+    assert mark_dead_workers(timeout=30) == {dead.pk: 1}
+
+    row.refresh_from_db()
+    assert (row.status, row.lost_attempts, row.isolation) == (
+        TaskStatus.CREATED,
+        1,
+        Isolation.ALONE,
+    )
+    (attempt,) = row.attempts.all()
+    assert (attempt.outcome, attempt.worker_id) == ("lost", dead.pk)
     assert attempt.error.startswith("WorkerLost")
+
+
+@override_settings(FIREFLY_MAX_LOST_ATTEMPTS=2)
+def test_tasks_never_proven_started_are_never_poisoned(db):
+    tasks.add.schedule_many([(1, 2)] * 3)
+    for loss in range(10):
+        holder = worker(silent_for=60, name=f"crashing-{loss}")
+        assert len(claim_tasks(["default"], 3, holder.pk)) == 3
+        mark_dead_workers(timeout=30)
+
+    rows = list(TaskModel.objects.all())
+    assert [(r.status, r.lost_attempts) for r in rows] == [(TaskStatus.CREATED, 0)] * 3
+    assert set(TaskAttempt.objects.values_list("outcome", flat=True)) == {"released"}
 
 
 def test_worker_that_beat_recently_is_left_alone(db):
@@ -80,6 +126,7 @@ def test_task_lost_one_time_more_than_allowed_fails_as_poison(db):
     for loss in range(3):
         holder = worker(silent_for=60, name=f"crashing-{loss}")
         (row,) = claim_tasks(["default"], 1, holder.pk)
+        started_alone(row)
         mark_dead_workers(timeout=30)
         row.refresh_from_db()
         outcomes.append(row.status)
@@ -118,7 +165,7 @@ def test_concurrent_checks_recover_each_dead_worker_exactly_once(transactional_d
     assert sorted(recovered) == sorted(w.pk for w in dead)  # each by exactly one thread
     assert sum(n for result in results for n in result.values()) == 12
     assert TaskModel.objects.filter(status=TaskStatus.CREATED).count() == 12
-    assert TaskAttempt.objects.filter(outcome="lost").count() == 12  # one each, not one a thread
+    assert TaskAttempt.objects.filter(outcome="released").count() == 12  # one each
 
 
 def test_liveness_is_judged_by_the_database_clock_not_the_hosts(db, monkeypatch):
@@ -132,3 +179,36 @@ def test_liveness_is_judged_by_the_database_clock_not_the_hosts(db, monkeypatch)
     assert mark_dead_workers(timeout=30) == {}
     alive.refresh_from_db()
     assert alive.state == WorkerState.RUNNING
+
+
+def test_running_rows_without_a_live_worker_are_recovered(db):
+    gone = worker(name="deleted")
+    stopped = worker(name="stopped")
+    orphans = [*run_on(gone), *run_on(stopped)]
+    (no_worker,) = run_on(worker(name="cleared"))
+    orphans.append(no_worker)
+    TaskModel.objects.filter(pk=no_worker.pk).update(worker=None)
+    WorkerModel.objects.filter(pk=gone.pk).delete()  # pruned: the row points at nothing
+    TaskModel.objects.filter(pk=orphans[0].pk).update(worker_id=gone.pk)
+    WorkerModel.objects.filter(pk=stopped.pk).update(state=WorkerState.STOPPED)
+    claimed_long_ago = timezone.now() - datetime.timedelta(seconds=60)
+    TaskModel.objects.update(started=claimed_long_ago)
+
+    assert recover_orphans(timeout=30) == 3
+
+    for row in orphans:
+        row.refresh_from_db()
+        assert (row.status, row.worker_id, row.lost_attempts) == (TaskStatus.CREATED, None, 0)
+        (attempt,) = row.attempts.all()
+        assert attempt.outcome == "released"
+    assert claim_tasks(["default"], 10) != []  # runnable again
+
+
+def test_running_rows_of_live_workers_and_fresh_claims_are_not_orphans(db):
+    (held,) = run_on(worker(name="alive"))
+    (inline,) = run_on(worker(name="inline"))
+    # Run inline (FIREFLY_RUN_IMMEDIATELY) has no worker: recent, so left alone.
+    TaskModel.objects.filter(pk=inline.pk).update(worker=None)
+
+    assert recover_orphans(timeout=30) == 0
+    assert TaskModel.objects.filter(status=TaskStatus.RUNNING).count() == 2

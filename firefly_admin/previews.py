@@ -3,14 +3,21 @@
 Stored payloads are never unpickled in the web process. JSON rows are parsed with
 ``json.loads`` (data only, no code runs); pickle rows show the short previews the engine wrote
 at scheduling and completion time.
+
+Rows can hold anything: what ``schedule()`` accepted (nested almost as deep as the stack
+allows, lone surrogates in strings), or garbage written straight to the table. So
+:func:`params_text` and :func:`result_text` never raise: a payload they cannot show reads as
+``undecodable: <reason>``, followed by the stored preview when there is one, and their text is
+always encodable as UTF-8.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -20,8 +27,17 @@ from firefly_tasks.models import TaskModel
 from firefly_tasks.registry import registry
 from firefly_tasks.serialization import TAG
 
+logger = logging.getLogger("firefly_admin")
+
 MASK = "********"
 MAX_DISPLAY_LENGTH = 20_000
+# Longer payloads are not decoded for display: the stored preview stands in for them.
+MAX_DECODE_LENGTH = 1_000_000
+UNDECODABLE = "undecodable"
+
+
+class Unshowable(ValueError):
+    """A stored payload the admin does not decode, and why."""
 
 
 def mask_value(value: Any, hidden: Iterable[str] | None = None) -> Any:
@@ -95,21 +111,28 @@ def positional_names(func_name: str) -> list[str]:
 
 def params_text(task: TaskModel) -> str:
     """The call's arguments, pretty-printed for JSON rows, the stored preview otherwise."""
+    try:
+        return printable(_params_text(task))
+    except Exception as exc:  # anything a row can hold must still render
+        return _undecodable(task, "params", exc, lambda: params_preview_text(task))
+
+
+def _params_text(task: TaskModel) -> str:
+    if task.serializer == "pickle" or not task.params_data:
+        return params_preview_text(task)
+    call = _decode(task, task.params_data)  # stored as (args, kwargs)
+    if not (isinstance(call, list) and len(call) == 2 and isinstance(call[0], list)):
+        raise Unshowable("not an (args, kwargs) pair")
+    args, kwargs = call
+    if not isinstance(kwargs, dict):
+        raise Unshowable("not an (args, kwargs) pair")
     hidden = _normalise(settings.HIDDEN_ARGS)
     names = positional_names(task.func_name) if hidden else []
-    if task.serializer == "json" and task.params_data:
-        try:
-            args, kwargs = readable(json.loads(task.params_data))  # stored as (args, kwargs)
-            if not isinstance(args, list) or not isinstance(kwargs, dict):
-                raise TypeError
-        except (ValueError, TypeError):
-            return params_preview_text(task, names)
-        shown = [
-            MASK if index < len(names) and names[index].lower() in hidden else arg
-            for index, arg in enumerate(args)
-        ]
-        return _pretty({"args": mask_value(shown), "kwargs": mask_value(kwargs)})
-    return params_preview_text(task, names)
+    shown = [
+        MASK if index < len(names) and names[index].lower() in hidden else arg
+        for index, arg in enumerate(args)
+    ]
+    return _pretty({"args": mask_value(shown), "kwargs": mask_value(kwargs)})
 
 
 def params_preview_text(task: TaskModel, names: list[str] | None = None) -> str:
@@ -161,13 +184,25 @@ def result_text(task: TaskModel) -> str:
     """What the task returned, pretty-printed for JSON rows, the stored preview otherwise."""
     if task.returned_data is None:
         return ""
-    if task.serializer == "json":
-        try:
-            value = json.loads(task.returned_data)
-        except ValueError:
-            return mask_text(task.returned_preview)
-        return _pretty(mask_value(readable(value)))
-    return mask_text(task.returned_preview)
+    try:
+        return printable(_result_text(task))
+    except Exception as exc:  # anything a row can hold must still render
+        return _undecodable(task, "result", exc, lambda: mask_text(task.returned_preview))
+
+
+def _result_text(task: TaskModel) -> str:
+    if task.serializer == "pickle":
+        return mask_text(task.returned_preview)
+    return _pretty(mask_value(readable(_decode(task, task.returned_data or ""))))
+
+
+def _decode(task: TaskModel, text: str) -> Any:
+    """The JSON value of a stored payload, its serializer's tags unwrapped."""
+    if task.serializer != "json":
+        raise Unshowable(f"unknown serializer {task.serializer!r}")
+    if len(text) > MAX_DECODE_LENGTH:
+        raise Unshowable(f"{len(text):,} characters, too long to decode here")
+    return readable(json.loads(text))
 
 
 def _pretty(value: Any) -> str:
@@ -175,3 +210,27 @@ def _pretty(value: Any) -> str:
     if len(text) > MAX_DISPLAY_LENGTH:
         return text[:MAX_DISPLAY_LENGTH] + "\n… (truncated)"
     return text
+
+
+def _undecodable(task: TaskModel, what: str, exc: Exception, preview: Callable[[], str]) -> str:
+    """The placeholder for a payload that cannot be shown, with the stored preview if any."""
+    if isinstance(exc, RecursionError):
+        reason = "nested too deeply to show"
+    elif isinstance(exc, Unshowable):
+        reason = str(exc)
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+    logger.warning("undecodable task=%s field=%s error=%s", task.pk, what, type(exc).__name__)
+    text = f"{UNDECODABLE}: {reason}"[:500]
+    try:
+        shown = preview()
+    except Exception:
+        shown = ""
+    if shown:
+        text += f"\n\nPreview stored by the engine:\n{shown[:MAX_DISPLAY_LENGTH]}"
+    return printable(text)
+
+
+def printable(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates) written as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import pickle
 import re
+import sys
+from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -14,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from firefly_admin.pagination import CappedCountPaginator
+from firefly_tasks.exceptions import SerializationError
 from firefly_tasks.models import TaskModel, TaskStatus, WorkerState
 from firefly_tasks.queues import pause_queue
 from tests.admin import tasks as admin_tasks
@@ -294,6 +297,104 @@ def test_html_in_a_result_is_escaped(admin_client):
 
     assert evil not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def deepest_call_schedule_accepts() -> TaskModel:
+    """A task whose argument is nested as deep as ``schedule()`` lets it be, from here."""
+    for depth in range(sys.getrecursionlimit(), 0, -5):
+        try:
+            return tasks.echo.schedule(nested(depth))
+        except (RecursionError, SerializationError):
+            continue
+    raise AssertionError("schedule() refused every depth")
+
+
+def written_straight_to_the_table(**fields) -> Callable[[], TaskModel]:
+    return lambda: TaskModel.objects.create(func_name=tasks.echo.name, queue="default", **fields)
+
+
+HUGE = "x" * 3_000_000
+ROWS = {
+    "a lone surrogate in the arguments": (lambda: tasks.echo.schedule("\ud800"), "\\ud800"),
+    "arguments as deep as schedule() accepts": (deepest_call_schedule_accepts, ""),
+    "arguments nested 10,000 deep": (
+        written_straight_to_the_table(params_data="[" * 10_000 + "]" * 10_000),
+        "undecodable: nested too deeply to show",
+    ),
+    "a tuple tag over a number": (
+        written_straight_to_the_table(
+            params_data="[[], {}]", returned_data='{"__firefly__": "tuple", "v": 5}'
+        ),
+        "undecodable: TypeError",
+    ),
+    "invalid JSON": (
+        written_straight_to_the_table(params_data="{oops", returned_data="[1,"),
+        "undecodable: JSONDecodeError",
+    ),
+    "pickle junk": (
+        written_straight_to_the_table(
+            serializer="pickle", params_data="junk", returned_data="!!", params_preview="1, 2"
+        ),
+        "1, 2",
+    ),
+    "an unknown serializer, in HTML": (
+        written_straight_to_the_table(serializer="<b>x</b>", params_data="a", returned_data="b"),
+        "undecodable: unknown serializer &#x27;&lt;b&gt;x&lt;/b&gt;&#x27;",
+    ),
+    "huge text everywhere": (
+        written_straight_to_the_table(
+            params_data=f'[["{HUGE}"], {{}}]',
+            returned_data=f'"{HUGE}"',
+            params_preview=HUGE,
+            returned_preview=HUGE,
+            error=HUGE,
+            traceback=HUGE,
+        ),
+        "undecodable: 3,000,010 characters, too long to decode here",
+    ),
+}
+
+
+@pytest.mark.parametrize(("make", "shown"), ROWS.values(), ids=ROWS)
+def test_every_page_renders_whatever_a_row_holds(admin_client, make, shown):
+    """Each row in each state, on every page that shows tasks: never a 500."""
+    worker = make_worker()
+    rows = [make() for _ in TaskStatus]
+    now = timezone.now()
+    for row, status in zip(rows, TaskStatus, strict=True):
+        TaskModel.objects.filter(pk=row.pk).update(
+            status=status, started=now, completed=now, failed=now, attempt=1, worker=worker
+        )
+        make_attempt(row, error=HUGE, traceback=HUGE, worker=worker)
+    selected = {"_selected_action": [row.pk for row in rows], "index": 0}
+    dashboard = reverse("admin:firefly_admin_task_dashboard")
+
+    responses = {
+        "changelist": admin_client.get(CHANGELIST),
+        "dashboard": admin_client.get(dashboard),
+        "delete": admin_client.post(CHANGELIST, {**selected, "action": "delete_tasks"}),
+        "rename": admin_client.post(CHANGELIST, {**selected, "action": "rename_tasks"}),
+    }
+    for region in ("ff-queues", "ff-workers", "ff-failures", "ff-tasks"):
+        headers = {"HX-Request": "true", "HX-Target": region}
+        responses[region] = admin_client.get(dashboard, headers=headers)
+    for row, status in zip(rows, TaskStatus, strict=True):
+        responses[f"page of {status}"] = admin_client.get(change_url(row))
+        history = reverse("admin:firefly_admin_task_history", args=[row.pk])
+        responses[f"history of {status}"] = admin_client.get(history)
+
+    assert {name: response.status_code for name, response in responses.items()} == {
+        name: 200 for name in responses
+    }
+    completed = responses[f"page of {TaskStatus.COMPLETED}"].content.decode()
+    assert shown in completed
 
 
 def test_delete_page_summarises_attempts_instead_of_listing_them(admin_client):

@@ -8,6 +8,7 @@ import pytest
 
 from firefly_admin.previews import (
     MASK,
+    UNDECODABLE,
     mask_text,
     mask_value,
     params_preview_text,
@@ -101,9 +102,79 @@ def test_pickle_rows_use_the_previews_only():
     assert result_text(task) == f"{{'token': '{MASK}'}}"
 
 
-def test_unreadable_json_falls_back_to_the_preview():
+def test_unreadable_json_says_why_and_falls_back_to_the_preview():
     task = TaskModel(func_name="x.y", serializer="json", params_data="{oops", params_preview="1, 2")
-    assert params_text(task) == "1, 2"
+
+    text = params_text(task)
+
+    assert text.startswith(f"{UNDECODABLE}: JSONDecodeError: Expecting property name")
+    assert text.endswith("\n1, 2")
+
+
+def nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+GARBAGE = {
+    "nested 10,000 deep": ("[" * 10_000 + "]" * 10_000, "nested too deeply to show"),
+    "a tuple tag over a number": ('{"__firefly__": "tuple", "v": 5}', "TypeError"),
+    "a dict tag over pairs that are not": ('{"__firefly__": "dict", "v": [1]}', "TypeError"),
+    "invalid JSON": ("{oops", "JSONDecodeError"),
+    "too long to decode": ("[" + "1," * 600_000 + "1]", "too long to decode here"),
+}
+
+
+@pytest.mark.parametrize(("stored", "reason"), GARBAGE.values(), ids=GARBAGE)
+def test_garbage_payloads_read_as_undecodable_with_the_reason(stored, reason):
+    task = TaskModel(func_name="x.y", params_data=stored, returned_data=stored)
+
+    for text in (params_text(task), result_text(task)):
+        assert text.startswith(f"{UNDECODABLE}: ")
+        assert reason in text.splitlines()[0]
+
+
+@pytest.mark.parametrize("stored", ['{"a": 1}', "[[], {}, 1]", "[[], []]", "[{}, {}]", "7"])
+def test_arguments_that_are_not_an_args_kwargs_pair_read_as_undecodable(stored):
+    task = TaskModel(func_name="x.y", params_data=stored)
+
+    assert params_text(task) == f"{UNDECODABLE}: not an (args, kwargs) pair"
+
+
+def test_an_unknown_serializer_reads_as_undecodable_and_shows_the_masked_preview():
+    task = TaskModel(
+        func_name="x.y",
+        serializer="yaml",
+        params_data="a: 1",
+        params_preview="token='abc'",
+        returned_data="b: 2",
+        returned_preview="{'password': 'x'}",
+    )
+
+    assert params_text(task) == (
+        f"{UNDECODABLE}: unknown serializer 'yaml'\n\nPreview stored by the engine:\ntoken='{MASK}'"
+    )
+    assert result_text(task).endswith(f"{{'password': '{MASK}'}}")
+
+
+def test_lone_surrogates_are_shown_as_escapes_that_utf8_can_encode():
+    task = TaskModel(func_name="x.y", params_data='[["\\ud800"], {}]', returned_data='"\\udfff"')
+
+    for text in (params_text(task), result_text(task)):
+        text.encode("utf-8")  # what the response does with it
+    assert "\\ud800" in params_text(task)
+    assert result_text(task) == '"\\udfff"'
+
+
+@pytest.mark.parametrize("depth", [400, 490, 900])
+def test_deep_values_that_json_can_parse_never_raise(depth):
+    stored = json.dumps([[nested(depth)], {}])
+    task = TaskModel(func_name="x.y", params_data=stored, returned_data=json.dumps(nested(depth)))
+
+    for text in (params_text(task), result_text(task)):
+        assert text.startswith((f"{UNDECODABLE}: nested too deeply", "{", "["))
 
 
 def test_results_are_masked_and_pretty_printed():

@@ -62,8 +62,10 @@ def dashboard(request: HttpRequest, model_admin: TaskAdmin) -> HttpResponse:
     context = _common_context(request, model_admin)
     if target:
         region = REGIONS.get(target)
-        if region is None:
-            return HttpResponseBadRequest(f"Unknown dashboard region {target!r}.")
+        if region is None:  # never echo the header: it is whatever the client sent
+            return HttpResponseBadRequest(
+                "Unknown dashboard region.", content_type="text/plain; charset=utf-8"
+            )
         context.update(region(request, None))
         template = f"firefly_admin/dashboard/{target.removeprefix('ff-')}.html"
         response = TemplateResponse(request, template, context)

@@ -74,8 +74,13 @@ def test_an_htmx_request_gets_only_its_region(admin_client, region):
     assert {"HX-Request", "HX-Target"} <= {v.strip() for v in response["Vary"].split(",")}
 
 
-def test_an_unknown_region_is_a_bad_request(admin_client):
-    assert htmx(admin_client, "ff-nope").status_code == 400
+@pytest.mark.parametrize("target", ["ff-nope", "<script>alert(1)</script>", "ff-tasks "])
+def test_an_unknown_region_is_a_bad_request_that_never_echoes_the_header(admin_client, target):
+    response = htmx(admin_client, target)
+
+    assert response.status_code == 400
+    assert response.content == b"Unknown dashboard region."
+    assert response["Content-Type"].startswith("text/plain")
 
 
 @pytest.mark.parametrize("region", REGIONS)

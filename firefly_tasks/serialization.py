@@ -73,8 +73,8 @@ def _describe(path: Path) -> str:
 
 def _too_deep(path: Path) -> SerializationError:
     return SerializationError(
-        f"{_describe(path)} nests lists, tuples and dicts more than {MAX_DEPTH} deep, which "
-        "Firefly does not store; flatten the value."
+        f"{truncate(_describe(path), 80)} nests lists, tuples and dicts more than {MAX_DEPTH} "
+        "deep, which Firefly does not store; flatten the value."
     )
 
 
@@ -212,9 +212,10 @@ def _signer() -> Signer:
 def dumps(value: Any, serializer: str, what: str = "value") -> str:
     """Encode ``value`` as text with ``serializer``; raise SerializationError if it cannot."""
     if serializer == "json":
+        safe = _to_json_safe(value, what, 0)
         try:
-            text = _ENCODER.encode(_to_json_safe(value, what, 0))
-        except (ValueError, RecursionError) as exc:  # only with a caller's stack nearly full
+            text = _ENCODER.encode(safe)
+        except RecursionError as exc:  # only when the caller's own stack is nearly full
             raise SerializationError(f"{what} cannot be encoded as JSON: {exc}") from exc
     elif serializer == "pickle":
         try:

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import decimal
 import fractions
 import json
 import math
 import pickle
+import subprocess
+import sys
 import uuid
 import zoneinfo
+from pathlib import Path
 
+import hypothesis
 import pytest
 from django.core.signing import Signer
 from django.test import override_settings
+from hypothesis import strategies as st
 
 from firefly_tasks.exceptions import SerializationError
-from firefly_tasks.serialization import TAG, call_preview, dumps, loads, truncate, value_preview
+from firefly_tasks.serialization import (
+    MAX_DEPTH,
+    MAX_INT_DIGITS,
+    TAG,
+    call_preview,
+    dumps,
+    loads,
+    truncate,
+    value_preview,
+)
 
 
 def json_round_trip(value: object) -> object:
@@ -201,3 +216,266 @@ def test_previews_are_cut_to_length_with_an_ellipsis():
     assert len(preview) == 40
     assert preview.endswith("…")
     assert truncate("short", 40) == "short"
+
+
+# Limits: whatever dumps() accepts, loads() decodes; the rest is a SerializationError --------
+
+
+def nest(depth: int, kind: str = "list", leaf: object = 0) -> object:
+    """``leaf`` inside ``depth`` containers of one kind."""
+    value = leaf
+    for _ in range(depth):
+        if kind == "list":
+            value = [value]
+        elif kind == "tuple":
+            value = (value,)
+        elif kind == "dict":
+            value = {"k": value}
+        else:  # a dict whose keys include the tag: the deepest JSON form
+            value = {TAG: value}
+    return value
+
+
+KINDS = ["list", "tuple", "dict", "tagged dict"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_values_nested_max_depth_deep_round_trip(kind):
+    value = nest(MAX_DEPTH, kind, leaf=datetime.date(2024, 1, 1))
+
+    assert json_round_trip(value) == value
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1000, 100_000])
+def test_values_nested_deeper_than_max_depth_are_refused(kind, depth):
+    with pytest.raises(SerializationError, match=rf"more than {MAX_DEPTH} deep"):
+        dumps(nest(depth, kind), "json", what="arguments")
+
+
+def test_too_deep_error_says_where():
+    with pytest.raises(SerializationError, match=r"^value\['a'\]\[0\]\[0\]"):
+        dumps({"a": [nest(MAX_DEPTH - 1)]}, "json")
+
+
+@pytest.mark.parametrize(
+    "number",
+    [10**MAX_INT_DIGITS - 1, -(10**MAX_INT_DIGITS - 1), 2**2000],
+    ids=["max", "min", "2**2000"],
+)
+def test_ints_up_to_max_int_digits_round_trip_even_where_the_int_digit_limit_is_lowest(number):
+    text = dumps(number, "json")
+    previous = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)  # the lowest limit a consumer can run with
+    try:
+        assert loads(text, "json") == number
+    finally:
+        sys.set_int_max_str_digits(previous)
+
+
+@pytest.mark.parametrize("number", [10**MAX_INT_DIGITS, -(10**5000)], ids=["10**640", "-10**5000"])
+def test_larger_ints_are_refused_with_the_reason(number):
+    with pytest.raises(SerializationError, match=r"arguments\[0\] is an int of more than 640"):
+        dumps([number], "json", what="arguments")
+
+
+@pytest.mark.parametrize(
+    "text", ["\ud800", "\udfff", "a\ud83d", "\x00", "\u2028", "😀", "\ufeff"], ids=ascii
+)
+def test_lone_surrogates_and_control_characters_round_trip_as_ascii_text(text):
+    stored = dumps({text: [text]}, "json")
+
+    assert stored.isascii()
+    assert json_round_trip({text: [text]}) == {text: [text]}
+
+
+def test_payload_above_the_limit_is_refused_with_the_setting():
+    big = "x" * (1024 * 1024)
+
+    with pytest.raises(SerializationError, match=r"arguments would be stored as 1048\d\d\d bytes"):
+        dumps(([big], {}), "json", what="arguments")
+    with pytest.raises(SerializationError, match="FIREFLY_MAX_PAYLOAD_BYTES"):
+        dumps(big, "json")
+
+
+def test_payload_limit_follows_the_setting_for_both_serializers(settings):
+    settings.FIREFLY_MAX_PAYLOAD_BYTES = 2048
+    settings.FIREFLY_SERIALIZER = "pickle"
+
+    assert len(dumps("x" * 2046, "json")) == 2048
+    with pytest.raises(SerializationError, match=r"2049 bytes, more than .* \(2048\)"):
+        dumps("x" * 2047, "json")
+    with pytest.raises(SerializationError, match="FIREFLY_MAX_PAYLOAD_BYTES"):
+        dumps(b"x" * 2048, "pickle")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 10_000 + "]" * 10_000,
+        '{"a":' * 10_000 + "1" + "}" * 10_000,
+        "[" * 1_000_000,
+        json.dumps({TAG: "tuple", "v": 5}),
+        json.dumps({TAG: "dict", "v": [[1]]}),
+        json.dumps({TAG: "dict", "v": [[[], 1]]}),
+        json.dumps({TAG: "timedelta", "v": "soon"}),
+        json.dumps({TAG: "date", "v": 5}),
+        json.dumps({TAG: ["unhashable"], "v": 1}),
+        json.dumps({TAG: "uuid", "v": "x"}),
+        json.dumps({TAG: "decimal", "v": "1.2.3"}),
+        "1" * 5000,
+        '"\\ud800',
+        "\x00",
+    ],
+    ids=lambda text: ascii(text[:30]),
+)
+def test_garbage_raises_serialization_error_and_nothing_else(text):
+    with pytest.raises(SerializationError):
+        loads(text, "json")
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    value = ["[" * 1000, {"{" * 1000: ']\\"[' * 1000}]
+
+    assert json_round_trip(value) == value
+
+
+SMALL_STACK_DECODE = """
+import sys, threading
+from django.conf import settings
+settings.configure(SECRET_KEY="small-stack")
+from firefly_tasks.exceptions import SerializationError
+from firefly_tasks.serialization import dumps, loads
+from tests.test_serialization import nest
+
+threading.stack_size(128 * 1024)  # musl's default thread stack (Alpine images)
+results = []
+
+def decode():
+    for kind in ("list", "tuple", "dict", "tagged dict"):
+        value = nest(98, kind)
+        results.append(loads(dumps(([value], {}), "json"), "json") == ([value], {}))
+    for garbage in ("[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000):
+        try:
+            loads(garbage, "json")
+        except SerializationError:
+            results.append(True)
+
+thread = threading.Thread(target=decode)
+thread.start()
+thread.join()
+sys.exit(0 if results == [True] * 6 else 1)
+"""
+
+
+def test_decoding_on_a_small_thread_stack_never_crashes_the_process():
+    done = subprocess.run(
+        [sys.executable, "-c", SMALL_STACK_DECODE],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr  # -11 is a segfault: a stack overflow
+
+
+# Properties: dumps() refuses with SerializationError, or loads() gives the value back -------
+
+FAST = hypothesis.settings(max_examples=150, deadline=None, database=None)
+
+
+def same(a: object, b: object) -> bool:
+    """Equal with the same types all the way down: stricter than ``==`` (``1 == True``,
+    ``(1,) != [1]``), and a Decimal NaN is the same as itself."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[key], b[key]) for key in a)
+    if isinstance(a, decimal.Decimal | datetime.datetime | datetime.time):
+        return str(a) == str(b)  # the same digits and exponent; the same instant and offset
+    if isinstance(a, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    return a == b
+
+
+texts = st.text(st.characters(exclude_categories=()), max_size=8)  # surrogates and NULs too
+keys = texts | st.sampled_from([TAG, "v", "tuple", "dict"])
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from([639, 640, 5000]).map(lambda digits: 10**digits)  # big: 640 digits on
+    | st.sampled_from([-1, 1, 9]).map(lambda n: n * 10**639)
+    | st.floats()
+    | texts
+    | st.datetimes(timezones=st.none() | st.timezones())
+    | st.dates()
+    | st.times(timezones=st.none() | st.timezones())
+    | st.timedeltas()
+    | st.decimals()
+    | st.uuids()
+    | st.sampled_from([TAG, "tuple", "datetime"])
+)
+values = st.recursive(
+    leaves,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(children, max_size=4).map(tuple)
+        | st.dictionaries(keys, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@st.composite
+def deep_values(draw: st.DrawFn) -> object:
+    """One value inside up to 1.5 * MAX_DEPTH containers of mixed kinds."""
+    value = draw(values)
+    for kind in draw(st.lists(st.sampled_from(KINDS), max_size=MAX_DEPTH * 3 // 2)):
+        value = nest(1, kind, leaf=value)
+    return value
+
+
+def assert_round_trips(value: object, what: str = "value") -> None:
+    try:
+        text = dumps(value, "json", what=what)
+    except SerializationError:
+        return
+    assert text.isascii()
+    assert same(loads(text, "json"), value)
+
+
+@FAST
+@hypothesis.given(values)
+def test_any_value_round_trips_or_is_refused(value):
+    assert_round_trips(value)
+
+
+@FAST
+@hypothesis.given(deep_values())
+def test_any_deep_value_round_trips_or_is_refused(value):
+    assert_round_trips(value)
+
+
+@FAST
+@hypothesis.given(st.lists(values, max_size=3), st.dictionaries(st.text(max_size=5), values))
+def test_any_call_round_trips_or_is_refused(args, kwargs):
+    assert_round_trips((args, kwargs), what="arguments")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(keys, children, max_size=3),
+    max_leaves=15,
+)
+
+
+@FAST
+@hypothesis.given(json_values | texts)
+def test_any_stored_text_decodes_or_raises_serialization_error(stored):
+    text = stored if isinstance(stored, str) else json.dumps(stored)
+    with contextlib.suppress(SerializationError):
+        loads(text, "json")

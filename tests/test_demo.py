@@ -6,9 +6,11 @@ Every step is a real ``demo_site/manage.py`` process with the demo's own setting
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +28,7 @@ MANAGE = ROOT / "demo_site" / "manage.py"
 
 # Run inside the demo project by `manage.py shell`: prints what the test asserts on.
 REPORT = """
+import contextlib
 import json
 from django.test import Client
 from firefly_tasks.models import TaskModel
@@ -202,3 +205,70 @@ def test_reloading_consumer_restarts_on_code_change_after_its_task_finishes(
     completed = text.index("name=demo_site.shop.tasks.build_sales_report attempt=1")
     assert completed < text.index("worker stopped") < text.rindex("worker started")
     assert output.count("worker stopped") == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _processes_in_group(group: int) -> list[str]:
+    """The command lines of the processes still in process group ``group``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Fields after the command's closing parenthesis: state, ppid, pgrp, ...
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat[2]) == group and stat[0] != "Z":
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, IndexError, ValueError):
+            continue  # it exited meanwhile
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_ctrl_c_stops_the_demo_whose_output_is_piped_through_tee(demo_env, tmp_path):
+    # The project is installed in this venv already: a venv of one script that runs this
+    # Python, stamped as installed, so the demo skips its pip install.
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (venv / "bin" / "python").chmod(0o755)
+    stamp = subprocess.run(
+        ["sha1sum"], input=(ROOT / "pyproject.toml").read_bytes(), capture_output=True, check=True
+    )
+    (venv / ".installed-demo").write_bytes(stamp.stdout)
+    port = _free_port()
+    log = tmp_path / "demo.log"
+    # tee dies of the Ctrl-C with the rest, so the demo's next write to the pipe is its last.
+    shell = subprocess.Popen(
+        ["bash", "-c", f'bash scripts/demo 2>&1 | tee "{log}" > /dev/null'],
+        cwd=ROOT,
+        env={**demo_env, "FIREFLY_VENV": str(venv), "FIREFLY_DEMO_PORT": str(port)},
+        start_new_session=True,
+    )
+    group = shell.pid
+    try:
+        deadline = time.monotonic() + 120
+        text = ""
+        while "worker started" not in text or "Starting development server" not in text:
+            assert shell.poll() is None and time.monotonic() < deadline, text
+            time.sleep(0.1)
+            text = log.read_text() if log.exists() else ""
+
+        os.killpg(group, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        shell.wait(30)
+        # Stopping takes a second or two: ten times that for the demo's processes to go.
+        deadline = time.monotonic() + 30
+        while (left := _processes_in_group(group)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        left = _processes_in_group(group)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        shell.wait(10)
+
+    assert left == [], log.read_text()

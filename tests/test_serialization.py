@@ -23,6 +23,7 @@ from django.test import override_settings
 from hypothesis import strategies as st
 
 from firefly_tasks.exceptions import SerializationError
+from firefly_tasks.models import TaskModel, TaskStatus
 from firefly_tasks.serialization import (
     MAX_DEPTH,
     MAX_INT_DIGITS,
@@ -33,6 +34,8 @@ from firefly_tasks.serialization import (
     truncate,
     value_preview,
 )
+from firefly_tasks.testing import run_pending_tasks
+from tests.testapp import tasks
 
 
 def json_round_trip(value: object) -> object:
@@ -345,8 +348,13 @@ import sys, threading
 from django.conf import settings
 settings.configure(SECRET_KEY="small-stack")
 from firefly_tasks.exceptions import SerializationError
-from firefly_tasks.serialization import dumps, loads
-from tests.test_serialization import nest
+from firefly_tasks.serialization import TAG, dumps, loads
+
+def nest(depth, kind):
+    value = 0
+    for _ in range(depth):
+        value = {"list": [value], "tuple": (value,), "dict": {"k": value}}.get(kind, {TAG: value})
+    return value
 
 threading.stack_size(128 * 1024)  # musl's default thread stack (Alpine images)
 results = []
@@ -479,3 +487,123 @@ def test_any_stored_text_decodes_or_raises_serialization_error(stored):
     text = stored if isinstance(stored, str) else json.dumps(stored)
     with contextlib.suppress(SerializationError):
         loads(text, "json")
+
+
+# Through the database: what schedule() accepts is stored, read back and run -----------------
+
+BOUNDARY_VALUES = {
+    "lone surrogates": ["\ud800", "a\udfff", "\ud83d"],
+    "NUL and controls": "\x00\x01\x1f\u2028\ufeff",
+    "emoji": "😀",
+    "largest int": -(10**MAX_INT_DIGITS - 1),
+    "deepest argument": nest(MAX_DEPTH - 2, "tuple", leaf=decimal.Decimal("1.50")),
+    "tag key": {TAG: {TAG: "datetime", "v": "x"}},
+}
+
+
+def largest_string_argument(limit: int) -> str:
+    overhead = len(
+        dumps(
+            (
+                [
+                    "",
+                ],
+                {},
+            ),
+            "json",
+        )
+    )
+    return "x" * (limit - overhead)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", list(BOUNDARY_VALUES))
+def test_boundary_values_are_stored_and_read_back(name):
+    value = BOUNDARY_VALUES[name]
+
+    row = tasks.echo.schedule(value)
+
+    assert same(TaskModel.objects.get(pk=row.pk).params["args"][0], value)
+
+
+@pytest.mark.django_db
+def test_arguments_as_large_as_the_limit_are_stored_on_every_database():
+    value = largest_string_argument(1024 * 1024)
+
+    row = tasks.echo.schedule(value)
+
+    assert len(TaskModel.objects.get(pk=row.pk).params_data) == 1024 * 1024
+    with pytest.raises(SerializationError, match="FIREFLY_MAX_PAYLOAD_BYTES"):
+        tasks.echo.schedule(value + "x")
+    with pytest.raises(SerializationError, match="FIREFLY_MAX_PAYLOAD_BYTES"):
+        tasks.echo.schedule("x" * 20 * 1024 * 1024)  # MariaDB's OperationalError 1153 before
+    assert TaskModel.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_schedule_refuses_arguments_nested_too_deep_with_serialization_error():
+    tasks.echo.schedule(nest(MAX_DEPTH - 2))
+
+    for depth in (MAX_DEPTH - 1, 494, 495, 10_000):  # 495 raised RecursionError before
+        with pytest.raises(SerializationError, match="deep"):
+            tasks.echo.schedule(nest(depth))
+    with pytest.raises(SerializationError, match="640 digits"):
+        tasks.echo.schedule(10**5000)
+
+
+@pytest.mark.django_db
+def test_a_return_value_above_the_limit_fails_the_task(settings):
+    row = tasks.echo.schedule("x" * 5000)
+    settings.FIREFLY_MAX_PAYLOAD_BYTES = 4096
+
+    run_pending_tasks()
+
+    row.refresh_from_db()
+    assert row.status == TaskStatus.FAILED
+    assert row.error.startswith("SerializationError: the return value would be stored as 5002")
+    assert row.returned_data is None
+
+
+@pytest.mark.django_db
+@hypothesis.settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(values)
+def test_any_value_schedule_accepts_is_stored_run_and_returned(value):
+    try:
+        row = tasks.echo.schedule(value)
+    except SerializationError:
+        return
+
+    assert same(TaskModel.objects.get(pk=row.pk).params["args"][0], value)
+    assert run_pending_tasks() == 1
+    done = TaskModel.objects.get(pk=row.pk)
+    assert done.status == TaskStatus.COMPLETED, done.error
+    assert same(done.returned, value)
+
+
+@pytest.mark.slow
+def test_a_consumer_runs_boundary_values_and_fails_what_it_cannot_decode(start_consumer):
+    rows = {name: tasks.echo.schedule(value) for name, value in BOUNDARY_VALUES.items()}
+    too_deep = tasks.echo.schedule(1)
+    TaskModel.objects.filter(pk=too_deep.pk).update(params_data="[" * 10_000 + "]" * 10_000)
+    bad_tag = tasks.echo.schedule(1)
+    TaskModel.objects.filter(pk=bad_tag.pk).update(params_data='{"__firefly__":"tuple","v":5}')
+    big_result = tasks.echo.schedule("x" * 5000)
+    behind = tasks.echo.schedule("behind")
+
+    consumer = start_consumer("--burst", FIREFLY_MAX_PAYLOAD_BYTES=4096)
+
+    assert consumer.wait() == 0, consumer.output()
+    for name, row in rows.items():
+        done = TaskModel.objects.get(pk=row.pk)
+        assert done.status == TaskStatus.COMPLETED, (name, done.error)
+        assert same(done.returned, BOUNDARY_VALUES[name]), name
+    for row in (too_deep, bad_tag, big_result):
+        failed = TaskModel.objects.get(pk=row.pk)
+        assert failed.status == TaskStatus.FAILED
+        assert failed.error.startswith("SerializationError:"), failed.error
+    assert TaskModel.objects.get(pk=behind.pk).returned == "behind"

@@ -159,6 +159,52 @@ def test_smallest_counts_and_no_group_commit_are_accepted():
     assert check_settings() == []
 
 
+@pytest.mark.parametrize("value", [1, "yes", None], ids=repr)
+def test_accept_pickle_that_is_not_a_bool_is_error_e008(value):
+    with override_settings(FIREFLY_ACCEPT_PICKLE=value):
+        (message,) = check_settings()
+
+    assert isinstance(message, Error)
+    assert message.id == "firefly_tasks.E008"
+    assert repr(value) in message.hint
+
+
+@override_settings(FIREFLY_ACCEPT_PICKLE=1)
+def test_accept_pickle_that_is_not_a_bool_reads_no_pickle():
+    from firefly_tasks.serialization import pickle_enabled
+
+    assert not pickle_enabled()
+
+
+@pytest.mark.parametrize("value", [0, 1023, "1MiB", 1.5e6, True], ids=repr)
+def test_payload_limit_that_is_not_an_int_of_at_least_1024_is_error_e009(value):
+    with override_settings(FIREFLY_MAX_PAYLOAD_BYTES=value):
+        (message,) = check_settings()
+
+    assert isinstance(message, Error)
+    assert message.id == "firefly_tasks.E009"
+    assert repr(value) in message.hint
+
+
+@override_settings(FIREFLY_ACCEPT_PICKLE=True, FIREFLY_MAX_PAYLOAD_BYTES=1024)
+def test_accepting_pickle_and_the_smallest_payload_limit_pass():
+    assert check_settings() == []
+
+
+def test_payload_limit_above_8_mib_is_warning_w005_only_with_mariadb(settings):
+    settings.FIREFLY_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024 + 1
+    mariadb = {"ENGINE": "django.db.backends.mysql", "NAME": "x"}
+    settings.DATABASES = {**settings.DATABASES, "other": mariadb}
+
+    (message,) = check_settings()
+
+    assert isinstance(message, Warning)
+    assert message.id == "firefly_tasks.W005"
+    assert "max_allowed_packet" in message.msg
+    settings.DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "x"}}
+    assert check_settings() == []
+
+
 @override_settings(
     FIREFLY_SERIALIZER="xml",
     FIREFLY_QUEUES=["emails"],

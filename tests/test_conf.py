@@ -30,3 +30,16 @@ def test_a_change_through_pytest_djangos_settings_fixture_is_seen(settings):
     settings.FIREFLY_DEFAULT_QUEUE = "elsewhere"
     assert firefly_settings.DEFAULT_QUEUE == "elsewhere"
     assert tasks.echo.schedule(1).queue == "elsewhere"
+
+
+def test_pickle_is_off_and_payloads_are_capped_at_1_mib_by_default():
+    assert firefly_settings.ACCEPT_PICKLE is False
+    assert firefly_settings.MAX_PAYLOAD_BYTES == DEFAULTS["FIREFLY_MAX_PAYLOAD_BYTES"] == 1048576
+
+
+@pytest.mark.parametrize("value", [1, "True", "yes"])
+def test_only_true_itself_accepts_pickle(settings, value):
+    settings.FIREFLY_ACCEPT_PICKLE = value
+    assert firefly_settings.ACCEPT_PICKLE is False
+    settings.FIREFLY_ACCEPT_PICKLE = True
+    assert firefly_settings.ACCEPT_PICKLE is True

@@ -4,6 +4,11 @@ Each action changes only the rows still in the state it expects, in chunks: lock
 rows that qualify, change them with one set-based ``UPDATE`` (or ``DELETE``), and bulk-insert
 one admin ``LogEntry`` per changed task, all in one short transaction. Selecting every task
 of a filtered list (``select_across``) therefore scales to tens of thousands of rows.
+
+A running task belongs to its worker, so the actions leave it alone, unless it is orphaned:
+no live worker holds it (its worker is gone, stopped or dead) and it was claimed longer than
+``FIREFLY_WORKER_TIMEOUT`` ago, the rows a consumer's maintenance recovers by itself. Those can
+be requeued, cancelled or deleted, which matters when no consumer runs to recover them.
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ from django.template.response import TemplateResponse
 from firefly_admin.forms import RenameTaskForm
 from firefly_admin.models import Task
 from firefly_admin.pagination import capped_count
-from firefly_tasks.models import TaskAttempt, TaskQuerySet, TaskStatus
+from firefly_tasks.conf import settings as engine_settings
+from firefly_tasks.database import database_time_ago
+from firefly_tasks.maintenance import LIVE_STATES, end_unfinished_attempt
+from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskQuerySet, TaskStatus, WorkerModel
 
 logger = logging.getLogger("firefly_admin")
 
@@ -32,6 +40,38 @@ CHUNK_SIZE = 1000
 SAMPLE_SIZE = 10
 
 RowMessage = Callable[[int, str], str]
+
+
+def orphaned() -> Q:
+    """Running tasks that no live worker holds, claimed longer than a worker timeout ago."""
+    live = WorkerModel.objects.filter(state__in=LIVE_STATES).values("pk")
+    claimed_long_ago = Q(started__isnull=True) | Q(
+        started__lt=database_time_ago(engine_settings.WORKER_TIMEOUT)
+    )
+    no_live_worker = Q(worker_id__isnull=True) | ~Q(worker_id__in=live)
+    return Q(status=TaskStatus.RUNNING) & claimed_long_ago & no_live_worker
+
+
+def held_by_a_worker() -> Q:
+    """Running tasks that are not orphaned: their worker owns them until they finish."""
+    return Q(status=TaskStatus.RUNNING) & ~orphaned()
+
+
+# What ending an attempt reads of a task row.
+ORPHAN_FIELDS = ("pk", "attempt", "started", "worker_id", "isolation", "lost_attempts")
+
+
+def end_orphaned_attempts(rows: TaskQuerySet, why: str) -> int:
+    """Record the orphaned rows' unfinished attempts as interrupted, and requeue them."""
+    orphans = list(rows.filter(orphaned()).only(*ORPHAN_FIELDS))
+    workers = WorkerModel.objects.in_bulk({row.worker_id for row in orphans if row.worker_id})
+    error = f"Interrupted: {why}, as no live worker held it"
+    return sum(
+        end_unfinished_attempt(
+            row, workers.get(row.worker_id or 0), AttemptOutcome.INTERRUPTED, error=error
+        )
+        for row in orphans
+    )
 
 
 def apply_in_chunks(
@@ -126,30 +166,41 @@ def report(
 def requeue_tasks(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
 ) -> None:
-    """Failed or cancelled tasks back to ``created``, to run now; their attempts are kept."""
+    """Failed, cancelled or orphaned tasks back to ``created``, to run now; attempts are kept."""
+
+    def requeue(rows: TaskQuerySet) -> None:
+        end_orphaned_attempts(rows, "requeued from the admin")
+        rows.requeue()
+
     done, skipped = apply_in_chunks(
         request,
         queryset,
-        guard=Q(status__in=(TaskStatus.FAILED, TaskStatus.CANCELLED)),
-        change=lambda rows: rows.requeue(),
+        guard=Q(status__in=(TaskStatus.FAILED, TaskStatus.CANCELLED)) | orphaned(),
+        change=requeue,
         message=lambda pk, name: "Requeued to run now.",
     )
-    report(modeladmin, request, "Requeue", done, skipped, "not failed or cancelled")
+    report(modeladmin, request, "Requeue", done, skipped, "not failed, cancelled or orphaned")
 
 
 @admin.action(permissions=["cancel"], description="Cancel selected tasks")
 def cancel_tasks(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
 ) -> None:
-    """Tasks still waiting to run become ``cancelled``; running tasks are left alone."""
+    """Tasks still waiting to run, or orphaned, become ``cancelled``; running tasks that a
+    worker holds are left alone."""
+
+    def cancel(rows: TaskQuerySet) -> None:
+        end_orphaned_attempts(rows, "cancelled from the admin")
+        rows.cancel()
+
     done, skipped = apply_in_chunks(
         request,
         queryset,
-        guard=Q(status=TaskStatus.CREATED),
-        change=lambda rows: rows.cancel(),
+        guard=Q(status=TaskStatus.CREATED) | orphaned(),
+        change=cancel,
         message=lambda pk, name: "Cancelled.",
     )
-    report(modeladmin, request, "Cancel", done, skipped, "not waiting to run")
+    report(modeladmin, request, "Cancel", done, skipped, "not waiting to run or orphaned")
 
 
 @admin.action(permissions=["rename"], description="Rename selected tasks…")
@@ -183,18 +234,18 @@ def delete_tasks(
         done, skipped = apply_in_chunks(
             request,
             queryset,
-            guard=~Q(status=TaskStatus.RUNNING),
+            guard=~held_by_a_worker(),
             change=lambda rows: rows.only("pk").delete(),
             message=lambda pk, name: "",
             action_flag=DELETION,
         )
-        report(modeladmin, request, "Delete", done, skipped, "running")
+        report(modeladmin, request, "Delete", done, skipped, "running on a live worker")
         return None
     context = _selection_context(modeladmin, request, queryset, "Delete tasks", "delete_tasks")
     context["attempt_count"], context["attempts_capped"] = capped_count(
         TaskAttempt.objects.filter(task_id__in=queryset.order_by().values("pk"))
     )
-    context["running_count"], _ = capped_count(queryset.filter(status=TaskStatus.RUNNING))
+    context["running_count"], _ = capped_count(queryset.filter(held_by_a_worker()))
     return TemplateResponse(request, "firefly_admin/actions/delete.html", context)
 
 

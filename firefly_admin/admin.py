@@ -22,7 +22,14 @@ from django.utils.safestring import SafeString
 from django_htmx.http import HttpResponseClientRefresh
 
 from firefly_admin import display, previews, views
-from firefly_admin.actions import cancel_tasks, delete_tasks, rename_tasks, requeue_tasks
+from firefly_admin.actions import (
+    cancel_tasks,
+    delete_tasks,
+    held_by_a_worker,
+    orphaned,
+    rename_tasks,
+    requeue_tasks,
+)
 from firefly_admin.filters import (
     DateRangeFilter,
     QueueFilter,
@@ -134,9 +141,15 @@ class TaskAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if obj is not None and obj.status == TaskStatus.RUNNING:
+        if obj is not None and obj.status == TaskStatus.RUNNING and not self.is_orphaned(obj):
             return False  # its worker owns it until it finishes
         return super().has_delete_permission(request, obj)
+
+    def is_orphaned(self, obj: TaskModel) -> bool:
+        """Whether ``obj`` runs with no live worker to own it (see ``actions.orphaned``)."""
+        return (
+            obj.status == TaskStatus.RUNNING and Task.objects.filter(orphaned(), pk=obj.pk).exists()
+        )
 
     def _has(self, request: HttpRequest, codename: str) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.{codename}")
@@ -266,16 +279,19 @@ class TaskAdmin(admin.ModelAdmin):
     ) -> Any:
         if obj is not None:
             attempts = list(obj.attempts.order_by("number", "pk"))
+            orphan = self.is_orphaned(obj)
             context.update(
                 attempts=attempts,
                 timeline=self.timeline(obj, attempts),
                 changelist_url=self._url("changelist"),
+                orphaned=orphan,
                 can_requeue=(
-                    obj.status in (TaskStatus.FAILED, TaskStatus.CANCELLED)
+                    (obj.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) or orphan)
                     and self.has_requeue_permission(request)
                 ),
                 can_cancel=(
-                    obj.status == TaskStatus.CREATED and self.has_cancel_permission(request)
+                    (obj.status == TaskStatus.CREATED or orphan)
+                    and self.has_cancel_permission(request)
                 ),
                 can_rename=(
                     obj.status != TaskStatus.RUNNING and self.has_rename_permission(request)
@@ -340,7 +356,7 @@ class TaskAdmin(admin.ModelAdmin):
         return summary, {"tasks": len(objs), "attempts": attempts}, perms_needed, []
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        Task.objects.filter(pk=obj.pk).exclude(status=TaskStatus.RUNNING).delete()
+        Task.objects.filter(pk=obj.pk).exclude(held_by_a_worker()).delete()
 
     # Extra pages --------------------------------------------------------------------------
 

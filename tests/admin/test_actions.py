@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import pytest
@@ -12,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from firefly_admin.models import Task
-from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus
+from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerState
 from tests.admin.conftest import make_attempt, make_task, make_worker
 from tests.testapp import tasks
 
@@ -59,7 +60,9 @@ def test_requeue_turns_failed_and_cancelled_tasks_into_ready_ones_and_keeps_atte
 
     response = run_action(admin_client, "requeue_tasks", rows.values())
 
-    assert messages_of(response) == ["Requeue: 2 done, 3 skipped (not failed or cancelled)."]
+    assert messages_of(response) == [
+        "Requeue: 2 done, 3 skipped (not failed, cancelled or orphaned)."
+    ]
     assert statuses(rows) == {
         "created": "created",
         "running": "running",
@@ -79,7 +82,7 @@ def test_cancel_touches_only_tasks_waiting_to_run(admin_client):
 
     response = run_action(admin_client, "cancel_tasks", rows.values())
 
-    assert messages_of(response) == ["Cancel: 1 done, 4 skipped (not waiting to run)."]
+    assert messages_of(response) == ["Cancel: 1 done, 4 skipped (not waiting to run or orphaned)."]
     assert statuses(rows)["created"] == "cancelled"
     assert statuses(rows)["running"] == "running"
     assert logged_ids() == {rows["created"].pk}
@@ -144,10 +147,107 @@ def test_delete_confirms_with_counts_then_deletes_all_but_running_tasks(admin_cl
 
     done = run_action(admin_client, "delete_tasks", rows.values(), post="yes")
 
-    assert messages_of(done) == ["Delete: 4 done, 1 skipped (running)."]
+    assert messages_of(done) == ["Delete: 4 done, 1 skipped (running on a live worker)."]
     assert list(TaskModel.objects.values_list("status", flat=True)) == ["running"]
     assert not TaskAttempt.objects.exists()
     assert logged_ids(DELETION) == {row.pk for name, row in rows.items() if name != "running"}
+
+
+def running_tasks() -> dict[str, TaskModel]:
+    """Running rows that no live worker holds, and two that are not orphans."""
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    rows = {
+        "no worker": make_task(TaskStatus.RUNNING, started=long_ago),
+        "worker pruned": make_task(TaskStatus.RUNNING, started=long_ago, worker_id=MISSING),
+        "worker stopped": make_task(
+            TaskStatus.RUNNING,
+            started=long_ago,
+            worker=make_worker("stopped", state=WorkerState.STOPPED),
+        ),
+        "worker dead": make_task(
+            TaskStatus.RUNNING, started=long_ago, worker=make_worker("dead", state=WorkerState.DEAD)
+        ),
+        "live worker": make_task(TaskStatus.RUNNING, started=long_ago, worker=make_worker("live")),
+        # Claimed a moment ago with no worker, as run_pending_tasks() does: not yet an orphan.
+        "just claimed": make_task(TaskStatus.RUNNING),
+    }
+    return rows
+
+
+# A worker row pruned without Django's SET_NULL (a raw DELETE): the task still names it.
+MISSING = 2**31 - 1
+ORPHANS = ("no worker", "worker pruned", "worker stopped", "worker dead")
+HELD = ("live worker", "just claimed")
+
+
+def test_requeue_returns_orphaned_running_tasks_to_the_queue(admin_client):
+    rows = running_tasks()
+
+    response = run_action(admin_client, "requeue_tasks", rows.values())
+
+    assert messages_of(response) == [
+        "Requeue: 4 done, 2 skipped (not failed, cancelled or orphaned)."
+    ]
+    assert statuses(rows) == {name: "created" if name in ORPHANS else "running" for name in rows}
+    for name in ORPHANS:
+        task = TaskModel.objects.get(pk=rows[name].pk)
+        assert task.worker_id is None and task.not_before <= timezone.now()
+        (attempt,) = TaskAttempt.objects.filter(task_id=task.pk)
+        assert (attempt.number, attempt.outcome) == (1, "interrupted")
+        assert "requeued from the admin" in attempt.error
+    assert TaskAttempt.objects.get(task_id=rows["worker dead"].pk).worker_name == "dead"
+    assert logged_ids() == {rows[name].pk for name in ORPHANS}
+
+
+def test_cancel_ends_orphaned_running_tasks(admin_client):
+    rows = running_tasks()
+
+    response = run_action(admin_client, "cancel_tasks", rows.values())
+
+    assert messages_of(response) == ["Cancel: 4 done, 2 skipped (not waiting to run or orphaned)."]
+    assert statuses(rows) == {name: "cancelled" if name in ORPHANS else "running" for name in rows}
+    assert set(TaskAttempt.objects.values_list("task_id", "outcome")) == {
+        (rows[name].pk, "interrupted") for name in ORPHANS
+    }
+    assert logged_ids() == {rows[name].pk for name in ORPHANS}
+
+
+def test_delete_removes_orphaned_running_tasks_but_not_those_a_live_worker_holds(admin_client):
+    rows = running_tasks()
+
+    confirm = run_action(admin_client, "delete_tasks", rows.values())
+
+    assert "2 running tasks will be skipped" in confirm.content.decode()
+
+    done = run_action(admin_client, "delete_tasks", rows.values(), post="yes")
+
+    assert messages_of(done) == ["Delete: 4 done, 2 skipped (running on a live worker)."]
+    assert set(TaskModel.objects.values_list("pk", flat=True)) == {rows[name].pk for name in HELD}
+
+
+def test_an_orphaned_task_page_offers_requeue_cancel_and_delete(admin_client):
+    rows = running_tasks()
+
+    for name, row in rows.items():
+        html = admin_client.get(reverse("admin:firefly_admin_task_change", args=[row.pk])).content
+        offered = {
+            action
+            for action in ("requeue_tasks", "cancel_tasks")
+            if f'value="{action}"' in html.decode()
+        }
+        delete = reverse("admin:firefly_admin_task_delete", args=[row.pk])
+        if name in ORPHANS:
+            assert offered == {"requeue_tasks", "cancel_tasks"}, name
+            assert delete in html.decode() and "no live worker holds it" in html.decode()
+        else:
+            assert offered == set(), name
+            assert delete not in html.decode()
+            assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+
+    for name in ORPHANS:
+        delete = reverse("admin:firefly_admin_task_delete", args=[rows[name].pk])
+        assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert set(TaskModel.objects.values_list("pk", flat=True)) == {rows[name].pk for name in HELD}
 
 
 def test_actions_never_run_on_a_get(admin_client):

@@ -193,7 +193,7 @@ def result_text(task: TaskModel) -> str:
 def _result_text(task: TaskModel) -> str:
     if task.serializer == "pickle":
         return mask_text(task.returned_preview)
-    return _pretty(mask_value(readable(_decode(task, task.returned_data or ""))))
+    return _pretty(mask_value(_decode(task, task.returned_data or "")))
 
 
 def _decode(task: TaskModel, text: str) -> Any:

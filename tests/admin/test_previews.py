@@ -16,6 +16,7 @@ from firefly_admin.previews import (
     readable,
     result_text,
 )
+from firefly_tasks import serialization
 from firefly_tasks.models import TaskModel
 from tests.admin import tasks as admin_tasks
 
@@ -175,6 +176,13 @@ def test_deep_values_that_json_can_parse_never_raise(depth):
 
     for text in (params_text(task), result_text(task)):
         assert text.startswith((f"{UNDECODABLE}: nested too deeply", "{", "["))
+
+
+def test_a_result_that_holds_the_tag_key_itself_is_unwrapped_once():
+    value = {"__firefly__": "tuple", "v": 5}
+    task = TaskModel(func_name="x.y", returned_data=serialization.dumps(value, "json"))
+
+    assert json.loads(result_text(task)) == value
 
 
 def test_results_are_masked_and_pretty_printed():

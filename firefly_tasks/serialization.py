@@ -191,7 +191,7 @@ def parse_json(text: str) -> Any:
     try:
         return json.loads(text)
     except (ValueError, TypeError, RecursionError) as exc:
-        raise SerializationError(f"Stored json payload is not JSON: {exc}") from exc
+        raise SerializationError(f"Stored json payload cannot be decoded: {exc}") from exc
 
 
 # json.dumps() with options builds an encoder at each call. ensure_ascii (the default) keeps

@@ -264,12 +264,12 @@ def run_commands(project: Path, lines: list[str]) -> None:
 
 
 def run_until_stopped(project: Path, lines: list[str]) -> None:
-    """Start consumers that run until stopped; once each has registered its worker, stop them
-    with SIGTERM, as Ctrl-C or a process manager would: each must exit 0."""
+    """Start consumers that run until stopped; once each has registered its worker and handles
+    SIGTERM, stop them with it, as Ctrl-C or a process manager would: each must exit 0."""
     database = project / "db.sqlite3"
-    query = "SELECT count(*) FROM firefly_tasks_workermodel WHERE state = 'running'"
+    query = "SELECT pid FROM firefly_tasks_workermodel WHERE state = 'running'"
     with sqlite3.connect(database) as connection:
-        before = connection.execute(query).fetchone()[0]
+        before = {pid for (pid,) in connection.execute(query)}
     connection.close()
     processes = {
         line: subprocess.Popen(
@@ -286,7 +286,9 @@ def run_until_stopped(project: Path, lines: list[str]) -> None:
     try:
         deadline = time.monotonic() + 60
         with sqlite3.connect(database) as connection:
-            while connection.execute(query).fetchone()[0] < before + len(lines):
+            while len(
+                {pid for (pid,) in connection.execute(query) if _handles_sigterm(pid)} - before
+            ) < len(lines):
                 for line, process in processes.items():
                     assert process.poll() is None, f"{line} exited:\n{process.communicate()[0]}"
                 assert time.monotonic() < deadline, f"{lines}: not every worker started in 60 s"
@@ -302,6 +304,17 @@ def run_until_stopped(project: Path, lines: list[str]) -> None:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.communicate(timeout=10)
+
+
+def _handles_sigterm(pid: int) -> bool:
+    """Whether the process has its SIGTERM handler: a worker registers itself a moment before
+    it installs it, and a SIGTERM in between would end it at once."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.MULTILINE)[1], 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
 
 
 def test_every_block_is_runnable_or_says_why_not():

@@ -254,7 +254,8 @@ def test_ctrl_c_stops_the_demo_whose_output_is_piped_through_tee(demo_env, tmp_p
     try:
         deadline = time.monotonic() + 120
         text = ""
-        while "worker started" not in text or "Starting development server" not in text:
+        # "Starting development server at" on Django 5.2, "Starting WSGI ..." on 6.
+        while "worker started" not in text or "development server at" not in text:
             assert shell.poll() is None and time.monotonic() < deadline, text
             time.sleep(0.1)
             text = log.read_text() if log.exists() else ""

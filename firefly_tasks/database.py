@@ -51,6 +51,37 @@ def is_connection_error(exc: BaseException) -> bool:
     return connection.connection is None or not connection.is_usable()
 
 
+# PostgreSQL's lock_not_available; MySQL/MariaDB's lock wait timeout.
+_PG_LOCK_TIMEOUT_STATE = "55P03"
+_MYSQL_LOCK_TIMEOUT_CODE = 1205
+
+
+def limit_lock_wait(seconds: float) -> None:
+    """Make the rest of this transaction wait at most ``seconds`` for a row lock.
+
+    A rescue must not hang behind the open transaction of a consumer that is frozen (paused,
+    or cut off with its transaction still open on the server): it gives up and tries again
+    at its next turn. On MySQL/MariaDB the setting holds for the session, so call it only on
+    a connection that does nothing else. SQLite has one lock and its own ``timeout``.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{seconds * 1000:.0f}"])
+    elif connection.vendor == "mysql":
+        with connection.cursor() as cursor:
+            # Whole seconds, at least one: the server's smallest wait.
+            cursor.execute("SET SESSION innodb_lock_wait_timeout = %s", [max(1, round(seconds))])
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` is a wait for a row lock that :func:`limit_lock_wait` cut short."""
+    cause = exc.__cause__
+    if getattr(cause, "sqlstate", None) == _PG_LOCK_TIMEOUT_STATE:
+        return True
+    code = cause.args[0] if cause is not None and cause.args else None
+    return code == _MYSQL_LOCK_TIMEOUT_CODE
+
+
 def check_connection() -> None:
     """Between tasks: close this thread's connection if a task left it broken, or if it has
     outlived ``CONN_MAX_AGE``, as Django does between requests; the next query reconnects.

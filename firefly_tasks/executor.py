@@ -74,10 +74,12 @@ def execute(row: TaskModel, worker: WorkerModel | None = None) -> str:
                 _record_completion(row, worker, result)
     except Fenced:
         logger.warning(
-            "task fenced id=%s name=%s attempt=%s: a newer attempt owns it, writes rolled back",
+            "task fenced id=%s name=%s attempt=%s: a newer attempt owns it, %s",
             row.pk,
             row.func_name,
             row.attempt,
+            # atomic=False: its writes committed as it made them (at-least-once).
+            "writes rolled back" if task.atomic else "its writes (atomic=False) were kept",
         )
         return "fenced"
     except Exception as exc:

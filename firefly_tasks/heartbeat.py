@@ -86,7 +86,8 @@ class Heartbeat(threading.Thread):
             if not self.beat():
                 self._grace_until = time.monotonic() + settings.WORKER_TIMEOUT
             if time.monotonic() >= self._grace_until:
-                mark_dead_workers()
+                # Never held up by a frozen consumer's locks for longer than a beat.
+                mark_dead_workers(lock_wait=settings.HEARTBEAT_INTERVAL)
                 recover_orphans()
         except Error as exc:
             logger.warning("heartbeat failed, will retry error=%s", exc)

@@ -9,12 +9,17 @@ import datetime
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from firefly_tasks.conf import settings
-from firefly_tasks.database import DatabaseNow, database_time_ago
+from firefly_tasks.database import (
+    DatabaseNow,
+    database_time_ago,
+    is_lock_timeout,
+    limit_lock_wait,
+)
 from firefly_tasks.models import (
     AttemptOutcome,
     Isolation,
@@ -30,25 +35,41 @@ logger = logging.getLogger("firefly_tasks")
 LIVE_STATES = (WorkerState.RUNNING, WorkerState.STOPPING)
 
 
-def mark_dead_workers(timeout: float | None = None) -> dict[int, int]:
+def mark_dead_workers(
+    timeout: float | None = None, *, lock_wait: float | None = None
+) -> dict[int, int]:
     """Mark workers silent for longer than ``timeout`` as dead and recover their tasks.
 
     The guarded update of the worker row decides who recovers it, so when several consumers
-    run this at once each dead worker is recovered exactly once. Returns
-    ``{worker id: tasks recovered}`` for the workers this call recovered.
+    run this at once each dead worker is recovered exactly once. With ``lock_wait``, a worker
+    whose rows stay locked that long (its process froze inside a transaction) is left for a
+    later call instead of blocking this one. Returns ``{worker id: tasks recovered}`` for the
+    workers this call recovered.
     """
     limit = database_time_ago(settings.WORKER_TIMEOUT if timeout is None else timeout)
     stale = WorkerModel.objects.filter(state__in=LIVE_STATES, last_heartbeat__lt=limit)
     recovered: dict[int, int] = {}
     for worker in stale.only("pk", "name"):
-        with transaction.atomic():
-            won = stale.filter(pk=worker.pk).update(state=WorkerState.DEAD, stopped=DatabaseNow())
-            if not won:
-                continue
-            running = TaskModel.objects.filter(worker_id=worker.pk, status=TaskStatus.RUNNING)
-            recovered[worker.pk] = sum(
-                end_unfinished_attempt(row, worker, AttemptOutcome.LOST) for row in running
-            )
+        try:
+            with transaction.atomic():
+                if lock_wait is not None:
+                    limit_lock_wait(lock_wait)
+                won = stale.filter(pk=worker.pk).update(
+                    state=WorkerState.DEAD, stopped=DatabaseNow()
+                )
+                if not won:
+                    continue
+                running = TaskModel.objects.filter(worker_id=worker.pk, status=TaskStatus.RUNNING)
+                recovered[worker.pk] = sum(
+                    end_unfinished_attempt(row, worker, AttemptOutcome.LOST) for row in running
+                )
+        except OperationalError as exc:
+            if not is_lock_timeout(exc):
+                raise
+            # A frozen transaction of that worker still holds one of its rows: nothing of
+            # this recovery committed; the next heartbeat tries again.
+            logger.warning("worker recovery deferred, a task row is locked id=%s", worker.pk)
+            continue
         logger.warning(
             "worker dead name=%s id=%s tasks_recovered=%s",
             worker.name,

@@ -222,9 +222,15 @@ class BatchRunner:
             return False
         return time.monotonic() - liveness.proved_at < self._fresh_for
 
-    def _still_held(self, rows: list[TaskModel]) -> tuple[list[TaskModel], list[TaskModel]]:
+    def _still_held(
+        self, rows: list[TaskModel], *, rest_of_batch: bool = True
+    ) -> tuple[list[TaskModel], list[TaskModel]]:
         """Beat, then split ``rows`` into those this worker still holds and those it lost,
-        in one query (the heartbeat first, so that none can be lost after the check)."""
+        in one query (the heartbeat first, so that none can be lost after the check).
+
+        Only a check of the whole rest of the batch (``rest_of_batch``) clears the worker's
+        revivals for it: after a check of some rows, the others are checked before they run.
+        """
         assert self.liveness is not None and self.worker is not None
         revivals = self.liveness.revivals
         self.liveness.beat(self.worker.pk)
@@ -241,7 +247,8 @@ class BatchRunner:
             logger.warning(
                 "tasks taken over while this worker was silent, not run count=%s", len(gone)
             )
-        self._revivals = revivals
+        if rest_of_batch:
+            self._revivals = revivals
         return kept, gone
 
     def _run_isolated(self, row: TaskModel) -> str:
@@ -249,7 +256,7 @@ class BatchRunner:
         first: a crash now is charged to it (see ``Isolation``)."""
         self._last_was_slow = False
         with self.lock.alone():
-            if not self._holds_tasks() and not self._still_held([row])[0]:
+            if not self._holds_tasks() and not self._still_held([row], rest_of_batch=False)[0]:
                 return "fenced"
             started = TaskModel.objects.filter(
                 pk=row.pk, status=TaskStatus.RUNNING, attempt=row.attempt
@@ -324,8 +331,13 @@ class BatchRunner:
         except _GroupFenced:
             # Some row is no longer ours: nothing of the group committed. Run each task alone,
             # where fencing is decided row by row.
-            logger.info("group rolled back: a task moved on; running %s alone", len(group))
-            return [self._run_alone(row) for row in rows[: len(group)]]
+            ran = rows[: len(group)]
+            if self.liveness is None:
+                held = set(ran)
+            else:
+                held = set(self._still_held(ran, rest_of_batch=False)[0])
+            logger.info("group rolled back: a task moved on; running %s alone", len(held))
+            return [self._run_alone(row) if row in held else "fenced" for row in ran]
         except DatabaseError as exc:
             if is_connection_error(exc):
                 raise ConnectionLost(str(exc)) from exc

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,11 +53,14 @@ class Consumer:
             PYTHONUNBUFFERED="1",
         )
         self.args = args
+        # A file, not a pipe: a consumer that logs more than a pipe holds while nobody reads
+        # would block on its next log line.
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed when the test ends
         self.process = subprocess.Popen(
             [sys.executable, "-m", "django", "consume_tasks", *args],
             cwd=ROOT,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=self.log,
             stderr=subprocess.STDOUT,
             text=True,
         )
@@ -73,10 +77,11 @@ class Consumer:
             raise AssertionError(f"consumer {self.args} still running after {timeout}s") from None
 
     def output(self) -> str:
+        """What the consumer printed, once it has exited ("" while it runs)."""
         if self.process.poll() is None:
             return ""
-        assert self.process.stdout is not None
-        return self.process.stdout.read()
+        self.log.seek(0)
+        return self.log.read()
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
@@ -102,8 +107,7 @@ def start_consumer(transactional_db: None) -> Iterator[Callable[..., Consumer]]:
         if consumer.process.poll() is None:
             consumer.signal(signal.SIGKILL)
         consumer.process.wait(10)
-        if consumer.process.stdout is not None:
-            consumer.process.stdout.close()
+        consumer.log.close()
 
 
 _figures: list[str] = []

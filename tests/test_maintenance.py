@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import threading
 
+import pytest
+from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -205,10 +208,48 @@ def test_running_rows_without_a_live_worker_are_recovered(db):
 
 
 def test_running_rows_of_live_workers_and_fresh_claims_are_not_orphans(db):
-    (held,) = run_on(worker(name="alive"))
+    run_on(worker(name="alive"))
     (inline,) = run_on(worker(name="inline"))
     # Run inline (FIREFLY_RUN_IMMEDIATELY) has no worker: recent, so left alone.
     TaskModel.objects.filter(pk=inline.pk).update(worker=None)
 
     assert recover_orphans(timeout=30) == 0
     assert TaskModel.objects.filter(status=TaskStatus.RUNNING).count() == 2
+
+
+@pytest.mark.skipif(
+    connection.vendor == "sqlite", reason="SQLite locks the whole database, with its own timeout"
+)
+def test_a_dead_workers_row_locked_by_a_frozen_transaction_defers_its_recovery(transactional_db):
+    dead = worker(silent_for=60)
+    (row,) = run_on(dead)
+    locked, release = threading.Event(), threading.Event()
+
+    def frozen_consumer() -> None:
+        """Holds the task's row in an open transaction, as a consumer paused between its
+        completion and its commit does."""
+        try:
+            with transaction.atomic():
+                TaskModel.objects.filter(pk=row.pk).update(error="writing its completion")
+                locked.set()
+                release.wait(30)
+                raise RuntimeError("rolled back")  # it never commits
+        except RuntimeError:
+            pass
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=frozen_consumer)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        # Gives up on the locked row instead of blocking the heartbeat; nothing committed.
+        assert mark_dead_workers(timeout=30, lock_wait=0.2) == {}
+        dead.refresh_from_db()
+        assert dead.state == WorkerState.RUNNING
+    finally:
+        release.set()
+        holder.join(30)
+    assert mark_dead_workers(timeout=30, lock_wait=0.2) == {dead.pk: 1}  # the next turn
+    row.refresh_from_db()
+    assert row.status == TaskStatus.CREATED

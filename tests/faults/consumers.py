@@ -35,6 +35,7 @@ class Consumer:
     # When the campaign held it with SIGSTOP: (stopped at, continued at), time.time().
     paused: tuple[float, float] | None = None
     returncode: int | None = None
+    killed_at: float = 0.0  # time.time() of the campaign's kill -9
 
     @property
     def pid(self) -> int:
@@ -90,7 +91,12 @@ class ConsumerPool:
             )
         consumer = Consumer(process, log)
         self.consumers.append(consumer)
+        self.journal(f"started {consumer.pid} ({log.name})")
         return consumer
+
+    def journal(self, event: str) -> None:
+        with (self.logs / "campaign.journal").open("a") as journal:
+            journal.write(f"{time.time():.3f} {event}\n")
 
     def supervise(self) -> None:
         """Note the consumers that ended on their own and start their replacements."""
@@ -100,6 +106,7 @@ class ConsumerPool:
             consumer.returncode = consumer.process.returncode
             killed = consumer.returncode == -signal.SIGKILL
             consumer.fate = "crashed" if killed else "exited"
+            self.journal(f"{consumer.fate} {consumer.pid} returncode={consumer.returncode}")
         while len(self.alive()) < self.size:
             self.start()
 
@@ -107,6 +114,7 @@ class ConsumerPool:
         if not consumer.alive:  # one of its tasks was quicker
             return
         consumer.fate = "killed"
+        consumer.killed_at = time.time()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(consumer.pid, signal.SIGKILL)
         consumer.returncode = consumer.process.wait(EXIT_TIMEOUT)

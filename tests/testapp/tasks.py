@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 
@@ -205,3 +206,38 @@ def wait_then_note(text: str) -> str:
         raise TimeoutError("never released")
     Note.objects.create(text=text)
     return text
+
+
+@task()
+def record_execution_atomic() -> None:
+    """As record_execution, but its write commits with its completion (a group's, if fast)."""
+    row = current_task()
+    assert row is not None
+    Execution.objects.create(task_id=row.pk, pid=os.getpid(), attempt=row.attempt)
+
+
+@task(atomic=False)
+def kill_own_consumer() -> None:
+    """Takes its consumer down as a segfault or the OOM killer would, every time it runs."""
+    row = current_task()
+    assert row is not None
+    Execution.objects.create(task_id=row.pk, pid=os.getpid(), attempt=row.attempt)
+    os.kill(os.getpid(), 9)
+
+
+@task()
+def record_run(stop: bool = False) -> None:
+    """Atomic and fast; logs each run to ``FIREFLY_TEST_RUN_LOG``, outside its transaction.
+
+    With ``stop``, its first attempt pauses its own consumer (SIGSTOP) in the middle of its
+    batch, as a host under memory pressure or a debugger would.
+    """
+    row = current_task()
+    assert row is not None
+    with open(os.environ["FIREFLY_TEST_RUN_LOG"], "a") as log:
+        log.write(f"{row.pk} {os.getpid()} {row.attempt}\n")
+    Execution.objects.create(task_id=row.pk, pid=os.getpid(), attempt=row.attempt)
+    if stop and row.attempt == 1:
+        # At this thread, so that it stops before its next instruction: sent to the process,
+        # another thread may take the signal while this one goes on to its completion.
+        signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)

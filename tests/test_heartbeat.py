@@ -1,0 +1,144 @@
+"""A consumer's heartbeat and liveness: ``firefly_tasks.heartbeat``."""
+
+from __future__ import annotations
+
+import datetime
+import signal
+
+import pytest
+from django.db import connection
+from django.db.models import Count
+from django.test import override_settings
+from django.utils import timezone
+
+from firefly_tasks.claim import claim_tasks
+from firefly_tasks.heartbeat import Heartbeat
+from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel, WorkerState
+from firefly_tasks.worker import Worker
+from tests.conftest import wait_until
+from tests.testapp import tasks
+from tests.testapp.models import Execution
+
+FAST = {"FIREFLY_HEARTBEAT_INTERVAL": 0.2, "FIREFLY_WORKER_TIMEOUT": 1.0}
+
+
+def _break_own_connection() -> None:
+    """End this connection's session on the server, as a database restart would."""
+    with pytest.raises(Exception), connection.cursor() as cursor:  # noqa: B017
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        else:
+            cursor.execute("KILL CONNECTION_ID()")
+        cursor.fetchall()
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="an SQLite connection cannot be cut off")
+@override_settings(FIREFLY_WORKER_TIMEOUT=30.0)
+def test_a_worker_back_from_an_outage_declares_no_one_dead_for_one_timeout(transactional_db):
+    worker = Worker(["default"], name="back-from-outage")
+    worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
+    # Another consumer, cut off by the same outage, has not reported in yet.
+    other = WorkerModel.objects.create(
+        name="other",
+        hostname="h",
+        pid=2,
+        last_heartbeat=timezone.now() - datetime.timedelta(seconds=60),
+    )
+    heartbeat = Heartbeat(worker)
+
+    _break_own_connection()
+    heartbeat.tick()  # fails: the database is "down"
+    heartbeat.tick()  # back: beats, but declares no one dead yet
+
+    other.refresh_from_db()
+    assert other.state == WorkerState.RUNNING
+    worker.row.refresh_from_db()
+    assert worker.row.last_heartbeat > other.last_heartbeat  # the second tick did beat
+
+    with override_settings(FIREFLY_WORKER_TIMEOUT=0.2):
+        heartbeat._grace_until = 0.0  # the timeout has passed: dead workers are dead
+        heartbeat.tick()
+    other.refresh_from_db()
+    assert other.state == WorkerState.DEAD
+
+
+@override_settings(**FAST)
+def test_a_worker_that_was_declared_dead_drops_the_tasks_taken_from_it(transactional_db):
+    worker = Worker(["default"], name="paused")
+    worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
+    tasks.record_execution.schedule_many([()] * 3)
+    claimed = claim_tasks(["default"], 3, worker.row.pk)
+    revivals = worker.liveness.revivals
+    # Paused past the timeout: another consumer declared it dead and recovered its tasks.
+    WorkerModel.objects.filter(pk=worker.row.pk).update(
+        last_heartbeat=timezone.now() - datetime.timedelta(seconds=60)
+    )
+    from firefly_tasks.maintenance import mark_dead_workers
+
+    assert mark_dead_workers() == {worker.row.pk: 3}
+    Heartbeat(worker).tick()  # continued: its heartbeat finds it dead and revives it
+    assert worker.liveness.revivals == revivals + 1
+
+    from firefly_tasks.runner import BatchRunner
+
+    runner = BatchRunner(worker.row, worker.stopping, liveness=worker.liveness)
+    outcomes, not_run = runner.run(claimed, revivals)
+
+    assert outcomes == []
+    assert not_run == claimed
+    assert not Execution.objects.exists()
+    assert set(TaskModel.objects.values_list("status", flat=True)) == {TaskStatus.CREATED}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    connection.vendor == "sqlite",
+    reason="a paused SQLite consumer holds the database's one write lock: nobody can rescue",
+)
+def test_a_consumer_paused_past_the_timeout_runs_none_of_the_batch_taken_from_it(
+    start_consumer, figure, tmp_path, monkeypatch
+):
+    log = tmp_path / "runs.log"
+    log.touch()
+    monkeypatch.setenv("FIREFLY_TEST_RUN_LOG", str(log))
+    rounds, per_side = 3, 300
+    taken_over = 0
+    for round_number in range(rounds):
+        # Fast tasks, so that the paused one sits in a group with unstarted tasks after it.
+        before = tasks.record_run.schedule_many([()] * per_side)
+        (stopper,) = tasks.record_run.schedule_many([((True,), {})])
+        after = tasks.record_run.schedule_many([()] * per_side)
+        ids = [row.pk for row in [*before, stopper, *after]]
+        paused = start_consumer(**FAST)
+        line = f"{stopper.pk} {paused.pid} 1\n"
+        wait_until(lambda line=line: line in log.read_text(), timeout=60)
+        paused_row = WorkerModel.objects.get(pid=paused.pid)
+        rescuer = start_consumer(**FAST)
+        done = TaskModel.objects.filter(pk__in=ids, status=TaskStatus.COMPLETED)
+        total = len(ids)
+        wait_until(lambda done=done, total=total: done.count() == total, timeout=120)
+        paused_row.refresh_from_db()
+        assert paused_row.state == WorkerState.DEAD
+        resumed_at = len(log.read_text())
+        paused.signal(signal.SIGCONT)
+        wait_until(
+            lambda pk=paused_row.pk: WorkerModel.objects.get(pk=pk).state == WorkerState.RUNNING,
+            timeout=30,
+        )
+        paused.signal(signal.SIGTERM)
+        rescuer.signal(signal.SIGTERM)
+        assert paused.wait() == 0
+        assert rescuer.wait() == 0
+
+        # Back from its pause, it ran nothing of what it held.
+        since = log.read_text()[resumed_at:].splitlines()
+        assert [line for line in since if line.split()[1] == str(paused.pid)] == []
+        runs = dict(
+            Execution.objects.filter(task_id__in=ids)
+            .values_list("task_id")
+            .annotate(n=Count("id"))
+            .values_list("task_id", "n")
+        )
+        assert runs == dict.fromkeys(ids, 1), f"round {round_number}"  # committed once each
+        taken_over += TaskModel.objects.filter(pk__in=ids, attempt__gt=1).count()
+    figure(rounds=rounds, tasks_per_round=len(ids), taken_over_from_paused=taken_over)

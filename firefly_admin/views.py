@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.contrib import messages
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -33,7 +33,20 @@ from firefly_tasks.exceptions import InvalidTaskError
 from firefly_tasks.models import TaskModel
 
 if TYPE_CHECKING:
-    from firefly_admin.admin import TaskAdmin
+    from django.contrib.admin import AdminSite
+    from django.db.models.options import Options
+
+
+class TaskAdmin(Protocol):
+    """What these views use of the tasks' ``ModelAdmin`` (``firefly_admin.admin.TaskAdmin``)."""
+
+    admin_site: AdminSite
+    opts: Options[TaskModel]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool: ...
+
+    def has_pause_permission(self, request: HttpRequest) -> bool: ...
+
 
 logger = logging.getLogger("firefly_admin")
 

@@ -34,10 +34,11 @@ from django.utils import timezone
 from firefly_tasks import serialization
 from firefly_tasks import signals as firefly_signals
 from firefly_tasks.conf import settings
-from firefly_tasks.decorators import QUEUE_NAME_MAX_LENGTH, resolve_eta
+from firefly_tasks.context import current_task
 from firefly_tasks.exceptions import FireflyError, UnknownTaskError
-from firefly_tasks.executor import current_task
 from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.modules import may_import
+from firefly_tasks.options import QUEUE_NAME_MAX_LENGTH, resolve_eta
 
 logger = logging.getLogger("firefly_tasks")
 
@@ -423,7 +424,6 @@ def find_framework_task(path: str) -> Any | None:
     Only modules already imported, of installed apps, or in ``FIREFLY_TASK_MODULES`` are
     imported, as for Firefly's own tasks; and only a ``Task`` instance is ever returned.
     """
-    from firefly_tasks.registry import may_import
 
     parts = path.split(".")
     for end in range(len(parts) - 1, 0, -1):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextvars
 import datetime
+import enum
 import logging
 import time
 import traceback
@@ -17,23 +17,29 @@ from django.utils import timezone
 from firefly_tasks import serialization, signals
 from firefly_tasks.completion import Completion, write_completions
 from firefly_tasks.conf import settings
+from firefly_tasks.context import current_task as current_task  # re-exported: public API
+from firefly_tasks.context import current_task_var
 from firefly_tasks.database import atomic_from_first_query, is_connection_error
 from firefly_tasks.models import AttemptOutcome, Isolation, TaskAttempt, TaskModel, TaskStatus
 
 if TYPE_CHECKING:
-    from firefly_tasks.decorators import Task
     from firefly_tasks.models import WorkerModel
+    from firefly_tasks.registry import RegisteredTask
 
 logger = logging.getLogger("firefly_tasks")
 
-current_task_var: contextvars.ContextVar[TaskModel | None] = contextvars.ContextVar(
-    "firefly_current_task", default=None
-)
 
+class RunOutcome(enum.StrEnum):
+    """What running a claimed task came to (the attempt's outcome is recorded apart)."""
 
-def current_task() -> TaskModel | None:
-    """The row of the task running in this thread (or coroutine), if any."""
-    return current_task_var.get()
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRY = "retry"  # failed, and will run again
+    FENCED = "fenced"  # the row moved on to a newer attempt: nothing was written
+
+    @property
+    def is_failure(self) -> bool:
+        return self in (RunOutcome.FAILED, RunOutcome.RETRY)
 
 
 class Fenced(Exception):
@@ -45,12 +51,8 @@ class ConnectionLost(Exception):
     infrastructure did. The consumer reconnects and returns the task to the queue."""
 
 
-def execute(row: TaskModel, worker: WorkerModel | None = None) -> str:
-    """Run a task a claim has marked ``running``; return the attempt's outcome.
-
-    The outcome is ``completed``, ``failed``, ``retry`` (failed, will run again) or ``fenced``
-    (the row moved on to a newer attempt while this one ran; nothing was written).
-    """
+def execute(row: TaskModel, worker: WorkerModel | None = None) -> RunOutcome:
+    """Run a task a claim has marked ``running``; return what it came to."""
     from firefly_tasks.registry import registry
 
     try:
@@ -81,7 +83,7 @@ def execute(row: TaskModel, worker: WorkerModel | None = None) -> str:
             # atomic=False: its writes committed as it made them (at-least-once).
             "writes rolled back" if task.atomic else "its writes (atomic=False) were kept",
         )
-        return "fenced"
+        return RunOutcome.FENCED
     except Exception as exc:
         if is_connection_error(exc):
             raise ConnectionLost(str(exc)) from exc
@@ -96,10 +98,10 @@ def execute(row: TaskModel, worker: WorkerModel | None = None) -> str:
         time.monotonic() - began,
     )
     signals.send(signals.task_completed, task=row, result=result)
-    return "completed"
+    return RunOutcome.COMPLETED
 
 
-def call(task: Task, args: list[Any], kwargs: dict[str, Any], row: TaskModel) -> Any:
+def call(task: RegisteredTask, args: list[Any], kwargs: dict[str, Any], row: TaskModel) -> Any:
     """Call the task's function; its own running time is kept in ``row.run_seconds``."""
     began = time.monotonic()
     try:
@@ -125,7 +127,7 @@ def _record_completion(row: TaskModel, worker: WorkerModel | None, result: Any) 
 
 def _record_failure(
     row: TaskModel, worker: WorkerModel | None, exc: BaseException, *, retry: bool
-) -> str:
+) -> RunOutcome:
     with transaction.atomic():
         outcome = write_failure(row, worker, exc, retry=retry)
     announce_failure(row, exc, outcome)
@@ -145,7 +147,7 @@ def describe_error(exc: BaseException) -> str:
 
 def write_failure(
     row: TaskModel, worker: WorkerModel | None, exc: BaseException, *, retry: bool
-) -> str:
+) -> RunOutcome:
     """Record a failed attempt (inside the caller's transaction); return the outcome."""
     error = describe_error(exc)
     tb = "".join(traceback.format_exception(exc))
@@ -167,18 +169,18 @@ def write_failure(
             status=TaskStatus.FAILED, failed=now, error=error, traceback=tb
         )
     if not updated:
-        return "fenced"
+        return RunOutcome.FENCED
     attempt_row(row, worker, AttemptOutcome.FAILED, now, error=error, tb=tb).save(force_insert=True)
     row.error, row.traceback = error, tb
-    return "retry" if will_retry else "failed"
+    return RunOutcome.RETRY if will_retry else RunOutcome.FAILED
 
 
-def announce_failure(row: TaskModel, exc: BaseException, outcome: str) -> None:
+def announce_failure(row: TaskModel, exc: BaseException, outcome: RunOutcome) -> None:
     """Log and signal a failure once it has committed."""
-    if outcome == "fenced":
+    if outcome == RunOutcome.FENCED:
         logger.warning("task fenced id=%s attempt=%s: failure not recorded", row.pk, row.attempt)
         return
-    will_retry = outcome == "retry"
+    will_retry = outcome == RunOutcome.RETRY
     logger.error(
         "task failed id=%s name=%s attempt=%s will_retry=%s error=%s",
         row.pk,
@@ -221,7 +223,7 @@ def attempt_row(
     )
 
 
-def run_immediately(row: TaskModel) -> str:
+def run_immediately(row: TaskModel) -> RunOutcome:
     """Run a just-scheduled row inline (``FIREFLY_RUN_IMMEDIATELY``), recording its attempt."""
     now = timezone.now()
     TaskModel.objects.filter(pk=row.pk, status=TaskStatus.CREATED).update(

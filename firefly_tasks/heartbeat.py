@@ -1,8 +1,7 @@
 """A consumer's heartbeat: a thread with its own connection that reports the worker alive
 and, each time, rescues the tasks of workers that fell silent.
 
-It also keeps the worker's :class:`Liveness`, which the worker threads read before each task
-to know, without a query, whether the tasks they claimed may have been taken from them.
+It also keeps the worker's :class:`~firefly_tasks.liveness.Liveness` up to date.
 """
 
 from __future__ import annotations
@@ -10,53 +9,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from django.db import Error, connection
 
 from firefly_tasks.conf import settings
 from firefly_tasks.database import DatabaseNow
-from firefly_tasks.maintenance import LIVE_STATES, mark_dead_workers, recover_orphans
+from firefly_tasks.liveness import Liveness
+from firefly_tasks.maintenance import mark_dead_workers, recover_orphans
 from firefly_tasks.models import WorkerModel, WorkerState
-
-if TYPE_CHECKING:
-    from firefly_tasks.worker import Worker
 
 logger = logging.getLogger("firefly_tasks")
 
 
-class Liveness:
-    """When this worker last proved, in the database, that it was alive and still held its
-    tasks, on the monotonic clock.
+class HeartbeatOwner(Protocol):
+    """What a heartbeat reads of its consumer (:class:`~firefly_tasks.worker.Worker`)."""
 
-    Other consumers recover a worker's tasks once its heartbeat is ``FIREFLY_WORKER_TIMEOUT``
-    old by the database's clock. A heartbeat younger than the timeout less one interval
-    means no one can have done so yet; an older one (the process was paused, or the database
-    was unreachable) means the tasks must be checked before any starts. ``revivals`` counts
-    the times this worker found itself declared dead: tasks claimed before one may be gone.
-    """
-
-    def __init__(self) -> None:
-        self.proved_at = time.monotonic()
-        self.revivals = 0
-
-    def beat(self, worker_id: int, **fields: object) -> bool:
-        """Record a heartbeat (and ``fields``) if the worker is still live; False if it was
-        declared dead."""
-        began = time.monotonic()  # no later than the database's stamp of this beat
-        rows = WorkerModel.objects.filter(pk=worker_id, state__in=LIVE_STATES)
-        if not rows.update(last_heartbeat=DatabaseNow(), **fields):
-            return False
-        self.proved_at = began
-        return True
-
-    def is_fresh(self) -> bool:
-        margin = settings.WORKER_TIMEOUT - settings.HEARTBEAT_INTERVAL
-        return time.monotonic() - self.proved_at < margin
+    name: str
+    row: WorkerModel | None
+    processed: int
+    failed: int
+    stopping: threading.Event
+    liveness: Liveness
 
 
 class Heartbeat(threading.Thread):
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: HeartbeatOwner) -> None:
         super().__init__(name="firefly-heartbeat", daemon=True)
         self.worker = worker
         self._stop_event = threading.Event()

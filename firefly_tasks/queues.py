@@ -8,8 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from firefly_tasks.conf import settings
-from firefly_tasks.decorators import validate_queue
 from firefly_tasks.models import QueueModel
+from firefly_tasks.options import validate_queue
 from firefly_tasks.registry import registry
 
 

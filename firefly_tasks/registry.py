@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import import_module
-from typing import TYPE_CHECKING, cast
+from typing import Any, Protocol, cast
 
-from django.apps import apps
 from django.utils.module_loading import autodiscover_modules
 
 from firefly_tasks.conf import settings
 from firefly_tasks.exceptions import UnknownTaskError
+from firefly_tasks.modules import in_installed_app
 
-if TYPE_CHECKING:
-    from firefly_tasks.decorators import Task
+
+class RegisteredTask(Protocol):
+    """What the registry and the consumer use of a task: a
+    :class:`~firefly_tasks.decorators.Task`, or the adapter of a DEP 14 framework task."""
+
+    name: str
+    func: Callable[..., Any]
+    is_async: bool
+    atomic: bool
+    queue: str | None
+
+
+Task = RegisteredTask
 
 
 class TaskRegistry:
-    """Task name (``module.qualname``) to :class:`~firefly_tasks.decorators.Task`."""
+    """Task name (``module.qualname``) to its :class:`RegisteredTask`."""
 
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
@@ -88,7 +99,7 @@ class TaskRegistry:
         parts = name.split(".")
         for end in range(len(parts) - 1, 0, -1):
             module = ".".join(parts[:end])
-            if not _in_installed_app(module):
+            if not in_installed_app(module):
                 return False
             try:
                 import_module(module)
@@ -110,19 +121,6 @@ def _resolve_framework_task(name: str, backend: str | None) -> Task:
         ) from exc
     # The adapter has what the executor uses of a Task: func, is_async, atomic and name.
     return cast("Task", resolve_framework_task(name, backend))
-
-
-def may_import(module: str) -> bool:
-    """Whether a stored task name may import ``module``: a module of an installed app, or one
-    listed in ``FIREFLY_TASK_MODULES``."""
-    return _in_installed_app(module) or module in settings.TASK_MODULES
-
-
-def _in_installed_app(module: str) -> bool:
-    return any(
-        module == config.name or module.startswith(config.name + ".")
-        for config in apps.get_app_configs()
-    )
 
 
 registry = TaskRegistry()

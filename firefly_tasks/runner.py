@@ -32,14 +32,15 @@ from firefly_tasks.database import is_connection_error
 from firefly_tasks.decorators import Task
 from firefly_tasks.executor import (
     ConnectionLost,
+    RunOutcome,
     announce_failure,
     call,
     current_task_var,
     execute,
     write_failure,
 )
-from firefly_tasks.heartbeat import Liveness
 from firefly_tasks.isolation import IsolationLock
+from firefly_tasks.liveness import Liveness
 from firefly_tasks.models import Isolation, TaskModel, TaskStatus, WorkerModel
 from firefly_tasks.registry import registry
 
@@ -71,7 +72,7 @@ class _GroupFenced(Exception):
 @dataclass
 class _Group:
     done: list[Completion] = field(default_factory=list)
-    failed: list[tuple[TaskModel, BaseException, str]] = field(default_factory=list)
+    failed: list[tuple[TaskModel, BaseException, RunOutcome]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.done) + len(self.failed)
@@ -157,11 +158,12 @@ class BatchRunner:
 
     def run(
         self, rows: list[TaskModel], revivals: int | None = None
-    ) -> tuple[list[str], list[TaskModel]]:
+    ) -> tuple[list[RunOutcome], list[TaskModel]]:
         """Run ``rows`` in order; return the outcomes and the rows not run: handed back
         unstarted, or found to be no longer this worker's.
 
-        ``revivals`` is the worker's :attr:`Liveness.revivals` read before the claim.
+        ``revivals`` is the worker's :attr:`~firefly_tasks.liveness.Liveness.revivals`, read
+        before the claim.
         Raises :class:`BatchInterrupted` when the connection breaks.
         """
         # Settings are read once a batch: this is the hot path.
@@ -173,7 +175,7 @@ class BatchRunner:
         self._connection = connections[DEFAULT_DB_ALIAS]
         # timezone.now() reads USE_TZ at each call; this clock reads the same time zone.
         self._now = functools.partial(datetime.datetime.now, timezone.now().tzinfo)
-        outcomes: list[str] = []
+        outcomes: list[RunOutcome] = []
         not_run: list[TaskModel] = []
         index = 0
         while index < len(rows):
@@ -251,18 +253,18 @@ class BatchRunner:
             self._revivals = revivals
         return kept, gone
 
-    def _run_isolated(self, row: TaskModel) -> str:
+    def _run_isolated(self, row: TaskModel) -> RunOutcome:
         """Run a task recovered from a dead worker alone in this process, its start recorded
         first: a crash now is charged to it (see ``Isolation``)."""
         self._last_was_slow = False
         with self.lock.alone():
             if not self._holds_tasks() and not self._still_held([row], rest_of_batch=False)[0]:
-                return "fenced"
+                return RunOutcome.FENCED
             started = TaskModel.objects.filter(
                 pk=row.pk, status=TaskStatus.RUNNING, attempt=row.attempt
             ).update(isolation=Isolation.STARTED_ALONE)
             if not started:
-                return "fenced"
+                return RunOutcome.FENCED
             row.isolation = Isolation.STARTED_ALONE
             return self._run_alone(row)
 
@@ -302,7 +304,7 @@ class BatchRunner:
         mean = self.mean_duration
         self.mean_duration = seconds if mean is None else mean + SMOOTHING * (seconds - mean)
 
-    def _run_alone(self, row: TaskModel) -> str:
+    def _run_alone(self, row: TaskModel) -> RunOutcome:
         row.run_seconds = None
         began = time.monotonic()
         outcome = execute(row, self.worker)
@@ -312,7 +314,7 @@ class BatchRunner:
         self._last_was_slow = took > SLOW_TASK_SECONDS
         return outcome
 
-    def _run_group(self, rows: list[TaskModel]) -> list[str]:
+    def _run_group(self, rows: list[TaskModel]) -> list[RunOutcome]:
         """Run fast tasks in one transaction until the window closes; return their outcomes."""
         self._last_was_slow = False
         deadline = time.monotonic() + self._window
@@ -337,7 +339,7 @@ class BatchRunner:
             else:
                 held = set(self._still_held(ran, rest_of_batch=False)[0])
             logger.info("group rolled back: a task moved on; running %s alone", len(held))
-            return [self._run_alone(row) if row in held else "fenced" for row in ran]
+            return [self._run_alone(row) if row in held else RunOutcome.FENCED for row in ran]
         except DatabaseError as exc:
             if is_connection_error(exc):
                 raise ConnectionLost(str(exc)) from exc
@@ -347,7 +349,7 @@ class BatchRunner:
             return [self._run_alone(row) for row in rows[: len(group)]]
         for done in group.done:
             signals.send(signals.task_completed, task=done.row, result=done.result)
-        outcomes = ["completed"] * len(group.done)
+        outcomes = [RunOutcome.COMPLETED] * len(group.done)
         for row, error, outcome in group.failed:
             announce_failure(row, error, outcome)
             outcomes.append(outcome)

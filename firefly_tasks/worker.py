@@ -23,9 +23,10 @@ from django.utils import timezone
 from firefly_tasks.claim import claim_tasks
 from firefly_tasks.conf import settings
 from firefly_tasks.database import DatabaseNow, check_connection, is_connection_error
-from firefly_tasks.heartbeat import Heartbeat, Liveness
+from firefly_tasks.heartbeat import Heartbeat
 from firefly_tasks.isolation import IsolationLock
 from firefly_tasks.listener import Listener
+from firefly_tasks.liveness import Liveness
 from firefly_tasks.maintenance import (
     end_unfinished_attempt,
     release_lost_claim,
@@ -313,7 +314,7 @@ class Worker:
             # Count what finished, whether or not the batch was interrupted.
         with self._lock:
             self.processed += len(outcomes)
-            self.failed += sum(outcome in ("failed", "retry") for outcome in outcomes)
+            self.failed += sum(outcome.is_failure for outcome in outcomes)
         if handed_back:
             self.budget.give_back(len(handed_back))
             try:

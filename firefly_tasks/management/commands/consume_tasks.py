@@ -11,8 +11,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import autoreload
 
 from firefly_tasks.conf import settings
-from firefly_tasks.decorators import validate_queue
 from firefly_tasks.exceptions import InvalidTaskError
+from firefly_tasks.options import validate_queue
 from firefly_tasks.worker import Worker
 
 

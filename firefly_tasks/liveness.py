@@ -1,0 +1,44 @@
+"""When a consumer last proved, in the database, that it was alive and still held its tasks.
+
+The worker threads read it before each task to know, without a query, whether the tasks they
+claimed may have been taken from them; the heartbeat keeps it up to date.
+"""
+
+from __future__ import annotations
+
+import time
+
+from firefly_tasks.conf import settings
+from firefly_tasks.database import DatabaseNow
+from firefly_tasks.maintenance import LIVE_STATES
+from firefly_tasks.models import WorkerModel
+
+
+class Liveness:
+    """When this worker last proved, in the database, that it was alive and still held its
+    tasks, on the monotonic clock.
+
+    Other consumers recover a worker's tasks once its heartbeat is ``FIREFLY_WORKER_TIMEOUT``
+    old by the database's clock. A heartbeat younger than the timeout less one interval
+    means no one can have done so yet; an older one (the process was paused, or the database
+    was unreachable) means the tasks must be checked before any starts. ``revivals`` counts
+    the times this worker found itself declared dead: tasks claimed before one may be gone.
+    """
+
+    def __init__(self) -> None:
+        self.proved_at = time.monotonic()
+        self.revivals = 0
+
+    def beat(self, worker_id: int, **fields: object) -> bool:
+        """Record a heartbeat (and ``fields``) if the worker is still live; False if it was
+        declared dead."""
+        began = time.monotonic()  # no later than the database's stamp of this beat
+        rows = WorkerModel.objects.filter(pk=worker_id, state__in=LIVE_STATES)
+        if not rows.update(last_heartbeat=DatabaseNow(), **fields):
+            return False
+        self.proved_at = began
+        return True
+
+    def is_fresh(self) -> bool:
+        margin = settings.WORKER_TIMEOUT - settings.HEARTBEAT_INTERVAL
+        return time.monotonic() - self.proved_at < margin

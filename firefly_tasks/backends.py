@@ -35,10 +35,10 @@ from firefly_tasks import serialization
 from firefly_tasks import signals as firefly_signals
 from firefly_tasks.conf import settings
 from firefly_tasks.context import current_task
-from firefly_tasks.exceptions import FireflyError, UnknownTaskError
+from firefly_tasks.exceptions import FireflyError, InvalidTaskError, UnknownTaskError
 from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskModel, TaskStatus, WorkerModel
 from firefly_tasks.modules import may_import
-from firefly_tasks.options import QUEUE_NAME_MAX_LENGTH, resolve_eta
+from firefly_tasks.options import QUEUE_NAME_MAX_LENGTH, resolve_eta, validate_queue
 
 logger = logging.getLogger("firefly_tasks")
 
@@ -188,15 +188,10 @@ class FireflyBackend(BaseTaskBackend):
             super().validate_task(_with_fields(task, run_after=None))
         else:
             super().validate_task(task)
-        queue = task.queue_name
-        if not isinstance(queue, str) or not queue or len(queue) > QUEUE_NAME_MAX_LENGTH:
-            raise InvalidTask(
-                f"queue_name must be a non-empty string of at most {QUEUE_NAME_MAX_LENGTH} "
-                f"characters, not {queue!r}."
-            )
-        allowed = settings.QUEUES
-        if allowed is not None and queue not in allowed:
-            raise InvalidTask(f"Queue {queue!r} is not in FIREFLY_QUEUES ({', '.join(allowed)}).")
+        try:
+            validate_queue(task.queue_name, "queue_name")
+        except InvalidTaskError as exc:
+            raise InvalidTask(str(exc)) from exc
         if len(task.module_path) > _FUNC_NAME_MAX_LENGTH:
             raise InvalidTask(
                 f"The task's path is longer than {_FUNC_NAME_MAX_LENGTH} characters: "

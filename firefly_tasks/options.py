@@ -26,10 +26,12 @@ def validate_priority(priority: object) -> int:
     return priority
 
 
-def validate_queue(queue: object) -> str:
+def validate_queue(queue: object, what: str = "queue") -> str:
+    """``queue`` if it is a valid queue name (and in ``FIREFLY_QUEUES`` when that is set);
+    ``what`` names the option in the error."""
     if not isinstance(queue, str) or not queue or len(queue) > QUEUE_NAME_MAX_LENGTH:
         raise InvalidTaskError(
-            f"queue must be a non-empty string of at most {QUEUE_NAME_MAX_LENGTH} characters, "
+            f"{what} must be a non-empty string of at most {QUEUE_NAME_MAX_LENGTH} characters, "
             f"not {queue!r}."
         )
     allowed = settings.QUEUES

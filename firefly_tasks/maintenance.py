@@ -91,8 +91,9 @@ def recover_orphans(timeout: float | None = None) -> int:
         Q(worker_id__isnull=True) | ~Q(worker_id__in=live)
     )
     recovered = 0
-    for row in orphans:
-        if end_unfinished_attempt(row, None, AttemptOutcome.LOST, orphan=True):
+    # The attempt names the worker that held the row, where it still exists.
+    for row in orphans.select_related("worker"):
+        if end_unfinished_attempt(row, row.worker, AttemptOutcome.LOST, orphan=True):
             recovered += 1
     if recovered:
         logger.warning("orphaned running tasks recovered count=%s", recovered)

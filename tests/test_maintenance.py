@@ -199,11 +199,15 @@ def test_running_rows_without_a_live_worker_are_recovered(db):
 
     assert recover_orphans(timeout=30) == 3
 
+    holders = []
     for row in orphans:
         row.refresh_from_db()
         assert (row.status, row.worker_id, row.lost_attempts) == (TaskStatus.CREATED, None, 0)
         (attempt,) = row.attempts.all()
         assert attempt.outcome == "released"
+        holders.append(attempt.worker_id)
+    # The attempt names the worker that held the row, where that worker still exists.
+    assert holders == [None, stopped.pk, None]
     assert claim_tasks(["default"], 10) != []  # runnable again
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-from firefly_tasks.conf import settings
 from firefly_tasks.database import DatabaseNow
 from firefly_tasks.maintenance import LIVE_STATES
 from firefly_tasks.models import WorkerModel
@@ -38,7 +37,3 @@ class Liveness:
             return False
         self.proved_at = began
         return True
-
-    def is_fresh(self) -> bool:
-        margin = settings.WORKER_TIMEOUT - settings.HEARTBEAT_INTERVAL
-        return time.monotonic() - self.proved_at < margin

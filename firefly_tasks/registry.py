@@ -26,27 +26,24 @@ class RegisteredTask(Protocol):
     queue: str | None
 
 
-Task = RegisteredTask
-
-
 class TaskRegistry:
     """Task name (``module.qualname``) to its :class:`RegisteredTask`."""
 
     def __init__(self) -> None:
-        self._tasks: dict[str, Task] = {}
+        self._tasks: dict[str, RegisteredTask] = {}
         self._lock = threading.Lock()
 
-    def register(self, task: Task) -> None:
+    def register(self, task: RegisteredTask) -> None:
         with self._lock:
             self._tasks[task.name] = task
 
-    def get(self, name: str) -> Task | None:
+    def get(self, name: str) -> RegisteredTask | None:
         return self._tasks.get(name)
 
     def names(self) -> list[str]:
         return sorted(self._tasks)
 
-    def __iter__(self) -> Iterator[Task]:
+    def __iter__(self) -> Iterator[RegisteredTask]:
         return iter(list(self._tasks.values()))
 
     def __contains__(self, name: object) -> bool:
@@ -63,7 +60,7 @@ class TaskRegistry:
         func_name: str,
         backend: str | None = None,
         aliases: dict[str, str] | None = None,
-    ) -> Task:
+    ) -> RegisteredTask:
         """The task to run for a stored ``func_name``, following ``FIREFLY_TASK_ALIASES``.
 
         A name not registered yet is looked up once more after importing its module, but only
@@ -111,7 +108,7 @@ class TaskRegistry:
         return False
 
 
-def _resolve_framework_task(name: str, backend: str | None) -> Task:
+def _resolve_framework_task(name: str, backend: str | None) -> RegisteredTask:
     try:
         from firefly_tasks.backends import resolve_framework_task
     except ImportError as exc:
@@ -119,8 +116,8 @@ def _resolve_framework_task(name: str, backend: str | None) -> Task:
             f"{name!r} was enqueued through the Django Tasks framework (backend {backend!r}), "
             f"which is not installed here: {exc}"
         ) from exc
-    # The adapter has what the executor uses of a Task: func, is_async, atomic and name.
-    return cast("Task", resolve_framework_task(name, backend))
+    # The adapter has what the executor uses of a task: func, is_async, atomic and name.
+    return cast("RegisteredTask", resolve_framework_task(name, backend))
 
 
 registry = TaskRegistry()

@@ -9,6 +9,7 @@ from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
+from firefly_tasks import database
 from firefly_tasks.conf import SERIALIZERS, settings
 
 SUPPORTED_VENDORS = ("postgresql", "sqlite", "mysql")
@@ -226,6 +227,20 @@ def check_databases(
                     f"Database {alias!r} is {connection.vendor}; Firefly supports PostgreSQL, "
                     "MariaDB/MySQL and SQLite.",
                     id="firefly_tasks.E005",
+                )
+            )
+        elif (
+            connection.vendor == "postgresql"
+            and settings.LISTEN_NOTIFY
+            and not database.can_listen(connection)
+        ):
+            messages.append(
+                Warning(
+                    f"Database {alias!r} uses psycopg2: consumers cannot LISTEN for new tasks "
+                    "and poll instead (up to FIREFLY_MAX_POLL_INTERVAL later).",
+                    hint='Install psycopg 3 (pip install "psycopg[binary]"), or set '
+                    "FIREFLY_LISTEN_NOTIFY = False to say polling is intended.",
+                    id="firefly_tasks.W006",
                 )
             )
         elif connection.vendor == "sqlite" and not _in_memory(connection):

@@ -51,6 +51,16 @@ def is_connection_error(exc: BaseException) -> bool:
     return connection.connection is None or not connection.is_usable()
 
 
+def can_listen(conn: Any) -> bool:
+    """Whether ``conn`` can LISTEN for wake-ups: PostgreSQL through psycopg 3 (the listener
+    uses its ``notifies()``; psycopg2 has no such method)."""
+    if conn.vendor != "postgresql":
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return bool(is_psycopg3)
+
+
 # PostgreSQL's lock_not_available; MySQL/MariaDB's lock wait timeout.
 _PG_LOCK_TIMEOUT_STATE = "55P03"
 _MYSQL_LOCK_TIMEOUT_CODE = 1205

@@ -22,7 +22,12 @@ from django.utils import timezone
 
 from firefly_tasks.claim import claim_tasks
 from firefly_tasks.conf import settings
-from firefly_tasks.database import DatabaseNow, check_connection, is_connection_error
+from firefly_tasks.database import (
+    DatabaseNow,
+    can_listen,
+    check_connection,
+    is_connection_error,
+)
 from firefly_tasks.heartbeat import Heartbeat
 from firefly_tasks.isolation import IsolationLock
 from firefly_tasks.listener import Listener
@@ -124,7 +129,7 @@ class Worker:
         self._install_signal_handlers()
         heartbeat = Heartbeat(self)
         heartbeat.start()
-        if connection.vendor == "postgresql" and settings.LISTEN_NOTIFY:
+        if settings.LISTEN_NOTIFY and can_listen(connection):
             Listener(self.wake, self.stopping).start()
         threads = [
             threading.Thread(target=self._run_thread, name=f"firefly-{i}", daemon=True)

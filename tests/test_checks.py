@@ -14,6 +14,7 @@ from django.db.backends.dummy.base import DatabaseWrapper as DummyDatabaseWrappe
 from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
 from django.test import override_settings
 
+from firefly_tasks import database
 from firefly_tasks.checks import (
     check_databases,
     check_settings,
@@ -324,6 +325,29 @@ def test_unsupported_database_is_error_e005(extra_connection):
 
     assert isinstance(message, Error)
     assert message.id == "firefly_tasks.E005"
+
+
+def test_only_postgresql_through_psycopg_3_can_listen():
+    connection = connections["default"]
+    expected = connection.vendor == "postgresql"  # the suite's PostgreSQL runs psycopg 3
+    assert database.can_listen(connection) is expected
+
+
+@pytest.mark.skipif(
+    connections["default"].vendor != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's"
+)
+def test_postgresql_through_psycopg2_warns_w006_that_consumers_poll(db, monkeypatch):
+    assert check_databases(databases=["default"]) == []  # psycopg 3: listens
+    # psycopg2 cannot be Django's driver while psycopg 3 is installed: stand in for it.
+    monkeypatch.setattr(database, "can_listen", lambda connection: False)
+
+    (message,) = check_databases(databases=["default"])
+
+    assert isinstance(message, Warning)
+    assert message.id == "firefly_tasks.W006"
+    assert "psycopg2" in message.msg
+    with override_settings(FIREFLY_LISTEN_NOTIFY=False):  # polling intended: nothing to say
+        assert check_databases(databases=["default"]) == []
 
 
 def test_database_checks_only_look_at_the_databases_asked_for():

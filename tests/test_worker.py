@@ -229,6 +229,21 @@ def test_consumers_survive_severed_database_connections(start_consumer, figure):
     )
 
 
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite has no server connection")
+def test_sigterm_after_a_database_restart_records_the_stopping_state(start_consumer):
+    consumer = start_consumer(**FAST)
+    wait_until(lambda: WorkerModel.objects.filter(pid=consumer.pid).exists())
+    # As a database restart does: the connection of the consumer's main thread, idle since
+    # it registered, is broken although the database is back.
+    assert _sever_consumer_connections() > 0
+
+    consumer.signal(signal.SIGTERM)
+
+    assert consumer.wait() == 0
+    assert "could not record worker state" not in consumer.output()
+    assert WorkerModel.objects.get(pid=consumer.pid).state == WorkerState.STOPPED
+
+
 def test_paused_queue_is_not_claimed_and_drains_once_resumed(start_consumer):
     consumer = start_consumer("--queue", "default", "--queue", "other", **FAST)
     first = tasks.write_note.schedule("before the pause")

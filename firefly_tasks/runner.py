@@ -53,6 +53,9 @@ SMOOTHING = 0.2
 SLOW_TASK_SECONDS = 0.5
 # How much work (in seconds of task time) a thread claims at once.
 BATCH_SECONDS = 0.05
+# The most arguments one claim may bring back, counting each row at FIREFLY_MAX_PAYLOAD_BYTES
+# (the largest schedule() accepts): 256 rows at the default 1 MiB, 16 at 16 MiB.
+CLAIM_PAYLOAD_BUDGET = 256 * 1024 * 1024
 
 
 class BatchInterrupted(Exception):
@@ -150,8 +153,11 @@ class BatchRunner:
         self.mean_duration: float | None = None
 
     def batch_size(self) -> int:
-        """How many tasks to claim next: about ``BATCH_SECONDS`` of work, at least one."""
-        limit = settings.CLAIM_BATCH_SIZE
+        """How many tasks to claim next: about ``BATCH_SECONDS`` of work, at least one, and
+        never more rows than ``CLAIM_PAYLOAD_BUDGET`` holds at the largest payload."""
+        limit = min(
+            settings.CLAIM_BATCH_SIZE, max(1, CLAIM_PAYLOAD_BUDGET // settings.MAX_PAYLOAD_BYTES)
+        )
         if self.mean_duration is None:
             return 1
         return max(1, min(limit, int(BATCH_SECONDS / max(self.mean_duration, 1e-6))))

@@ -111,6 +111,15 @@ def test_batch_size_grows_with_fast_tasks_and_starts_at_one(runner, settings):
     assert runner.batch_size() == 1
 
 
+def test_a_claim_brings_back_at_most_256_mib_of_the_largest_payloads(runner, settings):
+    runner._observe("fast", 0.0001)
+    assert runner.batch_size() == 250  # at the default 1 MiB limit, 256 would fit
+    settings.FIREFLY_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+    assert runner.batch_size() == 16  # 250 rows of 16 MiB would be 4 GiB in one reply
+    settings.FIREFLY_MAX_PAYLOAD_BYTES = 512 * 1024 * 1024
+    assert runner.batch_size() == 1  # one row at least
+
+
 def test_rest_of_a_batch_is_handed_back_after_a_slow_task(runner):
     slow = tasks.sleep_for.schedule(0.6)
     behind = tasks.add.schedule(1, 1)

@@ -29,10 +29,11 @@ from django.template.response import TemplateResponse
 from firefly_admin.forms import RenameTaskForm
 from firefly_admin.models import Task
 from firefly_admin.pagination import capped_count
+from firefly_tasks.clock import database_time_ago
 from firefly_tasks.conf import settings as engine_settings
-from firefly_tasks.database import database_time_ago
-from firefly_tasks.maintenance import LIVE_STATES, end_unfinished_attempt
-from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskQuerySet, TaskStatus, WorkerModel
+from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
+from firefly_tasks.queryset import TaskQuerySet
+from firefly_tasks.states import LIVE_WORKER_STATES, AttemptOutcome, TaskStatus
 
 logger = logging.getLogger("firefly_admin")
 
@@ -44,7 +45,7 @@ RowMessage = Callable[[int, str], str]
 
 def orphaned() -> Q:
     """Running tasks that no live worker holds, claimed longer than a worker timeout ago."""
-    live = WorkerModel.objects.filter(state__in=LIVE_STATES).values("pk")
+    live = WorkerModel.objects.filter(state__in=LIVE_WORKER_STATES).values("pk")
     claimed_long_ago = Q(started__isnull=True) | Q(
         started__lt=database_time_ago(engine_settings.WORKER_TIMEOUT)
     )
@@ -67,7 +68,7 @@ def end_orphaned_attempts(rows: TaskQuerySet, why: str) -> int:
     workers = WorkerModel.objects.in_bulk({row.worker_id for row in orphans if row.worker_id})
     error = f"Interrupted: {why}, as no live worker held it"
     return sum(
-        end_unfinished_attempt(
+        TaskModel.objects.recover(
             row, workers.get(row.worker_id or 0), AttemptOutcome.INTERRUPTED, error=error
         )
         for row in orphans

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from firefly_tasks.context import current_task
 from firefly_tasks.decorators import atask, task
 
-__all__ = ["atask", "task"]
+__all__ = ["atask", "current_task", "task"]
 __version__ = "0.1.0.dev0"

@@ -255,7 +255,7 @@ class FireflyBackend(BaseTaskBackend):
         result = self._result(row, task, attempts=[])
         task_enqueued.send(type(self), task_result=result)
         if settings.RUN_IMMEDIATELY:
-            from firefly_tasks.executor import run_immediately
+            from firefly_tasks.execution import run_immediately
 
             run_immediately(row)
             _copy_state(self.get_result(result.id), into=result)
@@ -377,7 +377,8 @@ class FrameworkTaskAdapter:
         return to_json(await self.task.func(*args, **kwargs), what="The task's return value")
 
     def _running_row(self) -> tuple[TaskModel | None, FireflyBackend | None]:
-        row = current_task()
+        running = current_task()
+        row = running.row if running is not None else None
         if self.backend is not None:
             return row, self.backend
         backend = firefly_backend(row.backend) if row is not None else None

@@ -9,10 +9,8 @@ from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
-from firefly_tasks import database
 from firefly_tasks.conf import SERIALIZERS, settings
-
-SUPPORTED_VENDORS = ("postgresql", "sqlite", "mysql")
+from firefly_tasks.dialects import DIALECTS, dialect
 
 # A payload limit below 1 KiB refuses ordinary calls. Quoted in an INSERT, a payload can take up
 # to twice its size (escaped quotes and backslashes), so above 8 MiB a statement can exceed
@@ -221,7 +219,7 @@ def check_databases(
     messages: list[CheckMessage] = []
     for alias in databases or ():
         connection = connections[alias]
-        if connection.vendor not in SUPPORTED_VENDORS:
+        if connection.vendor not in DIALECTS:
             messages.append(
                 Error(
                     f"Database {alias!r} is {connection.vendor}; Firefly supports PostgreSQL, "
@@ -229,33 +227,8 @@ def check_databases(
                     id="firefly_tasks.E005",
                 )
             )
-        elif (
-            connection.vendor == "postgresql"
-            and settings.LISTEN_NOTIFY
-            and not database.can_listen(connection)
-        ):
-            messages.append(
-                Warning(
-                    f"Database {alias!r} uses psycopg2: consumers cannot LISTEN for new tasks "
-                    "and poll instead (up to FIREFLY_MAX_POLL_INTERVAL later).",
-                    hint='Install psycopg 3 (pip install "psycopg[binary]"), or set '
-                    "FIREFLY_LISTEN_NOTIFY = False to say polling is intended.",
-                    id="firefly_tasks.W006",
-                )
-            )
-        elif connection.vendor == "sqlite" and not _in_memory(connection):
-            with connection.cursor() as cursor:
-                cursor.execute("PRAGMA journal_mode")
-                mode = cursor.fetchone()[0]
-            if str(mode).lower() != "wal":
-                messages.append(
-                    Warning(
-                        f"SQLite database {alias!r} is in {mode} journal mode, not WAL: "
-                        "consumers and web requests will block each other.",
-                        hint='Add "init_command": "PRAGMA journal_mode=WAL;" to its OPTIONS.',
-                        id="firefly_tasks.W001",
-                    )
-                )
+        else:
+            messages += dialect(connection).check()
     return messages
 
 
@@ -284,7 +257,3 @@ def check_sqlite_options(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                 )
             )
     return messages
-
-
-def _in_memory(connection: Any) -> bool:
-    return bool(connection.is_in_memory_db())

@@ -3,16 +3,49 @@
 from __future__ import annotations
 
 import contextvars
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from firefly_tasks.models import TaskModel
 
-current_task_var: contextvars.ContextVar[TaskModel | None] = contextvars.ContextVar(
+
+@dataclass(frozen=True, slots=True)
+class RunningTask:
+    """What a task may know about its own run. The same object whichever pool runs it;
+    later capabilities add fields here rather than new functions."""
+
+    row: TaskModel
+    """The task's row as it was claimed for this attempt (not refreshed while it runs)."""
+
+    @property
+    def id(self) -> int:
+        return int(self.row.pk)
+
+    @property
+    def pk(self) -> int:
+        return int(self.row.pk)
+
+    @property
+    def attempt(self) -> int:
+        """Which run of the task this is, from 1."""
+        return int(self.row.attempt)
+
+    @property
+    def queue(self) -> str:
+        return str(self.row.queue)
+
+    @property
+    def name(self) -> str:
+        """The task's stored name (``module.qualname``)."""
+        return str(self.row.func_name)
+
+
+current_task_var: contextvars.ContextVar[RunningTask | None] = contextvars.ContextVar(
     "firefly_current_task", default=None
 )
 
 
-def current_task() -> TaskModel | None:
-    """The row of the task running in this thread (or coroutine), if any."""
+def current_task() -> RunningTask | None:
+    """The task running in this thread (or coroutine), or ``None`` outside a task's run."""
     return current_task_var.get()

@@ -168,7 +168,7 @@ class Task:
         for row in rows:
             signals.send(signals.task_scheduled, task=row)
         if settings.RUN_IMMEDIATELY:
-            from firefly_tasks.executor import run_immediately
+            from firefly_tasks.execution import run_immediately
 
             for row in rows:
                 run_immediately(row)

@@ -13,8 +13,8 @@ from typing import Protocol
 
 from django.db import Error, connection
 
+from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.conf import settings
-from firefly_tasks.database import DatabaseNow
 from firefly_tasks.liveness import Liveness
 from firefly_tasks.maintenance import mark_dead_workers, recover_orphans
 from firefly_tasks.models import WorkerModel, WorkerState

@@ -16,9 +16,10 @@ from typing import Any
 
 from django.db import connection
 
+from firefly_tasks.dialects import dialect
+
 logger = logging.getLogger("firefly_tasks")
 
-CHANNEL = "firefly_tasks"
 # How often the listener looks up from its socket to see whether it should stop.
 STOP_CHECK_SECONDS = 0.5
 
@@ -35,19 +36,17 @@ class Listener(threading.Thread):
         delay = 0.1
         while not self.stopping.is_set():
             raw: Any = None
+            listening = dialect(connection)
             try:
-                raw = connection.get_new_connection(connection.get_connection_params())
-                raw.autocommit = True
-                raw.execute(f"LISTEN {CHANNEL}")
+                raw = listening.listen()
                 delay = 0.1
                 self.wake.set()  # whatever arrived while not listening
                 while not self.stopping.is_set():
                     # Waiting on the socket costs next to nothing; psycopg's own waiting
                     # notifies(timeout=...) costs a millisecond of CPU per call.
                     readable, _, _ = select.select([raw.fileno()], [], [], STOP_CHECK_SECONDS)
-                    if readable:
-                        for _ in raw.notifies(timeout=0):
-                            self.wake.set()
+                    if readable and listening.notified(raw):
+                        self.wake.set()
             except Exception as exc:
                 logger.warning(
                     "listener lost its connection, retrying in %.1fs error=%s", delay, exc

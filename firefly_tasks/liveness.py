@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 
-from firefly_tasks.database import DatabaseNow
-from firefly_tasks.maintenance import LIVE_STATES
+from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.models import WorkerModel
+from firefly_tasks.states import LIVE_WORKER_STATES
 
 
 class Liveness:
@@ -32,7 +32,7 @@ class Liveness:
         """Record a heartbeat (and ``fields``) if the worker is still live; False if it was
         declared dead."""
         began = time.monotonic()  # no later than the database's stamp of this beat
-        rows = WorkerModel.objects.filter(pk=worker_id, state__in=LIVE_STATES)
+        rows = WorkerModel.objects.filter(pk=worker_id, state__in=LIVE_WORKER_STATES)
         if not rows.update(last_heartbeat=DatabaseNow(), **fields):
             return False
         self.proved_at = began

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from firefly_tasks.claim import claim_tasks
 from firefly_tasks.conf import settings
-from firefly_tasks.executor import execute
+from firefly_tasks.execution import run_alone
+from firefly_tasks.models import TaskModel
 
 
 def run_pending_tasks(
@@ -17,19 +17,17 @@ def run_pending_tasks(
     ``queues`` defaults to every queue that holds a ready task. Tasks scheduled by the tasks
     that run are run too. Returns the number of attempts made.
     """
-    from firefly_tasks.models import TaskModel
-
     ran = 0
     while limit is None or ran < limit:
         names = list(queues) if queues is not None else _ready_queues(TaskModel, using)
-        rows = claim_tasks(names, 1, None, using=using)
+        rows = TaskModel.objects.using(using).claim(names, 1)
         if not rows:
             return ran
-        execute(rows[0])
+        run_alone(rows[0])
         ran += 1
     return ran
 
 
-def _ready_queues(model: type, using: str) -> list[str]:
-    names = model.objects.using(using).ready().values_list("queue", flat=True).distinct()  # type: ignore[attr-defined]
+def _ready_queues(model: type[TaskModel], using: str) -> list[str]:
+    names = model.objects.using(using).ready().values_list("queue", flat=True).distinct()
     return list(names) or [settings.DEFAULT_QUEUE]

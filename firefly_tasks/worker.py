@@ -7,6 +7,7 @@ claiming and lets running tasks finish; a second one returns them to the queue a
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
@@ -15,30 +16,22 @@ import socket
 import threading
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from types import FrameType
 
 from django.db import Error, connection, connections
 from django.utils import timezone
 
-from firefly_tasks.claim import claim_tasks
+from firefly_tasks.batches import BatchInterrupted, BatchRunner
+from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.conf import settings
-from firefly_tasks.database import (
-    DatabaseNow,
-    can_listen,
-    check_connection,
-    is_connection_error,
-)
+from firefly_tasks.dialects import dialect
 from firefly_tasks.heartbeat import Heartbeat
 from firefly_tasks.isolation import IsolationLock
 from firefly_tasks.listener import Listener
 from firefly_tasks.liveness import Liveness
-from firefly_tasks.maintenance import (
-    end_unfinished_attempt,
-    release_lost_claim,
-    release_unstarted,
-)
-from firefly_tasks.models import AttemptOutcome, TaskModel, WorkerModel, WorkerState
-from firefly_tasks.runner import BatchInterrupted, BatchRunner
+from firefly_tasks.models import TaskModel, WorkerModel
+from firefly_tasks.states import AttemptOutcome, WorkerState
 
 logger = logging.getLogger("firefly_tasks")
 
@@ -129,7 +122,7 @@ class Worker:
         self._install_signal_handlers()
         heartbeat = Heartbeat(self)
         heartbeat.start()
-        if settings.LISTEN_NOTIFY and can_listen(connection):
+        if settings.LISTEN_NOTIFY and dialect(connection).can_listen():
             Listener(self.wake, self.stopping).start()
         threads = [
             threading.Thread(target=self._run_thread, name=f"firefly-{i}", daemon=True)
@@ -177,7 +170,7 @@ class Worker:
             except Error as exc:
                 # This thread's connection sat idle: after a database restart it is broken
                 # although the database is back. Reconnect once.
-                if not is_connection_error(exc):
+                if not dialect(connection).is_connection_error(exc):
                     raise
                 connection.close()
                 WorkerModel.objects.filter(pk=self.row.pk).update(**fields)
@@ -215,7 +208,7 @@ class Worker:
         def release() -> None:
             try:
                 for row in running:
-                    end_unfinished_attempt(row, self.row, AttemptOutcome.INTERRUPTED)
+                    TaskModel.objects.recover(row, self.row, AttemptOutcome.INTERRUPTED)
                 self._set_state(WorkerState.STOPPED)
             finally:
                 connections.close_all()
@@ -244,30 +237,15 @@ class Worker:
         runner = BatchRunner(
             self.row, self.stopping, liveness=self.liveness, lock=self.isolation_lock
         )
+        leftovers = Leftovers(self.row)
         nap = settings.CONSUMER_NAP_TIME
         delay = RECONNECT_FIRST_DELAY
-        unsettled: list[TaskModel] = []
-        unstarted: list[TaskModel] = []
-        lost_claim: datetime.datetime | None = None
         while not self.stopping.is_set():
             try:
-                if unsettled:
-                    self._settle(unsettled)
-                    unsettled = []
-                if unstarted:
-                    release_unstarted(unstarted)
-                    unstarted = []
-                if lost_claim is not None:
-                    release_lost_claim(self.row, lost_claim)
-                    lost_claim = None
-                stamp = timezone.now()
+                leftovers.put_back()
                 revivals = self.liveness.revivals
                 self.wake.clear()
-                try:
-                    claimed = self._claim(runner.batch_size(), stamp)
-                except Error:
-                    lost_claim = stamp
-                    raise
+                claimed = self._claim(runner.batch_size(), leftovers)
             except Error as exc:
                 delay = self._wait_for_database(exc, delay)
                 continue
@@ -281,29 +259,30 @@ class Worker:
                 nap = min(nap * 2, settings.MAX_POLL_INTERVAL)
                 continue
             nap = settings.CONSUMER_NAP_TIME
-            unsettled, unstarted = self._run_claimed(runner, claimed, revivals)
-            check_connection()
-        if unsettled or unstarted:
-            self._settle_before_exit(unsettled, unstarted)
+            self._run_claimed(runner, claimed, revivals, leftovers)
+            dialect(connection).check_connection()
+        leftovers.put_back_before_exit()
 
-    def _claim(self, wanted: int, stamp: datetime.datetime) -> list[TaskModel] | None:
+    def _claim(self, wanted: int, leftovers: Leftovers) -> list[TaskModel] | None:
         """Claim what this thread may run next; ``None`` when ``--max-tasks`` is used up."""
         granted = self.budget.take(wanted)
         if not granted:
             return None
+        stamp = timezone.now()
         try:
-            rows = claim_tasks(self.queues, granted, self.row.pk if self.row else None, now=stamp)
+            worker_id = self.row.pk if self.row else None
+            rows = TaskModel.objects.claim(self.queues, granted, worker_id, now=stamp)
         except BaseException:
             self.budget.give_back(granted)
+            leftovers.claim_stamp = stamp  # the claim may have committed: undo it later
             raise
         self.budget.give_back(granted - len(rows))
         return rows
 
     def _run_claimed(
-        self, runner: BatchRunner, rows: list[TaskModel], revivals: int
-    ) -> tuple[list[TaskModel], list[TaskModel]]:
-        """Run claimed rows; return those to settle (started, outcome unknown because the
-        connection broke) and those to release (never started)."""
+        self, runner: BatchRunner, rows: list[TaskModel], revivals: int, leftovers: Leftovers
+    ) -> None:
+        """Run claimed rows; what a lost connection leaves behind goes to ``leftovers``."""
         with self._lock:
             self._running[threading.get_ident()] = rows
         try:
@@ -312,46 +291,60 @@ class Worker:
             logger.warning("database connection lost while running tasks error=%s", exc.__cause__)
             connection.close()
             self.budget.give_back(len(exc.unstarted))
-            return exc.started, exc.unstarted
+            leftovers.started += exc.started
+            leftovers.unstarted += exc.unstarted
+            return
         finally:
             with self._lock:
                 self._running.pop(threading.get_ident(), None)
-            # Count what finished, whether or not the batch was interrupted.
         with self._lock:
             self.processed += len(outcomes)
             self.failed += sum(outcome.is_failure for outcome in outcomes)
         if handed_back:
             self.budget.give_back(len(handed_back))
-            try:
-                release_unstarted(handed_back)
-            except Error:
-                return [], handed_back
-        return [], []
-
-    def _settle(self, rows: list[TaskModel]) -> None:
-        """After a lost connection, requeue the tasks whose completion did not commit.
-
-        A task whose completion did commit (the connection broke after the commit) is left
-        as it is; so is one another consumer has taken over.
-        """
-        for row in rows:
-            # Guarded by status and attempt: a no-op unless the row is still this attempt's.
-            end_unfinished_attempt(row, self.row, AttemptOutcome.INTERRUPTED)
-
-    def _settle_before_exit(self, unsettled: list[TaskModel], unstarted: list[TaskModel]) -> None:
-        try:
-            self._settle(unsettled)
-            release_unstarted(unstarted)
-        except Error as exc:
-            # Still unreachable: other consumers recover these once this worker is dead.
-            logger.warning(
-                "could not requeue %s task(s) before exit error=%s",
-                len(unsettled) + len(unstarted),
-                exc,
-            )
+            leftovers.unstarted += handed_back
+            with contextlib.suppress(Error):  # else at the next turn, or at exit
+                leftovers.put_back()
 
     def _wait_for_database(self, exc: Exception, delay: float) -> float:
         logger.warning("database unavailable, reconnecting in %.1fs error=%s", delay, exc)
         connection.close()
         self.stopping.wait(delay)
         return min(delay * 2, RECONNECT_MAX_DELAY)
+
+
+@dataclass
+class Leftovers:
+    """What a lost connection left a worker thread to put back once the database answers:
+    tasks that started (their completion may or may not have committed), tasks that never
+    started, and the stamp of a claim whose reply was lost (it may have committed).
+
+    Every step is guarded by the rows' state and attempt, so repeating one is harmless: a
+    task whose completion did commit is left as it is, and so is one another consumer took.
+    """
+
+    worker: WorkerModel
+    started: list[TaskModel] = field(default_factory=list)
+    unstarted: list[TaskModel] = field(default_factory=list)
+    claim_stamp: datetime.datetime | None = None
+
+    def put_back(self) -> None:
+        """Requeue what is left; each part is forgotten once done, so a failure (the
+        database is still away) leaves only the rest for the next call."""
+        while self.started:
+            TaskModel.objects.recover(self.started[0], self.worker, AttemptOutcome.INTERRUPTED)
+            self.started.pop(0)
+        if self.unstarted:
+            TaskModel.objects.release(self.unstarted)
+            self.unstarted = []
+        if self.claim_stamp is not None:
+            TaskModel.objects.release_claim(self.worker.pk, self.claim_stamp)
+            self.claim_stamp = None
+
+    def put_back_before_exit(self) -> None:
+        left = len(self.started) + len(self.unstarted)
+        try:
+            self.put_back()
+        except Error as exc:
+            # Still unreachable: other consumers recover these once this worker is dead.
+            logger.warning("could not requeue %s task(s) before exit error=%s", left, exc)

@@ -22,9 +22,7 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from firefly_tasks.claim import claim_tasks
 from firefly_tasks.exceptions import UnknownTaskError
-from firefly_tasks.maintenance import end_unfinished_attempt
 from firefly_tasks.models import AttemptOutcome, Isolation, TaskModel, TaskStatus, WorkerModel
 from firefly_tasks.registry import registry
 from firefly_tasks.testing import run_pending_tasks
@@ -317,13 +315,13 @@ def test_a_failed_attempt_with_a_retry_left_is_ready_again_with_its_error(db):
 def test_a_lost_attempt_is_an_error_and_the_task_is_ready_again(db):
     result = t.add.enqueue(1, 2)
     worker = WorkerModel.objects.create(name="lost-worker", hostname="h", pid=1)
-    (row,) = claim_tasks(["default"], 1, worker.pk)
+    (row,) = TaskModel.objects.claim(["default"], 1, worker.pk)
     assert t.add.get_result(result.id).worker_ids == ["lost-worker"]
     # Charged as lost only when the task was proven to run alone.
     TaskModel.objects.filter(pk=row.pk).update(isolation=Isolation.STARTED_ALONE)
     row.isolation = Isolation.STARTED_ALONE
 
-    end_unfinished_attempt(row, worker, AttemptOutcome.LOST)
+    TaskModel.objects.recover(row, worker, AttemptOutcome.LOST)
 
     result.refresh()
     assert result.status == Status.READY

@@ -14,13 +14,14 @@ from django.db.backends.dummy.base import DatabaseWrapper as DummyDatabaseWrappe
 from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
 from django.test import override_settings
 
-from firefly_tasks import database
 from firefly_tasks.checks import (
     check_databases,
     check_settings,
     check_sqlite_options,
     check_task_aliases,
 )
+from firefly_tasks.dialects import dialect
+from firefly_tasks.dialects.postgresql import PostgreSQLDialect
 
 pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 
@@ -330,7 +331,7 @@ def test_unsupported_database_is_error_e005(extra_connection):
 def test_only_postgresql_through_psycopg_3_can_listen():
     connection = connections["default"]
     expected = connection.vendor == "postgresql"  # the suite's PostgreSQL runs psycopg 3
-    assert database.can_listen(connection) is expected
+    assert dialect(connection).can_listen() is expected
 
 
 @pytest.mark.skipif(
@@ -339,7 +340,7 @@ def test_only_postgresql_through_psycopg_3_can_listen():
 def test_postgresql_through_psycopg2_warns_w006_that_consumers_poll(db, monkeypatch):
     assert check_databases(databases=["default"]) == []  # psycopg 3: listens
     # psycopg2 cannot be Django's driver while psycopg 3 is installed: stand in for it.
-    monkeypatch.setattr(database, "can_listen", lambda connection: False)
+    monkeypatch.setattr(PostgreSQLDialect, "can_listen", lambda self: False)
 
     (message,) = check_databases(databases=["default"])
 

@@ -1,4 +1,4 @@
-"""Claiming ready tasks: ``firefly_tasks.claim``."""
+"""Claiming ready tasks: ``TaskQuerySet.claim()`` and each dialect's claim statement."""
 
 from __future__ import annotations
 
@@ -8,18 +8,24 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from firefly_tasks.claim import (
-    claim_tasks,
-    mysql_candidates_sql,
-    postgresql_claim_params,
-    postgresql_claim_sql,
-    sqlite_claim_params,
-    sqlite_claim_sql,
-)
-from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.dialects import Claim, dialect
+from firefly_tasks.models import QueueModel, TaskModel, TaskStatus, WorkerModel
 from firefly_tasks.queues import pause_queue, resume_queue
 from tests.conftest import run_at_once
 from tests.testapp import tasks
+
+
+def claim_statement(queues: list[str], limit: int = 100) -> tuple[str, list[object]]:
+    """This database's claim statement and its parameters (PostgreSQL and SQLite)."""
+    claim = Claim(
+        queues=queues,
+        limit=limit,
+        worker_id=None,
+        now=timezone.now(),
+        ready=TaskStatus.CREATED,
+        running=TaskStatus.RUNNING,
+    )
+    return dialect(connection).claim_statement(TaskModel, QueueModel, claim)
 
 
 def make_task(
@@ -59,7 +65,7 @@ def test_claim_orders_by_priority_then_not_before_then_id(db):
     )
     urgent = make_task(priority=10, age=1)
 
-    assert pks(claim_tasks(["default"], 10)) == [urgent.pk, c.pk, a.pk, d.pk, lowest.pk]
+    assert pks(TaskModel.objects.claim(["default"], 10)) == [urgent.pk, c.pk, a.pk, d.pk, lowest.pk]
 
 
 def test_claim_with_a_limit_takes_the_first_rows_in_order(db):
@@ -68,14 +74,14 @@ def test_claim_with_a_limit_takes_the_first_rows_in_order(db):
     oldest = make_task(age=50)
     lowest = make_task(priority=-10, age=99)
 
-    assert pks(claim_tasks(["default"], 2)) == [urgent.pk, oldest.pk]
-    assert pks(claim_tasks(["default"], 2)) == [newest.pk, lowest.pk]
+    assert pks(TaskModel.objects.claim(["default"], 2)) == [urgent.pk, oldest.pk]
+    assert pks(TaskModel.objects.claim(["default"], 2)) == [newest.pk, lowest.pk]
 
 
 def test_claim_honours_the_limit(db):
     rows = [make_task(age=i) for i in range(5)]
 
-    claimed = claim_tasks(["default"], 3)
+    claimed = TaskModel.objects.claim(["default"], 3)
 
     assert len(claimed) == 3
     assert TaskModel.objects.filter(status=TaskStatus.RUNNING).count() == 3
@@ -85,8 +91,8 @@ def test_claim_honours_the_limit(db):
 def test_claim_of_nothing_returns_an_empty_list(db):
     make_task()
 
-    assert claim_tasks(["default"], 0) == []
-    assert claim_tasks([], 5) == []
+    assert TaskModel.objects.claim(["default"], 0) == []
+    assert TaskModel.objects.claim([], 5) == []
     assert TaskModel.objects.filter(status=TaskStatus.CREATED).count() == 1
 
 
@@ -94,7 +100,7 @@ def test_future_tasks_are_not_claimed(db):
     future = make_task(age=-3600)
     ready = make_task(age=1)
 
-    assert pks(claim_tasks(["default"], 10)) == [ready.pk]
+    assert pks(TaskModel.objects.claim(["default"], 10)) == [ready.pk]
     future.refresh_from_db()
     assert future.status == TaskStatus.CREATED
     assert future.attempt == 0
@@ -105,7 +111,7 @@ def test_future_task_is_claimed_once_its_time_has_come(db):
 
     later = timezone.now() + datetime.timedelta(hours=2)
 
-    assert pks(claim_tasks(["default"], 10, now=later)) == [future.pk]
+    assert pks(TaskModel.objects.claim(["default"], 10, now=later)) == [future.pk]
 
 
 def test_claim_takes_only_the_listed_queues(db):
@@ -113,7 +119,9 @@ def test_claim_takes_only_the_listed_queues(db):
     emails = make_task(queue="emails")
     reports = make_task(queue="reports")
 
-    assert pks(claim_tasks(["emails", "reports"], 10)) == sorted([emails.pk, reports.pk])
+    assert pks(TaskModel.objects.claim(["emails", "reports"], 10)) == sorted(
+        [emails.pk, reports.pk]
+    )
     default.refresh_from_db()
     assert default.status == TaskStatus.CREATED
 
@@ -122,14 +130,14 @@ def test_claim_takes_only_the_listed_queues(db):
 def test_tasks_that_are_not_created_are_not_claimed(db, status):
     make_task(status=status)
 
-    assert claim_tasks(["default"], 10) == []
+    assert TaskModel.objects.claim(["default"], 10) == []
 
 
 def test_a_claimed_task_is_not_claimed_again(db):
     row = make_task()
 
-    assert pks(claim_tasks(["default"], 10)) == [row.pk]
-    assert claim_tasks(["default"], 10) == []
+    assert pks(TaskModel.objects.claim(["default"], 10)) == [row.pk]
+    assert TaskModel.objects.claim(["default"], 10) == []
 
 
 def test_claimed_rows_are_running_with_attempt_plus_one_and_the_worker(worker):
@@ -137,7 +145,7 @@ def test_claimed_rows_are_running_with_attempt_plus_one_and_the_worker(worker):
     TaskModel.objects.filter(pk=row.pk).update(attempt=3)
     before = timezone.now()
 
-    (claimed,) = claim_tasks(["default"], 1, worker.pk)
+    (claimed,) = TaskModel.objects.claim(["default"], 1, worker.pk)
 
     for current in (claimed, TaskModel.objects.get(pk=row.pk)):
         assert current.status == TaskStatus.RUNNING
@@ -151,7 +159,7 @@ def test_claimed_rows_are_running_with_attempt_plus_one_and_the_worker(worker):
 def test_claimed_rows_carry_every_field_of_the_row(db):
     row = tasks.fail_with_backoff.schedule()
 
-    (claimed,) = claim_tasks(["default"], 1)
+    (claimed,) = TaskModel.objects.claim(["default"], 1)
 
     assert claimed.func_name == row.func_name
     assert claimed.serializer == "json"
@@ -164,13 +172,13 @@ def test_paused_queue_is_not_claimed_and_resume_drains_it(db):
     row = make_task(queue="emails")
     pause_queue("emails", by="ops", reason="provider down")
 
-    assert claim_tasks(["emails"], 10) == []
+    assert TaskModel.objects.claim(["emails"], 10) == []
     row.refresh_from_db()
     assert row.status == TaskStatus.CREATED
 
     resume_queue("emails")
 
-    assert pks(claim_tasks(["emails"], 10)) == [row.pk]
+    assert pks(TaskModel.objects.claim(["emails"], 10)) == [row.pk]
 
 
 def test_pausing_one_queue_leaves_the_other_queues_claimable(db):
@@ -178,14 +186,14 @@ def test_pausing_one_queue_leaves_the_other_queues_claimable(db):
     other = make_task(queue="default")
     pause_queue("emails")
 
-    assert pks(claim_tasks(["emails", "default"], 10)) == [other.pk]
+    assert pks(TaskModel.objects.claim(["emails", "default"], 10)) == [other.pk]
 
 
 def test_priority_wins_across_queues(db):
     make_task(queue="default", age=60)
     urgent = make_task(queue="emails", priority=50)
 
-    assert pks(claim_tasks(["default", "emails"], 1)) == [urgent.pk]
+    assert pks(TaskModel.objects.claim(["default", "emails"], 1)) == [urgent.pk]
 
 
 def test_concurrent_claims_never_take_the_same_task(transactional_db):
@@ -193,7 +201,7 @@ def test_concurrent_claims_never_take_the_same_task(transactional_db):
 
     def claimer() -> list[int]:
         mine: list[int] = []
-        while batch := claim_tasks(["default"], 3):
+        while batch := TaskModel.objects.claim(["default"], 3):
             mine += pks(batch)
         return mine
 
@@ -213,7 +221,7 @@ def test_mariadb_candidate_query_uses_the_ready_index_without_a_filesort(transac
         cursor.execute(f"ANALYZE TABLE {TaskModel._meta.db_table}")
         cursor.fetchall()
         cursor.execute(
-            "EXPLAIN " + mysql_candidates_sql(connection),
+            "EXPLAIN " + dialect(connection).candidates_sql(TaskModel),  # type: ignore[attr-defined]
             [TaskStatus.CREATED, "emails", timezone.now(), 10],
         )
         columns = [c[0] for c in cursor.description]
@@ -234,9 +242,8 @@ def test_postgresql_claim_reads_each_queue_from_the_ready_index_without_a_sort(t
     pause_queue("reports")
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-        stamp = connection.ops.adapt_datetimefield_value(timezone.now())
-        params = postgresql_claim_params(["default", "emails", "reports"], 100, None, stamp)
-        cursor.execute("EXPLAIN " + postgresql_claim_sql(connection), params)
+        sql, params = claim_statement(["default", "emails", "reports"])
+        cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(line for (line,) in cursor.fetchall())
 
     assert "Index Scan using firefly_task_ready" in plan, plan
@@ -249,12 +256,9 @@ def test_postgresql_claim_reads_each_queue_from_the_ready_index_without_a_sort(t
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's claim query plan")
 def test_sqlite_claim_reads_each_queue_from_the_ready_index(db):
     queues = ["default", "emails", "reports"]
-    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    sql, params = claim_statement(queues)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "EXPLAIN QUERY PLAN " + sqlite_claim_sql(connection, len(queues)),
-            sqlite_claim_params(queues, 100, None, stamp),
-        )
+        cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
         plan = [row[-1] for row in cursor.fetchall()]
 
     per_queue = [line for line in plan if "USING INDEX firefly_task_ready (queue=?)" in line]
@@ -283,11 +287,8 @@ def test_sqlite_claim_keeps_the_ready_index_order_with_a_big_tables_statistics(d
         for index, stat in stats.items():
             cursor.execute("INSERT INTO sqlite_stat1 VALUES (%s, %s, %s)", [table, index, stat])
         cursor.execute("ANALYZE sqlite_schema")  # the planner reloads the statistics
-        stamp = connection.ops.adapt_datetimefield_value(timezone.now())
-        cursor.execute(
-            "EXPLAIN QUERY PLAN " + sqlite_claim_sql(connection, 1),
-            sqlite_claim_params(["default"], 100, None, stamp),
-        )
+        sql, params = claim_statement(["default"])
+        cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
         plan = [row[-1] for row in cursor.fetchall()]
 
     assert any("USING INDEX firefly_task_ready (queue=?)" in line for line in plan), plan
@@ -302,9 +303,11 @@ def test_claim_across_queues_skips_paused_ones_and_keeps_the_run_order(db):
     paused = make_task(queue="paused", priority=50)
     pause_queue("paused")
 
-    claimed = claim_tasks(["default", "emails", "reports", "paused"], 2)
+    claimed = TaskModel.objects.claim(["default", "emails", "reports", "paused"], 2)
 
     assert pks(claimed) == [urgent_reports.pk, emails.pk]
-    assert pks(claim_tasks(["default", "emails", "reports", "paused"], 5)) == [default.pk]
+    assert pks(TaskModel.objects.claim(["default", "emails", "reports", "paused"], 5)) == [
+        default.pk
+    ]
     paused.refresh_from_db()
     assert paused.status == TaskStatus.CREATED

@@ -11,7 +11,6 @@ from django.db.models import Count
 from django.test import override_settings
 from django.utils import timezone
 
-from firefly_tasks.claim import claim_tasks
 from firefly_tasks.heartbeat import Heartbeat
 from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel, WorkerState
 from firefly_tasks.worker import Worker
@@ -67,7 +66,7 @@ def test_a_worker_that_was_declared_dead_drops_the_tasks_taken_from_it(transacti
     worker = Worker(["default"], name="paused")
     worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
     tasks.record_execution.schedule_many([()] * 3)
-    claimed = claim_tasks(["default"], 3, worker.row.pk)
+    claimed = TaskModel.objects.claim(["default"], 3, worker.row.pk)
     revivals = worker.liveness.revivals
     # Paused past the timeout: another consumer declared it dead and recovered its tasks.
     WorkerModel.objects.filter(pk=worker.row.pk).update(
@@ -79,7 +78,7 @@ def test_a_worker_that_was_declared_dead_drops_the_tasks_taken_from_it(transacti
     Heartbeat(worker).tick()  # continued: its heartbeat finds it dead and revives it
     assert worker.liveness.revivals == revivals + 1
 
-    from firefly_tasks.runner import BatchRunner
+    from firefly_tasks.batches import BatchRunner
 
     runner = BatchRunner(worker.row, worker.stopping, liveness=worker.liveness)
     outcomes, not_run = runner.run(claimed, revivals)

@@ -10,9 +10,8 @@ from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from firefly_tasks.claim import claim_tasks
-from firefly_tasks.database import DatabaseNow
-from firefly_tasks.maintenance import mark_dead_workers, recover_orphans, release_unstarted
+from firefly_tasks.clock import DatabaseNow
+from firefly_tasks.maintenance import mark_dead_workers, recover_orphans
 from firefly_tasks.models import (
     Isolation,
     TaskAttempt,
@@ -37,7 +36,7 @@ def worker(silent_for: float = 0, name: str = "w") -> WorkerModel:
 def run_on(holder: WorkerModel, n: int = 1) -> list[TaskModel]:
     """Schedule n tasks and have ``holder`` claim them: they are running on it."""
     tasks.add.schedule_many([(1, 2)] * n)
-    return claim_tasks(["default"], n, holder.pk)
+    return TaskModel.objects.claim(["default"], n, holder.pk)
 
 
 def started_alone(row: TaskModel) -> None:
@@ -92,7 +91,7 @@ def test_tasks_never_proven_started_are_never_poisoned(db):
     tasks.add.schedule_many([(1, 2)] * 3)
     for loss in range(10):
         holder = worker(silent_for=60, name=f"crashing-{loss}")
-        assert len(claim_tasks(["default"], 3, holder.pk)) == 3
+        assert len(TaskModel.objects.claim(["default"], 3, holder.pk)) == 3
         mark_dead_workers(timeout=30)
 
     rows = list(TaskModel.objects.all())
@@ -128,7 +127,7 @@ def test_task_lost_one_time_more_than_allowed_fails_as_poison(db):
     outcomes = []
     for loss in range(3):
         holder = worker(silent_for=60, name=f"crashing-{loss}")
-        (row,) = claim_tasks(["default"], 1, holder.pk)
+        (row,) = TaskModel.objects.claim(["default"], 1, holder.pk)
         started_alone(row)
         mark_dead_workers(timeout=30)
         row.refresh_from_db()
@@ -137,14 +136,14 @@ def test_task_lost_one_time_more_than_allowed_fails_as_poison(db):
     assert outcomes == [TaskStatus.CREATED, TaskStatus.CREATED, TaskStatus.FAILED]
     assert row.error.startswith("PoisonTask: lost with its worker 3 times")
     assert list(row.attempts.values_list("outcome", flat=True)) == ["lost"] * 3
-    assert claim_tasks(["default"], 1) == []  # never run again
+    assert TaskModel.objects.claim(["default"], 1) == []  # never run again
 
 
 def test_unstarted_claims_are_released_as_if_never_claimed(db):
     holder = worker()
     rows = run_on(holder, 3)
 
-    assert release_unstarted(rows[1:]) == 2
+    assert TaskModel.objects.release(rows[1:]) == 2
 
     states = dict(TaskModel.objects.values_list("pk", "status"))
     assert [states[r.pk] for r in rows] == [
@@ -208,7 +207,7 @@ def test_running_rows_without_a_live_worker_are_recovered(db):
         holders.append(attempt.worker_id)
     # The attempt names the worker that held the row, where that worker still exists.
     assert holders == [None, stopped.pk, None]
-    assert claim_tasks(["default"], 10) != []  # runnable again
+    assert TaskModel.objects.claim(["default"], 10) != []  # runnable again
 
 
 def test_running_rows_of_live_workers_and_fresh_claims_are_not_orphans(db):

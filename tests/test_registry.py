@@ -7,9 +7,8 @@ import sys
 import pytest
 from django.test import override_settings
 
-from firefly_tasks.claim import claim_tasks
 from firefly_tasks.exceptions import UnknownTaskError
-from firefly_tasks.executor import execute
+from firefly_tasks.execution import run_alone
 from firefly_tasks.models import TaskModel, TaskStatus
 from firefly_tasks.registry import registry
 from tests.testapp import tasks
@@ -32,9 +31,9 @@ def unimported(monkeypatch):
 
 def run_stored(func_name: str, params_data: str = "[[],{}]") -> TaskModel:
     row = TaskModel.objects.create(func_name=func_name, queue="default", params_data=params_data)
-    (claimed,) = claim_tasks(["default"], 1)
+    (claimed,) = TaskModel.objects.claim(["default"], 1)
     assert claimed.pk == row.pk
-    execute(claimed)
+    run_alone(claimed)
     row.refresh_from_db()
     return row
 

@@ -10,8 +10,7 @@ import asyncio
 import time
 from decimal import Decimal
 
-from firefly_tasks import atask, task
-from firefly_tasks.executor import current_task
+from firefly_tasks import atask, current_task, task
 
 # Queue "default" -------------------------------------------------------------------------------
 

@@ -14,8 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from firefly_tasks import task
-from firefly_tasks.executor import current_task
+from firefly_tasks import current_task, task
 from firefly_tasks.models import TaskModel
 from tests.testapp.models import Execution, Note
 

@@ -7,8 +7,7 @@ import signal
 import threading
 import time
 
-from firefly_tasks import atask, task
-from firefly_tasks.executor import current_task
+from firefly_tasks import atask, current_task, task
 from tests.testapp.models import Execution, Note
 
 
@@ -127,9 +126,16 @@ def fail_with_backoff() -> None:
 
 @task()
 def current_task_state() -> list[object]:
-    row = current_task()
-    assert row is not None
-    return [row.pk, row.attempt, row.status]
+    running = current_task()
+    assert running is not None
+    return [
+        running.id,
+        running.pk,
+        running.attempt,
+        running.queue,
+        running.name,
+        running.row.status,
+    ]
 
 
 @task(queue="reports")

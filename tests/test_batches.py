@@ -8,9 +8,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from firefly_tasks.claim import claim_tasks
+from firefly_tasks.batches import BatchRunner
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel
-from firefly_tasks.runner import BatchRunner
 from tests.testapp import tasks
 from tests.testapp.models import Note
 
@@ -37,16 +36,16 @@ def warm_up(runner: BatchRunner, *task_functions) -> None:
     """Run each task once alone, so the runner learns that it is fast."""
     for function in task_functions:
         function.schedule("warm-up")
-    runner.run(claim_tasks(["default"], 100, runner.worker.pk))
+    runner.run(TaskModel.objects.claim(["default"], 100, runner.worker.pk))
     TaskModel.objects.all().delete()
     Note.objects.all().delete()
 
 
 def test_unknown_tasks_run_alone_then_fast_ones_are_grouped(runner):
     tasks.noop.schedule_many([() for _ in range(30)])
-    first = claim_tasks(["default"], 1, runner.worker.pk)
+    first = TaskModel.objects.claim(["default"], 1, runner.worker.pk)
     runner.run(first)  # learns noop is fast
-    rows = claim_tasks(["default"], 100, runner.worker.pk)
+    rows = TaskModel.objects.claim(["default"], 100, runner.worker.pk)
 
     with CaptureQueriesContext(connection) as queries:
         outcomes, handed_back = runner.run(rows)
@@ -65,7 +64,7 @@ def test_failing_task_in_a_group_rolls_back_only_its_own_writes(runner):
     lost = tasks.write_note_then_fail.schedule("b")
     keep_c = tasks.write_note.schedule("c")
 
-    outcomes, _ = runner.run(claim_tasks(["default"], 10, runner.worker.pk))
+    outcomes, _ = runner.run(TaskModel.objects.claim(["default"], 10, runner.worker.pk))
 
     assert outcomes == ["completed", "completed", "failed"]  # failures are reported last
     assert set(Note.objects.values_list("text", flat=True)) == {"a", "c"}
@@ -82,7 +81,7 @@ def test_on_commit_callbacks_of_a_failed_task_in_a_group_are_discarded(runner):
     tasks.write_note.schedule("kept")
     tasks.note_on_commit_then_fail.schedule("dropped")
 
-    runner.run(claim_tasks(["default"], 10, runner.worker.pk))
+    runner.run(TaskModel.objects.claim(["default"], 10, runner.worker.pk))
 
     assert list(Note.objects.values_list("text", flat=True)) == ["kept"]
 
@@ -90,7 +89,7 @@ def test_on_commit_callbacks_of_a_failed_task_in_a_group_are_discarded(runner):
 def test_group_with_a_row_that_moved_on_runs_its_tasks_alone(runner):
     warm_up(runner, tasks.write_note)
     rows = [tasks.write_note.schedule(text) for text in ("x", "y", "z")]
-    claimed = claim_tasks(["default"], 10, runner.worker.pk)
+    claimed = TaskModel.objects.claim(["default"], 10, runner.worker.pk)
     # Another consumer recovered and re-claimed "y" meanwhile: its attempt moved on.
     TaskModel.objects.filter(pk=rows[1].pk).update(attempt=5)
 
@@ -123,7 +122,7 @@ def test_a_claim_brings_back_at_most_256_mib_of_the_largest_payloads(runner, set
 def test_rest_of_a_batch_is_handed_back_after_a_slow_task(runner):
     slow = tasks.sleep_for.schedule(0.6)
     behind = tasks.add.schedule(1, 1)
-    claimed = claim_tasks(["default"], 10, runner.worker.pk)
+    claimed = TaskModel.objects.claim(["default"], 10, runner.worker.pk)
     assert [row.pk for row in claimed] == [slow.pk, behind.pk]
 
     outcomes, handed_back = runner.run(claimed)
@@ -142,7 +141,7 @@ def test_hot_statements_work_prepared_when_the_connection_prepares(runner):
             tasks.write_note.schedule(f"one {round_}")
             tasks.write_note.schedule_many([(f"many {round_} {i}",) for i in range(5)])
             tasks.write_note_then_fail.schedule(f"fails {round_}")
-            while rows := claim_tasks(["default"], 100, runner.worker.pk):
+            while rows := TaskModel.objects.claim(["default"], 100, runner.worker.pk):
                 runner.run(rows)
         prepared = connection.connection.execute("SELECT count(*) FROM pg_prepared_statements")
         assert prepared.fetchone()[0] > 0

@@ -5,7 +5,8 @@ tasks run in one *group* transaction: each task's writes sit behind a savepoint 
 lazily, only if the task touches the database), and the group's completions are written in
 one statement and committed together, within ``FIREFLY_GROUP_COMMIT_WINDOW``. A task is
 "fast" once this thread has seen it finish in under a fifth of that window; unknown and slow
-tasks run alone, so a group is always committed before them.
+tasks run alone, so a group is always committed before them. Either way a task runs through
+``firefly_tasks.execution``'s one path.
 
 If a group's transaction fails (a deadlock, a lost connection), none of its writes commit and
 its tasks run again.
@@ -20,29 +21,28 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.utils import timezone
 
-from firefly_tasks import serialization, signals
-from firefly_tasks.completion import Completion, write_completions
+from firefly_tasks import signals
 from firefly_tasks.conf import settings
-from firefly_tasks.database import is_connection_error
-from firefly_tasks.decorators import Task
-from firefly_tasks.executor import (
+from firefly_tasks.dialects import dialect
+from firefly_tasks.execution import (
     ConnectionLost,
-    RunOutcome,
     announce_failure,
-    call,
-    current_task_var,
-    execute,
+    invoke,
+    prepare,
+    run_alone,
     write_failure,
 )
 from firefly_tasks.isolation import IsolationLock
 from firefly_tasks.liveness import Liveness
-from firefly_tasks.models import Isolation, TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.models import TaskModel, WorkerModel
+from firefly_tasks.queryset import Completion
 from firefly_tasks.registry import registry
+from firefly_tasks.savepoints import LazySavepoint
+from firefly_tasks.states import RunOutcome, TaskStatus
 
 logger = logging.getLogger("firefly_tasks")
 
@@ -68,6 +68,14 @@ class BatchInterrupted(Exception):
         self.unstarted = unstarted
 
 
+class _Interrupted(Exception):
+    """The connection broke after ``started`` rows of a run began."""
+
+    def __init__(self, started: int) -> None:
+        super().__init__(started)
+        self.started = started
+
+
 class _GroupFenced(Exception):
     """A row of the group moved on to another attempt: roll the group back."""
 
@@ -76,62 +84,29 @@ class _GroupFenced(Exception):
 class _Group:
     done: list[Completion] = field(default_factory=list)
     failed: list[tuple[TaskModel, BaseException, RunOutcome]] = field(default_factory=list)
+    started: int = 0  # rows whose run began
 
     def __len__(self) -> int:
         return len(self.done) + len(self.failed)
 
 
-class LazySavepoint:
-    """An execute wrapper that opens a savepoint before a task's first query, if any.
+class _Run:
+    """What one call of :meth:`BatchRunner.run` reads once (settings are read once a batch:
+    this is the hot path) and learns as it goes."""
 
-    Most fast tasks never query, so they pay nothing for the isolation from their group.
-    """
-
-    def __init__(self, connection: Any) -> None:
-        self.connection = connection
-        self.sid: str | None = None
-        self._opening = False
-        # on_commit callbacks the task registers before its first query are not tied to
-        # the savepoint: remember where they start, to discard them on rollback.
-        self._callbacks_mark = len(connection.run_on_commit)
-
-    def __call__(
-        self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
-    ) -> Any:
-        if self.sid is None and not self._opening:
-            self._opening = True
-            try:
-                self.sid = self.connection.savepoint()
-                if self.sid is not None:
-                    # Known to Django, so on_commit callbacks registered after it are
-                    # discarded if the task's writes are rolled back.
-                    self.connection.savepoint_ids.append(self.sid)
-            finally:
-                self._opening = False
-        return execute(sql, params, many, context)
-
-    def release(self) -> None:
-        if self.sid is None:
-            return
-        if self.connection.needs_rollback:
-            raise transaction.TransactionManagementError(
-                "The task swallowed a database error inside an atomic block; its writes are "
-                "rolled back."
-            )
-        self.connection.savepoint_commit(self.sid)
-        self.forget()
-
-    def rollback(self) -> None:
-        if self.sid is not None:
-            self.connection.savepoint_rollback(self.sid)
-            self.connection.needs_rollback = False
-            self.forget()
-        del self.connection.run_on_commit[self._callbacks_mark :]
-
-    def forget(self) -> None:
-        if self.sid in self.connection.savepoint_ids:
-            self.connection.savepoint_ids.remove(self.sid)
-        self.sid = None
+    def __init__(self, revivals: int | None) -> None:
+        self.window = settings.GROUP_COMMIT_WINDOW
+        self.aliases = settings.TASK_ALIASES
+        self.preview_length = settings.PREVIEW_LENGTH
+        self.fresh_for = settings.WORKER_TIMEOUT - settings.HEARTBEAT_INTERVAL
+        self.revivals = revivals
+        self.connection = connections[DEFAULT_DB_ALIAS]
+        self.dialect = dialect(self.connection)
+        # timezone.now() reads USE_TZ at each call; this clock reads the same time zone.
+        self.clock: Callable[[], datetime.datetime] = functools.partial(
+            datetime.datetime.now, timezone.now().tzinfo
+        )
+        self.last_was_slow = False
 
 
 class BatchRunner:
@@ -169,27 +144,18 @@ class BatchRunner:
         unstarted, or found to be no longer this worker's.
 
         ``revivals`` is the worker's :attr:`~firefly_tasks.liveness.Liveness.revivals`, read
-        before the claim.
-        Raises :class:`BatchInterrupted` when the connection breaks.
+        before the claim. Raises :class:`BatchInterrupted` when the connection breaks.
         """
-        # Settings are read once a batch: this is the hot path.
-        self._window = settings.GROUP_COMMIT_WINDOW
-        self._aliases = settings.TASK_ALIASES
-        self._preview_length = settings.PREVIEW_LENGTH
-        self._fresh_for = settings.WORKER_TIMEOUT - settings.HEARTBEAT_INTERVAL
-        self._revivals = revivals
-        self._connection = connections[DEFAULT_DB_ALIAS]
-        # timezone.now() reads USE_TZ at each call; this clock reads the same time zone.
-        self._now = functools.partial(datetime.datetime.now, timezone.now().tzinfo)
+        run = _Run(revivals)
         outcomes: list[RunOutcome] = []
         not_run: list[TaskModel] = []
         index = 0
         while index < len(rows):
             if self.stopping.is_set():
                 return outcomes, not_run + rows[index:]
-            if not self._holds_tasks():
+            if not self._holds_tasks(run):
                 try:
-                    kept, gone = self._still_held(rows[index:])
+                    kept, gone = self._still_held(run, rows[index:])
                 except DatabaseError as exc:
                     raise BatchInterrupted([], rows[index:]) from exc
                 rows = rows[:index] + kept
@@ -197,41 +163,41 @@ class BatchRunner:
                 if index == len(rows):
                     break
             row = rows[index]
-            self._started = 1
+            group = [] if row.isolation else self._fast_run(run, rows, index)
             try:
                 if row.isolation:
-                    ran = [self._run_isolated(row)]
-                    group: list[TaskModel] = []
-                else:
-                    group = self._fast_run(rows, index)
+                    ran = [self._run_isolated(run, row)]
+                elif len(group) > 1:
                     with self.lock.shared():
-                        ran = self._run_group(group) if len(group) > 1 else [self._run_alone(row)]
+                        ran = self._run_group(run, group)
+                else:
+                    with self.lock.shared():
+                        ran = [self._run_alone(run, row)]
+            except _Interrupted as exc:
+                end = index + exc.started
+                raise BatchInterrupted(rows[index:end], rows[end:]) from exc.__cause__
             except (ConnectionLost, DatabaseError) as exc:
-                end = index + self._started
-                raise BatchInterrupted(rows[index:end], rows[end:]) from exc
+                raise BatchInterrupted(rows[index : index + 1], rows[index + 1 :]) from exc
             outcomes += ran
             index += len(ran)
-            if len(group) <= 1 and self._last_was_slow and index < len(rows):
+            if len(group) <= 1 and run.last_was_slow and index < len(rows):
                 return outcomes, not_run + rows[index:]
         return outcomes, not_run
 
     # Holding the claimed tasks -------------------------------------------------------------
 
-    _fresh_for = 0.0
-    _revivals: int | None = None
-
-    def _holds_tasks(self) -> bool:
+    def _holds_tasks(self, run: _Run) -> bool:
         """Whether no other consumer can have recovered this batch yet, by the monotonic
         clock alone (no query): see :class:`Liveness`."""
         liveness = self.liveness
         if liveness is None:
             return True
-        if self._revivals is not None and liveness.revivals != self._revivals:
+        if run.revivals is not None and liveness.revivals != run.revivals:
             return False
-        return time.monotonic() - liveness.proved_at < self._fresh_for
+        return time.monotonic() - liveness.proved_at < run.fresh_for
 
     def _still_held(
-        self, rows: list[TaskModel], *, rest_of_batch: bool = True
+        self, run: _Run, rows: list[TaskModel], *, rest_of_batch: bool = True
     ) -> tuple[list[TaskModel], list[TaskModel]]:
         """Beat, then split ``rows`` into those this worker still holds and those it lost,
         in one query (the heartbeat first, so that none can be lost after the check).
@@ -256,51 +222,41 @@ class BatchRunner:
                 "tasks taken over while this worker was silent, not run count=%s", len(gone)
             )
         if rest_of_batch:
-            self._revivals = revivals
+            run.revivals = revivals
         return kept, gone
 
-    def _run_isolated(self, row: TaskModel) -> RunOutcome:
+    def _run_isolated(self, run: _Run, row: TaskModel) -> RunOutcome:
         """Run a task recovered from a dead worker alone in this process, its start recorded
         first: a crash now is charged to it (see ``Isolation``)."""
-        self._last_was_slow = False
+        run.last_was_slow = False
         with self.lock.alone():
-            if not self._holds_tasks() and not self._still_held([row], rest_of_batch=False)[0]:
+            if (
+                not self._holds_tasks(run)
+                and not self._still_held(run, [row], rest_of_batch=False)[0]
+            ):
                 return RunOutcome.FENCED
-            started = TaskModel.objects.filter(
-                pk=row.pk, status=TaskStatus.RUNNING, attempt=row.attempt
-            ).update(isolation=Isolation.STARTED_ALONE)
-            if not started:
+            if not TaskModel.objects.start_alone(row):
                 return RunOutcome.FENCED
-            row.isolation = Isolation.STARTED_ALONE
-            return self._run_alone(row)
+            return self._run_alone(run, row)
 
     # Grouping ------------------------------------------------------------------------------
 
-    _last_was_slow = False
-    _window = 0.0
-    _aliases: dict[str, str] = {}
-    _preview_length = 200
-    _connection: Any = None
-    _now: Callable[[], datetime.datetime] = staticmethod(timezone.now)
-    _started = 0  # rows of the current group or single run that have started
-
-    def _is_fast(self, row: TaskModel) -> bool:
-        window = self._window
-        if window <= 0 or row.isolation:
+    def _is_fast(self, run: _Run, row: TaskModel) -> bool:
+        if run.window <= 0 or row.isolation:
             return False
         duration = self.durations.get(row.func_name)
-        if duration is None or duration > window / 5:
+        if duration is None or duration > run.window / 5:
             return False
-        task = registry.get(self._aliases.get(row.func_name, row.func_name))
-        return isinstance(task, Task) and task.atomic
+        task = registry.get(run.aliases.get(row.func_name, row.func_name))
+        return task is not None and not row.backend and task.atomic
 
-    def _fast_run(self, rows: list[TaskModel], start: int) -> list[TaskModel]:
-        run = []
+    def _fast_run(self, run: _Run, rows: list[TaskModel], start: int) -> list[TaskModel]:
+        fast = []
         for row in rows[start:]:
-            if not self._is_fast(row):
+            if not self._is_fast(run, row):
                 break
-            run.append(row)
-        return run
+            fast.append(row)
+        return fast
 
     def _observe(self, name: str, seconds: float) -> None:
         previous = self.durations.get(name)
@@ -310,31 +266,35 @@ class BatchRunner:
         mean = self.mean_duration
         self.mean_duration = seconds if mean is None else mean + SMOOTHING * (seconds - mean)
 
-    def _run_alone(self, row: TaskModel) -> RunOutcome:
+    def _run_alone(self, run: _Run, row: TaskModel) -> RunOutcome:
         row.run_seconds = None
         began = time.monotonic()
-        outcome = execute(row, self.worker)
+        outcome = run_alone(row, self.worker, run.aliases)
         took = time.monotonic() - began
         # Learn from the function's own time, not the commit around it.
         self._observe(row.func_name, took if row.run_seconds is None else row.run_seconds)
-        self._last_was_slow = took > SLOW_TASK_SECONDS
+        run.last_was_slow = took > SLOW_TASK_SECONDS
         return outcome
 
-    def _run_group(self, rows: list[TaskModel]) -> list[RunOutcome]:
+    def _run_group(self, run: _Run, rows: list[TaskModel]) -> list[RunOutcome]:
         """Run fast tasks in one transaction until the window closes; return their outcomes."""
-        self._last_was_slow = False
-        deadline = time.monotonic() + self._window
+        run.last_was_slow = False
         group = _Group()
+        try:
+            return self._commit_group(run, rows, group)
+        except (ConnectionLost, DatabaseError) as exc:
+            raise _Interrupted(max(group.started, 1)) from exc
+
+    def _commit_group(self, run: _Run, rows: list[TaskModel], group: _Group) -> list[RunOutcome]:
+        deadline = time.monotonic() + run.window
         try:
             with transaction.atomic():
                 for row in rows:
-                    if group and (time.monotonic() > deadline or not self._holds_tasks()):
+                    if group and (time.monotonic() > deadline or not self._holds_tasks(run)):
                         break
-                    self._started = len(group) + 1
-                    self._run_in_group(row, group)
-                if write_completions(group.done, self.worker, self._preview_length) != len(
-                    group.done
-                ):
+                    group.started += 1
+                    self._run_in_group(run, row, group)
+                if TaskModel.objects.complete(group.done, self.worker) != len(group.done):
                     raise _GroupFenced
         except _GroupFenced:
             # Some row is no longer ours: nothing of the group committed. Run each task alone,
@@ -343,16 +303,16 @@ class BatchRunner:
             if self.liveness is None:
                 held = set(ran)
             else:
-                held = set(self._still_held(ran, rest_of_batch=False)[0])
+                held = set(self._still_held(run, ran, rest_of_batch=False)[0])
             logger.info("group rolled back: a task moved on; running %s alone", len(held))
-            return [self._run_alone(row) if row in held else RunOutcome.FENCED for row in ran]
+            return [self._run_alone(run, row) if row in held else RunOutcome.FENCED for row in ran]
         except DatabaseError as exc:
-            if is_connection_error(exc):
+            if run.dialect.is_connection_error(exc):
                 raise ConnectionLost(str(exc)) from exc
             logger.warning(
                 "group commit failed, running %s task(s) again error=%s", len(group), exc
             )
-            return [self._run_alone(row) for row in rows[: len(group)]]
+            return [self._run_alone(run, row) for row in rows[: len(group)]]
         for done in group.done:
             signals.send(signals.task_completed, task=done.row, result=done.result)
         outcomes = [RunOutcome.COMPLETED] * len(group.done)
@@ -361,37 +321,32 @@ class BatchRunner:
             outcomes.append(outcome)
         return outcomes
 
-    def _run_in_group(self, row: TaskModel, group: _Group) -> None:
+    def _run_in_group(self, run: _Run, row: TaskModel, group: _Group) -> None:
+        row.started = run.clock()
         try:
-            task = registry.resolve(row.func_name, backend=row.backend, aliases=self._aliases)
-            args, kwargs = serialization.loads(row.params_data, row.serializer)
+            call = prepare(row, run.aliases)
         except Exception as exc:
             # Retrying cannot fix a name or payload the consumer cannot read.
             group.failed.append((row, exc, write_failure(row, self.worker, exc, retry=False)))
             return
-        row.started = self._now()
-        signals.send(signals.task_started, task=row)
-        conn = self._connection
-        savepoint = LazySavepoint(conn)
-        token = current_task_var.set(row)
+        conn = run.connection
+        savepoint = LazySavepoint(conn, run.dialect)
         began = time.monotonic()
         # As connection.execute_wrapper() does, without a generator per task.
         conn.execute_wrappers.append(savepoint)
         try:
-            result = call(task, args, kwargs, row)
-            returned_data = serialization.dumps(result, row.serializer, what="the return value")
+            done = invoke(row, call, preview_length=run.preview_length, clock=run.clock)
             savepoint.release()
         except Exception as exc:
-            if is_connection_error(exc):
+            if run.dialect.is_connection_error(exc):
                 raise ConnectionLost(str(exc)) from exc
             savepoint.rollback()
             group.failed.append((row, exc, write_failure(row, self.worker, exc, retry=True)))
         else:
-            group.done.append(Completion(row, result, returned_data, self._now()))
+            group.done.append(done)
         finally:
             conn.execute_wrappers.pop()
             # On a lost connection the savepoint is gone with it; Django must not see its id
             # when the group's atomic block exits, or it would think it is still nested.
             savepoint.forget()
-            current_task_var.reset(token)
             self._observe(row.func_name, time.monotonic() - began)

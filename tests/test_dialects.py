@@ -1,4 +1,4 @@
-"""Database facts and connection hygiene: ``firefly_tasks.database``."""
+"""What differs by database, and connection hygiene: ``firefly_tasks.dialects``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from django.db import OperationalError, connection, connections, transaction
 
-from firefly_tasks.database import atomic_from_first_query, check_connection
+from firefly_tasks.dialects import dialect
 from tests.testapp.models import Note
 
 
@@ -32,7 +32,7 @@ def test_healthy_connection_is_kept_between_tasks_with_conn_max_age_zero(conn_ma
     conn_max_age(0)
     raw = connection.connection
 
-    check_connection()
+    dialect(connection).check_connection()
 
     assert connection.connection is raw
 
@@ -45,7 +45,7 @@ def test_connection_a_task_left_broken_is_closed_between_tasks(conn_max_age, max
     connection.connection.close()  # what a task that broke its connection leaves behind
     connection.errors_occurred = True
 
-    check_connection()
+    dialect(connection).check_connection()
 
     assert connection.connection is None
     with connection.cursor() as cursor:  # the next task reconnects
@@ -57,7 +57,7 @@ def test_connection_older_than_conn_max_age_is_closed_between_tasks(conn_max_age
     conn_max_age(0.05)
     time.sleep(0.1)
 
-    check_connection()
+    dialect(connection).check_connection()
 
     assert connection.connection is None
 
@@ -66,7 +66,7 @@ def test_connection_is_left_alone_inside_an_atomic_block(db):
     connection.ensure_connection()
     connection.errors_occurred = True
 
-    check_connection()
+    dialect(connection).check_connection()
 
     assert connection.connection is not None
     connection.errors_occurred = False
@@ -76,13 +76,12 @@ def test_connection_is_left_alone_inside_an_atomic_block(db):
 
 
 def test_claimed_rows_read_the_same_values_as_the_orm(db):
-    from firefly_tasks.claim import claim_tasks
     from firefly_tasks.models import TaskModel
     from tests.testapp import tasks
 
     tasks.add.schedule(2, 3)
 
-    (claimed,) = claim_tasks(["default"], 1)
+    (claimed,) = TaskModel.objects.claim(["default"], 1)
     stored = TaskModel.objects.get(pk=claimed.pk)
 
     fields = [f.attname for f in TaskModel._meta.concrete_fields]
@@ -113,7 +112,8 @@ def test_a_first_query_locked_out_leaves_the_transaction_to_begin_at_the_next():
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA busy_timeout = 50")
     try:
-        with pytest.raises(RuntimeError, match="roll back"), atomic_from_first_query():
+        atomic = dialect(connection).atomic_from_first_query()
+        with pytest.raises(RuntimeError, match="roll back"), atomic:
             # A raw query, which Django does not mark the block broken for (an ORM write
             # would), swallowed: its BEGIN IMMEDIATE timed out.
             with pytest.raises(OperationalError, match="locked"), connection.cursor() as cursor:

@@ -13,8 +13,8 @@ from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
 
-from firefly_tasks.claim import claim_tasks
-from firefly_tasks.executor import current_task, execute, retry_delay
+from firefly_tasks import current_task
+from firefly_tasks.execution import run_alone
 from firefly_tasks.models import (
     AttemptOutcome,
     TaskAttempt,
@@ -22,12 +22,13 @@ from firefly_tasks.models import (
     TaskStatus,
     WorkerModel,
 )
+from firefly_tasks.queryset import retry_delay
 from tests.testapp import tasks
 from tests.testapp.models import Execution, Note
 
 
 def claim(row: TaskModel, now: datetime.datetime | None = None, worker_id: int | None = None):
-    claimed = claim_tasks([row.queue], 1, worker_id, now=now)
+    claimed = TaskModel.objects.claim([row.queue], 1, worker_id, now=now)
     assert [c.pk for c in claimed] == [row.pk]
     return claimed[0]
 
@@ -48,7 +49,7 @@ def test_completed_task_stores_its_result_and_one_attempt(worker):
     row = tasks.add.schedule(1, 3)
     claimed = claim(row, worker_id=worker.pk)
 
-    assert execute(claimed, worker) == "completed"
+    assert run_alone(claimed, worker) == "completed"
 
     done = stored(row)
     assert done.status == TaskStatus.COMPLETED
@@ -69,7 +70,7 @@ def test_completed_task_stores_its_result_and_one_attempt(worker):
 def test_completed_task_keeps_its_writes(db):
     row = tasks.write_note.schedule("kept")
 
-    assert execute(claim(row)) == "completed"
+    assert run_alone(claim(row)) == "completed"
 
     assert Note.objects.get().text == "kept"
 
@@ -77,26 +78,27 @@ def test_completed_task_keeps_its_writes(db):
 def test_async_task_runs_and_keeps_its_writes(db):
     noted = async_to_sync(tasks.async_write_note.schedule)("from async")
 
-    assert execute(claim(noted)) == "completed"
+    assert run_alone(claim(noted)) == "completed"
 
     assert stored(noted).returned == "from async"
     assert Note.objects.get().text == "from async"
 
 
-def test_current_task_is_the_running_row_during_the_run_and_none_after(db):
+def test_current_task_is_the_running_tasks_context_during_the_run_and_none_after(db):
     row = tasks.current_task_state.schedule()
     assert current_task() is None
 
-    execute(claim(row))
+    run_alone(claim(row))
 
-    assert stored(row).returned == [row.pk, 1, TaskStatus.RUNNING]
+    name = tasks.current_task_state.name
+    assert stored(row).returned == [row.pk, row.pk, 1, "default", name, TaskStatus.RUNNING]
     assert current_task() is None
 
 
 def test_current_task_is_visible_inside_async_tasks(db):
     row = async_to_sync(tasks.async_current_task_id.schedule)()
 
-    assert execute(claim(row)) == "completed"
+    assert run_alone(claim(row)) == "completed"
 
     assert stored(row).returned == row.pk
 
@@ -104,7 +106,7 @@ def test_current_task_is_visible_inside_async_tasks(db):
 def test_current_task_is_visible_to_non_atomic_tasks(db):
     row = tasks.record_execution.schedule()
 
-    execute(claim(row))
+    run_alone(claim(row))
 
     execution = Execution.objects.get()
     assert (execution.task_id, execution.attempt) == (row.pk, 1)
@@ -116,7 +118,7 @@ def test_current_task_is_visible_to_non_atomic_tasks(db):
 def test_failing_task_rolls_back_its_writes_and_records_the_error(db):
     row = tasks.write_note_then_fail.schedule("rolled back")
 
-    assert execute(claim(row)) == "failed"
+    assert run_alone(claim(row)) == "failed"
 
     failed = stored(row)
     assert failed.status == TaskStatus.FAILED
@@ -133,7 +135,7 @@ def test_failing_task_rolls_back_its_writes_and_records_the_error(db):
 def test_failing_async_task_rolls_back_its_writes(db):
     row = async_to_sync(tasks.async_write_note_then_fail.schedule)("async rolled back")
 
-    assert execute(claim(row)) == "failed"
+    assert run_alone(claim(row)) == "failed"
 
     assert stored(row).error == "RuntimeError: async failure"
     assert not Note.objects.exists()
@@ -142,7 +144,7 @@ def test_failing_async_task_rolls_back_its_writes(db):
 def test_failing_non_atomic_task_keeps_its_writes(db):
     row = tasks.write_note_then_fail_non_atomic.schedule("kept anyway")
 
-    assert execute(claim(row)) == "failed"
+    assert run_alone(claim(row)) == "failed"
 
     assert stored(row).status == TaskStatus.FAILED
     assert Note.objects.get().text == "kept anyway"
@@ -151,7 +153,7 @@ def test_failing_non_atomic_task_keeps_its_writes(db):
 def test_unserializable_return_value_fails_the_task(db):
     row = tasks.unserializable_result.schedule()
 
-    assert execute(claim(row)) == "failed"
+    assert run_alone(claim(row)) == "failed"
 
     failed = stored(row)
     assert failed.status == TaskStatus.FAILED
@@ -165,7 +167,7 @@ def test_undecodable_params_fail_the_task_without_retry(db):
         func_name=tasks.always_fail.name, queue="default", params_data="{not json", max_retries=2
     )
 
-    assert execute(claim(row)) == "failed"
+    assert run_alone(claim(row)) == "failed"
 
     failed = stored(row)
     assert failed.status == TaskStatus.FAILED
@@ -182,7 +184,7 @@ def test_unknown_task_fails_without_retry(db):
         max_retries=5,
     )
 
-    assert execute(claim(row)) == "failed"
+    assert run_alone(claim(row)) == "failed"
 
     failed = stored(row)
     assert failed.status == TaskStatus.FAILED
@@ -197,7 +199,7 @@ def test_failure_with_retries_left_returns_the_task_after_retry_delay(db):
     row = tasks.fail_with_delay.schedule()
     before = timezone.now()
 
-    assert execute(claim(row)) == "retry"
+    assert run_alone(claim(row)) == "retry"
 
     waiting = stored(row)
     assert waiting.status == TaskStatus.CREATED
@@ -207,15 +209,15 @@ def test_failure_with_retries_left_returns_the_task_after_retry_delay(db):
     assert before + datetime.timedelta(seconds=60) <= waiting.not_before
     assert waiting.not_before <= timezone.now() + datetime.timedelta(seconds=60)
     assert waiting.attempts.get().outcome == AttemptOutcome.FAILED
-    assert claim_tasks(["default"], 10) == []
+    assert TaskModel.objects.claim(["default"], 10) == []
 
 
 def test_last_retry_failing_fails_the_task_and_keeps_every_attempt(db):
     row = tasks.fail_with_delay.schedule()
-    execute(claim(row))
+    run_alone(claim(row))
 
     later = stored(row).not_before + datetime.timedelta(seconds=1)
-    assert execute(claim(row, now=later)) == "failed"
+    assert run_alone(claim(row, now=later)) == "failed"
 
     failed = stored(row)
     assert failed.status == TaskStatus.FAILED
@@ -232,7 +234,7 @@ def run_failures(row: TaskModel, count: int) -> list[float]:
     for _ in range(count):
         claimed = claim(row, now=stored(row).not_before)
         before = timezone.now()
-        assert execute(claimed) == "retry"
+        assert run_alone(claimed) == "retry"
         delays.append((stored(row).not_before - before).total_seconds())
     return delays
 
@@ -270,7 +272,7 @@ def test_completion_of_a_superseded_attempt_writes_nothing_and_rolls_back(db):
     claimed = claim(row)
     TaskModel.objects.filter(pk=row.pk).update(attempt=F("attempt") + 1)
 
-    assert execute(claimed) == "fenced"
+    assert run_alone(claimed) == "fenced"
 
     current = stored(row)
     assert current.status == TaskStatus.RUNNING
@@ -286,7 +288,7 @@ def test_failure_of_a_superseded_attempt_writes_nothing(db):
     claimed = claim(row)
     TaskModel.objects.filter(pk=row.pk).update(attempt=F("attempt") + 1)
 
-    assert execute(claimed) == "fenced"
+    assert run_alone(claimed) == "fenced"
 
     current = stored(row)
     assert current.status == TaskStatus.RUNNING
@@ -300,7 +302,7 @@ def test_completion_of_a_task_no_longer_running_writes_nothing(db):
     claimed = claim(row)
     TaskModel.objects.filter(pk=row.pk).update(status=TaskStatus.CANCELLED)
 
-    assert execute(claimed) == "fenced"
+    assert run_alone(claimed) == "fenced"
 
     assert stored(row).status == TaskStatus.CANCELLED
     assert not Note.objects.exists()
@@ -315,7 +317,7 @@ def test_an_atomic_task_takes_sqlite_s_write_lock_at_its_first_query_not_before(
 
     def run_task() -> None:
         try:
-            outcome.append(execute(row))
+            outcome.append(run_alone(row))
         finally:
             connections.close_all()
 

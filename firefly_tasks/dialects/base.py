@@ -1,0 +1,329 @@
+"""What Firefly asks of a database: the interface each dialect module implements.
+
+Everything here is either the same on every database or a default a dialect overrides. The
+statements themselves never name a task state: the caller (the task queryset, the only writer
+of task state) passes the states each statement guards on and sets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from django.core.checks import CheckMessage
+from django.db import Error, models, transaction
+
+T = TypeVar("T")
+
+# Run order of ready tasks: priority (higher first), then not_before, then id.
+ORDER = "priority DESC, not_before, id"
+
+
+@dataclass
+class Completions:
+    """A group of completed attempts, as columns, and the states their statement uses."""
+
+    ids: list[int]
+    attempts: list[int]
+    returned: list[str]
+    previews: list[str]
+    started: list[datetime.datetime | None]
+    finished: list[datetime.datetime]
+    worker_id: int | None
+    worker_name: str
+    running: str  # the fence: each row must still be in this state, at this attempt
+    completed: str  # the state it moves to
+    outcome: str  # the outcome of each attempt row
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class Claim:
+    """What one claim asks for, and the states it moves rows between."""
+
+    queues: list[str]
+    limit: int
+    worker_id: int | None
+    now: datetime.datetime
+    ready: str
+    running: str
+
+
+class Dialect:
+    """One database connection's dialect. One instance per connection (see ``dialect()``):
+    what it builds is cached here, once per connection."""
+
+    vendor = ""
+    # The database's UTC clock in SQL, where Django's Now() is not UTC (see clock.py).
+    utc_now_sql: str | None = None
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self._built: dict[Any, Any] = {}
+
+    def built(self, key: Any, build: Callable[[], T]) -> T:
+        """``build()``'s result for ``key``, built once: statement texts of the hot paths,
+        whose building would otherwise cost more than running them."""
+        if key not in self._built:
+            self._built[key] = build()
+        return cast(T, self._built[key])
+
+    def qn(self, name: str | None) -> str:
+        """``name`` quoted for this database (a table or a column)."""
+        return str(self.connection.ops.quote_name(name))
+
+    def adapt(self, value: datetime.datetime | None) -> Any:
+        return self.connection.ops.adapt_datetimefield_value(value)
+
+    # Tasks: insert, claim, complete ---------------------------------------------------------
+
+    def insert_tasks(self, model: type[models.Model], rows: list[Any]) -> list[Any]:
+        """Insert unsaved task rows and set their ids; see ``TaskQuerySet.insert_calls``."""
+        if len(rows) == 1:
+            return [self._insert_one(model, rows[0])]
+        return list(model._default_manager.using(self.connection.alias).bulk_create(rows))
+
+    def _insert_one(self, model: type[models.Model], row: Any) -> Any:
+        sql, attnames, datetimes, returning = self.built(
+            ("insert one", model), lambda: self._single_insert(model)
+        )
+        values = row.__dict__
+        params = [values[name] for name in attnames]
+        for i in datetimes:
+            if params[i] is not None:
+                params[i] = self.adapt(params[i])
+        with self.hot_cursor() as cursor:
+            cursor.execute(sql, params)
+            row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+        row._state.adding = False
+        row._state.db = self.connection.alias
+        return row
+
+    def _single_insert(self, model: type[models.Model]) -> tuple[str, list[str], list[int], bool]:
+        """``INSERT`` of one row: its text, the attributes of its parameters in order, which
+        of them are datetimes to adapt, and whether it returns the new id (else the cursor's
+        ``lastrowid`` holds it)."""
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        returning = bool(self.connection.features.can_return_columns_from_insert)
+        sql = (
+            f"INSERT INTO {self.qn(model._meta.db_table)} "
+            f"({', '.join(self.qn(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))})"
+            + (f" RETURNING {self.qn('id')}" if returning else "")
+        )
+        # Every other column holds a str, int, bool or None, which drivers take as they are.
+        datetimes = [i for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
+        return sql, [f.attname for f in fields], datetimes, returning
+
+    def claim(
+        self, model: type[models.Model], queue_model: type[models.Model], claim: Claim
+    ) -> list[Any]:
+        """Move up to ``claim.limit`` ready rows of ``claim.queues`` to ``claim.running`` for
+        the worker, bump their ``attempt``, stamp ``started``; return them (any order)."""
+        sql, params = self.claim_statement(model, queue_model, claim)
+        return self.fetch_rows(model, sql, params)
+
+    def claim_statement(
+        self, model: type[models.Model], queue_model: type[models.Model], claim: Claim
+    ) -> tuple[str, list[Any]]:
+        """The claim as one ``UPDATE ... RETURNING`` statement and its parameters, where the
+        database has one."""
+        raise NotImplementedError(f"{self.vendor} claims in more than one statement")
+
+    def complete(
+        self, task_model: type[models.Model], attempt_model: type[models.Model], done: Completions
+    ) -> int:
+        """Mark ``done`` completed where each row still runs the attempt that finished, and
+        insert their attempts; return how many rows were completed (fewer than ``len(done)``:
+        no attempt was inserted, and the caller must roll back).
+
+        Without arrays (SQLite, MariaDB): one fenced ``UPDATE`` whose values differ by id
+        through ``CASE``, then one multi-row ``INSERT`` of the attempts.
+        """
+        params: list[Any] = [done.completed, self.adapt(done.finished[-1])]
+        ids = done.ids
+
+        def by_id(values: list[Any]) -> str:
+            if all(value == values[0] for value in values):
+                params.append(values[0])
+                return "%s"
+            for pk, value in zip(ids, values, strict=True):
+                params.extend((pk, value))
+            whens = " ".join(["WHEN %s THEN %s"] * len(ids))
+            return f"CASE {self.qn('id')} {whens} END"
+
+        returned = by_id(done.returned)
+        previews = by_id(done.previews)
+        params += ids
+        # The fence: each row must still be running the attempt that finished.
+        attempts = by_id(done.attempts)
+        params.append(done.running)
+        sql = (
+            f"UPDATE {self.qn(task_model._meta.db_table)} SET status = %s, completed = %s, "
+            f"error = '', traceback = '', returned = {returned}, returned_preview = {previews} "
+            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND attempt = {attempts} "
+            f"AND status = %s"
+        )
+        with self.hot_cursor() as cursor:
+            cursor.execute(sql, params)
+            updated = int(cursor.rowcount)
+        if updated == len(done):
+            self._insert_attempts(attempt_model, done)
+        return updated
+
+    def columns(self, model: type[models.Model], table: str = "") -> str:
+        """Every column of ``model``, in field order (what :meth:`fetch_rows` reads)."""
+        prefix = f"{table}." if table else ""
+        return ", ".join(f"{prefix}{self.qn(f.column)}" for f in model._meta.concrete_fields)
+
+    def fetch_rows(self, model: type[models.Model], sql: str, params: list[Any]) -> list[Any]:
+        """Run a statement returning :meth:`columns` and build its rows, as ``raw()`` would
+        but with one ``fetchall()`` and no per-row column mapping: every task's hot path."""
+        compiler, converters, names = self.built(("reader", model), lambda: self._reader(model))
+        with self.hot_cursor() as cursor:
+            cursor.execute(sql, params)
+            values: Any = cursor.fetchall()
+        if not values:
+            return []
+        if converters:
+            values = compiler.apply_converters(values, converters)
+        alias = self.connection.alias
+        return [model.from_db(alias, names, row) for row in values]
+
+    def _reader(self, model: type[models.Model]) -> tuple[Any, Any, list[str]]:
+        # The compiler and converters of the model's columns: building them costs more than
+        # the claim of an empty queue, which idle consumers make several times a second.
+        meta = model._meta
+        fields = meta.concrete_fields
+        compiler = self.connection.ops.compiler("SQLCompiler")(
+            model._default_manager.none().query, self.connection, self.connection.alias
+        )
+        converters = compiler.get_converters([f.get_col(meta.db_table) for f in fields])
+        return compiler, converters, [f.attname for f in fields]
+
+    def _insert_attempts(self, attempt_model: type[models.Model], done: Completions) -> None:
+        """The completed attempts in one multi-row INSERT."""
+        columns = ["task_id", "number", "worker_id", "worker_name", "started", "finished"]
+        columns.append("outcome")
+        params: list[Any] = []
+        for i in range(len(done)):
+            params += [
+                done.ids[i],
+                done.attempts[i],
+                done.worker_id,
+                done.worker_name,
+                self.adapt(done.started[i]),
+                self.adapt(done.finished[i]),
+                done.outcome,
+            ]
+        row_sql = f"({', '.join(['%s'] * len(columns))}, '', '')"
+        sql = (
+            f"INSERT INTO {self.qn(attempt_model._meta.db_table)} "
+            f"({', '.join(self.qn(c) for c in columns)}, {self.qn('error')}, "
+            f"{self.qn('traceback')}) VALUES {', '.join([row_sql] * len(done))}"
+        )
+        with self.hot_cursor() as cursor:
+            cursor.execute(sql, params)
+
+    # Cursors and transactions ---------------------------------------------------------------
+
+    def hot_cursor(self) -> Any:
+        """A cursor for Firefly's hot statements (claims, completions, inserts). A Django
+        cursor: errors are Django's, and execute wrappers see its queries."""
+        return self.connection.cursor()
+
+    def binary_placeholder(self) -> str:
+        """The placeholder of a parameter :meth:`hot_cursor` should send in binary."""
+        return "%s"
+
+    @contextlib.contextmanager
+    def atomic_from_first_query(self) -> Iterator[None]:
+        """``transaction.atomic()`` whose transaction begins no earlier than its first query.
+        Only SQLite begins one (and takes its write lock) when the block opens."""
+        with transaction.atomic(using=self.connection.alias):
+            yield
+
+    # Django's private savepoint bookkeeping, used by a lazily opened savepoint (batches.py).
+
+    def on_commit_mark(self) -> int:
+        """Where the ``on_commit`` callbacks registered from now on start."""
+        return len(self.connection.run_on_commit)
+
+    def discard_on_commit(self, mark: int) -> None:
+        """Drop the ``on_commit`` callbacks registered since ``mark``."""
+        del self.connection.run_on_commit[mark:]
+
+    def track_savepoint(self, sid: str) -> None:
+        """Make a savepoint opened outside ``atomic()`` known to Django, so that ``on_commit``
+        callbacks registered after it are discarded if it is rolled back."""
+        self.connection.savepoint_ids.append(sid)
+
+    def forget_savepoint(self, sid: str | None) -> None:
+        if sid in self.connection.savepoint_ids:
+            self.connection.savepoint_ids.remove(sid)
+
+    # Errors and locks -----------------------------------------------------------------------
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the connection broke (an outage), not that a query failed."""
+        from django.db import InterfaceError, OperationalError
+
+        if isinstance(exc, InterfaceError):
+            return True
+        if not isinstance(exc, OperationalError):
+            return False
+        return self.connection.connection is None or not self.connection.is_usable()
+
+    def limit_lock_wait(self, seconds: float) -> None:
+        """Make the rest of this transaction wait at most ``seconds`` for a row lock, so a
+        rescue does not hang behind a frozen consumer's transaction. SQLite has one lock and
+        its own ``timeout``: nothing to do."""
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a wait for a row lock that :meth:`limit_lock_wait` cut short."""
+        return False
+
+    def check_connection(self) -> None:
+        """Between tasks: close the connection if a task left it broken, or if it has
+        outlived ``CONN_MAX_AGE``, as Django does between requests; the next query reconnects.
+
+        ``CONN_MAX_AGE = 0``, Django's default, means "close after each request"; a consumer
+        reads it as "keep the connection while it works", since reconnecting for every task
+        would cost more than most tasks.
+        """
+        conn = self.connection
+        if conn.connection is None or conn.in_atomic_block:
+            return
+        # Closing a connection the server already dropped can raise (MySQLdb); it is closed.
+        with contextlib.suppress(Error):
+            if conn.settings_dict.get("CONN_MAX_AGE") != 0:
+                conn.close_if_unusable_or_obsolete()
+            elif conn.errors_occurred:
+                if conn.is_usable():
+                    conn.errors_occurred = False
+                else:
+                    conn.close()
+
+    # Wake-ups and checks --------------------------------------------------------------------
+
+    def can_listen(self) -> bool:
+        """Whether consumers can be woken by the database when tasks become ready."""
+        return False
+
+    def listen(self) -> Any:
+        """A new connection of its own that the database notifies when tasks become ready
+        (only where :meth:`can_listen`)."""
+        raise NotImplementedError
+
+    def notified(self, raw: Any) -> bool:
+        """Whether a :meth:`listen` connection has been notified since the last call."""
+        raise NotImplementedError
+
+    def check(self) -> list[CheckMessage]:
+        """What this database's configuration gets wrong for Firefly (``check --database``)."""
+        return []

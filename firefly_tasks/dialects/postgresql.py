@@ -1,0 +1,267 @@
+"""PostgreSQL: claims and completions in one statement each, rows as arrays, psycopg 3's
+server-side binding and binary results, LISTEN for wake-ups."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.core.checks import CheckMessage, Warning
+from django.db import OperationalError, models
+
+from firefly_tasks.conf import settings
+from firefly_tasks.dialects.base import ORDER, Claim, Completions, Dialect
+
+# SQLSTATEs of a connection that is gone: class 08 (connection exception), and
+# admin_shutdown, crash_shutdown, cannot_connect_now (a backend terminated or restarting).
+_CONNECTION_STATES = ("57P01", "57P02", "57P03")
+_LOCK_NOT_AVAILABLE = "55P03"
+CHANNEL = "firefly_tasks"
+
+
+class PostgreSQLDialect(Dialect):
+    vendor = "postgresql"
+
+    # Inserts ----------------------------------------------------------------------------------
+
+    def insert_tasks(self, model: type[models.Model], rows: list[Any]) -> list[Any]:
+        """Many rows that differ only in their call are one ``INSERT ... SELECT FROM
+        unnest()`` carrying the calls as two arrays, with every other column sent once."""
+        if len(rows) == 1:
+            return super().insert_tasks(model, rows)
+        varying = ("params_data", "params_preview")
+        fields = [
+            f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in varying
+        ]
+        template = rows[0]
+        connection = self.connection
+        constants = [f.get_db_prep_save(getattr(template, f.attname), connection) for f in fields]
+        columns = [self.qn(str(f.column)) for f in fields] + [self.qn("params")]
+        columns.append(self.qn("params_preview"))
+        selects = [f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields]
+        b = self.binary_placeholder()
+        sql = (
+            f"INSERT INTO {self.qn(model._meta.db_table)} ({', '.join(columns)}) "
+            f"SELECT {', '.join(selects)}, u.p, u.v "
+            f"FROM unnest({b}::text[], {b}::text[]) WITH ORDINALITY AS u(p, v, n) "
+            f"ORDER BY u.n RETURNING {self.qn('id')}"
+        )
+        params = [*constants, [r.params_data for r in rows], [r.params_preview for r in rows]]
+        with self.hot_cursor() as cursor:
+            cursor.execute(sql, params)
+            ids = [pk for (pk,) in cursor.fetchall()]
+        for row, pk in zip(rows, ids, strict=True):
+            row.pk = pk
+            row._state.adding = False
+            row._state.db = connection.alias
+        return rows
+
+    # Claims -----------------------------------------------------------------------------------
+
+    def claim_statement(
+        self, model: type[models.Model], queue_model: type[models.Model], claim: Claim
+    ) -> tuple[str, list[Any]]:
+        """The claim, one statement. Each queue is read by its own LIMITed scan of the ready
+        index (LATERAL), already in run order, so no plan sorts the backlog; the best
+        ``limit`` of them all are claimed. Paused queues are dropped from the list of queue
+        names, not anti-joined to the task rows (which leads the planner to a sequential scan
+        and a sort of every ready row). The MATERIALIZED CTE is evaluated once, so the UPDATE
+        cannot claim more than ``limit`` rows, and ``id = ANY(ARRAY(...))`` finds them by
+        primary key however small the table looks to the planner. The text is the same for
+        any list of queues."""
+        sql = self.built("claim", lambda: self._claim_sql(model, queue_model))
+        stamp = self.adapt(claim.now)
+        limit = claim.limit
+        params = [claim.queues, claim.ready, stamp, limit, limit, claim.running, stamp]
+        return sql, [*params, claim.worker_id]
+
+    def _claim_sql(self, model: type[models.Model], queue_model: type[models.Model]) -> str:
+        task, queues = self.qn(model._meta.db_table), self.qn(queue_model._meta.db_table)
+        return (
+            f"WITH c AS MATERIALIZED ("
+            f" SELECT r.id FROM unnest(%s::text[]) AS qn(name) CROSS JOIN LATERAL ("
+            f"  SELECT id, priority, not_before FROM {task}"
+            f"  WHERE status = %s AND queue = qn.name AND not_before <= %s"
+            f"  ORDER BY {ORDER} LIMIT %s FOR UPDATE SKIP LOCKED) r"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {queues} q"
+            f"  WHERE q.name = qn.name AND q.paused)"
+            f" ORDER BY r.priority DESC, r.not_before, r.id LIMIT %s"
+            f") UPDATE {task} SET status = %s, attempt = attempt + 1,"
+            f" started = %s, worker_id = %s WHERE id = ANY(ARRAY(SELECT id FROM c))"
+            f" RETURNING {self.columns(model, task)}"
+        )
+
+    # Completions ------------------------------------------------------------------------------
+
+    def complete(
+        self, task_model: type[models.Model], attempt_model: type[models.Model], done: Completions
+    ) -> int:
+        """One statement, one round trip: the fenced UPDATE, and an attempt for each row it
+        completed. A fenced row gets no attempt, and the count tells the caller to roll back.
+        One row (a slow task, run alone) is sent as values, which the server plans in a
+        fraction of the time of arrays."""
+        if len(done) == 1:
+            sql = self.built(
+                "complete one", lambda: self._complete_one_sql(task_model, attempt_model)
+            )
+            params = [
+                done.completed,
+                done.finished[-1],
+                done.returned[0],
+                done.previews[0],
+                done.ids[0],
+                done.attempts[0],
+                done.running,
+                done.worker_id,
+                done.worker_name,
+                done.started[0],
+                done.finished[0],
+                done.outcome,
+            ]
+        else:
+            sql = self.built("complete", lambda: self._complete_sql(task_model, attempt_model))
+            params = [
+                done.ids,
+                done.attempts,
+                done.returned,
+                done.previews,
+                done.started,
+                done.finished,
+                done.completed,
+                done.finished[-1],
+                done.running,
+                done.worker_id,
+                done.worker_name,
+                done.outcome,
+            ]
+        with self.hot_cursor() as cursor:
+            cursor.execute(sql, params)
+            return int(cursor.rowcount)
+
+    def _complete_sql(
+        self, task_model: type[models.Model], attempt_model: type[models.Model]
+    ) -> str:
+        b = self.binary_placeholder()
+        return (
+            f"WITH u AS (SELECT * FROM unnest({b}::bigint[], {b}::integer[], {b}::text[], "
+            f"{b}::text[], {b}::timestamptz[], {b}::timestamptz[]) "
+            "AS u(id, attempt, returned, preview, started, finished)), "
+            f"done AS (UPDATE {self.qn(task_model._meta.db_table)} AS t "
+            "SET status = %s, completed = %s, error = '', traceback = '', "
+            "returned = u.returned, returned_preview = u.preview FROM u "
+            "WHERE t.id = u.id AND t.attempt = u.attempt AND t.status = %s RETURNING t.id) "
+            f"INSERT INTO {self.qn(attempt_model._meta.db_table)} (task_id, number, worker_id, "
+            "worker_name, started, finished, outcome, error, traceback) "
+            "SELECT u.id, u.attempt, %s, %s, u.started, u.finished, %s, '', '' "
+            "FROM u JOIN done ON done.id = u.id"
+        )
+
+    def _complete_one_sql(
+        self, task_model: type[models.Model], attempt_model: type[models.Model]
+    ) -> str:
+        return (
+            f"WITH done AS (UPDATE {self.qn(task_model._meta.db_table)} "
+            "SET status = %s, completed = %s, error = '', traceback = '', "
+            "returned = %s, returned_preview = %s "
+            "WHERE id = %s AND attempt = %s AND status = %s RETURNING id, attempt) "
+            f"INSERT INTO {self.qn(attempt_model._meta.db_table)} (task_id, number, worker_id, "
+            "worker_name, started, finished, outcome, error, traceback) "
+            "SELECT id, attempt, %s, %s, %s, %s, %s, '', '' FROM done"
+        )
+
+    # Cursors ----------------------------------------------------------------------------------
+
+    def hot_cursor(self) -> Any:
+        """With psycopg 3, the server binds the parameters (arrays travel as values, not
+        quoted into the statement's text in Python), and with ``USE_TZ`` results come back in
+        binary (timestamps are not parsed from text in Python): together they halve the
+        Python time of a claim. Statements are prepared only as the connection's
+        ``prepare_threshold`` says (Django's default: never, for connection poolers)."""
+        cls = _hot_cursor_class()
+        conn = self.connection
+        if cls is None:
+            return conn.cursor()
+        conn.ensure_connection()
+        conn.validate_thread_sharing()
+        cursor = cls(conn.connection)
+        # Binary timestamps come back aware, in the session's time zone: right only with
+        # USE_TZ, where Django's own loader returns the same instants.
+        cursor.binary = conn.timezone is not None
+        # As connection.cursor() wraps its cursors: logged (DEBUG, assertNumQueries) or not.
+        return conn.make_debug_cursor(cursor) if conn.queries_logged else conn.make_cursor(cursor)
+
+    def binary_placeholder(self) -> str:
+        """An array of text is sent in binary: its text form psycopg would quote element by
+        element in Python."""
+        return "%b" if _hot_cursor_class() is not None else "%s"
+
+    # Errors and locks -------------------------------------------------------------------------
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        if isinstance(exc, OperationalError):
+            sqlstate: Any = getattr(exc.__cause__, "sqlstate", False)
+            if sqlstate is not False:  # no SQLSTATE: the client lost the server
+                return (
+                    sqlstate is None or sqlstate.startswith("08") or sqlstate in _CONNECTION_STATES
+                )
+        return super().is_connection_error(exc)
+
+    def limit_lock_wait(self, seconds: float) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{seconds * 1000:.0f}"])
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE
+
+    # Wake-ups ---------------------------------------------------------------------------------
+
+    def can_listen(self) -> bool:
+        """psycopg 3 only: the listener uses its ``notifies()``, which psycopg2 lacks."""
+        from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+        return bool(is_psycopg3)
+
+    def listen(self) -> Any:
+        """A new connection of its own, in autocommit, listening to Firefly's channel.
+        Triggers created by the migrations NOTIFY it when a task becomes ready."""
+        raw = self.connection.get_new_connection(self.connection.get_connection_params())
+        raw.autocommit = True
+        raw.execute(f"LISTEN {CHANNEL}")
+        return raw
+
+    def notified(self, raw: Any) -> bool:
+        """Whether notifications have arrived on a :meth:`listen` connection (read them)."""
+        return len(list(raw.notifies(timeout=0))) > 0
+
+    def check(self) -> list[CheckMessage]:
+        if not settings.LISTEN_NOTIFY or self.can_listen():
+            return []
+        return [
+            Warning(
+                f"Database {self.connection.alias!r} uses psycopg2: consumers cannot LISTEN for "
+                "new tasks and poll instead (up to FIREFLY_MAX_POLL_INTERVAL later).",
+                hint='Install psycopg 3 (pip install "psycopg[binary]"), or set '
+                "FIREFLY_LISTEN_NOTIFY = False to say polling is intended.",
+                id="firefly_tasks.W006",
+            )
+        ]
+
+
+@functools.cache
+def _hot_cursor_class() -> type | None:
+    """Django's psycopg 3 cursor with server-side binding, reading results in binary when
+    told; ``None`` with psycopg2."""
+    from django.db.backends.postgresql import base
+
+    binding: Any = getattr(base, "ServerBindingCursor", None)
+    if binding is None:
+        return None
+
+    class HotCursor(binding):
+        binary = False
+
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            kwargs.setdefault("binary", self.binary)
+            return super().execute(query, params, **kwargs)
+
+    return HotCursor

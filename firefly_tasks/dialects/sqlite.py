@@ -1,0 +1,112 @@
+"""SQLite: one write lock for the whole database, so each claim and completion is one
+statement; transactions begin at their first query, not when a block opens."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from django.core.checks import CheckMessage, Warning
+from django.db import models, transaction
+
+from firefly_tasks.dialects.base import ORDER, Claim, Dialect
+
+
+class SQLiteDialect(Dialect):
+    vendor = "sqlite"
+
+    def claim_statement(
+        self, model: type[models.Model], queue_model: type[models.Model], claim: Claim
+    ) -> tuple[str, list[Any]]:
+        """The claim for some queue names, one statement (the write lock makes its
+        select-and-update atomic). As on PostgreSQL, each queue is read by its own LIMITed
+        scan of the ready index, in run order, and only the rows they return are sorted.
+        ``+not_before`` keeps ``not_before`` out of the index search: with a big table's
+        statistics, SQLite would otherwise skip-scan the index by it and sort every ready
+        row."""
+        count = len(claim.queues)
+        sql = self.built(("claim", count), lambda: self._claim_sql(model, queue_model, count))
+        stamp = self.adapt(claim.now)
+        params = [claim.running, stamp, claim.worker_id, claim.ready]
+        for queue in claim.queues:
+            params += [claim.ready, queue, stamp, queue, claim.limit]
+        return sql, [*params, claim.limit]
+
+    def _claim_sql(
+        self, model: type[models.Model], queue_model: type[models.Model], count: int
+    ) -> str:
+        task, queues = self.qn(model._meta.db_table), self.qn(queue_model._meta.db_table)
+        per_queue = (
+            f"SELECT * FROM (SELECT id, priority, not_before FROM {task}"
+            f" WHERE status = %s AND queue = %s AND +not_before <= %s"
+            f" AND NOT EXISTS (SELECT 1 FROM {queues} q WHERE q.name = %s AND q.paused)"
+            f" ORDER BY {ORDER} LIMIT %s)"
+        )
+        return (
+            f"UPDATE {task} SET status = %s, attempt = attempt + 1, started = %s,"
+            f" worker_id = %s WHERE status = %s AND id IN ("
+            f" SELECT id FROM ({' UNION ALL '.join([per_queue] * count)})"
+            f" ORDER BY {ORDER} LIMIT %s"
+            f") RETURNING {self.columns(model)}"
+        )
+
+    @contextlib.contextmanager
+    def atomic_from_first_query(self) -> Iterator[None]:
+        """Django begins an SQLite transaction when the block opens, and with
+        ``transaction_mode="IMMEDIATE"`` (which W002 asks for) that takes the database's only
+        write lock: a task that waits on the network before it queries, or never queries,
+        would keep every other consumer thread and web request from writing for as long as it
+        waits. Begun at the first query (still ``BEGIN IMMEDIATE``), the task holds the lock
+        only from then to its completion's commit."""
+        conn = self.connection
+        # Django's SQLite backend begins its transactions in this method (5.2 and 6.x).
+        begin = getattr(conn, "_start_transaction_under_autocommit", None)
+        if conn.in_atomic_block or begin is None:
+            with transaction.atomic(using=conn.alias):
+                yield
+            return
+        pending = False
+
+        def defer() -> None:  # what atomic() calls instead of beginning
+            nonlocal pending
+            pending = True
+
+        def begin_first(execute: Any, sql: Any, params: Any, many: Any, context: Any) -> Any:
+            nonlocal pending
+            if pending:
+                pending = False  # BEGIN's own execution passes through here too
+                try:
+                    begin()  # BEGIN [IMMEDIATE] as Django would have, through the wrappers
+                except BaseException:
+                    pending = True  # locked out: the next query (or the completion) begins
+                    raise
+            return execute(sql, params, many, context)
+
+        # Outermost, so that the transaction has begun before any other wrapper runs a query.
+        conn.execute_wrappers.insert(0, begin_first)
+        conn._start_transaction_under_autocommit = defer
+        try:
+            with transaction.atomic(using=conn.alias):
+                yield
+        finally:
+            del conn._start_transaction_under_autocommit  # back to the class's method
+            conn.execute_wrappers.remove(begin_first)
+
+    def check(self) -> list[CheckMessage]:
+        conn = self.connection
+        if conn.is_in_memory_db():
+            return []
+        with conn.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            mode = cursor.fetchone()[0]
+        if str(mode).lower() == "wal":
+            return []
+        return [
+            Warning(
+                f"SQLite database {conn.alias!r} is in {mode} journal mode, not WAL: "
+                "consumers and web requests will block each other.",
+                hint='Add "init_command": "PRAGMA journal_mode=WAL;" to its OPTIONS.',
+                id="firefly_tasks.W001",
+            )
+        ]

@@ -1,0 +1,387 @@
+"""``TaskQuerySet``: finding tasks, and the only code that changes a task's state.
+
+Every transition of ``firefly_tasks.states.TRANSITIONS`` is one method here, and each takes
+its guard (the states a row must still be in) and its target from that table, so two
+processes racing on one row can never both win. A transition of a running task is also
+fenced by its ``attempt``: a consumer whose claim was taken over writes nothing. Attempt rows
+are written here too, and nowhere else. Vendor SQL is the dialect's (``firefly_tasks.dialects``).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from django.db import connections, models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from firefly_tasks.conf import settings
+from firefly_tasks.dialects import Claim, Completions, dialect
+from firefly_tasks.states import (
+    FINISHED_STATUSES,
+    AttemptOutcome,
+    Event,
+    Isolation,
+    RunOutcome,
+    TaskStatus,
+    sources,
+    target,
+)
+
+
+class TaskRow(Protocol):
+    """What the transitions read and set of a task's row: a ``TaskModel``. (This module
+    does not import the models, which import it.)"""
+
+    pk: Any
+    status: str
+    priority: int
+    attempt: int
+    not_before: datetime.datetime
+    started: datetime.datetime | None
+    completed: datetime.datetime | None
+    returned_data: str | None
+    retry_attempts: int
+    max_retries: int
+    retry_delay: int
+    retry_backoff: bool
+    lost_attempts: int
+    isolation: int
+    error: str
+    traceback: str
+
+
+class WorkerRow(Protocol):
+    """What an attempt records of the worker that ran it: a ``WorkerModel``."""
+
+    pk: Any
+    name: str
+
+
+@dataclass
+class Completion:
+    """A task whose function returned ``result`` (serialized as ``returned_data``)."""
+
+    row: TaskRow
+    result: Any
+    returned_data: str
+    preview: str
+    finished: datetime.datetime
+
+
+class TaskQuerySet(models.QuerySet[Any]):
+    # Reading ----------------------------------------------------------------------------------
+
+    def ready(self, now: datetime.datetime | None = None) -> TaskQuerySet:
+        """Tasks that a consumer may claim now."""
+        return self.filter(status__in=sources(Event.CLAIM), not_before__lte=now or timezone.now())
+
+    def scheduled(self, now: datetime.datetime | None = None) -> TaskQuerySet:
+        """Tasks waiting for their ``eta`` or retry delay."""
+        return self.filter(status__in=sources(Event.CLAIM), not_before__gt=now or timezone.now())
+
+    def running(self) -> TaskQuerySet:
+        return self.filter(status=TaskStatus.RUNNING)
+
+    def finished(self) -> TaskQuerySet:
+        return self.filter(status__in=FINISHED_STATUSES)
+
+    def finished_before(
+        self, cutoff: datetime.datetime, statuses: Sequence[str] = FINISHED_STATUSES
+    ) -> TaskQuerySet:
+        """Finished tasks whose completion, failure or cancellation came before ``cutoff``."""
+        condition = Q()
+        for status, field in (
+            (TaskStatus.COMPLETED, "completed"),
+            (TaskStatus.FAILED, "failed"),
+            (TaskStatus.CANCELLED, "cancelled"),
+        ):
+            if status in statuses:
+                condition |= Q(status=status, **{f"{field}__lt": cutoff})
+        return self.filter(condition) if condition else self.none()
+
+    def prune(self, chunk_size: int = 1000) -> int:
+        """Delete these tasks and their attempts in chunks; return how many tasks went."""
+        attempts = _attempt_model(self.model)._default_manager.using(self.db)
+        deleted = 0
+        while ids := list(self.values_list("pk", flat=True)[:chunk_size]):
+            with transaction.atomic(using=self.db):
+                attempts.filter(task_id__in=ids).delete()
+                self.model._default_manager.using(self.db).filter(pk__in=ids).delete()
+            deleted += len(ids)
+        return deleted
+
+    # Scheduling -------------------------------------------------------------------------------
+
+    def insert_calls(self, rows: list[Any]) -> list[Any]:
+        """Insert unsaved ``created`` rows that differ only in their call (``params`` and its
+        preview), as ``schedule()`` and ``schedule_many()`` build them, and set their ids.
+
+        One row is one ``INSERT``, its text built once per connection: compiling it through
+        ``save()`` costs more than the insert itself. No ``pre_save``/``post_save`` signals
+        are sent: ``task_scheduled`` is Firefly's.
+        """
+        self._for_write = True  # as bulk_create(): the router's database for writes
+        return dialect(connections[self.db]).insert_tasks(self.model, rows)
+
+    # A consumer's transitions -----------------------------------------------------------------
+
+    def claim(
+        self,
+        queues: Sequence[str],
+        limit: int,
+        worker_id: int | None = None,
+        *,
+        now: datetime.datetime | None = None,
+    ) -> list[Any]:
+        """Claim up to ``limit`` ready tasks from ``queues`` for ``worker_id``, in run order:
+        ``running``, ``attempt`` bumped, ``started`` stamped, in one short transaction."""
+        if limit < 1 or not queues:
+            return []
+        self._for_write = True
+        claim = Claim(
+            queues=list(queues),
+            limit=limit,
+            worker_id=worker_id,
+            now=now or timezone.now(),
+            ready=_only(sources(Event.CLAIM)),
+            running=target(Event.CLAIM),
+        )
+        queue_model = self.model._meta.apps.get_model("firefly_tasks", "QueueModel")
+        rows = dialect(connections[self.db]).claim(self.model, queue_model, claim)
+        rows.sort(key=lambda row: (-row.priority, row.not_before, row.pk))
+        return rows
+
+    def claim_row(self, row: TaskRow) -> bool:
+        """Claim one given ready row with no worker, to run it in this process now."""
+        now = timezone.now()
+        claimed = self.filter(pk=row.pk)._move(Event.CLAIM, attempt=F("attempt") + 1, started=now)
+        return bool(claimed)
+
+    def start_alone(self, row: TaskRow) -> bool:
+        """Record that a task which must run alone starts now: a crash from now on is
+        charged to it (see ``Isolation``). False if the row is no longer this attempt's."""
+        started = self._attempt_of(row)._move(Event.START, isolation=Isolation.STARTED_ALONE)
+        if started:
+            row.isolation = Isolation.STARTED_ALONE
+        return bool(started)
+
+    def complete(self, done: list[Completion], worker: WorkerRow | None) -> int:
+        """Mark ``done`` completed where each row still runs the attempt that finished, insert
+        their attempts, and return how many rows were completed.
+
+        Fewer than ``len(done)`` means some row moved on to another attempt (it was recovered
+        and claimed again): no attempt is inserted, and the caller must roll back.
+        """
+        if not done:
+            return 0
+        self._for_write = True
+        finished = done[-1].finished
+        columns = Completions(
+            ids=[d.row.pk for d in done],
+            attempts=[d.row.attempt for d in done],
+            returned=[d.returned_data for d in done],
+            previews=[d.preview for d in done],
+            started=[d.row.started for d in done],
+            finished=[d.finished for d in done],
+            worker_id=worker.pk if worker else None,
+            worker_name=worker.name if worker else "",
+            running=_only(sources(Event.COMPLETE)),
+            completed=target(Event.COMPLETE),
+            outcome=AttemptOutcome.COMPLETED,
+        )
+        attempt_model = _attempt_model(self.model)
+        updated = dialect(connections[self.db]).complete(self.model, attempt_model, columns)
+        if updated == len(done):
+            for d in done:
+                d.row.status, d.row.completed = target(Event.COMPLETE), finished
+                d.row.returned_data = d.returned_data
+        return updated
+
+    def fail(
+        self,
+        row: TaskRow,
+        worker: WorkerRow | None,
+        error: str,
+        tb: str,
+        *,
+        retry: bool,
+    ) -> RunOutcome:
+        """Record a failed attempt (inside the caller's transaction): back to the queue after
+        its retry delay if ``retry`` and it has retries left, else failed for good."""
+        now = timezone.now()
+        fenced = self._attempt_of(row)
+        if retry and row.retry_attempts < row.max_retries:
+            outcome = RunOutcome.RETRY
+            updated = fenced._move(
+                Event.RETRY,
+                not_before=now + retry_delay(row),
+                retry_attempts=F("retry_attempts") + 1,
+                worker=None,
+                # It ran to its end without taking its consumer down: it may share a batch.
+                isolation=Isolation.BATCHED,
+                error=error,
+                traceback=tb,
+            )
+        else:
+            outcome = RunOutcome.FAILED
+            updated = fenced._move(Event.FAIL, failed=now, error=error, traceback=tb)
+        if not updated:
+            return RunOutcome.FENCED
+        self._add_attempt(row, worker, AttemptOutcome.FAILED, now, error=error, tb=tb)
+        row.error, row.traceback = error, tb
+        return outcome
+
+    def release(self, rows: Sequence[TaskRow]) -> int:
+        """Claimed tasks that never started back to ``created``, as if never claimed."""
+        return sum(self._attempt_of(row)._unclaim() for row in rows)
+
+    def release_claim(self, worker_id: int, stamp: datetime.datetime) -> int:
+        """Undo a claim whose reply was lost with the connection (it may have committed): a
+        claim stamps ``started`` with its own time, which identifies the rows it took."""
+        return self.filter(worker_id=worker_id, started=stamp)._unclaim()
+
+    def _unclaim(self) -> int:
+        return self._move(Event.RELEASE, attempt=F("attempt") - 1, worker=None, started=None)
+
+    def recover(
+        self,
+        row: TaskRow,
+        worker: WorkerRow | None,
+        outcome: str,
+        *,
+        error: str = "",
+        orphan: bool = False,
+    ) -> bool:
+        """Record an attempt that never finished and requeue the task, to run alone next time.
+
+        ``lost`` (its worker died) is charged only to a task that was proven to run alone
+        (``Isolation.STARTED_ALONE``): any other is recorded as ``released``, uncharged, since
+        nothing shows it had started. ``interrupted`` attempts are never charged. A task
+        charged more than ``FIREFLY_MAX_LOST_ATTEMPTS`` times fails as poison instead.
+        Returns False, writing nothing, if the task finished or moved on meanwhile.
+        """
+        now = timezone.now()
+        charged = outcome == AttemptOutcome.LOST and row.isolation == Isolation.STARTED_ALONE
+        if outcome == AttemptOutcome.LOST and not charged:
+            outcome = AttemptOutcome.RELEASED
+        error = error or _recovery_error(outcome, charged=charged, orphan=orphan)
+        # A lost task runs alone next time; an interrupted one keeps running alone if it did.
+        alone = outcome != AttemptOutcome.INTERRUPTED or row.isolation != Isolation.BATCHED
+        changes: dict[str, Any] = {
+            "worker": None,
+            "error": error,
+            "traceback": "",
+            "isolation": Isolation.ALONE if alone else Isolation.BATCHED,
+        }
+        if charged:
+            changes["lost_attempts"] = F("lost_attempts") + 1
+        poison = charged and row.lost_attempts + 1 > settings.MAX_LOST_ATTEMPTS
+        with transaction.atomic(using=self.db):
+            if poison:
+                changes["error"] = error = (
+                    f"PoisonTask: lost with its worker {row.lost_attempts + 1} times while "
+                    f"running alone (FIREFLY_MAX_LOST_ATTEMPTS = {settings.MAX_LOST_ATTEMPTS}); "
+                    "it may be crashing the consumer, so it is not run again"
+                )
+                updated = self._attempt_of(row)._move(Event.FAIL, failed=now, **changes)
+            else:
+                updated = self._attempt_of(row)._move(Event.RECOVER, not_before=now, **changes)
+            if not updated:
+                return False
+            self._add_attempt(row, worker, outcome, now, error=error)
+        return True
+
+    # An operator's transitions ----------------------------------------------------------------
+
+    def requeue(self) -> int:
+        """Failed or cancelled tasks back to ``created``, to run now; attempts are kept."""
+        return self._move(
+            Event.REQUEUE,
+            not_before=timezone.now(),
+            worker=None,
+            error="",
+            traceback="",
+            retry_attempts=0,
+            lost_attempts=0,
+            failed=None,
+            cancelled=None,
+        )
+
+    def cancel(self) -> int:
+        """Tasks still waiting to run become ``cancelled``; running tasks are left alone."""
+        return self._move(Event.CANCEL, cancelled=timezone.now())
+
+    def rename(self, func_name: str) -> int:
+        """Point tasks that are not running at another task name (e.g. after a move)."""
+        return self.filter(status__in=sources(Event.RENAME)).update(func_name=func_name)
+
+    # The one way a state changes --------------------------------------------------------------
+
+    def _move(self, event: Event, **changes: Any) -> int:
+        """Move the rows still in ``event``'s source states to its target, with ``changes``."""
+        return self.filter(status__in=sources(event)).update(status=target(event), **changes)
+
+    def _attempt_of(self, row: TaskRow) -> TaskQuerySet:
+        """``row`` only while it is still the attempt this process holds: the fence."""
+        return self.filter(pk=row.pk, attempt=row.attempt)
+
+    def _add_attempt(
+        self,
+        row: TaskRow,
+        worker: WorkerRow | None,
+        outcome: str,
+        finished: datetime.datetime,
+        *,
+        error: str = "",
+        tb: str = "",
+    ) -> None:
+        _attempt_model(self.model)._default_manager.using(self.db).create(
+            task_id=row.pk,
+            number=row.attempt,
+            worker_id=worker.pk if worker else None,
+            worker_name=worker.name if worker else "",
+            started=row.started,
+            finished=finished,
+            outcome=outcome,
+            error=error,
+            traceback=tb,
+        )
+
+
+def retry_delay(row: TaskRow) -> datetime.timedelta:
+    """Delay before the next retry: fixed, or doubling per retry with ``retry_backoff``."""
+    seconds = row.retry_delay
+    if row.retry_backoff:
+        seconds = min(seconds * 2**row.retry_attempts, settings.RETRY_BACKOFF_MAX)
+    return datetime.timedelta(seconds=seconds)
+
+
+def _recovery_error(outcome: str, *, charged: bool, orphan: bool) -> str:
+    if outcome == AttemptOutcome.INTERRUPTED:
+        error = "Interrupted: the worker stopped before the task finished"
+    elif orphan:
+        error = "the task was left running with no live worker"
+    else:
+        error = "the worker holding this task stopped sending heartbeats"
+    if charged:
+        return f"WorkerLost: {error}, while the task ran alone"
+    if outcome == AttemptOutcome.RELEASED:
+        return (
+            f"Released: {error}, before the task was known to start; not charged, and it runs "
+            "alone next time"
+        )
+    return error
+
+
+def _only(states: tuple[TaskStatus, ...]) -> TaskStatus:
+    """The one source state of a transition that a statement guards on."""
+    (state,) = states
+    return state
+
+
+def _attempt_model(model: type[models.Model]) -> Any:
+    return model._meta.get_field("attempts").related_model

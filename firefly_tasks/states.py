@@ -1,0 +1,149 @@
+"""The states a task, an attempt and a consumer can be in, and the task's transitions.
+
+``TRANSITIONS`` is the state machine written once, as data: ``firefly_tasks.transitions`` (the
+only code that changes a task's state) takes each guard and target from it, and
+docs/states.md shows the diagram and the table :func:`mermaid` and :func:`markdown_table` draw
+from it (a test keeps them equal). A
+new state is a member of :class:`TaskStatus` and a line here; its guard is the writer's.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from django.db import models
+
+
+class TaskStatus(models.TextChoices):
+    CREATED = "created", "created"
+    RUNNING = "running", "running"
+    COMPLETED = "completed", "completed"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
+FINISHED_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class AttemptOutcome(models.TextChoices):
+    COMPLETED = "completed", "completed"
+    FAILED = "failed", "failed"
+    LOST = "lost", "lost"
+    INTERRUPTED = "interrupted", "interrupted"
+    # Claimed by a worker that died before the task was known to start: not charged.
+    RELEASED = "released", "released"
+
+
+class WorkerState(models.TextChoices):
+    RUNNING = "running", "running"
+    STOPPING = "stopping", "stopping"
+    STOPPED = "stopped", "stopped"
+    DEAD = "dead", "dead"
+
+
+LIVE_WORKER_STATES = (WorkerState.RUNNING, WorkerState.STOPPING)
+
+
+class Isolation(models.IntegerChoices):
+    """Whether a task may run beside others, so that a crash is charged only to its cause.
+
+    A consumer records nothing when a task starts (that would cost a write per task), so when
+    a consumer dies, nothing proves which of its claimed tasks was running. Its tasks are
+    released uncharged and marked ``ALONE``: next time each runs with nothing else running in
+    its process, and its start is recorded first (``STARTED_ALONE``). Only a consumer that
+    dies while a task runs alone charges that task with a lost attempt.
+    """
+
+    BATCHED = 0, "batched"
+    ALONE = 1, "runs alone"
+    STARTED_ALONE = 2, "started alone"
+
+
+class RunOutcome(enum.StrEnum):
+    """What running a claimed task came to (the attempt's outcome is recorded apart)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRY = "retry"  # failed, and will run again
+    FENCED = "fenced"  # the row moved on to a newer attempt: nothing was written
+
+    @property
+    def is_failure(self) -> bool:
+        return self in (RunOutcome.FAILED, RunOutcome.RETRY)
+
+
+class Event(enum.StrEnum):
+    """What happens to a task; each is one function of ``firefly_tasks.transitions``."""
+
+    CLAIM = "claim"  # a consumer takes a ready task
+    START = "start"  # a task that must run alone records its start first
+    COMPLETE = "complete"
+    RETRY = "retry"  # it failed, and has retries left
+    FAIL = "fail"  # it failed for good (or was lost too often: poison)
+    RELEASE = "release"  # claimed, never started: back as if never claimed
+    RECOVER = "recover"  # its consumer died or was interrupted: back to the queue
+    CANCEL = "cancel"
+    REQUEUE = "requeue"
+    RENAME = "rename"  # point it at another task name; its state does not change
+
+
+@dataclass(frozen=True)
+class Transition:
+    event: Event
+    source: TaskStatus
+    target: TaskStatus
+    why: str
+
+
+_S = TaskStatus
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition(Event.CLAIM, _S.CREATED, _S.RUNNING, "ready, in an unpaused queue"),
+    Transition(Event.START, _S.RUNNING, _S.RUNNING, "runs alone: its start is recorded"),
+    Transition(Event.COMPLETE, _S.RUNNING, _S.COMPLETED, "returned"),
+    Transition(Event.RETRY, _S.RUNNING, _S.CREATED, "raised, retries left"),
+    Transition(Event.FAIL, _S.RUNNING, _S.FAILED, "raised, no retries left; or poison"),
+    Transition(Event.RELEASE, _S.RUNNING, _S.CREATED, "claimed, never started"),
+    Transition(Event.RECOVER, _S.RUNNING, _S.CREATED, "worker died or was interrupted"),
+    Transition(Event.CANCEL, _S.CREATED, _S.CANCELLED, "before it runs"),
+    Transition(Event.REQUEUE, _S.FAILED, _S.CREATED, "by an operator"),
+    Transition(Event.REQUEUE, _S.CANCELLED, _S.CREATED, "by an operator"),
+    *(
+        Transition(Event.RENAME, status, status, "any state but running")
+        for status in TaskStatus
+        if status != _S.RUNNING
+    ),
+)
+
+
+def sources(event: Event) -> tuple[TaskStatus, ...]:
+    """The states a task must be in for ``event`` to apply to it: the writer's guard."""
+    return tuple(t.source for t in TRANSITIONS if t.event == event)
+
+
+def target(event: Event) -> TaskStatus:
+    """The state ``event`` moves a task to; only for events with one target."""
+    (found,) = {t.target for t in TRANSITIONS if t.event == event}
+    return found
+
+
+def markdown_table() -> str:
+    """``TRANSITIONS`` as a Markdown table (docs/states.md)."""
+    lines = ["| event | from | to | when |", "|---|---|---|---|"]
+    for event in Event:
+        found = [t for t in TRANSITIONS if t.event == event]
+        froms = ", ".join(f"`{t.source}`" for t in found)
+        targets = sorted({t.target for t in found})
+        to = "unchanged" if event == Event.RENAME else ", ".join(f"`{t}`" for t in targets)
+        lines.append(f"| `{event}` | {froms} | {to} | {found[0].why} |")
+    return "\n".join(lines)
+
+
+def mermaid() -> str:
+    """The state diagram of ``TRANSITIONS``, as Mermaid text (docs/states.md)."""
+    lines = ["stateDiagram-v2", f"    [*] --> {TaskStatus.CREATED}: schedule"]
+    for t in TRANSITIONS:
+        if t.event == Event.RENAME:
+            continue  # a self-loop on every state but one: said below the diagram
+        lines.append(f"    {t.source} --> {t.target}: {t.event} ({t.why})")
+    return "\n".join(lines)

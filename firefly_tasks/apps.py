@@ -13,3 +13,11 @@ class FireflyTasksConfig(AppConfig):
         from firefly_tasks.registry import registry
 
         registry.autodiscover()
+        # Where Django's Tasks framework is installed, rows enqueued through a FireflyBackend
+        # alias run and send the framework's signals (each checks its row's alias then).
+        try:
+            from firefly_tasks.dep14 import announce, running
+        except ImportError:
+            return  # no framework: check firefly_tasks.E103 says so if TASKS needs it
+        registry.framework_resolver = running.resolve_framework_task
+        announce.connect()

@@ -166,13 +166,10 @@ def check_task_aliases(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
 
 def _is_framework_task(name: str) -> bool:
     try:
-        from firefly_tasks.backends import find_framework_task
+        from firefly_tasks.dep14.framework import find_framework_task
     except ImportError:
         return False
     return find_framework_task(name) is not None
-
-
-FIREFLY_BACKEND = "firefly_tasks.backends.FireflyBackend"
 
 
 @register()
@@ -182,21 +179,14 @@ def check_task_backends(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     The framework checks each backend itself (``backend.check()``) once it is imported;
     this runs those checks when it was not imported yet.
     """
-    tasks_setting = getattr(django_settings, "TASKS", None)
-    if not isinstance(tasks_setting, dict):
-        return []
-    aliases = [
-        alias
-        for alias, config in tasks_setting.items()
-        if isinstance(config, dict) and config.get("BACKEND") == FIREFLY_BACKEND
-    ]
+    aliases = settings.firefly_backend_aliases()
     if not aliases:
         return []
     framework_checked = any(
         module in sys.modules for module in ("django.tasks.checks", "django_tasks.checks")
     )
     try:
-        from firefly_tasks.backends import task_backends
+        from firefly_tasks.dep14.framework import task_backends
     except ImportError as exc:
         return [
             Error(

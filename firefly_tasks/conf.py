@@ -155,5 +155,18 @@ class Settings:
         """On PostgreSQL, wake idle consumers with LISTEN/NOTIFY instead of waiting to poll."""
         return bool(self._get("FIREFLY_LISTEN_NOTIFY"))
 
+    def firefly_backend_aliases(self) -> list[str]:
+        """The aliases of Django's ``TASKS`` setting that use Firefly's DEP 14 backend."""
+        tasks = getattr(django_settings, "TASKS", None)
+        if not isinstance(tasks, dict):
+            return []
+        return [
+            alias
+            for alias, config in tasks.items()
+            if isinstance(config, dict) and config.get("BACKEND") == FIREFLY_BACKEND
+        ]
+
+
+FIREFLY_BACKEND = "firefly_tasks.backends.FireflyBackend"
 
 settings = Settings()

@@ -3,44 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime
 import functools
 import inspect
 import warnings
 from collections.abc import Callable, Coroutine, Generator, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypedDict, TypeVar
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.utils import timezone
 
-from firefly_tasks import serialization, signals
-from firefly_tasks.conf import settings
 from firefly_tasks.exceptions import AsyncContextError, InvalidTaskError
-from firefly_tasks.options import (
-    resolve_eta,
-    validate_non_negative,
-    validate_priority,
-    validate_queue,
-)
+from firefly_tasks.options import TaskOptions
 from firefly_tasks.registry import registry
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from firefly_tasks.models import TaskModel
-
-
-@functools.cache
-def _unsaved_row() -> dict[str, Any]:
-    """The values of a new ``TaskModel`` row by attribute name, in field order: each field's
-    default where it is a constant. ``build_row()`` sets the rest (``created``,
-    ``not_before``: their defaults are calls)."""
-    from firefly_tasks.models import TaskModel
-
-    return {
-        field.attname: None
-        if field.has_default() and callable(field.default)
-        else field.get_default()
-        for field in TaskModel._meta.concrete_fields
-    }
 
 
 class Task:
@@ -48,28 +29,10 @@ class Task:
 
     is_async = False
 
-    def __init__(
-        self,
-        func: Callable[..., Any],
-        *,
-        queue: str | None = None,
-        max_retries: int | None = None,
-        retry_delay: int | None = None,
-        priority: int = 0,
-        atomic: bool = True,
-        retry_backoff: bool = False,
-    ) -> None:
-        if queue is not None:
-            validate_queue(queue)
-        validate_non_negative("max_retries", max_retries)
-        validate_non_negative("retry_delay", retry_delay)
+    def __init__(self, func: Callable[..., Any], *, atomic: bool = True, **options: Any) -> None:
+        self.options = TaskOptions().replace(**options)
         self.func = func
-        self.queue = queue
-        self.max_retries = max_retries
-        self.retry_delay = retry_delay
-        self.priority = validate_priority(priority)
         self.atomic = bool(atomic)
-        self.retry_backoff = bool(retry_backoff)
         self.name = f"{func.__module__}.{func.__qualname__}"
         functools.update_wrapper(self, func)
         registry.register(self)
@@ -79,6 +42,35 @@ class Task:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
+
+    # The options every call gets unless ``using()`` changes them.
+    @property
+    def queue(self) -> str | None:
+        return self.options.queue
+
+    @property
+    def priority(self) -> int:
+        return self.options.priority
+
+    @property
+    def max_retries(self) -> int | None:
+        return self.options.max_retries
+
+    @property
+    def retry_delay(self) -> int | None:
+        return self.options.retry_delay
+
+    @property
+    def retry_backoff(self) -> bool:
+        return self.options.retry_backoff
+
+    def using(self, **options: Any) -> Self:
+        """A copy of this task whose calls get ``options`` (the decorator's names, and
+        ``eta``): ``add.using(queue="urgent", priority=10).schedule(1, 2)``. Each option is
+        checked now; the task stays registered once, under its name."""
+        configured = copy.copy(self)
+        configured.options = self.options.replace(**options)
+        return configured
 
     # Scheduling -----------------------------------------------------------------------------
 
@@ -106,72 +98,15 @@ class Task:
             f"`await sync_to_async({self.func.__name__}.schedule)(...)`, or define it with @atask."
         )
 
-    def build_row(
-        self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        eta: object,
-        now: datetime.datetime,
-    ) -> TaskModel:
-        """An unsaved row for one call, with every option resolved and every input checked."""
-        from firefly_tasks.models import TaskModel
-
-        serializer = settings.SERIALIZER
-        values = dict(_unsaved_row())
-        values.update(
-            func_name=self.name,
-            queue=validate_queue(self.queue or settings.DEFAULT_QUEUE),
-            priority=self.priority,
-            created=now,
-            not_before=resolve_eta(eta, now),
-            serializer=serializer,
-            params_data=serialization.dumps((list(args), kwargs), serializer, what="arguments"),
-            params_preview=serialization.call_preview(args, kwargs, settings.PREVIEW_LENGTH),
-            max_retries=settings.MAX_RETRIES if self.max_retries is None else self.max_retries,
-            retry_delay=settings.RETRY_DELAY if self.retry_delay is None else self.retry_delay,
-            retry_backoff=self.retry_backoff,
-        )
-        # Positional, in field order: Django's fast way to build an instance.
-        return TaskModel(*values.values())  # type: ignore[misc]
-
-    def _build_rows(
-        self, calls: list[tuple[tuple[Any, ...], dict[str, Any]]], eta: object, now: Any
-    ) -> list[TaskModel]:
-        """Rows for many calls: options are resolved and checked once, on the first call."""
-        from firefly_tasks.models import TaskModel
-
-        if not calls:
-            return []
-        first = self.build_row(*calls[0], eta, now)
-        if len(calls) == 1:
-            return [first]
-        fields = list(_unsaved_row())
-        values = [getattr(first, name) for name in fields]
-        params_at, preview_at = fields.index("params_data"), fields.index("params_preview")
-        serializer, length = first.serializer, settings.PREVIEW_LENGTH
-        rows = [first]
-        for args, kwargs in calls[1:]:
-            values[params_at] = serialization.dumps((list(args), kwargs), serializer, "arguments")
-            values[preview_at] = serialization.call_preview(args, kwargs, length)
-            rows.append(TaskModel(*values))  # type: ignore[misc]
-        return rows
-
     def _schedule_rows(
         self, calls: list[tuple[tuple[Any, ...], dict[str, Any]]], eta: object
     ) -> list[TaskModel]:
-        from firefly_tasks.models import TaskModel
+        import firefly_tasks.calls as stored_calls
 
-        rows = self._build_rows(calls, eta, timezone.now())
-        if not rows:
-            return rows
-        rows = TaskModel.objects.insert_calls(rows)
-        for row in rows:
-            signals.send(signals.task_scheduled, task=row)
-        if settings.RUN_IMMEDIATELY:
-            from firefly_tasks.execution import run_immediately
-
-            for row in rows:
-                run_immediately(row)
+        now = timezone.now()
+        rows = stored_calls.build_rows(self.name, self.options, calls, now=now, eta=eta)
+        rows = stored_calls.store(rows)
+        stored_calls.run_if_immediate(rows)
         return rows
 
 
@@ -289,60 +224,46 @@ def _split_call(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     )
 
 
+class DecoratorOptions(TypedDict, total=False):
+    """The options of ``@task()`` and ``@atask()`` after ``queue``: see docs/tasks.md."""
+
+    max_retries: int | None
+    retry_delay: int | None
+    priority: int
+    atomic: bool
+    retry_backoff: bool
+
+
 def task(
-    queue: str | None = None,
-    max_retries: int | None = None,
-    retry_delay: int | None = None,
-    priority: int = 0,
-    atomic: bool = True,
-    retry_backoff: bool = False,
+    queue: str | None = None, **options: Unpack[DecoratorOptions]
 ) -> Callable[[Callable[..., Any]], Task]:
     """Register a sync function as a task. Options left as ``None`` come from settings."""
-
-    def decorator(func: Callable[..., Any]) -> Task:
-        if inspect.iscoroutinefunction(func):
-            raise InvalidTaskError(f"{func.__qualname__} is async: decorate it with @atask.")
-        return Task(
-            func,
-            queue=queue,
-            max_retries=max_retries,
-            retry_delay=retry_delay,
-            priority=priority,
-            atomic=atomic,
-            retry_backoff=retry_backoff,
-        )
-
-    _reject_bare_use(queue, "task")
-    return decorator
+    return _decorator(Task, "task", queue, dict(options))
 
 
 def atask(
-    queue: str | None = None,
-    max_retries: int | None = None,
-    retry_delay: int | None = None,
-    priority: int = 0,
-    atomic: bool = True,
-    retry_backoff: bool = False,
+    queue: str | None = None, **options: Unpack[DecoratorOptions]
 ) -> Callable[[Callable[..., Any]], AsyncTask]:
     """Register an ``async def`` function as a task."""
-
-    def decorator(func: Callable[..., Any]) -> AsyncTask:
-        if not inspect.iscoroutinefunction(func):
-            raise InvalidTaskError(f"{func.__qualname__} is not async: decorate it with @task.")
-        return AsyncTask(
-            func,
-            queue=queue,
-            max_retries=max_retries,
-            retry_delay=retry_delay,
-            priority=priority,
-            atomic=atomic,
-            retry_backoff=retry_backoff,
-        )
-
-    _reject_bare_use(queue, "atask")
-    return decorator
+    return _decorator(AsyncTask, "atask", queue, dict(options))
 
 
-def _reject_bare_use(queue: object, name: str) -> None:
+_T = TypeVar("_T", bound=Task)
+
+
+def _decorator(
+    cls: type[_T], name: str, queue: object, options: dict[str, Any]
+) -> Callable[[Callable[..., Any]], _T]:
     if callable(queue):
         raise InvalidTaskError(f"Use @{name}() with parentheses, as in django_firefly_tasks.")
+    if queue is not None:
+        options["queue"] = queue
+
+    def decorator(func: Callable[..., Any]) -> _T:
+        if inspect.iscoroutinefunction(func) != cls.is_async:
+            other = "atask" if cls.is_async is False else "task"
+            kind = "async" if cls.is_async is False else "not async"
+            raise InvalidTaskError(f"{func.__qualname__} is {kind}: decorate it with @{other}.")
+        return cls(func, **options)
+
+    return decorator

@@ -1,9 +1,17 @@
-"""The rules a task's options follow, wherever they are given: the decorators, ``schedule()``
-and the DEP 14 backend."""
+"""A task's options and the rules they follow, wherever they are given: the decorators,
+``task.using(...)``, ``schedule()`` and the DEP 14 backend.
+
+:class:`TaskOptions` holds them; ``VALIDATORS`` checks each one. A new option is a field of
+``TaskOptions`` and a line of ``VALIDATORS`` (and what reads it): ``@task(...)`` and
+``using(...)`` take it without more plumbing.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings as django_settings
 from django.utils import timezone
@@ -46,6 +54,7 @@ def validate_non_negative(name: str, value: object) -> None:
 
 
 def resolve_eta(eta: object, now: datetime.datetime) -> datetime.datetime:
+    """When a call may run: ``eta``, or ``now`` without one."""
     if eta is None:
         return now
     if not isinstance(eta, datetime.datetime):
@@ -58,3 +67,67 @@ def resolve_eta(eta: object, now: datetime.datetime) -> datetime.datetime:
             )
         return eta
     return timezone.make_naive(eta) if timezone.is_aware(eta) else eta
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskOptions:
+    """How a task's calls are stored: the decorator's options, then any ``using()``'s.
+    ``None`` means "from settings, when the call is scheduled"."""
+
+    queue: str | None = None
+    priority: int = 0
+    eta: datetime.datetime | None = None
+    max_retries: int | None = None
+    retry_delay: int | None = None
+    retry_backoff: bool = False
+
+    def replace(self, **changes: Any) -> TaskOptions:
+        """A copy with ``changes``, each checked now: a bad option fails here, not when a
+        call is scheduled."""
+        checked: dict[str, Any] = {}
+        for name, value in changes.items():
+            validator = VALIDATORS.get(name)
+            if validator is None:
+                raise InvalidTaskError(_unknown(name))
+            checked[name] = validator(value)
+        return dataclasses.replace(self, **checked)
+
+
+def _queue(queue: object) -> str | None:
+    return None if queue is None else validate_queue(queue)
+
+
+def _eta(eta: object) -> object:
+    resolve_eta(eta, timezone.now())
+    return eta
+
+
+def _non_negative(name: str) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        validate_non_negative(name, value)
+        return value
+
+    return check
+
+
+VALIDATORS: dict[str, Callable[[Any], object]] = {
+    "queue": _queue,
+    "priority": validate_priority,
+    "eta": _eta,
+    "max_retries": _non_negative("max_retries"),
+    "retry_delay": _non_negative("retry_delay"),
+    "retry_backoff": bool,
+}
+"""Each option's check, returning the value to keep, by name: the options that
+``TaskOptions.replace()`` (and so ``using()`` and the decorators) knows."""
+
+TASK_ONLY = {
+    "atomic": "atomic is part of the task's code: set it with @task(atomic=...)",
+}
+"""Options of the decorator that a call cannot change, and why."""
+
+
+def _unknown(name: str) -> str:
+    if name in TASK_ONLY:
+        return f"{TASK_ONLY[name]}, not per call."
+    return f"Unknown task option {name!r}; the options are: {', '.join(VALIDATORS)}."

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from importlib import import_module
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from django.utils.module_loading import autodiscover_modules
 
@@ -23,7 +22,9 @@ class RegisteredTask(Protocol):
     func: Callable[..., Any]
     is_async: bool
     atomic: bool
-    queue: str | None
+
+    @property
+    def queue(self) -> str | None: ...
 
 
 class TaskRegistry:
@@ -32,6 +33,9 @@ class TaskRegistry:
     def __init__(self) -> None:
         self._tasks: dict[str, RegisteredTask] = {}
         self._lock = threading.Lock()
+        # Finds the framework task a DEP 14 row names: set by the app's ready() when TASKS
+        # uses FireflyBackend (firefly_tasks.dep14.running.resolve_framework_task).
+        self.framework_resolver: Callable[[str, str], RegisteredTask] | None = None
 
     def register(self, task: RegisteredTask) -> None:
         with self._lock:
@@ -56,10 +60,7 @@ class TaskRegistry:
             import_module(module)
 
     def resolve(
-        self,
-        func_name: str,
-        backend: str | None = None,
-        aliases: dict[str, str] | None = None,
+        self, func_name: str, backend: str = "", aliases: dict[str, str] | None = None
     ) -> RegisteredTask:
         """The task to run for a stored ``func_name``, following ``FIREFLY_TASK_ALIASES``.
 
@@ -67,22 +68,24 @@ class TaskRegistry:
         when that module belongs to an installed app (a task defined in ``views.py`` runs);
         importing registers decorated functions only, so nothing undecorated ever runs.
 
-        ``backend`` is the row's ``backend`` column. A DEP 14 row (a ``TASKS`` alias) resolves
-        only to a Django Tasks framework ``Task`` enqueued through a ``FireflyBackend`` alias,
-        and a Firefly row (``""``) only to a registered task. Without it (``None``), a name that
-        is not registered may still name a framework task, whose row's alias is then checked
-        when it runs (see ``firefly_tasks.backends``). ``aliases``, when given, stands for
-        ``FIREFLY_TASK_ALIASES`` (read once per batch by the consumer).
+        ``backend`` is the row's ``backend`` column. A Firefly row (``""``) resolves only to a
+        registered task, and a DEP 14 row (a ``TASKS`` alias) only to a Django Tasks
+        framework task, through the resolver the app registers when ``TASKS`` uses
+        ``FireflyBackend``. ``aliases``, when given, stands for ``FIREFLY_TASK_ALIASES`` (read
+        once per batch by the consumer).
         """
         name = (settings.TASK_ALIASES if aliases is None else aliases).get(func_name, func_name)
         if backend:
-            return _resolve_framework_task(name, backend)
+            if self.framework_resolver is None:
+                raise UnknownTaskError(
+                    f"{name!r} was enqueued through the Django Tasks framework (backend "
+                    f"{backend!r}), but TASKS names no FireflyBackend here, or the framework "
+                    "is not installed."
+                )
+            return self.framework_resolver(name, backend)
         task = self._tasks.get(name)
         if task is None and self._import_owner(name):
             task = self._tasks.get(name)
-        if task is None and backend is None:
-            with contextlib.suppress(UnknownTaskError):
-                task = _resolve_framework_task(name, None)
         if task is None:
             hint = "" if name == func_name else f" (alias of {func_name!r})"
             raise UnknownTaskError(
@@ -106,18 +109,6 @@ class TaskRegistry:
                 raise
             return True
         return False
-
-
-def _resolve_framework_task(name: str, backend: str | None) -> RegisteredTask:
-    try:
-        from firefly_tasks.backends import resolve_framework_task
-    except ImportError as exc:
-        raise UnknownTaskError(
-            f"{name!r} was enqueued through the Django Tasks framework (backend {backend!r}), "
-            f"which is not installed here: {exc}"
-        ) from exc
-    # The adapter has what the executor uses of a task: func, is_async, atomic and name.
-    return cast("RegisteredTask", resolve_framework_task(name, backend))
 
 
 registry = TaskRegistry()

@@ -44,6 +44,7 @@ if framework is None:
     )
 
 from firefly_tasks import backends  # needs the framework
+from firefly_tasks.dep14 import framework as dep14_framework
 from tests.dep14 import InvalidTask, exceptions, signals
 
 with override_settings(TASKS=TASKS):
@@ -88,13 +89,13 @@ def test_the_builtin_framework_is_used_on_django_6_and_the_backport_before():
     expected = "django.tasks" if django.VERSION >= (6,) else "django_tasks"
 
     assert backends.FRAMEWORK == expected == framework.__name__
-    assert backends.TaskResult is framework.TaskResult
+    assert dep14_framework.TaskResult is framework.TaskResult
 
 
 def test_invalid_task_is_the_frameworks_exception_whatever_its_name():
     # Django 6 calls it InvalidTask, the backport InvalidTaskError.
-    assert backends.InvalidTask is InvalidTask
-    assert backends.TaskResultDoesNotExist is exceptions.TaskResultDoesNotExist
+    assert dep14_framework.InvalidTask is InvalidTask
+    assert dep14_framework.TaskResultDoesNotExist is exceptions.TaskResultDoesNotExist
 
 
 # Enqueueing ---------------------------------------------------------------------------------
@@ -651,7 +652,7 @@ def test_enqueue_refuses_to_run_with_bad_options(db):
 def test_tasks_naming_firefly_without_the_framework_is_a_check_error(monkeypatch):
     from firefly_tasks.checks import check_task_backends
 
-    monkeypatch.setitem(sys.modules, "firefly_tasks.backends", None)  # as if it cannot import
+    monkeypatch.setitem(sys.modules, "firefly_tasks.dep14.framework", None)  # cannot import
 
     assert [m.id for m in check_task_backends()] == ["firefly_tasks.E103"]
 

@@ -1,0 +1,88 @@
+"""Calls of a task turned into stored rows: how ``@task`` tasks and the DEP 14 backend build,
+check and insert them, with every option resolved once."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from typing import Any
+
+from firefly_tasks import serialization, signals
+from firefly_tasks.conf import settings
+from firefly_tasks.execution import run_immediately
+from firefly_tasks.models import TaskModel
+from firefly_tasks.options import TaskOptions, resolve_eta, validate_queue
+
+Call = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+@functools.cache
+def _unsaved_row() -> dict[str, Any]:
+    """The values of a new ``TaskModel`` row by attribute name, in field order: each field's
+    default where it is a constant. ``build_rows()`` sets the rest (``created``,
+    ``not_before``: their defaults are calls)."""
+    return {
+        field.attname: None
+        if field.has_default() and callable(field.default)
+        else field.get_default()
+        for field in TaskModel._meta.concrete_fields
+    }
+
+
+def build_rows(
+    name: str,
+    options: TaskOptions,
+    calls: list[Call],
+    *,
+    now: datetime.datetime,
+    eta: object = None,
+    serializer: str | None = None,
+    backend: str = "",
+) -> list[TaskModel]:
+    """Unsaved rows for ``calls`` of the task ``name``. Options are resolved and checked
+    once, on the first call (``eta`` overrides ``options.eta``); each call's arguments are
+    serialized and checked. Raises before anything is stored."""
+    if not calls:
+        return []
+    serializer = serializer or settings.SERIALIZER
+    length = settings.PREVIEW_LENGTH
+    values = dict(_unsaved_row())
+    values.update(
+        func_name=name,
+        queue=validate_queue(options.queue or settings.DEFAULT_QUEUE),
+        priority=options.priority,
+        created=now,
+        not_before=resolve_eta(options.eta if eta is None else eta, now),
+        serializer=serializer,
+        max_retries=settings.MAX_RETRIES if options.max_retries is None else options.max_retries,
+        retry_delay=settings.RETRY_DELAY if options.retry_delay is None else options.retry_delay,
+        retry_backoff=options.retry_backoff,
+        backend=backend,
+    )
+    fields = list(values)
+    params_at, preview_at = fields.index("params_data"), fields.index("params_preview")
+    row_values = list(values.values())
+    rows = []
+    for args, kwargs in calls:
+        row_values[params_at] = serialization.dumps((list(args), kwargs), serializer, "arguments")
+        row_values[preview_at] = serialization.call_preview(args, kwargs, length)
+        # Positional, in field order: Django's fast way to build an instance.
+        rows.append(TaskModel(*row_values))  # type: ignore[misc]
+    return rows
+
+
+def store(rows: list[TaskModel]) -> list[TaskModel]:
+    """Insert built rows (one statement) and send ``task_scheduled`` for each."""
+    if not rows:
+        return rows
+    rows = TaskModel.objects.insert_calls(rows)
+    for row in rows:
+        signals.send(signals.task_scheduled, task=row)
+    return rows
+
+
+def run_if_immediate(rows: list[TaskModel]) -> None:
+    """Under ``FIREFLY_RUN_IMMEDIATELY``, run stored rows in this process now."""
+    if settings.RUN_IMMEDIATELY:
+        for row in rows:
+            run_immediately(row)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 
 class TaskAdmin(Protocol):
-    """What these views use of the tasks' ``ModelAdmin`` (``firefly_admin.admin.TaskAdmin``)."""
+    """What these views use of the tasks' ModelAdmin (``firefly_admin.task_admin.TaskAdmin``)."""
 
     admin_site: AdminSite
     opts: Options[TaskModel]

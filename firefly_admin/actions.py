@@ -20,13 +20,13 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from firefly_admin.forms import RenameTaskForm
+from firefly_admin.history import log_entry
 from firefly_admin.models import Task
 from firefly_admin.pagination import capped_count
 from firefly_tasks.clock import database_time_ago
@@ -109,57 +109,77 @@ def apply_in_chunks(
             )
             if not rows:
                 continue
-            _log(request, rows, action_flag, message, using)
+            LogEntry.objects.using(using).bulk_create(
+                log_entry(
+                    request,
+                    Task,
+                    str(pk),
+                    f"{name} #{pk}",
+                    message(pk, name),
+                    action_flag=action_flag,
+                    using=using,
+                )
+                for pk, name in rows
+            )
             change(Task.objects.using(using).filter(guard, pk__in=[pk for pk, _ in rows]))
             done += len(rows)
     return done, seen - done
 
 
-def _log(
-    request: HttpRequest,
-    rows: list[tuple[int, str]],
-    action_flag: int,
-    message: RowMessage,
-    using: str,
-) -> None:
-    content_type = ContentType.objects.db_manager(using).get_for_model(
-        Task, for_concrete_model=False
-    )
-    LogEntry.objects.using(using).bulk_create(
-        [
-            LogEntry(
-                user_id=user_id(request),
-                content_type_id=content_type.pk,
-                object_id=str(pk),
-                object_repr=f"{name} #{pk}"[:200],
-                action_flag=action_flag,
-                change_message=message(pk, name),
-            )
-            for pk, name in rows
-        ]
-    )
-
-
-def user_id(request: HttpRequest) -> int:
-    """The acting user's id: admin views only ever run for a logged-in staff member."""
-    pk = request.user.pk
-    assert pk is not None
-    return int(pk)
-
-
-def report(
+def change_selected(
     modeladmin: admin.ModelAdmin[Any],
     request: HttpRequest,
+    queryset: QuerySet[Any],
+    *,
     verb: str,
-    done: int,
-    skipped: int,
-    why: str,
+    guard: Q,
+    change: Callable[[TaskQuerySet], object],
+    message: RowMessage,
+    skipped_because: str,
+    action_flag: int = CHANGE,
 ) -> None:
+    """Every action's last step: :func:`apply_in_chunks`, then tell the user and the log how
+    many tasks were changed, and how many were skipped (``skipped_because``)."""
+    done, skipped = apply_in_chunks(
+        request, queryset, guard=guard, change=change, message=message, action_flag=action_flag
+    )
     text = f"{verb}: {done} done, {skipped} skipped"
-    text += f" ({why})." if skipped else "."
+    text += f" ({skipped_because})." if skipped else "."
     modeladmin.message_user(request, text, messages.SUCCESS if done else messages.WARNING)
     logger.info(
         "admin action=%s user=%s done=%s skipped=%s", verb.lower(), request.user, done, skipped
+    )
+
+
+def move_selected(
+    modeladmin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    *,
+    verb: str,
+    past_tense: str,
+    expected: Q,
+    move: Callable[[TaskQuerySet], object],
+    message: str,
+    skipped_because: str,
+) -> None:
+    """Move the selected tasks still in the ``expected`` states, and the orphaned ones, to
+    another state; an orphan's unfinished attempt is recorded as interrupted first, as a
+    consumer's maintenance would have."""
+
+    def change(rows: TaskQuerySet) -> None:
+        end_orphaned_attempts(rows, f"{past_tense} from the admin")
+        move(rows)
+
+    change_selected(
+        modeladmin,
+        request,
+        queryset,
+        verb=verb,
+        guard=expected | orphaned(),
+        change=change,
+        message=lambda pk, name: message,
+        skipped_because=skipped_because,
     )
 
 
@@ -168,19 +188,17 @@ def requeue_tasks(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
 ) -> None:
     """Failed, cancelled or orphaned tasks back to ``created``, to run now; attempts are kept."""
-
-    def requeue(rows: TaskQuerySet) -> None:
-        end_orphaned_attempts(rows, "requeued from the admin")
-        rows.requeue()
-
-    done, skipped = apply_in_chunks(
+    move_selected(
+        modeladmin,
         request,
         queryset,
-        guard=Q(status__in=(TaskStatus.FAILED, TaskStatus.CANCELLED)) | orphaned(),
-        change=requeue,
-        message=lambda pk, name: "Requeued to run now.",
+        verb="Requeue",
+        past_tense="requeued",
+        expected=Q(status__in=(TaskStatus.FAILED, TaskStatus.CANCELLED)),
+        move=lambda rows: rows.requeue(),
+        message="Requeued to run now.",
+        skipped_because="not failed, cancelled or orphaned",
     )
-    report(modeladmin, request, "Requeue", done, skipped, "not failed, cancelled or orphaned")
 
 
 @admin.action(permissions=["cancel"], description="Cancel selected tasks")
@@ -189,19 +207,17 @@ def cancel_tasks(
 ) -> None:
     """Tasks still waiting to run, or orphaned, become ``cancelled``; running tasks that a
     worker holds are left alone."""
-
-    def cancel(rows: TaskQuerySet) -> None:
-        end_orphaned_attempts(rows, "cancelled from the admin")
-        rows.cancel()
-
-    done, skipped = apply_in_chunks(
+    move_selected(
+        modeladmin,
         request,
         queryset,
-        guard=Q(status=TaskStatus.CREATED) | orphaned(),
-        change=cancel,
-        message=lambda pk, name: "Cancelled.",
+        verb="Cancel",
+        past_tense="cancelled",
+        expected=Q(status=TaskStatus.CREATED),
+        move=lambda rows: rows.cancel(),
+        message="Cancelled.",
+        skipped_because="not waiting to run or orphaned",
     )
-    report(modeladmin, request, "Cancel", done, skipped, "not waiting to run or orphaned")
 
 
 @admin.action(permissions=["rename"], description="Rename selected tasks…")
@@ -212,18 +228,20 @@ def rename_tasks(
     form = RenameTaskForm(request.POST if "apply" in request.POST else None)
     if form.is_valid():
         new_name = form.cleaned_data["func_name"]
-        done, skipped = apply_in_chunks(
+        change_selected(
+            modeladmin,
             request,
             queryset,
+            verb="Rename",
             guard=~Q(status=TaskStatus.RUNNING) & ~Q(func_name=new_name),
             change=lambda rows: rows.rename(new_name),
             message=lambda pk, name: f"Renamed from {name} to {new_name}.",
+            skipped_because="running, or named so already",
         )
-        report(modeladmin, request, "Rename", done, skipped, "running, or named so already")
         return None
-    context = _selection_context(modeladmin, request, queryset, "Rename tasks", "rename_tasks")
-    context["form"] = form
-    return TemplateResponse(request, "firefly_admin/actions/rename.html", context)
+    return confirmation_page(
+        modeladmin, request, queryset, "rename_tasks", "Rename tasks", "rename.html", form=form
+    )
 
 
 @admin.action(permissions=["delete"], description="Delete selected tasks…")
@@ -232,34 +250,48 @@ def delete_tasks(
 ) -> TemplateResponse | None:
     """Delete tasks and their attempts, after a confirmation that only counts the attempts."""
     if request.POST.get("post") == "yes":
-        done, skipped = apply_in_chunks(
+        change_selected(
+            modeladmin,
             request,
             queryset,
+            verb="Delete",
             guard=~held_by_a_worker(),
             change=lambda rows: rows.only("pk").delete(),
             message=lambda pk, name: "",
+            skipped_because="running on a live worker",
             action_flag=DELETION,
         )
-        report(modeladmin, request, "Delete", done, skipped, "running on a live worker")
         return None
-    context = _selection_context(modeladmin, request, queryset, "Delete tasks", "delete_tasks")
-    context["attempt_count"], context["attempts_capped"] = capped_count(
+    attempt_count, attempts_capped = capped_count(
         TaskAttempt.objects.filter(task_id__in=queryset.order_by().values("pk"))
     )
-    context["running_count"], _ = capped_count(queryset.filter(held_by_a_worker()))
-    return TemplateResponse(request, "firefly_admin/actions/delete.html", context)
+    running_count, _ = capped_count(queryset.filter(held_by_a_worker()))
+    return confirmation_page(
+        modeladmin,
+        request,
+        queryset,
+        "delete_tasks",
+        "Delete tasks",
+        "delete.html",
+        attempt_count=attempt_count,
+        attempts_capped=attempts_capped,
+        running_count=running_count,
+    )
 
 
-def _selection_context(
+def confirmation_page(
     modeladmin: admin.ModelAdmin[Any],
     request: HttpRequest,
     queryset: QuerySet[Any],
-    title: str,
     action: str,
-) -> dict[str, Any]:
-    """What an intermediate page needs to show the selection and post it back unchanged."""
+    title: str,
+    template: str,
+    **extra: Any,
+) -> TemplateResponse:
+    """An action's intermediate page (``firefly_admin/actions/<template>``): it shows the
+    selection, and posts it back unchanged to ``action`` with what the page asked for."""
     count, capped = capped_count(queryset)
-    return {
+    context = {
         **modeladmin.admin_site.each_context(request),
         "title": title,
         "opts": modeladmin.opts,
@@ -271,4 +303,6 @@ def _selection_context(
         "select_across": request.POST.get("select_across") in ("1", "True", "true"),
         "from_object": request.POST.get("_from_object", ""),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        **extra,
     }
+    return TemplateResponse(request, f"firefly_admin/actions/{template}", context)

@@ -1,8 +1,8 @@
 """What the admin shows of a task's arguments and result, with hidden arguments masked.
 
-Stored payloads are never unpickled in the web process. JSON rows are parsed with
-``json.loads`` (data only, no code runs); pickle rows show the short previews the engine wrote
-at scheduling and completion time.
+Stored payloads are never unpickled in the web process. JSON rows are read with
+:func:`firefly_tasks.serialization.loads_plain` (data only: no code runs, no object is built);
+pickle rows show the short previews the engine wrote at scheduling and completion time.
 
 Rows can hold anything: what ``schedule()`` accepted (nested almost as deep as the stack
 allows, lone surrogates in strings), or garbage written straight to the table. So
@@ -25,7 +25,7 @@ from firefly_admin.conf import settings
 from firefly_tasks.conf import settings as engine_settings
 from firefly_tasks.models import TaskModel
 from firefly_tasks.registry import registry
-from firefly_tasks.serialization import TAG
+from firefly_tasks.serialization import loads_plain
 
 logger = logging.getLogger("firefly_admin")
 
@@ -76,23 +76,6 @@ def _text_pattern(names: frozenset[str]) -> re.Pattern[str]:
     value = r"""'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^,)}\]]*"""
     key = rf"""(?:\b(?:{alternatives})\s*=\s*|(?P<q>['"])(?:{alternatives})(?P=q)\s*:\s*)"""
     return re.compile(rf"(?P<key>{key})(?:{value})", re.IGNORECASE)
-
-
-def readable(value: Any) -> Any:
-    """A JSON payload with the serializer's tagged values turned into plain JSON values."""
-    if isinstance(value, list):
-        return [readable(item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    tag = value.get(TAG)
-    if tag is None:
-        return {key: readable(item) for key, item in value.items()}
-    raw = value.get("v")
-    if tag == "tuple":
-        return [readable(item) for item in raw or ()]
-    if tag == "dict":
-        return {str(key): readable(item) for key, item in raw or ()}
-    return raw  # datetimes, dates, decimals, UUIDs...: their ISO or str form
 
 
 def positional_names(func_name: str) -> list[str]:
@@ -202,7 +185,7 @@ def _decode(task: TaskModel, text: str) -> Any:
         raise Unshowable(f"unknown serializer {task.serializer!r}")
     if len(text) > MAX_DECODE_LENGTH:
         raise Unshowable(f"{len(text):,} characters, too long to decode here")
-    return readable(json.loads(text))
+    return loads_plain(text)
 
 
 def _pretty(value: Any) -> str:

@@ -12,8 +12,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.contrib import messages
-from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -23,10 +21,10 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
 from firefly_admin import metrics
-from firefly_admin.actions import user_id
 from firefly_admin.conf import settings
 from firefly_admin.filters import TaskFilterSet
 from firefly_admin.forms import QueueForm
+from firefly_admin.history import log_entry
 from firefly_admin.models import Queue
 from firefly_tasks import queues as queue_controls
 from firefly_tasks.exceptions import InvalidTaskError
@@ -38,7 +36,7 @@ if TYPE_CHECKING:
 
 
 class TaskAdmin(Protocol):
-    """What these views use of the tasks' ``ModelAdmin`` (``firefly_admin.admin.TaskAdmin``)."""
+    """What these views use of the tasks' ModelAdmin (``firefly_admin.task_admin.TaskAdmin``)."""
 
     admin_site: AdminSite
     opts: Options[TaskModel]
@@ -181,7 +179,8 @@ def _control_queue(request: HttpRequest, model_admin: TaskAdmin, *, pause: bool)
         changed = queue_controls.resume_queue(name)
         done, already = "resumed", "was not paused"
     if changed:
-        _log_queue_change(request, name, "Paused." if pause else "Resumed.")
+        entry = log_entry(request, Queue, name, name, "Paused." if pause else "Resumed.")
+        entry.save(force_insert=True)
         messages.success(request, f"Queue {name!r} {done}.")
         logger.info(
             "queue %s name=%s user=%s", "paused" if pause else "resumed", name, request.user
@@ -189,15 +188,3 @@ def _control_queue(request: HttpRequest, model_admin: TaskAdmin, *, pause: bool)
     else:
         messages.warning(request, f"Queue {name!r} {already}.")
     return HttpResponseRedirect(dashboard_url)
-
-
-def _log_queue_change(request: HttpRequest, name: str, message: str) -> None:
-    content_type = ContentType.objects.get_for_model(Queue, for_concrete_model=False)
-    LogEntry.objects.create(
-        user_id=user_id(request),
-        content_type_id=content_type.pk,
-        object_id=name,
-        object_repr=name,
-        action_flag=CHANGE,
-        change_message=message,
-    )

@@ -248,6 +248,37 @@ def loads(text: str, serializer: str) -> Any:
     raise SerializationError(f"Unknown serializer {serializer!r}.")
 
 
+def loads_plain(text: str) -> Any:
+    """Read JSON payload text as plain JSON values, for showing it rather than running with it.
+
+    What :func:`dumps` wrote reads with its tagged values unwrapped: tuples as lists, a dict that
+    holds the tag key itself as that dict, and datetimes, dates, times, timedeltas, decimals and
+    UUIDs as the ISO or str text they are stored as. Nothing but JSON's own values is built, so
+    text that :func:`loads` refuses still reads (an unknown tag as its stored value).
+
+    It has no depth guard and wraps no error: it raises what ``json.loads`` raises
+    (``ValueError``, ``RecursionError``), and ``TypeError`` for a tag over a value of the wrong
+    shape, so that the caller can say why a payload cannot be shown.
+    """
+    return _to_plain(json.loads(text))
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_to_plain(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    tag = value.get(TAG)
+    if tag is None:
+        return {key: _to_plain(item) for key, item in value.items()}
+    raw = value.get("v")
+    if tag == "tuple":
+        return [_to_plain(item) for item in raw or ()]
+    if tag == "dict":
+        return {str(key): _to_plain(item) for key, item in raw or ()}
+    return raw
+
+
 def _unpickle(text: str) -> Any:
     if not pickle_enabled():
         raise SerializationError(

@@ -31,6 +31,7 @@ from firefly_tasks.serialization import (
     call_preview,
     dumps,
     loads,
+    loads_plain,
     truncate,
     value_preview,
 )
@@ -607,3 +608,35 @@ def test_a_consumer_runs_boundary_values_and_fails_what_it_cannot_decode(start_c
         assert failed.status == TaskStatus.FAILED
         assert failed.error.startswith("SerializationError:"), failed.error
     assert TaskModel.objects.get(pk=behind.pk).returned == "behind"
+
+
+def test_loads_plain_reads_tagged_values_as_the_plain_json_they_wrap():
+    stored = dumps(
+        (datetime.datetime(2024, 5, 31, 10, tzinfo=datetime.UTC), {"k": decimal.Decimal("1.5")}),
+        "json",
+    )
+
+    assert loads_plain(stored) == ["2024-05-31T10:00:00+00:00", {"k": "1.5"}]
+
+
+def test_loads_plain_unwraps_a_dict_that_holds_the_tag_key_once():
+    value = {TAG: "tuple", "v": 5}
+
+    assert loads_plain(dumps(value, "json")) == value
+
+
+def test_loads_plain_reads_unknown_tags_as_their_stored_value():
+    assert loads_plain(f'[{{"{TAG}": "fraction", "v": "1/3"}}]') == ["1/3"]
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("{oops", json.JSONDecodeError),
+        (f'{{"{TAG}": "tuple", "v": 5}}', TypeError),
+        ("[" * 10_000 + "]" * 10_000, RecursionError),
+    ],
+)
+def test_loads_plain_raises_what_says_why_a_payload_cannot_be_shown(text, error):
+    with pytest.raises(error):
+        loads_plain(text)

@@ -13,7 +13,6 @@ from firefly_admin.previews import (
     mask_value,
     params_preview_text,
     params_text,
-    readable,
     result_text,
 )
 from firefly_tasks import serialization
@@ -50,17 +49,6 @@ def test_mask_value_masks_hidden_keys_at_any_depth_whatever_their_case():
 )
 def test_mask_text_masks_keyword_and_dict_forms_in_previews(text, expected):
     assert mask_text(text) == expected
-
-
-def test_readable_unwraps_the_json_serializers_tags():
-    stored = {
-        "__firefly__": "tuple",
-        "v": [
-            {"__firefly__": "datetime", "v": "2024-05-31T10:00:00+00:00"},
-            {"__firefly__": "dict", "v": [["k", {"__firefly__": "decimal", "v": "1.5"}]]},
-        ],
-    }
-    assert readable(stored) == ["2024-05-31T10:00:00+00:00", {"k": "1.5"}]
 
 
 @pytest.mark.django_db

@@ -1,0 +1,319 @@
+"""The tasks in the Django admin: the list, each task's page, and the dashboard's URLs.
+
+Rows are read-only: tasks change through the actions (``actions.py``), the dashboard's queue
+controls (``views.py``) and the delete page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django_htmx.http import HttpResponseClientRefresh
+
+from firefly_admin import display, previews, views
+from firefly_admin.actions import (
+    cancel_tasks,
+    delete_tasks,
+    held_by_a_worker,
+    orphaned,
+    rename_tasks,
+    requeue_tasks,
+)
+from firefly_admin.filters import (
+    DateRangeFilter,
+    QueueFilter,
+    StatusFilter,
+    TaskNameFilter,
+    WorkerFilter,
+)
+from firefly_admin.models import Task
+from firefly_admin.pagination import CappedCountPaginator
+from firefly_admin.permissions import ReadOnlyRows, permission
+from firefly_admin.timeline import task_timeline
+from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel
+
+# Never loaded for the task list: they can be large.
+HEAVY_FIELDS = ("params_data", "returned_data", "params_preview", "returned_preview", "traceback")
+
+MAX_ID = 2**63 - 1
+
+
+class TaskChangeList(ChangeList):
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
+        return super().get_queryset(request, exclude_parameters).defer(*HEAVY_FIELDS)
+
+
+class TaskAdmin(ReadOnlyRows, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "task_name",
+        "queue",
+        "status_badge",
+        "priority",
+        "attempt_count",
+        "created_at",
+        "not_before_at",
+        "started_at",
+        "finished_at",
+        "duration_display",
+    )
+    list_display_links = ("id", "task_name")
+    list_filter = (
+        StatusFilter,
+        QueueFilter,
+        TaskNameFilter,
+        ("created", DateRangeFilter),
+        WorkerFilter,
+    )
+    search_fields = ("func_name",)
+    search_help_text = "A task id, or part of a task name."
+    ordering = ("-id",)
+    list_per_page = 50
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = CappedCountPaginator
+    actions = (requeue_tasks, cancel_tasks, rename_tasks, delete_tasks)
+    change_list_template = "firefly_admin/task/change_list.html"
+    change_form_template = "firefly_admin/task/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("id", "func_name", "queue", "status_badge", "priority", "worker_link")}),
+        ("Arguments and result", {"fields": ("params_display", "result_display")}),
+        ("Last failure", {"fields": ("error", "traceback_display")}),
+        (
+            "Timing",
+            {
+                "fields": (
+                    "created",
+                    "not_before",
+                    "started",
+                    "completed",
+                    "failed",
+                    "cancelled",
+                    "duration_display",
+                )
+            },
+        ),
+        (
+            "Retries",
+            {
+                "fields": (
+                    "attempt",
+                    "retry_attempts",
+                    "max_retries",
+                    "retry_delay",
+                    "retry_backoff",
+                    "lost_attempts",
+                )
+            },
+        ),
+        ("Storage", {"classes": ("collapse",), "fields": ("serializer", "backend")}),
+    )
+    readonly_fields = flatten_fieldsets(fieldsets)  # nobody edits a task row by hand
+
+    class Media:
+        css = {"all": ("firefly_admin/firefly.css",)}
+
+    # Permissions: rows are read-only (ReadOnlyRows), each action has its own -------------
+
+    has_requeue_permission = permission("requeue_task")
+    has_cancel_permission = permission("cancel_task")
+    has_rename_permission = permission("rename_task")
+    has_pause_permission = permission("pause_queue")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.status == TaskStatus.RUNNING and not self.is_orphaned(obj):
+            return False  # its worker owns it until it finishes
+        return super().has_delete_permission(request, obj)
+
+    def is_orphaned(self, obj: TaskModel) -> bool:
+        """Whether ``obj`` runs with no live worker to own it (see ``actions.orphaned``)."""
+        return (
+            obj.status == TaskStatus.RUNNING and Task.objects.filter(orphaned(), pk=obj.pk).exists()
+        )
+
+    # The list -----------------------------------------------------------------------------
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return TaskChangeList
+
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 asks for the actions of a location (change list or change form) and
+        # warns about overrides without the parameter; Django 5.2 has no such parameter.
+        if action_location is None:
+            actions = super().get_actions(request)
+        else:
+            actions = super().get_actions(request, action_location=action_location)  # type: ignore[call-arg,unused-ignore]
+        actions.pop("delete_selected", None)  # replaced by delete_tasks
+        return actions
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        term = search_term.strip().removeprefix("#")
+        if term.isdigit():
+            found = queryset.filter(pk=int(term)) if int(term) <= MAX_ID else queryset.none()
+            return found, False
+        return super().get_search_results(request, queryset, search_term)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "dashboard_url": self._url("dashboard")}
+        return super().changelist_view(request, extra_context)
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Back to the task's own page when an action was started from it."""
+        response = super().response_action(request, queryset, *args, **kwargs)
+        from_object = request.POST.get("_from_object", "")
+        if (
+            type(response) is HttpResponseRedirect
+            and from_object.isdigit()
+            and TaskModel.objects.filter(pk=from_object).exists()
+        ):
+            return HttpResponseRedirect(self._url("change", from_object))
+        return response
+
+    @admin.display(description="task", ordering="func_name")
+    def task_name(self, obj: TaskModel) -> str:
+        return obj.func_name
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: TaskModel) -> SafeString:
+        return display.badge(obj.status)
+
+    @admin.display(description="attempts", ordering="attempt")
+    def attempt_count(self, obj: TaskModel) -> int:
+        return obj.attempt
+
+    @admin.display(description="created", ordering="created")
+    def created_at(self, obj: TaskModel) -> SafeString | str:
+        return display.moment(obj.created)
+
+    @admin.display(description="not before", ordering="not_before")
+    def not_before_at(self, obj: TaskModel) -> SafeString | str:
+        return display.moment(obj.not_before)
+
+    @admin.display(description="started", ordering="started")
+    def started_at(self, obj: TaskModel) -> SafeString | str:
+        return display.moment(obj.started)
+
+    @admin.display(description="finished")
+    def finished_at(self, obj: TaskModel) -> SafeString | str:
+        return display.moment(obj.completed or obj.failed or obj.cancelled)
+
+    @admin.display(description="duration")
+    def duration_display(self, obj: TaskModel) -> str:
+        return display.duration(obj.duration)
+
+    # The detail ---------------------------------------------------------------------------
+
+    @admin.display(description="arguments")
+    def params_display(self, obj: TaskModel) -> SafeString:
+        return format_html('<pre class="ff-pre">{}</pre>', previews.params_text(obj) or "—")
+
+    @admin.display(description="result")
+    def result_display(self, obj: TaskModel) -> SafeString | str:
+        if obj.status != TaskStatus.COMPLETED:
+            return "—"
+        return format_html('<pre class="ff-pre">{}</pre>', previews.result_text(obj))
+
+    @admin.display(description="traceback")
+    def traceback_display(self, obj: TaskModel) -> SafeString | str:
+        if not obj.traceback:
+            return "—"
+        return format_html('<pre class="ff-pre ff-traceback">{}</pre>', obj.traceback)
+
+    @admin.display(description="worker")
+    def worker_link(self, obj: TaskModel) -> SafeString | str:
+        if obj.worker_id is None:
+            return "—"
+        name = WorkerModel.objects.filter(pk=obj.worker_id).values_list("name", flat=True)
+        url = reverse(f"{self.admin_site.name}:firefly_admin_worker_change", args=[obj.worker_id])
+        return format_html('<a href="{}">{}</a>', url, name.first() or f"#{obj.worker_id}")
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        if obj is not None:
+            attempts = list(obj.attempts.order_by("number", "pk"))
+            orphan = self.is_orphaned(obj)
+            context.update(
+                attempts=attempts,
+                timeline=task_timeline(obj, attempts),
+                changelist_url=self._url("changelist"),
+                orphaned=orphan,
+                can_requeue=(
+                    (obj.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) or orphan)
+                    and self.has_requeue_permission(request)
+                ),
+                can_cancel=(
+                    (obj.status == TaskStatus.CREATED or orphan)
+                    and self.has_cancel_permission(request)
+                ),
+                can_rename=(
+                    obj.status != TaskStatus.RUNNING and self.has_rename_permission(request)
+                ),
+                action_checkbox_name=admin.helpers.ACTION_CHECKBOX_NAME,
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """A summary for the delete page: never one line per attempt."""
+        objs = list(objs)
+        attempts = TaskAttempt.objects.filter(task_id__in=[obj.pk for obj in objs]).count()
+        perms_needed = set() if self.has_delete_permission(request) else {"task"}
+        summary = [f"{obj} and its {attempts} attempt(s)" for obj in objs[:1]]
+        return summary, {"tasks": len(objs), "attempts": attempts}, perms_needed, []
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        Task.objects.filter(pk=obj.pk).exclude(held_by_a_worker()).delete()
+
+    # Extra pages --------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path("dashboard/", self._view(views.dashboard), name=f"{prefix}_dashboard"),
+            path("dashboard/pause/", self._view(views.pause_queue), name=f"{prefix}_pause"),
+            path("dashboard/resume/", self._view(views.resume_queue), name=f"{prefix}_resume"),
+            *super().get_urls(),
+        ]
+
+    def _view(self, view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def bound(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            return view(request, self, *args, **kwargs)
+
+        protected = self.admin_site.admin_view(bound)
+
+        @wraps(protected)
+        def refresh_when_logged_out(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            # A poll after the session ended would swap the login page into a region:
+            # reload the whole page instead, which lands on the login form.
+            if getattr(request, "htmx", False) and not self.admin_site.has_permission(request):
+                return HttpResponseClientRefresh()
+            return protected(request, *args, **kwargs)
+
+        return refresh_when_logged_out
+
+    def _url(self, name: str, *args: Any) -> str:
+        site, opts = self.admin_site.name, self.opts
+        return reverse(f"{site}:{opts.app_label}_{opts.model_name}_{name}", args=args)

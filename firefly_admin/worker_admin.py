@@ -1,0 +1,84 @@
+"""The consumers in the Django admin: who runs, on which queues, and how alive each one is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from firefly_admin import display
+from firefly_admin.metrics import liveness
+from firefly_admin.pagination import CappedCountPaginator
+from firefly_admin.permissions import ReadOnlyRows
+from firefly_tasks.models import WorkerModel
+
+
+class WorkerAdmin(ReadOnlyRows, admin.ModelAdmin):
+    list_display = (
+        "name",
+        "hostname",
+        "pid",
+        "queue_list",
+        "concurrency",
+        "liveness_badge",
+        "state",
+        "heartbeat",
+        "started_at",
+        "processed",
+        "failed",
+        "tasks_link",
+    )
+    list_filter = ("state",)
+    search_fields = ("name", "hostname")
+    ordering = ("-started", "-id")
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = CappedCountPaginator
+    fields = (
+        "name",
+        "hostname",
+        "pid",
+        "queue_list",
+        "concurrency",
+        "liveness_badge",
+        "state",
+        "started",
+        "last_heartbeat",
+        "stopped",
+        "processed",
+        "failed",
+        "tasks_link",
+    )
+    readonly_fields = fields
+
+    class Media:
+        css = {"all": ("firefly_admin/firefly.css",)}
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="queues")
+    def queue_list(self, obj: WorkerModel) -> str:
+        return ", ".join(obj.queues or ())
+
+    @admin.display(description="liveness")
+    def liveness_badge(self, obj: WorkerModel) -> SafeString:
+        return display.badge(liveness(obj, timezone.now()))
+
+    @admin.display(description="last heartbeat", ordering="last_heartbeat")
+    def heartbeat(self, obj: WorkerModel) -> SafeString | str:
+        return display.moment(obj.last_heartbeat)
+
+    @admin.display(description="started", ordering="started")
+    def started_at(self, obj: WorkerModel) -> SafeString | str:
+        return display.moment(obj.started)
+
+    @admin.display(description="tasks")
+    def tasks_link(self, obj: WorkerModel) -> SafeString:
+        url = reverse(f"{self.admin_site.name}:firefly_admin_task_changelist")
+        return format_html('<a href="{}?worker={}">Tasks it ran</a>', url, obj.pk)

@@ -33,7 +33,7 @@ from firefly_tasks.clock import database_time_ago
 from firefly_tasks.conf import settings as engine_settings
 from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
 from firefly_tasks.queryset import TaskQuerySet
-from firefly_tasks.states import LIVE_WORKER_STATES, AttemptOutcome, TaskStatus
+from firefly_tasks.states import LIVE_WORKER_STATES, AttemptOutcome, Event, TaskStatus, sources
 
 logger = logging.getLogger("firefly_admin")
 
@@ -194,7 +194,7 @@ def requeue_tasks(
         queryset,
         verb="Requeue",
         past_tense="requeued",
-        expected=Q(status__in=(TaskStatus.FAILED, TaskStatus.CANCELLED)),
+        expected=Q(status__in=sources(Event.REQUEUE)),
         move=lambda rows: rows.requeue(),
         message="Requeued to run now.",
         skipped_because="not failed, cancelled or orphaned",
@@ -213,7 +213,7 @@ def cancel_tasks(
         queryset,
         verb="Cancel",
         past_tense="cancelled",
-        expected=Q(status=TaskStatus.CREATED),
+        expected=Q(status__in=sources(Event.CANCEL)),
         move=lambda rows: rows.cancel(),
         message="Cancelled.",
         skipped_because="not waiting to run or orphaned",
@@ -233,7 +233,7 @@ def rename_tasks(
             request,
             queryset,
             verb="Rename",
-            guard=~Q(status=TaskStatus.RUNNING) & ~Q(func_name=new_name),
+            guard=Q(status__in=sources(Event.RENAME)) & ~Q(func_name=new_name),
             change=lambda rows: rows.rename(new_name),
             message=lambda pk, name: f"Renamed from {name} to {new_name}.",
             skipped_because="running, or named so already",

@@ -58,6 +58,7 @@ def build_rows(
         retry_delay=settings.RETRY_DELAY if options.retry_delay is None else options.retry_delay,
         retry_backoff=options.retry_backoff,
         backend=backend,
+        min_engine=options.min_engine,
     )
     fields = list(values)
     params_at, preview_at = fields.index("params_data"), fields.index("params_preview")

@@ -37,6 +37,12 @@ class WorkerModel(models.Model):
     state = models.CharField(
         max_length=16, choices=WorkerState.choices, default=WorkerState.RUNNING
     )
+    # db_default too: consumers of an older release register without naming the column.
+    engine = models.PositiveSmallIntegerField(
+        default=1,
+        db_default=1,
+        help_text="the engine version the consumer runs (states.ENGINE_VERSION)",
+    )
     processed = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
 
@@ -87,6 +93,12 @@ class TaskModel(models.Model):
     backend = models.CharField(max_length=100, blank=True)
     isolation = models.PositiveSmallIntegerField(
         choices=Isolation.choices, default=Isolation.BATCHED
+    )
+    # db_default too: code of an older release inserts rows without naming the column.
+    min_engine = models.PositiveSmallIntegerField(
+        default=1,
+        db_default=1,
+        help_text="the lowest engine version that may run it (states.ENGINE_VERSION)",
     )
 
     objects = TaskQuerySet.as_manager()

@@ -81,6 +81,17 @@ class TaskOptions:
     retry_delay: int | None = None
     retry_backoff: bool = False
 
+    @property
+    def min_engine(self) -> int:
+        """The lowest engine version that runs a call with these options correctly: the
+        highest ``OPTION_ENGINES`` entry of the options set away from their default."""
+        needed = [
+            version
+            for name, version in OPTION_ENGINES.items()
+            if getattr(self, name) != TaskOptions.__dataclass_fields__[name].default
+        ]
+        return max([1, *needed])
+
     def replace(self, **changes: Any) -> TaskOptions:
         """A copy with ``changes``, each checked now: a bad option fails here, not when a
         call is scheduled."""
@@ -120,6 +131,10 @@ VALIDATORS: dict[str, Callable[[Any], object]] = {
 }
 """Each option's check, returning the value to keep, by name: the options that
 ``TaskOptions.replace()`` (and so ``using()`` and the decorators) knows."""
+
+OPTION_ENGINES: dict[str, int] = {}
+"""The engine version (``states.ENGINE_VERSION``) that introduced an option, for options an
+older consumer would ignore: a call using one is left to consumers that know it."""
 
 TASK_ONLY = {
     "atomic": "atomic is part of the task's code: set it with @task(atomic=...)",

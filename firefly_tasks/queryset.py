@@ -18,6 +18,7 @@ from django.db import connections, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from firefly_tasks import states
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import Claim, Completions, dialect
 from firefly_tasks.states import (
@@ -149,6 +150,7 @@ class TaskQuerySet(models.QuerySet[Any]):
             now=now or timezone.now(),
             ready=_only(sources(Event.CLAIM)),
             running=target(Event.CLAIM),
+            engine=states.ENGINE_VERSION,
         )
         queue_model = self.model._meta.apps.get_model("firefly_tasks", "QueueModel")
         rows = dialect(connections[self.db]).claim(self.model, queue_model, claim)

@@ -14,6 +14,13 @@ from dataclasses import dataclass
 
 from django.db import models
 
+ENGINE_VERSION = 1
+"""The version of the state machine and the row format this code runs. A release that adds a
+state, a column a consumer must honour, or an option an older consumer would ignore raises it.
+Each row records the lowest version that may run it (``TaskModel.min_engine``), and a consumer
+claims only rows at or below its own, so during a rolling deploy old consumers leave new work
+to new ones (docs/operations.md)."""
+
 
 class TaskStatus(models.TextChoices):
     CREATED = "created", "created"

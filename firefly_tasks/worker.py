@@ -22,6 +22,7 @@ from types import FrameType
 from django.db import Error, connection, connections
 from django.utils import timezone
 
+from firefly_tasks import states
 from firefly_tasks.batches import BatchInterrupted, BatchRunner
 from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.conf import settings
@@ -110,6 +111,7 @@ class Worker:
             pid=os.getpid(),
             queues=self.queues,
             concurrency=self.concurrency,
+            engine=states.ENGINE_VERSION,
             last_heartbeat=DatabaseNow(),
         )
         logger.info(

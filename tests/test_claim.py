@@ -11,6 +11,7 @@ from django.utils import timezone
 from firefly_tasks.dialects import Claim, dialect
 from firefly_tasks.models import QueueModel, TaskModel, TaskStatus, WorkerModel
 from firefly_tasks.queues import pause_queue, resume_queue
+from firefly_tasks.states import ENGINE_VERSION
 from tests.conftest import run_at_once
 from tests.testapp import tasks
 
@@ -24,6 +25,7 @@ def claim_statement(queues: list[str], limit: int = 100) -> tuple[str, list[obje
         now=timezone.now(),
         ready=TaskStatus.CREATED,
         running=TaskStatus.RUNNING,
+        engine=ENGINE_VERSION,
     )
     return dialect(connection).claim_statement(TaskModel, QueueModel, claim)
 
@@ -222,7 +224,7 @@ def test_mariadb_candidate_query_uses_the_ready_index_without_a_filesort(transac
         cursor.fetchall()
         cursor.execute(
             "EXPLAIN " + dialect(connection).candidates_sql(TaskModel),  # type: ignore[attr-defined]
-            [TaskStatus.CREATED, "emails", timezone.now(), 10],
+            [TaskStatus.CREATED, "emails", timezone.now(), ENGINE_VERSION, 10],
         )
         columns = [c[0] for c in cursor.description]
         (plan,) = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

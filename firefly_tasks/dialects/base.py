@@ -52,6 +52,7 @@ class Claim:
     now: datetime.datetime
     ready: str
     running: str
+    engine: int  # the claiming consumer's engine version: rows above it are left alone
 
 
 class Dialect:

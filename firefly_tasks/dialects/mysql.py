@@ -38,8 +38,8 @@ class MySQLDialect(Dialect):
             # the locking transaction below takes five round trips to find nothing.
             cursor.execute(
                 f"SELECT 1 FROM {task} WHERE status = %s AND queue IN ({placeholders})"
-                f" AND not_before <= %s LIMIT 1",
-                [claim.ready, *queues, stamp],
+                f" AND not_before <= %s AND min_engine <= %s LIMIT 1",
+                [claim.ready, *queues, stamp, claim.engine],
             )
             if cursor.fetchone() is None:
                 return []
@@ -56,7 +56,10 @@ class MySQLDialect(Dialect):
             for queue in queues:
                 if queue in paused:
                     continue
-                cursor.execute(self.candidates_sql(model), [claim.ready, queue, stamp, claim.limit])
+                cursor.execute(
+                    self.candidates_sql(model),
+                    [claim.ready, queue, stamp, claim.engine, claim.limit],
+                )
                 candidates += cursor.fetchall()
             candidates.sort(key=lambda row: (-row[0], row[1], row[2]))
             claimed = [row[2] for row in candidates[: claim.limit]]
@@ -76,7 +79,7 @@ class MySQLDialect(Dialect):
         reads at most ``limit`` index entries and needs no filesort (tested with EXPLAIN)."""
         return (
             f"SELECT priority, not_before, id FROM {self.qn(model._meta.db_table)}"
-            f" WHERE status = %s AND queue = %s AND not_before <= %s"
+            f" WHERE status = %s AND queue = %s AND not_before <= %s AND min_engine <= %s"
             f" ORDER BY {ORDER} LIMIT %s FOR UPDATE SKIP LOCKED"
         )
 

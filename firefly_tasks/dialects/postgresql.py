@@ -72,7 +72,8 @@ class PostgreSQLDialect(Dialect):
         sql = self.built("claim", lambda: self._claim_sql(model, queue_model))
         stamp = self.adapt(claim.now)
         limit = claim.limit
-        params = [claim.queues, claim.ready, stamp, limit, limit, claim.running, stamp]
+        params = [claim.queues, claim.ready, stamp, claim.engine, limit, limit, claim.running]
+        params.append(stamp)
         return sql, [*params, claim.worker_id]
 
     def _claim_sql(self, model: type[models.Model], queue_model: type[models.Model]) -> str:
@@ -81,7 +82,7 @@ class PostgreSQLDialect(Dialect):
             f"WITH c AS MATERIALIZED ("
             f" SELECT r.id FROM unnest(%s::text[]) AS qn(name) CROSS JOIN LATERAL ("
             f"  SELECT id, priority, not_before FROM {task}"
-            f"  WHERE status = %s AND queue = qn.name AND not_before <= %s"
+            f"  WHERE status = %s AND queue = qn.name AND not_before <= %s AND min_engine <= %s"
             f"  ORDER BY {ORDER} LIMIT %s FOR UPDATE SKIP LOCKED) r"
             f" WHERE NOT EXISTS (SELECT 1 FROM {queues} q"
             f"  WHERE q.name = qn.name AND q.paused)"

@@ -30,7 +30,7 @@ class SQLiteDialect(Dialect):
         stamp = self.adapt(claim.now)
         params = [claim.running, stamp, claim.worker_id, claim.ready]
         for queue in claim.queues:
-            params += [claim.ready, queue, stamp, queue, claim.limit]
+            params += [claim.ready, queue, stamp, claim.engine, queue, claim.limit]
         return sql, [*params, claim.limit]
 
     def _claim_sql(
@@ -39,7 +39,7 @@ class SQLiteDialect(Dialect):
         task, queues = self.qn(model._meta.db_table), self.qn(queue_model._meta.db_table)
         per_queue = (
             f"SELECT * FROM (SELECT id, priority, not_before FROM {task}"
-            f" WHERE status = %s AND queue = %s AND +not_before <= %s"
+            f" WHERE status = %s AND queue = %s AND +not_before <= %s AND min_engine <= %s"
             f" AND NOT EXISTS (SELECT 1 FROM {queues} q WHERE q.name = %s AND q.paused)"
             f" ORDER BY {ORDER} LIMIT %s)"
         )

@@ -25,7 +25,7 @@ class Settings:
     @property
     def POLL_INTERVAL(self) -> float:
         """Seconds between refreshes of the dashboard's live regions."""
-        return self._get("FIREFLY_ADMIN_POLL_INTERVAL")
+        return float(self._get("FIREFLY_ADMIN_POLL_INTERVAL"))
 
     @property
     def HIDDEN_ARGS(self) -> tuple[str, ...]:

@@ -22,9 +22,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from firefly_tasks.conf import settings as engine_settings
-from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
 from firefly_tasks.queues import known_queues
 from firefly_tasks.registry import registry
+from firefly_tasks.states import TaskStatus
 
 
 def task_name_choices() -> list[tuple[str, str]]:
@@ -207,7 +208,7 @@ def parse_moment(value: str, *, end_of_day: bool = False) -> datetime.datetime |
 # The dashboard's FilterSet ----------------------------------------------------------------
 
 
-class TaskFilterSet(django_filters.FilterSet):
+class TaskFilterSet(django_filters.FilterSet):  # type: ignore[misc]  # no stubs
     """Filters of the dashboard's live task table, for the full page and its fragments."""
 
     status = django_filters.ChoiceFilter(choices=TaskStatus.choices, empty_label="any status")

@@ -6,9 +6,10 @@ from typing import Any
 
 from django import forms
 
-from firefly_tasks.models import TaskModel, TaskStatus
+from firefly_tasks.models import TaskModel
 from firefly_tasks.queues import known_queues
 from firefly_tasks.registry import registry
+from firefly_tasks.states import TaskStatus
 
 
 def registered_task_choices() -> list[tuple[str, str]]:

@@ -15,8 +15,9 @@ from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from firefly_tasks.conf import settings as engine_settings
-from firefly_tasks.models import QueueModel, TaskModel, TaskStatus, WorkerModel, WorkerState
+from firefly_tasks.models import QueueModel, TaskModel, WorkerModel
 from firefly_tasks.queues import known_queues
+from firefly_tasks.states import TaskStatus, WorkerState
 
 HOUR = datetime.timedelta(hours=1)
 MINUTES = 60

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -21,7 +21,13 @@ def capped_count(queryset: QuerySet[Any], limit: int = COUNT_LIMIT) -> tuple[int
     return min(count, limit), count > limit
 
 
-class CappedCountPaginator(Paginator):
+if TYPE_CHECKING:
+    _Paginator = Paginator[Any]  # generic only to the type checker
+else:
+    _Paginator = Paginator
+
+
+class CappedCountPaginator(_Paginator):
     """A paginator whose ``count`` stops at ``count_limit``; ``capped`` tells when it did."""
 
     count_limit = COUNT_LIMIT

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
@@ -40,7 +40,8 @@ from firefly_admin.models import Task
 from firefly_admin.pagination import CappedCountPaginator
 from firefly_admin.permissions import ReadOnlyRows, permission
 from firefly_admin.timeline import task_timeline
-from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
+from firefly_tasks.states import TaskStatus
 
 # Never loaded for the task list: they can be large.
 HEAVY_FIELDS = ("params_data", "returned_data", "params_preview", "returned_preview", "traceback")
@@ -53,7 +54,13 @@ class TaskChangeList(ChangeList):
         return super().get_queryset(request, exclude_parameters).defer(*HEAVY_FIELDS)
 
 
-class TaskAdmin(ReadOnlyRows, admin.ModelAdmin):
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[TaskModel]  # generic only to the type checker
+else:
+    _ModelAdmin = admin.ModelAdmin
+
+
+class TaskAdmin(ReadOnlyRows, _ModelAdmin):
     list_display = (
         "id",
         "task_name",

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from firefly_admin.history import entries_for
 from firefly_admin.models import Task
-from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus
+from firefly_tasks.models import TaskAttempt, TaskModel
+from firefly_tasks.states import TaskStatus
 
 
 @dataclass

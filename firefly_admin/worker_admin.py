@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.http import HttpRequest
@@ -17,8 +17,13 @@ from firefly_admin.pagination import CappedCountPaginator
 from firefly_admin.permissions import ReadOnlyRows
 from firefly_tasks.models import WorkerModel
 
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[WorkerModel]  # generic only to the type checker
+else:
+    _ModelAdmin = admin.ModelAdmin
 
-class WorkerAdmin(ReadOnlyRows, admin.ModelAdmin):
+
+class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
     list_display = (
         "name",
         "hostname",

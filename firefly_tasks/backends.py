@@ -53,7 +53,7 @@ _MAX_ID = 2**63 - 1
 _FUNC_NAME_MAX_LENGTH = TaskModel._meta.get_field("func_name").max_length or 255
 
 
-class FireflyBackend(BaseTaskBackend):
+class FireflyBackend(BaseTaskBackend):  # type: ignore[misc]  # the framework's, found at import
     """``TASKS = {"default": {"BACKEND": "firefly_tasks.backends.FireflyBackend"}}``.
 
     ``OPTIONS`` (all optional): ``MAX_RETRIES`` (default 0: one attempt, as the framework

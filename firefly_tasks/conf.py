@@ -67,7 +67,7 @@ class Settings:
 
     @property
     def DEFAULT_QUEUE(self) -> str:
-        return self._get("FIREFLY_DEFAULT_QUEUE")
+        return str(self._get("FIREFLY_DEFAULT_QUEUE"))
 
     @property
     def QUEUES(self) -> tuple[str, ...] | None:
@@ -77,19 +77,19 @@ class Settings:
 
     @property
     def MAX_RETRIES(self) -> int:
-        return self._get("FIREFLY_MAX_RETRIES")
+        return int(self._get("FIREFLY_MAX_RETRIES"))
 
     @property
     def RETRY_DELAY(self) -> int:
-        return self._get("FIREFLY_RETRY_DELAY")
+        return int(self._get("FIREFLY_RETRY_DELAY"))
 
     @property
     def RETRY_BACKOFF_MAX(self) -> int:
-        return self._get("FIREFLY_RETRY_BACKOFF_MAX")
+        return int(self._get("FIREFLY_RETRY_BACKOFF_MAX"))
 
     @property
     def SERIALIZER(self) -> str:
-        return self._get("FIREFLY_SERIALIZER")
+        return str(self._get("FIREFLY_SERIALIZER"))
 
     @property
     def ACCEPT_PICKLE(self) -> bool:

@@ -17,7 +17,8 @@ from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.conf import settings
 from firefly_tasks.liveness import Liveness
 from firefly_tasks.maintenance import mark_dead_workers, recover_orphans
-from firefly_tasks.models import WorkerModel, WorkerState
+from firefly_tasks.models import WorkerModel
+from firefly_tasks.states import WorkerState
 
 logger = logging.getLogger("firefly_tasks")
 

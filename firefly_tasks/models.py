@@ -16,11 +16,13 @@ from django.utils import timezone
 from firefly_tasks import serialization
 from firefly_tasks.indexes import NotNullIndex, ReadyTasksIndex
 from firefly_tasks.queryset import TaskQuerySet
-from firefly_tasks.states import (  # re-exported: where users and migrations find them
-    FINISHED_STATUSES as FINISHED_STATUSES,
-)
+
+# Re-exported: where users and migrations have found them.
+from firefly_tasks.states import FINISHED_STATUSES as FINISHED_STATUSES
 from firefly_tasks.states import AttemptOutcome as AttemptOutcome
-from firefly_tasks.states import Isolation, TaskStatus, WorkerState
+from firefly_tasks.states import Isolation as Isolation
+from firefly_tasks.states import TaskStatus as TaskStatus
+from firefly_tasks.states import WorkerState as WorkerState
 
 
 class WorkerModel(models.Model):

@@ -95,4 +95,4 @@ class MySQLDialect(Dialect):
             cursor.execute("SET SESSION innodb_lock_wait_timeout = %s", [max(1, round(seconds))])
 
     def is_lock_timeout(self, exc: BaseException) -> bool:
-        return _code(exc) == _LOCK_WAIT_TIMEOUT
+        return bool(_code(exc) == _LOCK_WAIT_TIMEOUT)

@@ -258,7 +258,7 @@ def _hot_cursor_class() -> type | None:
     if binding is None:
         return None
 
-    class HotCursor(binding):
+    class HotCursor(binding):  # type: ignore[misc]  # psycopg's cursor: Any to mypy
         binary = False
 
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:

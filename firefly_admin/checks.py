@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
 from firefly_admin.conf import settings
@@ -16,7 +15,7 @@ HTMX_MIDDLEWARE = "django_htmx.middleware.HtmxMiddleware"
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    interval = settings.POLL_INTERVAL
+    interval = settings.raw("FIREFLY_ADMIN_POLL_INTERVAL")
     if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
         messages.append(
             Error(
@@ -35,7 +34,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="firefly_admin.W001",
             )
         )
-    hidden = getattr(django_settings, "FIREFLY_ADMIN_HIDDEN_ARGS", ())
+    hidden = settings.raw("FIREFLY_ADMIN_HIDDEN_ARGS")
     if isinstance(hidden, str) or not isinstance(hidden, list | tuple | set | frozenset):
         messages.append(
             Error(
@@ -71,7 +70,7 @@ def check_installed(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
                     id=check_id,
                 )
             )
-    if HTMX_MIDDLEWARE not in django_settings.MIDDLEWARE:
+    if HTMX_MIDDLEWARE not in settings.MIDDLEWARE:
         messages.append(
             Error(
                 f'"{HTMX_MIDDLEWARE}" must be in MIDDLEWARE: the dashboard answers htmx '

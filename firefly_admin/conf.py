@@ -22,6 +22,15 @@ class Settings:
     def _get(self, name: str) -> Any:
         return getattr(django_settings, name, DEFAULTS[name])
 
+    def raw(self, name: str) -> Any:
+        """A setting as configured (or its default), before any conversion: for checks."""
+        return self._get(name)
+
+    @property
+    def MIDDLEWARE(self) -> list[str]:
+        """Django's ``MIDDLEWARE``, which the dashboard's checks look through."""
+        return list(getattr(django_settings, "MIDDLEWARE", []))
+
     @property
     def POLL_INTERVAL(self) -> float:
         """Seconds between refreshes of the dashboard's live regions."""

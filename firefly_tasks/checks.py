@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
@@ -26,25 +25,27 @@ def _is_non_negative_int(value: object) -> bool:
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
-    if settings.SERIALIZER not in SERIALIZERS:
+    serializer = settings.raw("FIREFLY_SERIALIZER")
+    if serializer not in SERIALIZERS:
         errors.append(
             Error(
-                f"FIREFLY_SERIALIZER is {settings.SERIALIZER!r}, which is not a serializer.",
+                f"FIREFLY_SERIALIZER is {serializer!r}, which is not a serializer.",
                 hint=f"Use one of: {', '.join(SERIALIZERS)}.",
                 id="firefly_tasks.E001",
             )
         )
     queues = settings.QUEUES
-    if queues is not None and settings.DEFAULT_QUEUE not in queues:
+    default_queue = settings.raw("FIREFLY_DEFAULT_QUEUE")
+    if queues is not None and default_queue not in queues:
         errors.append(
             Error(
-                f"FIREFLY_DEFAULT_QUEUE {settings.DEFAULT_QUEUE!r} is not in FIREFLY_QUEUES.",
+                f"FIREFLY_DEFAULT_QUEUE {default_queue!r} is not in FIREFLY_QUEUES.",
                 hint="Add it to FIREFLY_QUEUES or choose another default queue.",
                 id="firefly_tasks.E002",
             )
         )
     for name in ("MAX_RETRIES", "RETRY_DELAY", "RETRY_BACKOFF_MAX"):
-        if not _is_non_negative_int(getattr(settings, name)):
+        if not _is_non_negative_int(settings.raw(f"FIREFLY_{name}")):
             errors.append(
                 Error(
                     f"FIREFLY_{name} must be a non-negative int.",
@@ -91,7 +92,7 @@ def _check_payloads() -> list[CheckMessage]:
             )
         )
     elif limit > MARIADB_SAFE_PAYLOAD_BYTES and any(
-        "mysql" in str(config.get("ENGINE", "")) for config in django_settings.DATABASES.values()
+        "mysql" in str(config.get("ENGINE", "")) for config in settings.DATABASES.values()
     ):
         errors.append(
             Warning(
@@ -225,10 +226,10 @@ def check_databases(
 @register()
 def check_sqlite_options(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for alias, config in django_settings.DATABASES.items():
+    for alias, config in settings.DATABASES.items():
         if not str(config.get("ENGINE", "")).endswith("sqlite3"):
             continue
-        options: dict[str, Any] = config.get("OPTIONS", {})  # type: ignore[assignment]
+        options: dict[str, Any] = config.get("OPTIONS", {})
         if str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
             messages.append(
                 Warning(

@@ -155,6 +155,16 @@ class Settings:
         """On PostgreSQL, wake idle consumers with LISTEN/NOTIFY instead of waiting to poll."""
         return bool(self._get("FIREFLY_LISTEN_NOTIFY"))
 
+    # Django's own settings that Firefly reads: not remembered, since Firefly does not own them.
+
+    @property
+    def USE_TZ(self) -> bool:
+        return bool(django_settings.USE_TZ)
+
+    @property
+    def DATABASES(self) -> dict[str, dict[str, Any]]:
+        return dict(django_settings.DATABASES)
+
     def firefly_backend_aliases(self) -> list[str]:
         """The aliases of Django's ``TASKS`` setting that use Firefly's DEP 14 backend."""
         tasks = getattr(django_settings, "TASKS", None)

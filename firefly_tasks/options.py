@@ -13,7 +13,6 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from firefly_tasks.conf import settings
@@ -59,7 +58,7 @@ def resolve_eta(eta: object, now: datetime.datetime) -> datetime.datetime:
         return now
     if not isinstance(eta, datetime.datetime):
         raise InvalidTaskError(f"eta must be a datetime, not {type(eta).__name__}.")
-    if django_settings.USE_TZ:
+    if settings.USE_TZ:
         if timezone.is_naive(eta):
             raise InvalidTaskError(
                 "eta is a naive datetime while USE_TZ = True; pass an aware datetime, e.g. "

@@ -329,11 +329,9 @@ class BatchRunner:
             # Retrying cannot fix a name or payload the consumer cannot read.
             group.failed.append((row, exc, write_failure(row, self.worker, exc, retry=False)))
             return
-        conn = run.connection
-        savepoint = LazySavepoint(conn, run.dialect)
+        savepoint = LazySavepoint(run.connection, run.dialect)
         began = time.monotonic()
-        # As connection.execute_wrapper() does, without a generator per task.
-        conn.execute_wrappers.append(savepoint)
+        run.dialect.push_execute_wrapper(savepoint)
         try:
             done = invoke(row, call, preview_length=run.preview_length, clock=run.clock)
             savepoint.release()
@@ -345,7 +343,7 @@ class BatchRunner:
         else:
             group.done.append(done)
         finally:
-            conn.execute_wrappers.pop()
+            run.dialect.pop_execute_wrapper()
             # On a lost connection the savepoint is gone with it; Django must not see its id
             # when the group's atomic block exits, or it would think it is still nested.
             savepoint.forget()

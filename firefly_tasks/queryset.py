@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from django.db import connections, models, transaction
+from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from firefly_tasks import states
 from firefly_tasks.conf import settings
-from firefly_tasks.dialects import Claim, Completions, dialect
+from firefly_tasks.dialects import Claim, Completions, writing
 from firefly_tasks.states import (
     FINISHED_STATUSES,
     AttemptOutcome,
@@ -125,8 +125,7 @@ class TaskQuerySet(models.QuerySet[Any]):
         ``save()`` costs more than the insert itself. No ``pre_save``/``post_save`` signals
         are sent: ``task_scheduled`` is Firefly's.
         """
-        self._for_write = True  # as bulk_create(): the router's database for writes
-        return dialect(connections[self.db]).insert_tasks(self.model, rows)
+        return writing(self).insert_tasks(self.model, rows)
 
     # A consumer's transitions -----------------------------------------------------------------
 
@@ -142,7 +141,6 @@ class TaskQuerySet(models.QuerySet[Any]):
         ``running``, ``attempt`` bumped, ``started`` stamped, in one short transaction."""
         if limit < 1 or not queues:
             return []
-        self._for_write = True
         claim = Claim(
             queues=list(queues),
             limit=limit,
@@ -153,7 +151,7 @@ class TaskQuerySet(models.QuerySet[Any]):
             engine=states.ENGINE_VERSION,
         )
         queue_model = self.model._meta.apps.get_model("firefly_tasks", "QueueModel")
-        rows = dialect(connections[self.db]).claim(self.model, queue_model, claim)
+        rows = writing(self).claim(self.model, queue_model, claim)
         rows.sort(key=lambda row: (-row.priority, row.not_before, row.pk))
         return rows
 
@@ -180,7 +178,6 @@ class TaskQuerySet(models.QuerySet[Any]):
         """
         if not done:
             return 0
-        self._for_write = True
         finished = done[-1].finished
         columns = Completions(
             ids=[d.row.pk for d in done],
@@ -196,7 +193,7 @@ class TaskQuerySet(models.QuerySet[Any]):
             outcome=AttemptOutcome.COMPLETED,
         )
         attempt_model = _attempt_model(self.model)
-        updated = dialect(connections[self.db]).complete(self.model, attempt_model, columns)
+        updated = writing(self).complete(self.model, attempt_model, columns)
         if updated == len(done):
             for d in done:
                 d.row.status, d.row.completed = target(Event.COMPLETE), finished

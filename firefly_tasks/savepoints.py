@@ -32,7 +32,7 @@ class LazySavepoint:
         if self.sid is None and not self._opening:
             self._opening = True
             try:
-                self.sid = self.connection.savepoint()
+                self.sid = transaction.savepoint(using=self.connection.alias)
                 if self.sid is not None:
                     self.dialect.track_savepoint(self.sid)
             finally:
@@ -42,18 +42,18 @@ class LazySavepoint:
     def release(self) -> None:
         if self.sid is None:
             return
-        if self.connection.needs_rollback:
+        if transaction.get_rollback(using=self.connection.alias):
             raise transaction.TransactionManagementError(
                 "The task swallowed a database error inside an atomic block; its writes are "
                 "rolled back."
             )
-        self.connection.savepoint_commit(self.sid)
+        transaction.savepoint_commit(self.sid, using=self.connection.alias)
         self.forget()
 
     def rollback(self) -> None:
         if self.sid is not None:
-            self.connection.savepoint_rollback(self.sid)
-            self.connection.needs_rollback = False
+            transaction.savepoint_rollback(self.sid, using=self.connection.alias)
+            transaction.set_rollback(False, using=self.connection.alias)
             self.forget()
         self.dialect.discard_on_commit(self._callbacks_mark)
 

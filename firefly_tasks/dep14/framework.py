@@ -46,7 +46,7 @@ def _import_framework() -> tuple[str, dict[str, Any]]:
 FRAMEWORK, _modules = _import_framework()
 """``"django.tasks"`` or ``"django_tasks"``: the framework this backend speaks."""
 
-Task: Any = _modules["base"].Task
+FrameworkTask: Any = _modules["base"].Task  # not Firefly's Task (firefly_tasks.task)
 TaskContext: Any = _modules["base"].TaskContext
 TaskError: Any = _modules["base"].TaskError
 TaskResult: Any = _modules["base"].TaskResult
@@ -130,5 +130,5 @@ def find_framework_task(path: str) -> Any | None:
         found: Any = module
         for attribute in parts[end:]:
             found = inspect.getattr_static(found, attribute, None)
-        return found if isinstance(found, Task) else None
+        return found if isinstance(found, FrameworkTask) else None
     return None

@@ -15,7 +15,7 @@ from firefly_tasks.dialects.mysql import MySQLDialect
 from firefly_tasks.dialects.postgresql import PostgreSQLDialect
 from firefly_tasks.dialects.sqlite import SQLiteDialect
 
-__all__ = ["DIALECTS", "Claim", "Completions", "Dialect", "dialect"]
+__all__ = ["DIALECTS", "Claim", "Completions", "Dialect", "dialect", "writing"]
 
 DIALECTS: dict[str, type[Dialect]] = {
     d.vendor: d for d in (PostgreSQLDialect, SQLiteDialect, MySQLDialect)
@@ -23,6 +23,13 @@ DIALECTS: dict[str, type[Dialect]] = {
 
 # One dialect per connection object (each thread has its own), holding what it built.
 _dialects: weakref.WeakKeyDictionary[Any, Dialect] = weakref.WeakKeyDictionary()
+
+
+def writing(queryset: Any) -> Dialect:
+    """The dialect of the database ``queryset`` writes to: its router's ``db_for_write``, as
+    ``bulk_create()`` picks it (through the queryset's private ``_for_write``)."""
+    queryset._for_write = True
+    return dialect(connections[queryset.db])
 
 
 def dialect(connection: Any) -> Dialect:

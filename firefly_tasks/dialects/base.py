@@ -268,6 +268,13 @@ class Dialect:
         if sid in self.connection.savepoint_ids:
             self.connection.savepoint_ids.remove(sid)
 
+    def push_execute_wrapper(self, wrapper: Callable[..., Any]) -> None:
+        """As ``connection.execute_wrapper()`` enters, without a generator per task."""
+        self.connection.execute_wrappers.append(wrapper)
+
+    def pop_execute_wrapper(self) -> None:
+        self.connection.execute_wrappers.pop()
+
     # Errors and locks -----------------------------------------------------------------------
 
     def is_connection_error(self, exc: BaseException) -> bool:

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from firefly_tasks import signals as firefly_signals
-from firefly_tasks.backends import firefly_backend
+from firefly_tasks.dep14.backend import firefly_backend
 from firefly_tasks.dep14.framework import TaskResultDoesNotExist, task_finished, task_started
 from firefly_tasks.models import TaskModel
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from firefly_tasks.backends import FireflyBackend, firefly_backend
 from firefly_tasks.context import current_task
+from firefly_tasks.dep14.backend import FireflyBackend, firefly_backend
 from firefly_tasks.dep14.framework import (
     FRAMEWORK,
     TaskContext,

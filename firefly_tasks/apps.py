@@ -14,10 +14,9 @@ class FireflyTasksConfig(AppConfig):
 
         registry.autodiscover()
         # Where Django's Tasks framework is installed, rows enqueued through a FireflyBackend
-        # alias run and send the framework's signals (each checks its row's alias then).
+        # alias can run (resolving one checks its row's alias).
         try:
-            from firefly_tasks.dep14 import announce, running
+            from firefly_tasks.dep14 import running
         except ImportError:
             return  # no framework: check firefly_tasks.E103 says so if TASKS needs it
         registry.framework_resolver = running.resolve_framework_task
-        announce.connect()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +17,8 @@ from firefly_tasks import signals
 from firefly_tasks.exceptions import SerializationError
 from firefly_tasks.models import TaskModel, TaskStatus
 from firefly_tasks.testing import run_pending_tasks
+from tests.conftest import ROOT
+from tests.dep14 import FIREFLY
 from tests.testapp import tasks
 
 ALL_SIGNALS = {
@@ -135,3 +141,24 @@ def test_raising_receivers_do_not_break_scheduling_or_execution(
     assert [name for name, _ in received].count("task_scheduled") == 2
     assert "task_completed" in [name for name, _ in received]
     assert "signal receiver failed" in caplog.text
+
+
+def test_a_process_that_never_uses_the_dep14_backend_sends_signals_to_no_one() -> None:
+    # Sending a signal with no receiver costs nothing; with one, a few microseconds per task.
+    # The framework's relays connect only once the process creates a FireflyBackend.
+    code = (
+        "import django; django.setup()\n"
+        "from firefly_tasks import signals\n"
+        "print(len(signals.task_started.receivers), len(signals.task_completed.receivers))\n"
+        "from firefly_tasks.backends import firefly_backend\n"
+        "firefly_backend('default')\n"
+        "print(len(signals.task_started.receivers), len(signals.task_completed.receivers))\n"
+    )
+    tasks_setting = json.dumps({"TASKS": {"default": {"BACKEND": FIREFLY}}})
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    env["FIREFLY_TEST_OVERRIDES"] = tasks_setting
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "0", "1", "1"]

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from firefly_tasks import calls
 from firefly_tasks.conf import settings
+from firefly_tasks.dep14 import announce
 from firefly_tasks.dep14.framework import (
     FRAMEWORK as FRAMEWORK,
 )
@@ -60,6 +61,12 @@ class FireflyBackend(BaseTaskBackend):  # type: ignore[misc]  # the framework's,
     assumes), ``RETRY_DELAY`` in seconds (default ``FIREFLY_RETRY_DELAY``), ``RETRY_BACKOFF``
     (default False) and ``ATOMIC`` (default True: the task's writes commit with its result).
     """
+
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        super().__init__(alias, params)
+        # From the first FireflyBackend on, this process sends the framework's signals for
+        # its rows; a project that never uses one pays nothing per task.
+        announce.connect(firefly_backend)
 
     supports_defer = True
     supports_async_task = True

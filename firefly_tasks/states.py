@@ -10,6 +10,7 @@ new state is a member of :class:`TaskStatus` and a line here; its guard is the w
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 from django.db import models
@@ -123,11 +124,13 @@ TRANSITIONS: tuple[Transition, ...] = (
 )
 
 
+@functools.cache
 def sources(event: Event) -> tuple[TaskStatus, ...]:
     """The states a task must be in for ``event`` to apply to it: the writer's guard."""
     return tuple(t.source for t in TRANSITIONS if t.event == event)
 
 
+@functools.cache
 def target(event: Event) -> TaskStatus:
     """The state ``event`` moves a task to; only for events with one target."""
     (found,) = {t.target for t in TRANSITIONS if t.event == event}

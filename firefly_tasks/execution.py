@@ -149,7 +149,8 @@ def write_failure(
 ) -> RunOutcome:
     """Record a failed attempt inside the caller's transaction; return the outcome."""
     tb = "".join(traceback.format_exception(exc))
-    return TaskModel.objects.fail(row, worker, describe_error(exc), tb, retry=retry)
+    error = describe_error(exc)
+    return TaskModel.objects.fail_or_retry(row, worker, error, tb, retryable=retry)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -200,39 +200,51 @@ class TaskQuerySet(models.QuerySet[Any]):
                 d.row.returned_data = d.returned_data
         return updated
 
-    def fail(
+    def fail_or_retry(
+        self, row: TaskRow, worker: WorkerRow | None, error: str, tb: str, *, retryable: bool
+    ) -> RunOutcome:
+        """A failed attempt: :meth:`retry` if ``retryable`` and the task has retries left,
+        else :meth:`fail`. ``FENCED`` when the row is no longer this attempt's."""
+        if retryable and row.retry_attempts < row.max_retries:
+            return RunOutcome.RETRY if self.retry(row, worker, error, tb) else RunOutcome.FENCED
+        return RunOutcome.FAILED if self.fail(row, worker, error, tb) else RunOutcome.FENCED
+
+    def retry(self, row: TaskRow, worker: WorkerRow | None, error: str, tb: str) -> bool:
+        """A failed attempt, and the task back to the queue after its retry delay (inside the
+        caller's transaction)."""
+        now = timezone.now()
+        updated = self._attempt_of(row)._move(
+            Event.RETRY,
+            not_before=now + retry_delay(row),
+            retry_attempts=F("retry_attempts") + 1,
+            worker=None,
+            # It ran to its end without taking its consumer down: it may share a batch again.
+            isolation=Isolation.BATCHED,
+            error=error,
+            traceback=tb,
+        )
+        return self._failed_attempt(updated, row, worker, now, error, tb)
+
+    def fail(self, row: TaskRow, worker: WorkerRow | None, error: str, tb: str) -> bool:
+        """A failed attempt, and the task failed for good (inside the caller's transaction)."""
+        now = timezone.now()
+        updated = self._attempt_of(row)._move(Event.FAIL, failed=now, error=error, traceback=tb)
+        return self._failed_attempt(updated, row, worker, now, error, tb)
+
+    def _failed_attempt(
         self,
+        updated: int,
         row: TaskRow,
         worker: WorkerRow | None,
+        now: datetime.datetime,
         error: str,
         tb: str,
-        *,
-        retry: bool,
-    ) -> RunOutcome:
-        """Record a failed attempt (inside the caller's transaction): back to the queue after
-        its retry delay if ``retry`` and it has retries left, else failed for good."""
-        now = timezone.now()
-        fenced = self._attempt_of(row)
-        if retry and row.retry_attempts < row.max_retries:
-            outcome = RunOutcome.RETRY
-            updated = fenced._move(
-                Event.RETRY,
-                not_before=now + retry_delay(row),
-                retry_attempts=F("retry_attempts") + 1,
-                worker=None,
-                # It ran to its end without taking its consumer down: it may share a batch.
-                isolation=Isolation.BATCHED,
-                error=error,
-                traceback=tb,
-            )
-        else:
-            outcome = RunOutcome.FAILED
-            updated = fenced._move(Event.FAIL, failed=now, error=error, traceback=tb)
+    ) -> bool:
         if not updated:
-            return RunOutcome.FENCED
+            return False
         self._add_attempt(row, worker, AttemptOutcome.FAILED, now, error=error, tb=tb)
         row.error, row.traceback = error, tb
-        return outcome
+        return True
 
     def release(self, rows: Sequence[TaskRow]) -> int:
         """Claimed tasks that never started back to ``created``, as if never claimed."""

@@ -41,7 +41,7 @@ from firefly_tasks.dep14.results import build_result, copy_state
 from firefly_tasks.dep14.results import exception_class_path as exception_class_path
 from firefly_tasks.exceptions import InvalidTaskError
 from firefly_tasks.models import TaskAttempt, TaskModel
-from firefly_tasks.options import QUEUE_NAME_MAX_LENGTH, TaskOptions, validate_queue
+from firefly_tasks.options import TaskOptions, validate_queue
 
 OPTION_DEFAULTS: dict[str, Any] = {
     "MAX_RETRIES": 0,
@@ -137,22 +137,18 @@ class FireflyBackend(BaseTaskBackend):  # type: ignore[misc]  # the framework's,
             )
             for problem in self.option_problems()
         ]
-        allowed = settings.QUEUES
-        for queue in sorted(self.queues):
-            if not isinstance(queue, str) or not queue or len(queue) > QUEUE_NAME_MAX_LENGTH:
-                problem = f"is empty or longer than {QUEUE_NAME_MAX_LENGTH} characters"
-            elif allowed is not None and queue not in allowed:
-                problem = "is not in FIREFLY_QUEUES"
-            else:
-                continue
-            messages.append(
-                Error(
-                    f"TASKS[{self.alias!r}] lists queue {queue!r}, which {problem}: every task "
-                    "enqueued to it would be refused.",
-                    hint="Make QUEUES and FIREFLY_QUEUES agree.",
-                    id="firefly_tasks.E102",
+        for queue in sorted(self.queues, key=str):
+            try:
+                validate_queue(queue)
+            except InvalidTaskError as exc:
+                messages.append(
+                    Error(
+                        f"TASKS[{self.alias!r}] lists queue {queue!r}: {exc} Every task "
+                        "enqueued to it would be refused.",
+                        hint="Make QUEUES and FIREFLY_QUEUES agree.",
+                        id="firefly_tasks.E102",
+                    )
                 )
-            )
         return messages
 
     # Enqueueing -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -65,6 +66,7 @@ CHILD_DB_NAME = os.environ.get("FIREFLY_TEST_DB_NAME")
 # One test database per run, so that concurrent runs on one server never drop each other's.
 TEST_DB_NAME = f"test_firefly_{os.getpid()}"
 
+DATABASES: dict[str, dict[str, Any]]
 if DB == "sqlite":
     # File-backed so that consumer processes started by the tests share it.
     _name = CHILD_DB_NAME or os.path.join(

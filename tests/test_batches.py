@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
+from pytest_django import Settings
 
 from firefly_tasks.batches import BatchRunner
+from firefly_tasks.decorators import Task
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel
 from tests.testapp import tasks
 from tests.testapp.models import Note
@@ -21,7 +24,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def wide_group_window():
+def wide_group_window() -> Iterator[None]:
     with override_settings(FIREFLY_GROUP_COMMIT_WINDOW=5.0):
         yield
 
@@ -32,20 +35,26 @@ def runner() -> BatchRunner:
     return BatchRunner(worker, threading.Event())
 
 
-def warm_up(runner: BatchRunner, *task_functions) -> None:
+def claim(runner: BatchRunner, limit: int) -> list[TaskModel]:
+    """Claim up to ``limit`` ready tasks of the default queue for the runner's worker."""
+    assert runner.worker is not None
+    return TaskModel.objects.claim(["default"], limit, runner.worker.pk)
+
+
+def warm_up(runner: BatchRunner, *task_functions: Task) -> None:
     """Run each task once alone, so the runner learns that it is fast."""
     for function in task_functions:
         function.schedule("warm-up")
-    runner.run(TaskModel.objects.claim(["default"], 100, runner.worker.pk))
+    runner.run(claim(runner, 100))
     TaskModel.objects.all().delete()
     Note.objects.all().delete()
 
 
-def test_unknown_tasks_run_alone_then_fast_ones_are_grouped(runner):
+def test_unknown_tasks_run_alone_then_fast_ones_are_grouped(runner: BatchRunner) -> None:
     tasks.noop.schedule_many([() for _ in range(30)])
-    first = TaskModel.objects.claim(["default"], 1, runner.worker.pk)
+    first = claim(runner, 1)
     runner.run(first)  # learns noop is fast
-    rows = TaskModel.objects.claim(["default"], 100, runner.worker.pk)
+    rows = claim(runner, 100)
 
     with CaptureQueriesContext(connection) as queries:
         outcomes, handed_back = runner.run(rows)
@@ -58,13 +67,13 @@ def test_unknown_tasks_run_alone_then_fast_ones_are_grouped(runner):
     assert TaskAttempt.objects.filter(outcome="completed").count() == 30
 
 
-def test_failing_task_in_a_group_rolls_back_only_its_own_writes(runner):
+def test_failing_task_in_a_group_rolls_back_only_its_own_writes(runner: BatchRunner) -> None:
     warm_up(runner, tasks.write_note, tasks.write_note_then_fail)
     keep_a = tasks.write_note.schedule("a")
     lost = tasks.write_note_then_fail.schedule("b")
     keep_c = tasks.write_note.schedule("c")
 
-    outcomes, _ = runner.run(TaskModel.objects.claim(["default"], 10, runner.worker.pk))
+    outcomes, _ = runner.run(claim(runner, 10))
 
     assert outcomes == ["completed", "completed", "failed"]  # failures are reported last
     assert set(Note.objects.values_list("text", flat=True)) == {"a", "c"}
@@ -75,21 +84,21 @@ def test_failing_task_in_a_group_rolls_back_only_its_own_writes(runner):
     assert list(failed.attempts.values_list("outcome", flat=True)) == ["failed"]
 
 
-def test_on_commit_callbacks_of_a_failed_task_in_a_group_are_discarded(runner):
+def test_on_commit_callbacks_of_a_failed_task_in_a_group_are_discarded(runner: BatchRunner) -> None:
     warm_up(runner, tasks.write_note)
     runner._observe(tasks.note_on_commit_then_fail.name, 0.0)
     tasks.write_note.schedule("kept")
     tasks.note_on_commit_then_fail.schedule("dropped")
 
-    runner.run(TaskModel.objects.claim(["default"], 10, runner.worker.pk))
+    runner.run(claim(runner, 10))
 
     assert list(Note.objects.values_list("text", flat=True)) == ["kept"]
 
 
-def test_group_with_a_row_that_moved_on_runs_its_tasks_alone(runner):
+def test_group_with_a_row_that_moved_on_runs_its_tasks_alone(runner: BatchRunner) -> None:
     warm_up(runner, tasks.write_note)
     rows = [tasks.write_note.schedule(text) for text in ("x", "y", "z")]
-    claimed = TaskModel.objects.claim(["default"], 10, runner.worker.pk)
+    claimed = claim(runner, 10)
     # Another consumer recovered and re-claimed "y" meanwhile: its attempt moved on.
     TaskModel.objects.filter(pk=rows[1].pk).update(attempt=5)
 
@@ -100,7 +109,9 @@ def test_group_with_a_row_that_moved_on_runs_its_tasks_alone(runner):
     assert TaskModel.objects.get(pk=rows[1].pk).status == TaskStatus.RUNNING
 
 
-def test_batch_size_grows_with_fast_tasks_and_starts_at_one(runner, settings):
+def test_batch_size_grows_with_fast_tasks_and_starts_at_one(
+    runner: BatchRunner, settings: Settings
+) -> None:
     assert runner.batch_size() == 1
     runner._observe("fast", 0.0001)
     assert runner.batch_size() == 250  # FIREFLY_CLAIM_BATCH_SIZE's default
@@ -110,7 +121,9 @@ def test_batch_size_grows_with_fast_tasks_and_starts_at_one(runner, settings):
     assert runner.batch_size() == 1
 
 
-def test_a_claim_brings_back_at_most_256_mib_of_the_largest_payloads(runner, settings):
+def test_a_claim_brings_back_at_most_256_mib_of_the_largest_payloads(
+    runner: BatchRunner, settings: Settings
+) -> None:
     runner._observe("fast", 0.0001)
     assert runner.batch_size() == 250  # at the default 1 MiB limit, 256 would fit
     settings.FIREFLY_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
@@ -119,10 +132,10 @@ def test_a_claim_brings_back_at_most_256_mib_of_the_largest_payloads(runner, set
     assert runner.batch_size() == 1  # one row at least
 
 
-def test_rest_of_a_batch_is_handed_back_after_a_slow_task(runner):
+def test_rest_of_a_batch_is_handed_back_after_a_slow_task(runner: BatchRunner) -> None:
     slow = tasks.sleep_for.schedule(0.6)
     behind = tasks.add.schedule(1, 1)
-    claimed = TaskModel.objects.claim(["default"], 10, runner.worker.pk)
+    claimed = claim(runner, 10)
     assert [row.pk for row in claimed] == [slow.pk, behind.pk]
 
     outcomes, handed_back = runner.run(claimed)
@@ -132,7 +145,7 @@ def test_rest_of_a_batch_is_handed_back_after_a_slow_task(runner):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL's")
-def test_hot_statements_work_prepared_when_the_connection_prepares(runner):
+def test_hot_statements_work_prepared_when_the_connection_prepares(runner: BatchRunner) -> None:
     # OPTIONS["prepare_threshold"] = 0 would prepare every statement: psycopg's setting.
     connection.ensure_connection()
     connection.connection.prepare_threshold = 0
@@ -141,7 +154,7 @@ def test_hot_statements_work_prepared_when_the_connection_prepares(runner):
             tasks.write_note.schedule(f"one {round_}")
             tasks.write_note.schedule_many([(f"many {round_} {i}",) for i in range(5)])
             tasks.write_note_then_fail.schedule(f"fails {round_}")
-            while rows := TaskModel.objects.claim(["default"], 100, runner.worker.pk):
+            while rows := claim(runner, 100):
                 runner.run(rows)
         prepared = connection.connection.execute("SELECT count(*) FROM pg_prepared_statements")
         assert prepared.fetchone()[0] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -16,7 +17,7 @@ from tests.conftest import run_at_once
 from tests.testapp import tasks
 
 
-def claim_statement(queues: list[str], limit: int = 100) -> tuple[str, list[object]]:
+def claim_statement(queues: list[str], limit: int = 100) -> tuple[str, list[Any]]:
     """This database's claim statement and its parameters (PostgreSQL and SQLite)."""
     claim = Claim(
         queues=queues,
@@ -54,11 +55,11 @@ def pks(rows: list[TaskModel]) -> list[int]:
 
 
 @pytest.fixture
-def worker(db) -> WorkerModel:
+def worker(db: None) -> WorkerModel:
     return WorkerModel.objects.create(name="claimer", hostname="localhost", pid=1)
 
 
-def test_claim_orders_by_priority_then_not_before_then_id(db):
+def test_claim_orders_by_priority_then_not_before_then_id(db: None) -> None:
     lowest = make_task(priority=-5, age=100)
     a = make_task(age=10)
     c = make_task(age=20)
@@ -70,7 +71,7 @@ def test_claim_orders_by_priority_then_not_before_then_id(db):
     assert pks(TaskModel.objects.claim(["default"], 10)) == [urgent.pk, c.pk, a.pk, d.pk, lowest.pk]
 
 
-def test_claim_with_a_limit_takes_the_first_rows_in_order(db):
+def test_claim_with_a_limit_takes_the_first_rows_in_order(db: None) -> None:
     newest = make_task(age=1)
     urgent = make_task(priority=10, age=1)
     oldest = make_task(age=50)
@@ -80,7 +81,7 @@ def test_claim_with_a_limit_takes_the_first_rows_in_order(db):
     assert pks(TaskModel.objects.claim(["default"], 2)) == [newest.pk, lowest.pk]
 
 
-def test_claim_honours_the_limit(db):
+def test_claim_honours_the_limit(db: None) -> None:
     rows = [make_task(age=i) for i in range(5)]
 
     claimed = TaskModel.objects.claim(["default"], 3)
@@ -90,7 +91,7 @@ def test_claim_honours_the_limit(db):
     assert TaskModel.objects.filter(status=TaskStatus.CREATED).count() == len(rows) - 3
 
 
-def test_claim_of_nothing_returns_an_empty_list(db):
+def test_claim_of_nothing_returns_an_empty_list(db: None) -> None:
     make_task()
 
     assert TaskModel.objects.claim(["default"], 0) == []
@@ -98,7 +99,7 @@ def test_claim_of_nothing_returns_an_empty_list(db):
     assert TaskModel.objects.filter(status=TaskStatus.CREATED).count() == 1
 
 
-def test_future_tasks_are_not_claimed(db):
+def test_future_tasks_are_not_claimed(db: None) -> None:
     future = make_task(age=-3600)
     ready = make_task(age=1)
 
@@ -108,7 +109,7 @@ def test_future_tasks_are_not_claimed(db):
     assert future.attempt == 0
 
 
-def test_future_task_is_claimed_once_its_time_has_come(db):
+def test_future_task_is_claimed_once_its_time_has_come(db: None) -> None:
     future = make_task(age=-3600)
 
     later = timezone.now() + datetime.timedelta(hours=2)
@@ -116,7 +117,7 @@ def test_future_task_is_claimed_once_its_time_has_come(db):
     assert pks(TaskModel.objects.claim(["default"], 10, now=later)) == [future.pk]
 
 
-def test_claim_takes_only_the_listed_queues(db):
+def test_claim_takes_only_the_listed_queues(db: None) -> None:
     default = make_task(queue="default")
     emails = make_task(queue="emails")
     reports = make_task(queue="reports")
@@ -129,20 +130,20 @@ def test_claim_takes_only_the_listed_queues(db):
 
 
 @pytest.mark.parametrize("status", [TaskStatus.RUNNING, TaskStatus.COMPLETED, TaskStatus.FAILED])
-def test_tasks_that_are_not_created_are_not_claimed(db, status):
+def test_tasks_that_are_not_created_are_not_claimed(db: None, status: str) -> None:
     make_task(status=status)
 
     assert TaskModel.objects.claim(["default"], 10) == []
 
 
-def test_a_claimed_task_is_not_claimed_again(db):
+def test_a_claimed_task_is_not_claimed_again(db: None) -> None:
     row = make_task()
 
     assert pks(TaskModel.objects.claim(["default"], 10)) == [row.pk]
     assert TaskModel.objects.claim(["default"], 10) == []
 
 
-def test_claimed_rows_are_running_with_attempt_plus_one_and_the_worker(worker):
+def test_claimed_rows_are_running_with_attempt_plus_one_and_the_worker(worker: WorkerModel) -> None:
     row = make_task(params="[[1,2],{}]")
     TaskModel.objects.filter(pk=row.pk).update(attempt=3)
     before = timezone.now()
@@ -153,12 +154,13 @@ def test_claimed_rows_are_running_with_attempt_plus_one_and_the_worker(worker):
         assert current.status == TaskStatus.RUNNING
         assert current.attempt == 4
         assert current.worker_id == worker.pk
+        assert current.started is not None
         assert before <= current.started <= timezone.now()
         assert current.params == {"args": (1, 2), "kwargs": {}}
         assert current.func_name == tasks.add.name
 
 
-def test_claimed_rows_carry_every_field_of_the_row(db):
+def test_claimed_rows_carry_every_field_of_the_row(db: None) -> None:
     row = tasks.fail_with_backoff.schedule()
 
     (claimed,) = TaskModel.objects.claim(["default"], 1)
@@ -170,7 +172,7 @@ def test_claimed_rows_carry_every_field_of_the_row(db):
     assert claimed.not_before == row.not_before
 
 
-def test_paused_queue_is_not_claimed_and_resume_drains_it(db):
+def test_paused_queue_is_not_claimed_and_resume_drains_it(db: None) -> None:
     row = make_task(queue="emails")
     pause_queue("emails", by="ops", reason="provider down")
 
@@ -183,7 +185,7 @@ def test_paused_queue_is_not_claimed_and_resume_drains_it(db):
     assert pks(TaskModel.objects.claim(["emails"], 10)) == [row.pk]
 
 
-def test_pausing_one_queue_leaves_the_other_queues_claimable(db):
+def test_pausing_one_queue_leaves_the_other_queues_claimable(db: None) -> None:
     make_task(queue="emails", priority=50)
     other = make_task(queue="default")
     pause_queue("emails")
@@ -191,14 +193,14 @@ def test_pausing_one_queue_leaves_the_other_queues_claimable(db):
     assert pks(TaskModel.objects.claim(["emails", "default"], 10)) == [other.pk]
 
 
-def test_priority_wins_across_queues(db):
+def test_priority_wins_across_queues(db: None) -> None:
     make_task(queue="default", age=60)
     urgent = make_task(queue="emails", priority=50)
 
     assert pks(TaskModel.objects.claim(["default", "emails"], 1)) == [urgent.pk]
 
 
-def test_concurrent_claims_never_take_the_same_task(transactional_db):
+def test_concurrent_claims_never_take_the_same_task(transactional_db: None) -> None:
     rows = [make_task(age=i) for i in range(60)]
 
     def claimer() -> list[int]:
@@ -215,7 +217,9 @@ def test_concurrent_claims_never_take_the_same_task(transactional_db):
 
 
 @pytest.mark.skipif(connection.vendor != "mysql", reason="MariaDB's claim query plan")
-def test_mariadb_candidate_query_uses_the_ready_index_without_a_filesort(transactional_db):
+def test_mariadb_candidate_query_uses_the_ready_index_without_a_filesort(
+    transactional_db: None,
+) -> None:
     for i in range(300):
         make_task(queue=("default", "emails", "reports")[i % 3], priority=i % 7 - 3)
     with connection.cursor() as cursor:
@@ -234,7 +238,9 @@ def test_mariadb_candidate_query_uses_the_ready_index_without_a_filesort(transac
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's claim query plan")
-def test_postgresql_claim_reads_each_queue_from_the_ready_index_without_a_sort(transactional_db):
+def test_postgresql_claim_reads_each_queue_from_the_ready_index_without_a_sort(
+    transactional_db: None,
+) -> None:
     # Enough ready rows that a sequential scan and a sort of them all would be the plan of a
     # claim that anti-joins the paused queues to the task rows (it was, with 20,000 rows).
     TaskModel.objects.bulk_create(
@@ -256,7 +262,7 @@ def test_postgresql_claim_reads_each_queue_from_the_ready_index_without_a_sort(t
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's claim query plan")
-def test_sqlite_claim_reads_each_queue_from_the_ready_index(db):
+def test_sqlite_claim_reads_each_queue_from_the_ready_index(db: None) -> None:
     queues = ["default", "emails", "reports"]
     sql, params = claim_statement(queues)
     with connection.cursor() as cursor:
@@ -269,7 +275,7 @@ def test_sqlite_claim_reads_each_queue_from_the_ready_index(db):
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's claim query plan")
-def test_sqlite_claim_keeps_the_ready_index_order_with_a_big_tables_statistics(db):
+def test_sqlite_claim_keeps_the_ready_index_order_with_a_big_tables_statistics(db: None) -> None:
     # What ANALYZE records next to a million finished tasks and 20,000 ready ones. With them,
     # a range on not_before tempted SQLite into a skip-scan and a sort of every ready row.
     table = TaskModel._meta.db_table
@@ -298,7 +304,7 @@ def test_sqlite_claim_keeps_the_ready_index_order_with_a_big_tables_statistics(d
     assert sum("TEMP B-TREE" in line for line in plan) == 1, plan
 
 
-def test_claim_across_queues_skips_paused_ones_and_keeps_the_run_order(db):
+def test_claim_across_queues_skips_paused_ones_and_keeps_the_run_order(db: None) -> None:
     emails = make_task(queue="emails", age=30)
     urgent_reports = make_task(queue="reports", priority=5)
     default = make_task(queue="default", age=10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -11,13 +12,16 @@ from django.db.models import Count
 from django.utils import timezone
 
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel, WorkerState
+from tests.conftest import Consumer
 from tests.testapp import tasks
 from tests.testapp.models import Execution, Note
 
 pytestmark = pytest.mark.slow
 
 
-def test_four_consumers_run_every_task_exactly_once(start_consumer):
+def test_four_consumers_run_every_task_exactly_once(
+    start_consumer: Callable[..., Consumer],
+) -> None:
     scheduled = tasks.record_execution.schedule_many([() for _ in range(2000)])
     consumers = [start_consumer("--burst") for _ in range(4)]
     for consumer in consumers:
@@ -34,7 +38,9 @@ def test_four_consumers_run_every_task_exactly_once(start_consumer):
     assert len(pids) >= 2
 
 
-def test_burst_exits_zero_after_failures_and_leaves_future_tasks(start_consumer):
+def test_burst_exits_zero_after_failures_and_leaves_future_tasks(
+    start_consumer: Callable[..., Consumer],
+) -> None:
     tasks.always_fail.schedule()
     tasks.add.schedule(1, 2)
     future = tasks.add.schedule(3, 4, eta=timezone.now() + datetime.timedelta(hours=1))
@@ -51,7 +57,7 @@ def test_burst_exits_zero_after_failures_and_leaves_future_tasks(start_consumer)
     assert failing.attempts.count() == 3
 
 
-def test_max_tasks_exits_after_that_many_attempts(start_consumer):
+def test_max_tasks_exits_after_that_many_attempts(start_consumer: Callable[..., Consumer]) -> None:
     tasks.write_note.schedule_many([(f"n{i}",) for i in range(5)])
 
     consumer = start_consumer("--max-tasks", "3")
@@ -64,7 +70,7 @@ def test_max_tasks_exits_after_that_many_attempts(start_consumer):
     assert worker.processed == 3
 
 
-def test_priority_then_age_decides_the_order(start_consumer):
+def test_priority_then_age_decides_the_order(start_consumer: Callable[..., Consumer]) -> None:
     tasks.write_note_later.schedule("later")
     tasks.write_note.schedule("normal-1")
     tasks.write_note_urgent.schedule("urgent")
@@ -80,7 +86,7 @@ def test_priority_then_age_decides_the_order(start_consumer):
     ]
 
 
-def test_eta_is_respected(start_consumer):
+def test_eta_is_respected(start_consumer: Callable[..., Consumer]) -> None:
     soon = timezone.now() + datetime.timedelta(seconds=1.5)
     row = tasks.write_note.schedule("at eta", eta=soon)
 
@@ -89,10 +95,13 @@ def test_eta_is_respected(start_consumer):
     assert consumer.wait() == 0
     row.refresh_from_db()
     assert row.status == TaskStatus.COMPLETED
+    assert row.started is not None
     assert row.started >= soon
 
 
-def test_unknown_task_fails_without_blocking_the_task_behind_it(start_consumer):
+def test_unknown_task_fails_without_blocking_the_task_behind_it(
+    start_consumer: Callable[..., Consumer],
+) -> None:
     stranded = TaskModel.objects.create(
         func_name="tests.testapp.tasks.moved_away", queue="default", params_data="[[],{}]"
     )
@@ -111,7 +120,7 @@ def test_unknown_task_fails_without_blocking_the_task_behind_it(start_consumer):
     assert behind.status == TaskStatus.COMPLETED
 
 
-def test_failing_task_rolls_back_its_writes(start_consumer):
+def test_failing_task_rolls_back_its_writes(start_consumer: Callable[..., Consumer]) -> None:
     row = tasks.write_note_then_fail.schedule("rolled back")
     async_to_sync(tasks.async_write_note_then_fail.schedule)("async rolled back")
 
@@ -124,7 +133,9 @@ def test_failing_task_rolls_back_its_writes(start_consumer):
     assert not Note.objects.exists()
 
 
-def test_retries_until_success_and_records_every_attempt(start_consumer):
+def test_retries_until_success_and_records_every_attempt(
+    start_consumer: Callable[..., Consumer],
+) -> None:
     row = tasks.fail_twice_then_succeed.schedule()
 
     assert start_consumer("--burst").wait() == 0
@@ -137,7 +148,7 @@ def test_retries_until_success_and_records_every_attempt(start_consumer):
     assert outcomes == ["failed", "failed", "completed"]
 
 
-def test_async_tasks_run_in_the_consumer(start_consumer):
+def test_async_tasks_run_in_the_consumer(start_consumer: Callable[..., Consumer]) -> None:
     summed = async_to_sync(tasks.async_add.schedule_many)([(1, 2), (3, 4)])
     noted = async_to_sync(tasks.async_write_note.schedule)("from async")
 
@@ -148,7 +159,7 @@ def test_async_tasks_run_in_the_consumer(start_consumer):
     assert Note.objects.get().text == "from async"
 
 
-def test_consumer_only_takes_its_queues(start_consumer):
+def test_consumer_only_takes_its_queues(start_consumer: Callable[..., Consumer]) -> None:
     tasks.write_note.schedule("default")
     other = tasks.write_note_other_queue.schedule("other")
 
@@ -161,7 +172,7 @@ def test_consumer_only_takes_its_queues(start_consumer):
     assert other.status == TaskStatus.COMPLETED
 
 
-def test_worker_registers_itself(start_consumer):
+def test_worker_registers_itself(start_consumer: Callable[..., Consumer]) -> None:
     consumer = start_consumer("--burst", "--worker-name", "reporting-1", "--concurrency", "3")
     assert consumer.wait() == 0
 
@@ -173,7 +184,9 @@ def test_worker_registers_itself(start_consumer):
     assert worker.state == WorkerState.STOPPED
 
 
-def test_unknown_queue_is_refused_when_queues_are_restricted(start_consumer):
+def test_unknown_queue_is_refused_when_queues_are_restricted(
+    start_consumer: Callable[..., Consumer],
+) -> None:
     consumer = start_consumer("--burst", "--queue", "nope", FIREFLY_QUEUES=["default"])
     assert consumer.wait() == 1
     assert "not in FIREFLY_QUEUES" in consumer.output()

@@ -17,6 +17,7 @@ from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
+from pytest_django import DjangoAssertNumQueries
 
 from firefly_tasks import atask, task
 from firefly_tasks.decorators import AsyncTask, Task
@@ -37,23 +38,24 @@ T = TypeVar("T")
 # Definition ---------------------------------------------------------------------------------
 
 
-def test_task_decorator_returns_a_registered_task():
+def test_task_decorator_returns_a_registered_task() -> None:
     assert isinstance(tasks.add, Task)
     assert registry.get(tasks.add.name) is tasks.add
 
 
-def test_atask_decorator_returns_a_registered_async_task():
+def test_atask_decorator_returns_a_registered_async_task() -> None:
     assert isinstance(tasks.async_add, AsyncTask)
     assert tasks.async_add.is_async
     assert registry.get(tasks.async_add.name) is tasks.async_add
 
 
-def test_decorated_function_keeps_its_name_and_doc():
-    assert tasks.add.__name__ == "add"
-    assert tasks.add.__wrapped__(1, 2) == 3
+def test_decorated_function_keeps_its_name_and_doc() -> None:
+    # functools.update_wrapper sets both on the instance, out of the type checker's sight.
+    assert tasks.add.__name__ == "add"  # type: ignore[attr-defined]
+    assert tasks.add.__wrapped__(1, 2) == 3  # type: ignore[attr-defined]
 
 
-def test_calling_the_decorated_function_runs_it_inline_without_a_row(db):
+def test_calling_the_decorated_function_runs_it_inline_without_a_row(db: None) -> None:
     assert tasks.add(2, 3) == 5
     assert tasks.write_note("inline") == "inline"
 
@@ -61,14 +63,14 @@ def test_calling_the_decorated_function_runs_it_inline_without_a_row(db):
     assert not TaskModel.objects.exists()
 
 
-def test_an_async_task_is_a_coroutine_function_like_the_function_it_wraps():
+def test_an_async_task_is_a_coroutine_function_like_the_function_it_wraps() -> None:
     assert iscoroutinefunction(tasks.async_add)
     assert not iscoroutinefunction(tasks.add)
     assert async_to_sync(tasks.async_add)(2, 3) == 5
 
 
 @pytest.mark.parametrize("priority", [-101, 101, 1000])
-def test_priority_out_of_range_is_refused_at_decoration(priority):
+def test_priority_out_of_range_is_refused_at_decoration(priority: int) -> None:
     def out_of_range() -> None: ...
 
     with pytest.raises(InvalidTaskError, match="between -100 and 100"):
@@ -78,14 +80,14 @@ def test_priority_out_of_range_is_refused_at_decoration(priority):
 
 
 @pytest.mark.parametrize("priority", ["10", 1.5, True, None])
-def test_priority_that_is_not_an_int_is_refused_at_decoration(priority):
+def test_priority_that_is_not_an_int_is_refused_at_decoration(priority: Any) -> None:
     def not_an_int() -> None: ...
 
     with pytest.raises(InvalidTaskError, match="priority must be an int"):
         task(priority=priority)(not_an_int)
 
 
-def test_priority_at_the_bounds_is_accepted():
+def test_priority_at_the_bounds_is_accepted() -> None:
     def lowest() -> None: ...
 
     def highest() -> None: ...
@@ -95,28 +97,29 @@ def test_priority_at_the_bounds_is_accepted():
 
 
 @pytest.mark.parametrize("option", ["max_retries", "retry_delay"])
-def test_negative_retry_options_are_refused_at_decoration(option):
+def test_negative_retry_options_are_refused_at_decoration(option: str) -> None:
     def negative() -> None: ...
 
     with pytest.raises(InvalidTaskError, match=f"{option} must be a non-negative int"):
-        task(**{option: -1})(negative)
+        options: dict[str, Any] = {option: -1}
+        task(**options)(negative)
 
 
-def test_task_decorator_refuses_async_functions():
+def test_task_decorator_refuses_async_functions() -> None:
     async def coroutine_function() -> None: ...
 
     with pytest.raises(InvalidTaskError, match="is async: decorate it with @atask"):
         task()(coroutine_function)
 
 
-def test_atask_decorator_refuses_sync_functions():
+def test_atask_decorator_refuses_sync_functions() -> None:
     def plain_function() -> None: ...
 
     with pytest.raises(InvalidTaskError, match="is not async: decorate it with @task"):
         atask()(plain_function)
 
 
-def test_decorator_used_without_parentheses_is_refused():
+def test_decorator_used_without_parentheses_is_refused() -> None:
     def bare() -> None: ...
 
     with pytest.raises(InvalidTaskError, match=r"@task\(\) with parentheses"):
@@ -124,7 +127,7 @@ def test_decorator_used_without_parentheses_is_refused():
 
 
 @override_settings(FIREFLY_QUEUES=["default"])
-def test_queue_not_in_firefly_queues_is_refused_at_decoration():
+def test_queue_not_in_firefly_queues_is_refused_at_decoration() -> None:
     def elsewhere() -> None: ...
 
     with pytest.raises(UnknownQueueError, match="not in FIREFLY_QUEUES"):
@@ -134,7 +137,7 @@ def test_queue_not_in_firefly_queues_is_refused_at_decoration():
 # schedule() ---------------------------------------------------------------------------------
 
 
-def test_schedule_returns_a_saved_row_with_status_created(db):
+def test_schedule_returns_a_saved_row_with_status_created(db: None) -> None:
     before = timezone.now()
 
     row = tasks.add.schedule(1, 3)
@@ -151,13 +154,13 @@ def test_schedule_returns_a_saved_row_with_status_created(db):
     assert stored.not_before == stored.created
 
 
-def test_schedule_stores_keyword_arguments(db):
+def test_schedule_stores_keyword_arguments(db: None) -> None:
     row = tasks.add.schedule(1, j=2)
 
     assert TaskModel.objects.get(pk=row.pk).params == {"args": (1,), "kwargs": {"j": 2}}
 
 
-def test_schedule_stores_the_decorator_options(db):
+def test_schedule_stores_the_decorator_options(db: None) -> None:
     row = tasks.fail_with_backoff.schedule()
     urgent = tasks.write_note_urgent.schedule("x")
     other = tasks.write_note_other_queue.schedule("x")
@@ -169,14 +172,14 @@ def test_schedule_stores_the_decorator_options(db):
 
 
 @override_settings(FIREFLY_DEFAULT_QUEUE="bulk", FIREFLY_MAX_RETRIES=4, FIREFLY_RETRY_DELAY=30)
-def test_options_left_out_are_resolved_from_settings_at_schedule_time(db):
+def test_options_left_out_are_resolved_from_settings_at_schedule_time(db: None) -> None:
     row = tasks.add.schedule(1, 2)
 
     row.refresh_from_db()
     assert (row.queue, row.max_retries, row.retry_delay) == ("bulk", 4, 30)
 
 
-def test_settings_changed_after_import_apply_to_later_schedules(db):
+def test_settings_changed_after_import_apply_to_later_schedules(db: None) -> None:
     first = tasks.add.schedule(1, 2)
     with override_settings(FIREFLY_DEFAULT_QUEUE="later", FIREFLY_MAX_RETRIES=1):
         second = tasks.add.schedule(1, 2)
@@ -186,7 +189,7 @@ def test_settings_changed_after_import_apply_to_later_schedules(db):
 
 
 @override_settings(FIREFLY_MAX_RETRIES=9, FIREFLY_RETRY_DELAY=1, FIREFLY_DEFAULT_QUEUE="bulk")
-def test_options_given_to_the_decorator_win_over_settings(db):
+def test_options_given_to_the_decorator_win_over_settings(db: None) -> None:
     row = tasks.fail_with_delay.schedule()
     other = tasks.write_note_other_queue.schedule("x")
 
@@ -194,7 +197,7 @@ def test_options_given_to_the_decorator_win_over_settings(db):
     assert other.queue == "other"
 
 
-def test_schedule_with_an_aware_eta_sets_not_before(db):
+def test_schedule_with_an_aware_eta_sets_not_before(db: None) -> None:
     eta = timezone.now() + datetime.timedelta(hours=2)
 
     row = tasks.add.schedule(1, 2, eta=eta)
@@ -203,14 +206,14 @@ def test_schedule_with_an_aware_eta_sets_not_before(db):
     assert not TaskModel.objects.ready().filter(pk=row.pk).exists()
 
 
-def test_eta_is_not_passed_on_as_a_keyword_argument(db):
+def test_eta_is_not_passed_on_as_a_keyword_argument(db: None) -> None:
     row = tasks.add.schedule(1, 2, eta=timezone.now())
 
     assert TaskModel.objects.get(pk=row.pk).params == {"args": (1, 2), "kwargs": {}}
 
 
 @override_settings(USE_TZ=False, TIME_ZONE="UTC")
-def test_aware_eta_is_stored_naive_when_use_tz_is_false(db):
+def test_aware_eta_is_stored_naive_when_use_tz_is_false(db: None) -> None:
     eta = datetime.datetime(2030, 1, 1, 12, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
 
     row = tasks.add.schedule(1, 2, eta=eta)
@@ -219,7 +222,7 @@ def test_aware_eta_is_stored_naive_when_use_tz_is_false(db):
     assert TaskModel.objects.get(pk=row.pk).not_before == datetime.datetime(2030, 1, 1, 10)
 
 
-def test_unserializable_arguments_fail_at_schedule_and_write_nothing(db):
+def test_unserializable_arguments_fail_at_schedule_and_write_nothing(db: None) -> None:
     with pytest.raises(SerializationError, match=r"arguments\[0\]\[0\] is a object"):
         tasks.echo.schedule(object())
     with pytest.raises(SerializationError, match="non-string keys"):
@@ -230,7 +233,7 @@ def test_unserializable_arguments_fail_at_schedule_and_write_nothing(db):
     assert TaskModel.objects.count() == 0
 
 
-def test_naive_eta_under_use_tz_fails_at_schedule_and_writes_nothing(db):
+def test_naive_eta_under_use_tz_fails_at_schedule_and_writes_nothing(db: None) -> None:
     naive = datetime.datetime.now() + datetime.timedelta(hours=1)
 
     with pytest.raises(InvalidTaskError, match="naive datetime while USE_TZ = True"):
@@ -242,7 +245,9 @@ def test_naive_eta_under_use_tz_fails_at_schedule_and_writes_nothing(db):
 @pytest.mark.parametrize(
     "eta", [datetime.date(2030, 1, 1), "2030-01-01T00:00:00Z", 1_900_000_000], ids=repr
 )
-def test_eta_that_is_not_a_datetime_fails_at_schedule_and_writes_nothing(db, eta):
+def test_eta_that_is_not_a_datetime_fails_at_schedule_and_writes_nothing(
+    db: None, eta: Any
+) -> None:
     with pytest.raises(InvalidTaskError, match="eta must be a datetime"):
         tasks.add.schedule(1, 2, eta=eta)
 
@@ -250,7 +255,7 @@ def test_eta_that_is_not_a_datetime_fails_at_schedule_and_writes_nothing(db, eta
 
 
 @override_settings(FIREFLY_QUEUES=["default"])
-def test_unknown_queue_fails_at_schedule_and_writes_nothing(db):
+def test_unknown_queue_fails_at_schedule_and_writes_nothing(db: None) -> None:
     with pytest.raises(UnknownQueueError, match="'other' is not in FIREFLY_QUEUES"):
         tasks.write_note_other_queue.schedule("x")
 
@@ -258,7 +263,7 @@ def test_unknown_queue_fails_at_schedule_and_writes_nothing(db):
 
 
 @override_settings(FIREFLY_QUEUES=["emails"], FIREFLY_DEFAULT_QUEUE="default")
-def test_default_queue_outside_firefly_queues_fails_at_schedule(db):
+def test_default_queue_outside_firefly_queues_fails_at_schedule(db: None) -> None:
     with pytest.raises(UnknownQueueError):
         tasks.add.schedule(1, 2)
 
@@ -266,11 +271,11 @@ def test_default_queue_outside_firefly_queues_fails_at_schedule(db):
 
 
 @override_settings(FIREFLY_QUEUES=["default", "other"])
-def test_known_queue_is_accepted_when_firefly_queues_is_set(db):
+def test_known_queue_is_accepted_when_firefly_queues_is_set(db: None) -> None:
     assert tasks.write_note_other_queue.schedule("x").queue == "other"
 
 
-def test_sync_task_scheduled_from_async_code_raises_async_context_error(db):
+def test_sync_task_scheduled_from_async_code_raises_async_context_error(db: None) -> None:
     async def schedule_from_async() -> None:
         tasks.add.schedule(1, 2)
 
@@ -280,7 +285,7 @@ def test_sync_task_scheduled_from_async_code_raises_async_context_error(db):
     assert TaskModel.objects.count() == 0
 
 
-def test_sync_task_schedule_many_from_async_code_raises_async_context_error(db):
+def test_sync_task_schedule_many_from_async_code_raises_async_context_error(db: None) -> None:
     async def schedule_from_async() -> None:
         tasks.add.schedule_many([(1, 2)])
 
@@ -290,7 +295,7 @@ def test_sync_task_schedule_many_from_async_code_raises_async_context_error(db):
     assert TaskModel.objects.count() == 0
 
 
-def test_sync_task_scheduled_through_sync_to_async_from_async_code_works(db):
+def test_sync_task_scheduled_through_sync_to_async_from_async_code_works(db: None) -> None:
     async def schedule_from_async() -> TaskModel:
         return await sync_to_async(tasks.add.schedule)(1, 2)
 
@@ -299,7 +304,7 @@ def test_sync_task_scheduled_through_sync_to_async_from_async_code_works(db):
     assert TaskModel.objects.get(pk=row.pk).params["args"] == (1, 2)
 
 
-def test_async_task_scheduled_from_sync_code_without_await_raises_on_use(db):
+def test_async_task_scheduled_from_sync_code_without_await_raises_on_use(db: None) -> None:
     pending = tasks.async_add.schedule(1, 2)
 
     with pytest.raises(AsyncContextError, match="async task and nothing was scheduled"):
@@ -308,7 +313,7 @@ def test_async_task_scheduled_from_sync_code_without_await_raises_on_use(db):
     assert TaskModel.objects.count() == 0
 
 
-def test_async_task_schedule_many_from_sync_code_without_await_raises_on_use(db):
+def test_async_task_schedule_many_from_sync_code_without_await_raises_on_use(db: None) -> None:
     pending = tasks.async_add.schedule_many([(1, 2)])
 
     with pytest.raises(AsyncContextError):
@@ -317,7 +322,7 @@ def test_async_task_schedule_many_from_sync_code_without_await_raises_on_use(db)
     assert TaskModel.objects.count() == 0
 
 
-def test_async_task_schedule_dropped_without_await_warns_and_stores_nothing(db):
+def test_async_task_schedule_dropped_without_await_warns_and_stores_nothing(db: None) -> None:
     with pytest.warns(RuntimeWarning, match="never awaited: nothing was scheduled"):
         tasks.async_add.schedule(1, 2)
         gc.collect()
@@ -325,7 +330,7 @@ def test_async_task_schedule_dropped_without_await_warns_and_stores_nothing(db):
     assert TaskModel.objects.count() == 0
 
 
-def test_async_task_schedule_many_dropped_without_await_warns_and_stores_nothing(db):
+def test_async_task_schedule_many_dropped_without_await_warns_and_stores_nothing(db: None) -> None:
     with pytest.warns(RuntimeWarning, match="never awaited: nothing was scheduled"):
         tasks.async_add.schedule_many([(1, 2)])
         gc.collect()
@@ -333,7 +338,7 @@ def test_async_task_schedule_many_dropped_without_await_warns_and_stores_nothing
     assert TaskModel.objects.count() == 0
 
 
-def test_an_async_task_schedule_returns_a_coroutine_as_the_seed_does():
+def test_an_async_task_schedule_returns_a_coroutine_as_the_seed_does() -> None:
     pending = tasks.async_add.schedule(1, 2)
     try:
         assert asyncio.iscoroutine(pending)
@@ -399,7 +404,9 @@ def outside_async_to_sync(transactional_db: None) -> Iterator[None]:
 
 @pytest.mark.usefixtures("outside_async_to_sync")
 @pytest.mark.parametrize("run", RUNNERS.values(), ids=RUNNERS.keys())
-def test_async_task_schedule_runs_wherever_a_coroutine_runs(run):
+def test_async_task_schedule_runs_wherever_a_coroutine_runs(
+    run: Callable[[Coroutine[Any, Any, Any]], Any],
+) -> None:
     row = run(tasks.async_add.schedule(2, j=5))
 
     stored = TaskModel.objects.get(pk=row.pk)
@@ -409,14 +416,16 @@ def test_async_task_schedule_runs_wherever_a_coroutine_runs(run):
 
 @pytest.mark.usefixtures("outside_async_to_sync")
 @pytest.mark.parametrize("run", RUNNERS.values(), ids=RUNNERS.keys())
-def test_async_task_schedule_many_runs_wherever_a_coroutine_runs(run):
+def test_async_task_schedule_many_runs_wherever_a_coroutine_runs(
+    run: Callable[[Coroutine[Any, Any, Any]], Any],
+) -> None:
     rows = run(tasks.async_add.schedule_many([(1, 2), (3, 4)]))
 
     assert [TaskModel.objects.get(pk=row.pk).params["args"] for row in rows] == [(1, 2), (3, 4)]
 
 
 @pytest.mark.usefixtures("outside_async_to_sync")
-def test_async_task_schedule_with_bad_input_raises_from_asyncio_run_and_writes_nothing():
+def test_async_task_schedule_with_bad_input_raises_from_asyncio_run_and_writes_nothing() -> None:
     with pytest.raises(InvalidTaskError, match="naive"):
         asyncio.run(tasks.async_add.schedule(1, 2, eta=datetime.datetime(2030, 1, 1)))
 
@@ -424,7 +433,7 @@ def test_async_task_schedule_with_bad_input_raises_from_asyncio_run_and_writes_n
 
 
 @pytest.mark.usefixtures("outside_async_to_sync")
-def test_async_task_schedules_gathered_together_store_every_row():
+def test_async_task_schedules_gathered_together_store_every_row() -> None:
     async def schedule_three() -> list[TaskModel]:
         return await asyncio.gather(*(tasks.async_add.schedule(i, i) for i in range(3)))
 
@@ -437,7 +446,7 @@ def test_async_task_schedules_gathered_together_store_every_row():
     ]
 
 
-def test_async_task_schedule_closed_unawaited_stores_nothing_and_does_not_warn(db):
+def test_async_task_schedule_closed_unawaited_stores_nothing_and_does_not_warn(db: None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tasks.async_add.schedule(1, 2).close()
@@ -446,13 +455,13 @@ def test_async_task_schedule_closed_unawaited_stores_nothing_and_does_not_warn(d
     assert TaskModel.objects.count() == 0
 
 
-def test_async_task_scheduled_through_async_to_sync_stores_the_row(db):
+def test_async_task_scheduled_through_async_to_sync_stores_the_row(db: None) -> None:
     row = async_to_sync(tasks.async_add.schedule)(1, 2)
 
     assert TaskModel.objects.get(pk=row.pk).params["args"] == (1, 2)
 
 
-def test_awaiting_an_async_task_schedule_stores_the_row(db):
+def test_awaiting_an_async_task_schedule_stores_the_row(db: None) -> None:
     async def schedule() -> TaskModel:
         return await tasks.async_add.schedule(2, j=5)
 
@@ -464,7 +473,7 @@ def test_awaiting_an_async_task_schedule_stores_the_row(db):
     assert stored.params == {"args": (2,), "kwargs": {"j": 5}}
 
 
-def test_awaiting_an_async_task_schedule_many_stores_every_row(db):
+def test_awaiting_an_async_task_schedule_many_stores_every_row(db: None) -> None:
     async def schedule() -> list[TaskModel]:
         return await tasks.async_add.schedule_many([(1, 2), (3, 4)])
 
@@ -473,13 +482,13 @@ def test_awaiting_an_async_task_schedule_many_stores_every_row(db):
     assert [TaskModel.objects.get(pk=row.pk).params["args"] for row in rows] == [(1, 2), (3, 4)]
 
 
-def test_async_to_sync_of_an_async_task_schedule_works_from_sync_code(db):
+def test_async_to_sync_of_an_async_task_schedule_works_from_sync_code(db: None) -> None:
     row = async_to_sync(tasks.async_add.schedule)(1, 2)
 
     assert TaskModel.objects.get(pk=row.pk).func_name == tasks.async_add.name
 
 
-def test_async_task_with_bad_input_raises_when_awaited_and_writes_nothing(db):
+def test_async_task_with_bad_input_raises_when_awaited_and_writes_nothing(db: None) -> None:
     naive = datetime.datetime(2030, 1, 1)
 
     with pytest.raises(InvalidTaskError, match="naive"):
@@ -492,8 +501,8 @@ def test_async_task_with_bad_input_raises_when_awaited_and_writes_nothing(db):
 
 
 def test_schedule_many_inserts_in_one_query_and_returns_rows_with_pks(
-    db, django_assert_num_queries
-):
+    db: None, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
     with django_assert_num_queries(1):
         rows = tasks.add.schedule_many([(1, 2), ((3,), {"j": 4}), [5, 6], ([7], {"j": 8})])
 
@@ -508,12 +517,14 @@ def test_schedule_many_inserts_in_one_query_and_returns_rows_with_pks(
     assert {row.status for row in stored.values()} == {TaskStatus.CREATED}
 
 
-def test_schedule_many_with_no_items_writes_nothing(db, django_assert_num_queries):
+def test_schedule_many_with_no_items_writes_nothing(
+    db: None, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
     with django_assert_num_queries(0):
         assert tasks.add.schedule_many([]) == []
 
 
-def test_schedule_many_applies_one_eta_to_every_row(db):
+def test_schedule_many_applies_one_eta_to_every_row(db: None) -> None:
     eta = timezone.now() + datetime.timedelta(minutes=5)
 
     rows = tasks.add.schedule_many([(1, 2), (3, 4)], eta=eta)
@@ -523,7 +534,7 @@ def test_schedule_many_applies_one_eta_to_every_row(db):
     }
 
 
-def test_schedule_many_with_one_bad_item_writes_nothing(db):
+def test_schedule_many_with_one_bad_item_writes_nothing(db: None) -> None:
     with pytest.raises(SerializationError):
         tasks.echo.schedule_many([(1,), (object(),), (3,)])
     with pytest.raises(InvalidTaskError, match="args tuples or"):
@@ -536,7 +547,7 @@ def test_schedule_many_with_one_bad_item_writes_nothing(db):
 
 
 @override_settings(FIREFLY_RUN_IMMEDIATELY=True)
-def test_run_immediately_runs_at_schedule_and_records_row_and_attempt(db):
+def test_run_immediately_runs_at_schedule_and_records_row_and_attempt(db: None) -> None:
     row = tasks.add.schedule(2, 3)
 
     assert row.status == TaskStatus.COMPLETED
@@ -549,7 +560,7 @@ def test_run_immediately_runs_at_schedule_and_records_row_and_attempt(db):
 
 
 @override_settings(FIREFLY_RUN_IMMEDIATELY=True)
-def test_run_immediately_records_failures_and_rolls_back_their_writes(db):
+def test_run_immediately_records_failures_and_rolls_back_their_writes(db: None) -> None:
     row = tasks.write_note_then_fail.schedule("gone")
 
     assert row.status == TaskStatus.FAILED
@@ -561,7 +572,7 @@ def test_run_immediately_records_failures_and_rolls_back_their_writes(db):
 
 
 @override_settings(FIREFLY_RUN_IMMEDIATELY=True)
-def test_run_immediately_runs_every_row_of_schedule_many(db):
+def test_run_immediately_runs_every_row_of_schedule_many(db: None) -> None:
     rows = tasks.add.schedule_many([(1, 1), (2, 2)])
 
     assert [row.returned for row in rows] == [2, 4]
@@ -569,7 +580,7 @@ def test_run_immediately_runs_every_row_of_schedule_many(db):
 
 
 @override_settings(FIREFLY_RUN_IMMEDIATELY=True)
-def test_run_immediately_runs_async_tasks_scheduled_with_await(db):
+def test_run_immediately_runs_async_tasks_scheduled_with_await(db: None) -> None:
     async def schedule() -> TaskModel:
         return await tasks.async_write_note.schedule("async inline")
 
@@ -580,7 +591,7 @@ def test_run_immediately_runs_async_tasks_scheduled_with_await(db):
 
 
 @override_settings(FIREFLY_RUN_IMMEDIATELY=True)
-def test_run_immediately_runs_tasks_scheduled_by_tasks(db):
+def test_run_immediately_runs_tasks_scheduled_by_tasks(db: None) -> None:
     parent = tasks.schedule_child.schedule(4)
 
     child = TaskModel.objects.get(pk=parent.returned)
@@ -589,7 +600,7 @@ def test_run_immediately_runs_tasks_scheduled_by_tasks(db):
 
 
 @override_settings(FIREFLY_SERIALIZER="pickle")
-def test_pickle_serializer_stores_pickled_rows_the_consumer_decodes(db):
+def test_pickle_serializer_stores_pickled_rows_the_consumer_decodes(db: None) -> None:
     row = tasks.echo.schedule({frozenset({1}): decimal.Decimal("1.5")})
 
     stored = TaskModel.objects.get(pk=row.pk)
@@ -604,7 +615,7 @@ def test_pickle_serializer_stores_pickled_rows_the_consumer_decodes(db):
     assert stored.returned == {frozenset({1}): decimal.Decimal("1.5")}
 
 
-def test_rows_keep_their_serializer_when_the_setting_changes(db):
+def test_rows_keep_their_serializer_when_the_setting_changes(db: None) -> None:
     with override_settings(FIREFLY_SERIALIZER="pickle"):
         row = tasks.echo.schedule({3, 4})
 

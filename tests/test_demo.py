@@ -52,7 +52,7 @@ print(json.dumps({"tasks": tasks, "logged_in": logged_in, "pages": pages}))
 
 
 @pytest.fixture
-def demo_env(tmp_path):
+def demo_env(tmp_path: Path) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -67,7 +67,7 @@ def demo_env(tmp_path):
 
 
 @pytest.fixture
-def manage(tmp_path, demo_env):
+def manage(tmp_path: Path, demo_env: dict[str, str]) -> Callable[..., str]:
     def run(*args: str, timeout: float = 120) -> str:
         done = subprocess.run(
             [sys.executable, str(MANAGE), *args],
@@ -83,7 +83,9 @@ def manage(tmp_path, demo_env):
     return run
 
 
-def test_demo_setup_schedules_runs_and_serves_the_admin(manage, tmp_path):
+def test_demo_setup_schedules_runs_and_serves_the_admin(
+    manage: Callable[..., str], tmp_path: Path
+) -> None:
     first = manage("setup_demo")
     again = manage("setup_demo")
 
@@ -158,8 +160,8 @@ def wait_for_status(database: Path, status: str, timeout: float = 30) -> None:
 
 
 def test_reloading_consumer_restarts_on_code_change_after_its_task_finishes(
-    manage, demo_env, tmp_path
-):
+    manage: Callable[..., str], demo_env: dict[str, str], tmp_path: Path
+) -> None:
     manage("setup_demo")
     # Settings in a module of their own: touching it is the code change.
     (tmp_path / "reload_settings.py").write_text("from demo_site.settings import *  # noqa\n")
@@ -210,7 +212,8 @@ def test_reloading_consumer_restarts_on_code_change_after_its_task_finishes(
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _processes_in_group(group: int) -> list[str]:
@@ -230,7 +233,9 @@ def _processes_in_group(group: int) -> list[str]:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
-def test_ctrl_c_stops_the_demo_whose_output_is_piped_through_tee(demo_env, tmp_path):
+def test_ctrl_c_stops_the_demo_whose_output_is_piped_through_tee(
+    demo_env: dict[str, str], tmp_path: Path
+) -> None:
     # The project is installed in this venv already: a venv of one script that runs this
     # Python, stamped as installed, so the demo skips its pip install.
     venv = tmp_path / "venv"

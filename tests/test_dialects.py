@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import OperationalError, connection, connections, transaction
@@ -14,7 +14,7 @@ from tests.testapp.models import Note
 
 
 @pytest.fixture
-def conn_max_age(transactional_db: None) -> Iterator[None]:
+def conn_max_age(transactional_db: None) -> Iterator[Callable[[float | None], None]]:
     """Reconnect with another CONN_MAX_AGE for one test (outside any atomic block)."""
     saved = connection.settings_dict["CONN_MAX_AGE"]
 
@@ -28,7 +28,9 @@ def conn_max_age(transactional_db: None) -> Iterator[None]:
     connection.settings_dict["CONN_MAX_AGE"] = saved
 
 
-def test_healthy_connection_is_kept_between_tasks_with_conn_max_age_zero(conn_max_age):
+def test_healthy_connection_is_kept_between_tasks_with_conn_max_age_zero(
+    conn_max_age: Callable[[float | None], None],
+) -> None:
     conn_max_age(0)
     raw = connection.connection
 
@@ -38,7 +40,9 @@ def test_healthy_connection_is_kept_between_tasks_with_conn_max_age_zero(conn_ma
 
 
 @pytest.mark.parametrize("max_age", [0, None], ids=["conn-max-age-0", "persistent"])
-def test_connection_a_task_left_broken_is_closed_between_tasks(conn_max_age, max_age):
+def test_connection_a_task_left_broken_is_closed_between_tasks(
+    conn_max_age: Callable[[float | None], None], max_age: float | None
+) -> None:
     if connection.vendor == "sqlite":
         pytest.skip("an SQLite connection is a file handle; Django never finds it unusable")
     conn_max_age(max_age)
@@ -53,7 +57,9 @@ def test_connection_a_task_left_broken_is_closed_between_tasks(conn_max_age, max
         assert cursor.fetchone() == (1,)
 
 
-def test_connection_older_than_conn_max_age_is_closed_between_tasks(conn_max_age):
+def test_connection_older_than_conn_max_age_is_closed_between_tasks(
+    conn_max_age: Callable[[float | None], None],
+) -> None:
     conn_max_age(0.05)
     time.sleep(0.1)
 
@@ -62,7 +68,7 @@ def test_connection_older_than_conn_max_age_is_closed_between_tasks(conn_max_age
     assert connection.connection is None
 
 
-def test_connection_is_left_alone_inside_an_atomic_block(db):
+def test_connection_is_left_alone_inside_an_atomic_block(db: None) -> None:
     connection.ensure_connection()
     connection.errors_occurred = True
 
@@ -75,7 +81,7 @@ def test_connection_is_left_alone_inside_an_atomic_block(db):
 # The cursor of claims and completions ----------------------------------------------------
 
 
-def test_claimed_rows_read_the_same_values_as_the_orm(db):
+def test_claimed_rows_read_the_same_values_as_the_orm(db: None) -> None:
     from firefly_tasks.models import TaskModel
     from tests.testapp import tasks
 
@@ -94,7 +100,7 @@ def test_claimed_rows_read_the_same_values_as_the_orm(db):
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's single write lock")
 @pytest.mark.django_db(transaction=True)
-def test_a_first_query_locked_out_leaves_the_transaction_to_begin_at_the_next():
+def test_a_first_query_locked_out_leaves_the_transaction_to_begin_at_the_next() -> None:
     locked, release = threading.Event(), threading.Event()
 
     def hold_the_write_lock() -> None:

@@ -313,11 +313,13 @@ def _handles_sigterm(pid: int) -> bool:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
-    caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.MULTILINE)[1], 16)
+    mask = re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.MULTILINE)
+    assert mask is not None, status
+    caught = int(mask[1], 16)
     return bool(caught & (1 << (signal.SIGTERM - 1)))
 
 
-def test_every_block_is_runnable_or_says_why_not():
+def test_every_block_is_runnable_or_says_why_not() -> None:
     unknown = [
         f"{block}: {block.action[1]}"
         for blocks in BLOCKS.values()
@@ -329,7 +331,9 @@ def test_every_block_is_runnable_or_says_why_not():
 
 
 @pytest.mark.parametrize("document", BLOCKS)
-def test_every_block_of_the_document_works_in_a_fresh_project(document, pristine_project, projects):
+def test_every_block_of_the_document_works_in_a_fresh_project(
+    document: str, pristine_project: Path, projects: dict[str, Path]
+) -> None:
     project = projects[document] = build(document, pristine_project)
     blocks = BLOCKS[document]
 
@@ -365,7 +369,9 @@ print(json.dumps({
 
 
 @pytest.mark.parametrize("document", ["README.md", "docs/getting-started.md"])
-def test_quick_start_schedules_a_task_a_consumer_runs(document, pristine_project, projects):
+def test_quick_start_schedules_a_task_a_consumer_runs(
+    document: str, pristine_project: Path, projects: dict[str, Path]
+) -> None:
     project = projects.get(document) or build(document, pristine_project)
 
     report = json.loads(manage(project, "shell", "-c", QUICK_START).strip().splitlines()[-1])

@@ -27,8 +27,10 @@ from tests.testapp import tasks
 from tests.testapp.models import Execution, Note
 
 
-def claim(row: TaskModel, now: datetime.datetime | None = None, worker_id: int | None = None):
-    claimed = TaskModel.objects.claim([row.queue], 1, worker_id, now=now)
+def claim(
+    row: TaskModel, now: datetime.datetime | None = None, worker_id: int | None = None
+) -> TaskModel:
+    claimed: list[TaskModel] = TaskModel.objects.claim([row.queue], 1, worker_id, now=now)
     assert [c.pk for c in claimed] == [row.pk]
     return claimed[0]
 
@@ -38,14 +40,14 @@ def stored(row: TaskModel) -> TaskModel:
 
 
 @pytest.fixture
-def worker(db) -> WorkerModel:
+def worker(db: None) -> WorkerModel:
     return WorkerModel.objects.create(name="unit-worker", hostname="localhost", pid=1)
 
 
 # Completion ---------------------------------------------------------------------------------
 
 
-def test_completed_task_stores_its_result_and_one_attempt(worker):
+def test_completed_task_stores_its_result_and_one_attempt(worker: WorkerModel) -> None:
     row = tasks.add.schedule(1, 3)
     claimed = claim(row, worker_id=worker.pk)
 
@@ -55,7 +57,7 @@ def test_completed_task_stores_its_result_and_one_attempt(worker):
     assert done.status == TaskStatus.COMPLETED
     assert done.returned == 4
     assert done.returned_preview == "4"
-    assert done.completed is not None
+    assert done.started is not None and done.completed is not None
     assert done.started <= done.completed
     assert done.error == ""
     attempt = done.attempts.get()
@@ -67,7 +69,7 @@ def test_completed_task_stores_its_result_and_one_attempt(worker):
     assert attempt.finished == done.completed
 
 
-def test_completed_task_keeps_its_writes(db):
+def test_completed_task_keeps_its_writes(db: None) -> None:
     row = tasks.write_note.schedule("kept")
 
     assert run_alone(claim(row)) == "completed"
@@ -75,7 +77,7 @@ def test_completed_task_keeps_its_writes(db):
     assert Note.objects.get().text == "kept"
 
 
-def test_async_task_runs_and_keeps_its_writes(db):
+def test_async_task_runs_and_keeps_its_writes(db: None) -> None:
     noted = async_to_sync(tasks.async_write_note.schedule)("from async")
 
     assert run_alone(claim(noted)) == "completed"
@@ -84,7 +86,7 @@ def test_async_task_runs_and_keeps_its_writes(db):
     assert Note.objects.get().text == "from async"
 
 
-def test_current_task_is_the_running_tasks_context_during_the_run_and_none_after(db):
+def test_current_task_is_the_running_tasks_context_during_the_run_and_none_after(db: None) -> None:
     row = tasks.current_task_state.schedule()
     assert current_task() is None
 
@@ -95,7 +97,7 @@ def test_current_task_is_the_running_tasks_context_during_the_run_and_none_after
     assert current_task() is None
 
 
-def test_current_task_is_visible_inside_async_tasks(db):
+def test_current_task_is_visible_inside_async_tasks(db: None) -> None:
     row = async_to_sync(tasks.async_current_task_id.schedule)()
 
     assert run_alone(claim(row)) == "completed"
@@ -103,7 +105,7 @@ def test_current_task_is_visible_inside_async_tasks(db):
     assert stored(row).returned == row.pk
 
 
-def test_current_task_is_visible_to_non_atomic_tasks(db):
+def test_current_task_is_visible_to_non_atomic_tasks(db: None) -> None:
     row = tasks.record_execution.schedule()
 
     run_alone(claim(row))
@@ -115,7 +117,7 @@ def test_current_task_is_visible_to_non_atomic_tasks(db):
 # Failure and transactions -------------------------------------------------------------------
 
 
-def test_failing_task_rolls_back_its_writes_and_records_the_error(db):
+def test_failing_task_rolls_back_its_writes_and_records_the_error(db: None) -> None:
     row = tasks.write_note_then_fail.schedule("rolled back")
 
     assert run_alone(claim(row)) == "failed"
@@ -132,7 +134,7 @@ def test_failing_task_rolls_back_its_writes_and_records_the_error(db):
     assert attempt.error == failed.error
 
 
-def test_failing_async_task_rolls_back_its_writes(db):
+def test_failing_async_task_rolls_back_its_writes(db: None) -> None:
     row = async_to_sync(tasks.async_write_note_then_fail.schedule)("async rolled back")
 
     assert run_alone(claim(row)) == "failed"
@@ -141,7 +143,7 @@ def test_failing_async_task_rolls_back_its_writes(db):
     assert not Note.objects.exists()
 
 
-def test_failing_non_atomic_task_keeps_its_writes(db):
+def test_failing_non_atomic_task_keeps_its_writes(db: None) -> None:
     row = tasks.write_note_then_fail_non_atomic.schedule("kept anyway")
 
     assert run_alone(claim(row)) == "failed"
@@ -150,7 +152,7 @@ def test_failing_non_atomic_task_keeps_its_writes(db):
     assert Note.objects.get().text == "kept anyway"
 
 
-def test_unserializable_return_value_fails_the_task(db):
+def test_unserializable_return_value_fails_the_task(db: None) -> None:
     row = tasks.unserializable_result.schedule()
 
     assert run_alone(claim(row)) == "failed"
@@ -162,7 +164,7 @@ def test_unserializable_return_value_fails_the_task(db):
     assert failed.attempts.get().outcome == AttemptOutcome.FAILED
 
 
-def test_undecodable_params_fail_the_task_without_retry(db):
+def test_undecodable_params_fail_the_task_without_retry(db: None) -> None:
     row = TaskModel.objects.create(
         func_name=tasks.always_fail.name, queue="default", params_data="{not json", max_retries=2
     )
@@ -176,7 +178,7 @@ def test_undecodable_params_fail_the_task_without_retry(db):
     assert failed.attempts.get().outcome == AttemptOutcome.FAILED
 
 
-def test_unknown_task_fails_without_retry(db):
+def test_unknown_task_fails_without_retry(db: None) -> None:
     row = TaskModel.objects.create(
         func_name="tests.testapp.tasks.moved_away",
         queue="default",
@@ -195,7 +197,7 @@ def test_unknown_task_fails_without_retry(db):
 # Retries ------------------------------------------------------------------------------------
 
 
-def test_failure_with_retries_left_returns_the_task_after_retry_delay(db):
+def test_failure_with_retries_left_returns_the_task_after_retry_delay(db: None) -> None:
     row = tasks.fail_with_delay.schedule()
     before = timezone.now()
 
@@ -212,7 +214,7 @@ def test_failure_with_retries_left_returns_the_task_after_retry_delay(db):
     assert TaskModel.objects.claim(["default"], 10) == []
 
 
-def test_last_retry_failing_fails_the_task_and_keeps_every_attempt(db):
+def test_last_retry_failing_fails_the_task_and_keeps_every_attempt(db: None) -> None:
     row = tasks.fail_with_delay.schedule()
     run_alone(claim(row))
 
@@ -239,7 +241,7 @@ def run_failures(row: TaskModel, count: int) -> list[float]:
     return delays
 
 
-def test_retry_backoff_doubles_the_delay_on_each_retry(db):
+def test_retry_backoff_doubles_the_delay_on_each_retry(db: None) -> None:
     row = tasks.fail_with_backoff.schedule()
 
     delays = run_failures(row, 4)
@@ -249,7 +251,7 @@ def test_retry_backoff_doubles_the_delay_on_each_retry(db):
 
 
 @override_settings(FIREFLY_RETRY_BACKOFF_MAX=25)
-def test_retry_backoff_is_capped_by_firefly_retry_backoff_max(db):
+def test_retry_backoff_is_capped_by_firefly_retry_backoff_max(db: None) -> None:
     row = tasks.fail_with_backoff.schedule()
 
     delays = run_failures(row, 3)
@@ -258,7 +260,7 @@ def test_retry_backoff_is_capped_by_firefly_retry_backoff_max(db):
         assert expected <= delay < expected + 5
 
 
-def test_retry_delay_is_fixed_without_backoff():
+def test_retry_delay_is_fixed_without_backoff() -> None:
     row = TaskModel(retry_delay=30, retry_backoff=False, retry_attempts=3)
 
     assert retry_delay(row) == datetime.timedelta(seconds=30)
@@ -267,7 +269,7 @@ def test_retry_delay_is_fixed_without_backoff():
 # Fencing ------------------------------------------------------------------------------------
 
 
-def test_completion_of_a_superseded_attempt_writes_nothing_and_rolls_back(db):
+def test_completion_of_a_superseded_attempt_writes_nothing_and_rolls_back(db: None) -> None:
     row = tasks.write_note.schedule("late")
     claimed = claim(row)
     TaskModel.objects.filter(pk=row.pk).update(attempt=F("attempt") + 1)
@@ -283,7 +285,7 @@ def test_completion_of_a_superseded_attempt_writes_nothing_and_rolls_back(db):
     assert not TaskAttempt.objects.exists()
 
 
-def test_failure_of_a_superseded_attempt_writes_nothing(db):
+def test_failure_of_a_superseded_attempt_writes_nothing(db: None) -> None:
     row = tasks.fail_with_delay.schedule()
     claimed = claim(row)
     TaskModel.objects.filter(pk=row.pk).update(attempt=F("attempt") + 1)
@@ -297,7 +299,7 @@ def test_failure_of_a_superseded_attempt_writes_nothing(db):
     assert not TaskAttempt.objects.exists()
 
 
-def test_completion_of_a_task_no_longer_running_writes_nothing(db):
+def test_completion_of_a_task_no_longer_running_writes_nothing(db: None) -> None:
     row = tasks.write_note.schedule("cancelled meanwhile")
     claimed = claim(row)
     TaskModel.objects.filter(pk=row.pk).update(status=TaskStatus.CANCELLED)
@@ -310,7 +312,7 @@ def test_completion_of_a_task_no_longer_running_writes_nothing(db):
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's single write lock")
 @pytest.mark.django_db(transaction=True)
-def test_an_atomic_task_takes_sqlite_s_write_lock_at_its_first_query_not_before():
+def test_an_atomic_task_takes_sqlite_s_write_lock_at_its_first_query_not_before() -> None:
     row = claim(tasks.wait_then_note.schedule("from the task"))
     tasks.RELEASE.clear()
     outcome: list[str] = []

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import datetime
 import signal
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.test import override_settings
 from django.utils import timezone
 
 from firefly_tasks.heartbeat import Heartbeat
 from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel, WorkerState
 from firefly_tasks.worker import Worker
-from tests.conftest import wait_until
+from tests.conftest import Consumer, wait_until
 from tests.testapp import tasks
 from tests.testapp.models import Execution
 
@@ -33,7 +35,9 @@ def _break_own_connection() -> None:
 
 @pytest.mark.skipif(connection.vendor == "sqlite", reason="an SQLite connection cannot be cut off")
 @override_settings(FIREFLY_WORKER_TIMEOUT=30.0)
-def test_a_worker_back_from_an_outage_declares_no_one_dead_for_one_timeout(transactional_db):
+def test_a_worker_back_from_an_outage_declares_no_one_dead_for_one_timeout(
+    transactional_db: None,
+) -> None:
     worker = Worker(["default"], name="back-from-outage")
     worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
     # Another consumer, cut off by the same outage, has not reported in yet.
@@ -62,7 +66,9 @@ def test_a_worker_back_from_an_outage_declares_no_one_dead_for_one_timeout(trans
 
 
 @override_settings(**FAST)
-def test_a_worker_that_was_declared_dead_drops_the_tasks_taken_from_it(transactional_db):
+def test_a_worker_that_was_declared_dead_drops_the_tasks_taken_from_it(
+    transactional_db: None,
+) -> None:
     worker = Worker(["default"], name="paused")
     worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
     tasks.record_execution.schedule_many([()] * 3)
@@ -95,8 +101,11 @@ def test_a_worker_that_was_declared_dead_drops_the_tasks_taken_from_it(transacti
     reason="a paused SQLite consumer holds the database's one write lock: nobody can rescue",
 )
 def test_a_consumer_paused_past_the_timeout_runs_none_of_the_batch_taken_from_it(
-    start_consumer, figure, tmp_path, monkeypatch
-):
+    start_consumer: Callable[..., Consumer],
+    figure: Callable[..., None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     log = tmp_path / "runs.log"
     log.touch()
     monkeypatch.setenv("FIREFLY_TEST_RUN_LOG", str(log))
@@ -110,20 +119,29 @@ def test_a_consumer_paused_past_the_timeout_runs_none_of_the_batch_taken_from_it
         ids = [row.pk for row in [*before, stopper, *after]]
         paused = start_consumer(**FAST)
         line = f"{stopper.pk} {paused.pid} 1\n"
-        wait_until(lambda line=line: line in log.read_text(), timeout=60)
+
+        def logged(line: str = line) -> bool:
+            return line in log.read_text()
+
+        wait_until(logged, timeout=60)
         paused_row = WorkerModel.objects.get(pid=paused.pid)
         rescuer = start_consumer(**FAST)
         done = TaskModel.objects.filter(pk__in=ids, status=TaskStatus.COMPLETED)
         total = len(ids)
-        wait_until(lambda done=done, total=total: done.count() == total, timeout=120)
+
+        def all_done(done: QuerySet[TaskModel] = done, total: int = total) -> bool:
+            return done.count() == total
+
+        wait_until(all_done, timeout=120)
         paused_row.refresh_from_db()
         assert paused_row.state == WorkerState.DEAD
         resumed_at = len(log.read_text())
         paused.signal(signal.SIGCONT)
-        wait_until(
-            lambda pk=paused_row.pk: WorkerModel.objects.get(pk=pk).state == WorkerState.RUNNING,
-            timeout=30,
-        )
+
+        def running_again(pk: int = paused_row.pk) -> bool:
+            return WorkerModel.objects.get(pk=pk).state == WorkerState.RUNNING
+
+        wait_until(running_again, timeout=30)
         paused.signal(signal.SIGTERM)
         rescuer.signal(signal.SIGTERM)
         assert paused.wait() == 0

@@ -37,7 +37,9 @@ def index_sql(name: str) -> str:
         ("firefly_task_worker", "worker_id"),
     ],
 )
-def test_indexes_leave_out_rows_without_a_value_where_the_database_can(db, name, column):
+def test_indexes_leave_out_rows_without_a_value_where_the_database_can(
+    db: None, name: str, column: str
+) -> None:
     sql = index_sql(name)
 
     if connection.features.supports_partial_indexes:
@@ -46,7 +48,7 @@ def test_indexes_leave_out_rows_without_a_value_where_the_database_can(db, name,
         assert sql == column  # MariaDB: the whole column, rather than no index at all
 
 
-def test_ready_index_covers_only_ready_rows_where_the_database_can(db):
+def test_ready_index_covers_only_ready_rows_where_the_database_can(db: None) -> None:
     sql = index_sql("firefly_task_ready")
 
     if connection.features.supports_partial_indexes:
@@ -55,7 +57,7 @@ def test_ready_index_covers_only_ready_rows_where_the_database_can(db):
         assert sql == "status,queue,priority,not_before,id"
 
 
-def test_task_name_has_one_plain_index(db):
+def test_task_name_has_one_plain_index(db: None) -> None:
     # The admin searches names with a contains, which no prefix (``_like``) index serves.
     assert "func_name" in index_sql("firefly_task_func_name")
     with connection.cursor() as cursor:
@@ -64,7 +66,7 @@ def test_task_name_has_one_plain_index(db):
     assert on_name == ["firefly_task_func_name"]
 
 
-def test_an_attempts_task_is_served_by_the_unique_constraint_alone(db):
+def test_an_attempts_task_is_served_by_the_unique_constraint_alone(db: None) -> None:
     table = TaskAttempt._meta.db_table
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, table)

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from django.db.models import Count
 
 from firefly_tasks.isolation import IsolationLock
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus
-from tests.conftest import wait_until
+from tests.conftest import Consumer, wait_until
 from tests.testapp import tasks
 from tests.testapp.models import Execution
 
@@ -18,7 +19,7 @@ from tests.testapp.models import Execution
 FAST = {"FIREFLY_HEARTBEAT_INTERVAL": 0.2, "FIREFLY_WORKER_TIMEOUT": 1.0}
 
 
-def test_alone_waits_for_shared_holders_and_holds_new_ones_back():
+def test_alone_waits_for_shared_holders_and_holds_new_ones_back() -> None:
     lock = IsolationLock()
     events: list[str] = []
     shared_in = threading.Event()
@@ -57,8 +58,8 @@ def test_alone_waits_for_shared_holders_and_holds_new_ones_back():
 
 @pytest.mark.slow
 def test_a_task_that_kills_its_consumer_is_poisoned_and_no_innocent_task_is_charged(
-    start_consumer, figure
-):
+    start_consumer: Callable[..., Consumer], figure: Callable[..., None]
+) -> None:
     # Fast atomic tasks first, so the consumer learns to claim big batches and group them;
     # the killer sits in the middle of the backlog, with innocents claimed beside it.
     before = tasks.record_execution_atomic.schedule_many([()] * 300)

@@ -45,7 +45,9 @@ def started_alone(row: TaskModel) -> None:
     TaskModel.objects.filter(pk=row.pk).update(isolation=Isolation.STARTED_ALONE)
 
 
-def test_silent_worker_is_marked_dead_and_its_tasks_go_back_to_the_queue_uncharged(db):
+def test_silent_worker_is_marked_dead_and_its_tasks_go_back_to_the_queue_uncharged(
+    db: None,
+) -> None:
     dead = worker(silent_for=60)
     (row,) = run_on(dead)
 
@@ -68,7 +70,7 @@ def test_silent_worker_is_marked_dead_and_its_tasks_go_back_to_the_queue_uncharg
     assert attempt.error.startswith("Released")
 
 
-def test_task_that_died_with_its_worker_while_running_alone_is_charged(db):
+def test_task_that_died_with_its_worker_while_running_alone_is_charged(db: None) -> None:
     dead = worker(silent_for=60)
     (row,) = run_on(dead)
     started_alone(row)
@@ -87,7 +89,7 @@ def test_task_that_died_with_its_worker_while_running_alone_is_charged(db):
 
 
 @override_settings(FIREFLY_MAX_LOST_ATTEMPTS=2)
-def test_tasks_never_proven_started_are_never_poisoned(db):
+def test_tasks_never_proven_started_are_never_poisoned(db: None) -> None:
     tasks.add.schedule_many([(1, 2)] * 3)
     for loss in range(10):
         holder = worker(silent_for=60, name=f"crashing-{loss}")
@@ -99,7 +101,7 @@ def test_tasks_never_proven_started_are_never_poisoned(db):
     assert set(TaskAttempt.objects.values_list("outcome", flat=True)) == {"released"}
 
 
-def test_worker_that_beat_recently_is_left_alone(db):
+def test_worker_that_beat_recently_is_left_alone(db: None) -> None:
     alive = worker(silent_for=5)
     (row,) = run_on(alive)
 
@@ -111,7 +113,7 @@ def test_worker_that_beat_recently_is_left_alone(db):
     assert row.status == TaskStatus.RUNNING
 
 
-def test_stopped_worker_is_not_declared_dead(db):
+def test_stopped_worker_is_not_declared_dead(db: None) -> None:
     stopped = worker(silent_for=600)
     stopped.state = WorkerState.STOPPED
     stopped.save()
@@ -122,7 +124,7 @@ def test_stopped_worker_is_not_declared_dead(db):
 
 
 @override_settings(FIREFLY_MAX_LOST_ATTEMPTS=2)
-def test_task_lost_one_time_more_than_allowed_fails_as_poison(db):
+def test_task_lost_one_time_more_than_allowed_fails_as_poison(db: None) -> None:
     tasks.add.schedule(1, 2)
     outcomes = []
     for loss in range(3):
@@ -139,7 +141,7 @@ def test_task_lost_one_time_more_than_allowed_fails_as_poison(db):
     assert TaskModel.objects.claim(["default"], 1) == []  # never run again
 
 
-def test_unstarted_claims_are_released_as_if_never_claimed(db):
+def test_unstarted_claims_are_released_as_if_never_claimed(db: None) -> None:
     holder = worker()
     rows = run_on(holder, 3)
 
@@ -156,7 +158,7 @@ def test_unstarted_claims_are_released_as_if_never_claimed(db):
     assert not released.attempts.exists()
 
 
-def test_concurrent_checks_recover_each_dead_worker_exactly_once(transactional_db):
+def test_concurrent_checks_recover_each_dead_worker_exactly_once(transactional_db: None) -> None:
     dead = [worker(silent_for=60, name=f"dead-{i}") for i in range(3)]
     for holder in dead:
         run_on(holder, 4)
@@ -170,7 +172,9 @@ def test_concurrent_checks_recover_each_dead_worker_exactly_once(transactional_d
     assert TaskAttempt.objects.filter(outcome="released").count() == 12  # one each
 
 
-def test_liveness_is_judged_by_the_database_clock_not_the_hosts(db, monkeypatch):
+def test_liveness_is_judged_by_the_database_clock_not_the_hosts(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     alive = worker()
     WorkerModel.objects.filter(pk=alive.pk).update(last_heartbeat=DatabaseNow())
     # This host's clock runs an hour ahead of the database's: by its own clock every
@@ -183,7 +187,7 @@ def test_liveness_is_judged_by_the_database_clock_not_the_hosts(db, monkeypatch)
     assert alive.state == WorkerState.RUNNING
 
 
-def test_running_rows_without_a_live_worker_are_recovered(db):
+def test_running_rows_without_a_live_worker_are_recovered(db: None) -> None:
     gone = worker(name="deleted")
     stopped = worker(name="stopped")
     orphans = [*run_on(gone), *run_on(stopped)]
@@ -210,7 +214,7 @@ def test_running_rows_without_a_live_worker_are_recovered(db):
     assert TaskModel.objects.claim(["default"], 10) != []  # runnable again
 
 
-def test_running_rows_of_live_workers_and_fresh_claims_are_not_orphans(db):
+def test_running_rows_of_live_workers_and_fresh_claims_are_not_orphans(db: None) -> None:
     run_on(worker(name="alive"))
     (inline,) = run_on(worker(name="inline"))
     # Run inline (FIREFLY_RUN_IMMEDIATELY) has no worker: recent, so left alone.
@@ -223,7 +227,9 @@ def test_running_rows_of_live_workers_and_fresh_claims_are_not_orphans(db):
 @pytest.mark.skipif(
     connection.vendor == "sqlite", reason="SQLite locks the whole database, with its own timeout"
 )
-def test_a_dead_workers_row_locked_by_a_frozen_transaction_defers_its_recovery(transactional_db):
+def test_a_dead_workers_row_locked_by_a_frozen_transaction_defers_its_recovery(
+    transactional_db: None,
+) -> None:
     dead = worker(silent_for=60)
     (row,) = run_on(dead)
     locked, release = threading.Event(), threading.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -16,7 +17,7 @@ from firefly_tasks.registry import registry
 from tests.testapp import tasks
 
 
-def test_using_returns_a_configured_copy_and_leaves_the_task_as_it_was(db):
+def test_using_returns_a_configured_copy_and_leaves_the_task_as_it_was(db: None) -> None:
     later = timezone.now() + datetime.timedelta(hours=1)
     urgent = tasks.add.using(queue="urgent", priority=50, eta=later, max_retries=4)
 
@@ -40,12 +41,12 @@ def test_using_returns_a_configured_copy_and_leaves_the_task_as_it_was(db):
     assert urgent(2, 3) == 5  # still the function
 
 
-def test_using_can_be_chained_and_the_last_option_wins(db):
+def test_using_can_be_chained_and_the_last_option_wins(db: None) -> None:
     row = tasks.add.using(queue="a", priority=1).using(priority=2).schedule(1, 1)
     assert (row.queue, row.priority) == ("a", 2)
 
 
-def test_using_applies_to_schedule_many(db):
+def test_using_applies_to_schedule_many(db: None) -> None:
     rows = tasks.add.using(queue="bulk").schedule_many([(1, 2), (3, 4)])
     assert sorted(
         TaskModel.objects.filter(pk__in=[r.pk for r in rows]).values_list("queue", flat=True)
@@ -55,14 +56,14 @@ def test_using_applies_to_schedule_many(db):
     ]
 
 
-def test_an_eta_given_to_schedule_wins_over_the_one_given_to_using(db):
+def test_an_eta_given_to_schedule_wins_over_the_one_given_to_using(db: None) -> None:
     soon = timezone.now() + datetime.timedelta(minutes=1)
     later = timezone.now() + datetime.timedelta(hours=2)
     row = tasks.add.using(eta=later).schedule(1, 2, eta=soon)
     assert TaskModel.objects.get(pk=row.pk).not_before == soon
 
 
-def test_using_works_for_async_tasks(db):
+def test_using_works_for_async_tasks(db: None) -> None:
     row = async_to_sync(tasks.async_current_task_id.using(queue="async-q").schedule)()
     assert TaskModel.objects.get(pk=row.pk).queue == "async-q"
 
@@ -81,24 +82,26 @@ def test_using_works_for_async_tasks(db):
         ({"atomic": False}, "atomic is part of the task's code"),
     ],
 )
-def test_a_bad_option_fails_at_using_and_stores_nothing(db, options, message):
+def test_a_bad_option_fails_at_using_and_stores_nothing(
+    db: None, options: dict[str, Any], message: str
+) -> None:
     with pytest.raises(InvalidTaskError, match=message):
         tasks.add.using(**options)
     assert not TaskModel.objects.exists()
 
 
-def test_a_queue_outside_firefly_queues_fails_at_using(db):
+def test_a_queue_outside_firefly_queues_fails_at_using(db: None) -> None:
     with override_settings(FIREFLY_QUEUES=["default"]), pytest.raises(UnknownQueueError):
         tasks.add.using(queue="elsewhere")
 
 
-def test_every_option_has_a_validator_and_a_field():
+def test_every_option_has_a_validator_and_a_field() -> None:
     # A new option is a field and a validator: using() and the decorators take it from there.
     fields = set(TaskOptions.__dataclass_fields__)
     assert fields == set(VALIDATORS)
 
 
-def test_options_are_immutable_and_replace_returns_a_new_object():
+def test_options_are_immutable_and_replace_returns_a_new_object() -> None:
     options = TaskOptions(queue="a")
     changed = options.replace(priority=3)
     assert (options.priority, changed.priority, changed.queue) == (0, 3, "a")

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import base64
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.core.signing import Signer
 from django.test import override_settings
+from pytest_django import Settings
 
 from firefly_tasks.exceptions import SerializationError
 from firefly_tasks.models import TaskModel, TaskStatus
 from firefly_tasks.serialization import PICKLE_SALT, dumps, loads
 from firefly_tasks.testing import run_pending_tasks
+from tests.conftest import Consumer
 from tests.testapp import tasks
 
 
@@ -50,7 +53,9 @@ def marker(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_consumer_runs_no_pickle_when_pickle_is_off_and_the_queue_flows(start_consumer, marker):
+def test_consumer_runs_no_pickle_when_pickle_is_off_and_the_queue_flows(
+    start_consumer: Callable[..., Consumer], marker: Path
+) -> None:
     attacked = tasks.write_note.schedule("attacked")
     poison(attacked, marker)
     behind = tasks.write_note.schedule("behind")
@@ -70,8 +75,8 @@ def test_consumer_runs_no_pickle_when_pickle_is_off_and_the_queue_flows(start_co
 
 @pytest.mark.slow
 def test_consumer_with_pickle_on_refuses_unsigned_rows_and_runs_signed_ones(
-    start_consumer, marker, settings
-):
+    start_consumer: Callable[..., Consumer], marker: Path, settings: Settings
+) -> None:
     settings.FIREFLY_SERIALIZER = "pickle"
     attacked = tasks.write_note.schedule("attacked")
     poison(attacked, marker)
@@ -94,7 +99,7 @@ def test_consumer_with_pickle_on_refuses_unsigned_rows_and_runs_signed_ones(
 
 
 @pytest.mark.django_db
-def test_run_pending_tasks_runs_no_pickle_when_pickle_is_off(marker):
+def test_run_pending_tasks_runs_no_pickle_when_pickle_is_off(marker: Path) -> None:
     attacked = tasks.write_note.schedule("attacked")
     poison(attacked, marker)
 
@@ -108,7 +113,7 @@ def test_run_pending_tasks_runs_no_pickle_when_pickle_is_off(marker):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("sign", [False, True], ids=["unsigned", "signed"])
-def test_returned_and_params_never_unpickle_when_pickle_is_off(marker, sign):
+def test_returned_and_params_never_unpickle_when_pickle_is_off(marker: Path, sign: bool) -> None:
     payload = unsigned_pickle(CreatesFile(marker))
     if sign:  # even a genuine signature does not help while pickle is off
         payload = Signer(salt=PICKLE_SALT).sign(payload)
@@ -126,7 +131,9 @@ def test_returned_and_params_never_unpickle_when_pickle_is_off(marker, sign):
 
 
 @pytest.mark.django_db
-def test_accept_pickle_reads_signed_rows_left_after_moving_to_json(settings):
+def test_accept_pickle_reads_signed_rows_left_after_moving_to_json(
+    settings: Settings,
+) -> None:
     settings.FIREFLY_SERIALIZER = "pickle"
     row = tasks.echo.schedule({1, 2})
     settings.FIREFLY_SERIALIZER = "json"
@@ -148,21 +155,21 @@ def test_accept_pickle_reads_signed_rows_left_after_moving_to_json(settings):
 
 
 @override_settings(FIREFLY_SERIALIZER="pickle")
-def test_signed_pickle_round_trips():
+def test_signed_pickle_round_trips() -> None:
     value = {frozenset({1}): {2, 3}}
 
     assert loads(dumps(value, "pickle"), "pickle") == value
 
 
 @override_settings(FIREFLY_SERIALIZER="pickle")
-def test_unsigned_pickle_is_refused_as_the_old_format(marker):
+def test_unsigned_pickle_is_refused_as_the_old_format(marker: Path) -> None:
     with pytest.raises(SerializationError, match=r"unsigned pickle.*before Firefly signed"):
         loads(unsigned_pickle(CreatesFile(marker)), "pickle")
     assert not marker.exists()
 
 
 @override_settings(FIREFLY_SERIALIZER="pickle")
-def test_tampered_pickle_is_refused(marker):
+def test_tampered_pickle_is_refused(marker: Path) -> None:
     text = dumps("harmless", "pickle")
     _, signature = text.split(":")
 
@@ -172,7 +179,7 @@ def test_tampered_pickle_is_refused(marker):
 
 
 @override_settings(FIREFLY_SERIALIZER="pickle")
-def test_pickle_signed_for_another_purpose_or_key_is_refused(marker):
+def test_pickle_signed_for_another_purpose_or_key_is_refused(marker: Path) -> None:
     payload = unsigned_pickle(CreatesFile(marker))
 
     for signer in (Signer(salt="another.salt"), Signer(), Signer(key="x", salt=PICKLE_SALT)):
@@ -181,7 +188,7 @@ def test_pickle_signed_for_another_purpose_or_key_is_refused(marker):
     assert not marker.exists()
 
 
-def test_pickle_signed_with_a_rotated_key_is_still_read(settings):
+def test_pickle_signed_with_a_rotated_key_is_still_read(settings: Settings) -> None:
     settings.FIREFLY_SERIALIZER = "pickle"
     text = dumps([1, 2], "pickle")
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]

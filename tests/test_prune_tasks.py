@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskModel, TaskStatus
 
-FINISHED_FIELD = {
+FINISHED_FIELD: dict[str, str] = {
     TaskStatus.COMPLETED: "completed",
     TaskStatus.FAILED: "failed",
     TaskStatus.CANCELLED: "cancelled",
@@ -46,7 +46,7 @@ def remaining() -> set[int]:
 
 
 @pytest.fixture
-def rows(db) -> dict[str, TaskModel]:
+def rows(db: None) -> dict[str, TaskModel]:
     return {
         "old_completed": make_task(TaskStatus.COMPLETED, 40),
         "old_failed": make_task(TaskStatus.FAILED, 40),
@@ -62,7 +62,9 @@ def pks(rows: dict[str, TaskModel], *names: str) -> set[int]:
     return {rows[name].pk for name in names}
 
 
-def test_prune_deletes_tasks_finished_more_than_30_days_ago_by_default(rows):
+def test_prune_deletes_tasks_finished_more_than_30_days_ago_by_default(
+    rows: dict[str, TaskModel],
+) -> None:
     output = prune()
 
     assert output.startswith("Deleted 3 task(s) finished before ")
@@ -71,50 +73,50 @@ def test_prune_deletes_tasks_finished_more_than_30_days_ago_by_default(rows):
     )
 
 
-def test_prune_deletes_the_attempts_of_deleted_tasks(rows):
+def test_prune_deletes_the_attempts_of_deleted_tasks(rows: dict[str, TaskModel]) -> None:
     prune()
 
     assert set(TaskAttempt.objects.values_list("task_id", flat=True)) == remaining()
 
 
-def test_prune_never_deletes_tasks_that_have_not_finished(rows):
+def test_prune_never_deletes_tasks_that_have_not_finished(rows: dict[str, TaskModel]) -> None:
     prune("--days", "0")
 
     assert remaining() == pks(rows, "old_created", "old_running")
 
 
-def test_prune_days_sets_the_retention_period(rows):
+def test_prune_days_sets_the_retention_period(rows: dict[str, TaskModel]) -> None:
     output = prune("--days", "1.5")
 
     assert output.startswith("Deleted 5 task(s)")
     assert remaining() == pks(rows, "old_created", "old_running")
 
 
-def test_prune_days_longer_than_every_task_deletes_nothing(rows):
+def test_prune_days_longer_than_every_task_deletes_nothing(rows: dict[str, TaskModel]) -> None:
     assert prune("--days", "100").startswith("Deleted 0 task(s)")
     assert len(remaining()) == len(rows)
 
 
-def test_prune_status_limits_deletion_to_that_status(rows):
+def test_prune_status_limits_deletion_to_that_status(rows: dict[str, TaskModel]) -> None:
     prune("--status", "failed")
 
     assert remaining() == pks(rows, *(name for name in rows if name != "old_failed"))
 
 
-def test_prune_status_can_be_repeated(rows):
+def test_prune_status_can_be_repeated(rows: dict[str, TaskModel]) -> None:
     prune("--status", "completed", "--status", "cancelled", "--days", "1")
 
     assert remaining() == pks(rows, "old_failed", "recent_failed", "old_created", "old_running")
 
 
-def test_prune_refuses_a_status_that_is_not_finished(rows):
+def test_prune_refuses_a_status_that_is_not_finished(rows: dict[str, TaskModel]) -> None:
     with pytest.raises(CommandError, match="invalid choice: 'created'"):
         prune("--status", "created")
 
     assert len(remaining()) == len(rows)
 
 
-def test_prune_dry_run_counts_and_deletes_nothing(rows):
+def test_prune_dry_run_counts_and_deletes_nothing(rows: dict[str, TaskModel]) -> None:
     output = prune("--dry-run", "--days", "1")
 
     assert output.startswith("Would delete 5 task(s) finished before ")
@@ -122,7 +124,7 @@ def test_prune_dry_run_counts_and_deletes_nothing(rows):
     assert TaskAttempt.objects.count() == len(rows)
 
 
-def test_prune_works_in_chunks_past_the_chunk_size(db):
+def test_prune_works_in_chunks_past_the_chunk_size(db: None) -> None:
     for _ in range(5):
         make_task(TaskStatus.COMPLETED, 40)
 

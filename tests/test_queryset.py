@@ -55,13 +55,13 @@ def _writes_of_state(path: Path) -> list[str]:
     return found
 
 
-def test_only_the_task_queryset_writes_task_state_and_attempts():
+def test_only_the_task_queryset_writes_task_state_and_attempts() -> None:
     assert _writes_of_state(WRITER), "the scan must see the writer's own writes"
     others = [w for f in _sources() if f != WRITER for w in _writes_of_state(f)]
     assert others == []
 
 
-def test_dialects_never_name_a_task_state():
+def test_dialects_never_name_a_task_state() -> None:
     # Every state a statement guards on or sets comes from the queryset, which reads the table.
     for path in (ROOT / "firefly_tasks" / "dialects").glob("*.py"):
         text = path.read_text()
@@ -82,14 +82,16 @@ def test_dialects_never_name_a_task_state():
         (TaskStatus.RUNNING, "requeue", 0),
     ],
 )
-def test_operator_transitions_change_only_rows_in_their_source_states(db, status, method, changed):
+def test_operator_transitions_change_only_rows_in_their_source_states(
+    db: None, status: str, method: str, changed: int
+) -> None:
     row = tasks.add.schedule(1, 2)
     TaskModel.objects.filter(pk=row.pk).update(status=status)
 
     assert getattr(TaskModel.objects.filter(pk=row.pk), method)() == changed
 
 
-def test_a_recovery_of_an_attempt_that_moved_on_writes_nothing(db):
+def test_a_recovery_of_an_attempt_that_moved_on_writes_nothing(db: None) -> None:
     worker = WorkerModel.objects.create(name="w", hostname="h", pid=1)
     tasks.add.schedule(1, 2)
     (claimed,) = TaskModel.objects.claim(["default"], 1, worker.pk)
@@ -100,7 +102,7 @@ def test_a_recovery_of_an_attempt_that_moved_on_writes_nothing(db):
     assert not TaskAttempt.objects.exists()
 
 
-def test_a_claim_for_a_specific_row_takes_it_only_while_it_is_created(db):
+def test_a_claim_for_a_specific_row_takes_it_only_while_it_is_created(db: None) -> None:
     row = tasks.add.schedule(1, 2)
     assert TaskModel.objects.claim_row(row) is True
     assert TaskModel.objects.claim_row(row) is False

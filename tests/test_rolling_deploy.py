@@ -4,13 +4,14 @@ that needs a newer engine than its own (``TaskModel.min_engine``, ``states.ENGIN
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
 from firefly_tasks.states import ENGINE_VERSION, TaskStatus
-from tests.conftest import wait_until
+from tests.conftest import Consumer, wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,9 @@ def runners(pks: set[int]) -> set[str]:
     return set(names)
 
 
-def test_old_and_new_consumers_side_by_side_leave_new_work_to_the_new_one(start_consumer):
+def test_old_and_new_consumers_side_by_side_leave_new_work_to_the_new_one(
+    start_consumer: Callable[..., Consumer],
+) -> None:
     old = start_consumer("--worker-name", "old", TESTAPP_ENGINE_VERSION=OLD)
     new = start_consumer("--worker-name", "new", TESTAPP_ENGINE_VERSION=NEW)
     # Both wait for work before any arrives, and each task takes a while: both claim.
@@ -52,7 +55,9 @@ def test_old_and_new_consumers_side_by_side_leave_new_work_to_the_new_one(start_
     assert engines == {"old": OLD, "new": NEW}
 
 
-def test_an_old_consumer_alone_runs_what_it_may_and_leaves_the_rest_waiting(start_consumer):
+def test_an_old_consumer_alone_runs_what_it_may_and_leaves_the_rest_waiting(
+    start_consumer: Callable[..., Consumer],
+) -> None:
     plain, newer = schedule_mixed(20)
 
     old = start_consumer("--burst", "--worker-name", "old", TESTAPP_ENGINE_VERSION=OLD)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 import zoneinfo
+from collections.abc import Callable
 from pathlib import Path
 
 import hypothesis
@@ -21,6 +22,7 @@ import pytest
 from django.core.signing import Signer
 from django.test import override_settings
 from hypothesis import strategies as st
+from pytest_django import Settings
 
 from firefly_tasks.exceptions import SerializationError
 from firefly_tasks.models import TaskModel, TaskStatus
@@ -36,6 +38,7 @@ from firefly_tasks.serialization import (
     value_preview,
 )
 from firefly_tasks.testing import run_pending_tasks
+from tests.conftest import Consumer
 from tests.testapp import tasks
 
 
@@ -66,14 +69,14 @@ def json_round_trip(value: object) -> object:
     ],
     ids=repr,
 )
-def test_json_round_trips_value_with_its_type(value):
+def test_json_round_trips_value_with_its_type(value: object) -> None:
     result = json_round_trip(value)
 
     assert result == value
     assert type(result) is type(value)
 
 
-def test_json_round_trips_aware_datetime_to_the_same_instant_and_offset():
+def test_json_round_trips_aware_datetime_to_the_same_instant_and_offset() -> None:
     value = datetime.datetime(2024, 7, 1, 12, 30, 15, 123, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
 
     result = json_round_trip(value)
@@ -83,7 +86,7 @@ def test_json_round_trips_aware_datetime_to_the_same_instant_and_offset():
     assert result.utcoffset() == datetime.timedelta(hours=2)
 
 
-def test_json_round_trips_naive_datetime_as_naive():
+def test_json_round_trips_naive_datetime_as_naive() -> None:
     value = datetime.datetime(2024, 1, 2, 3, 4, 5, 6)
 
     result = json_round_trip(value)
@@ -93,13 +96,13 @@ def test_json_round_trips_naive_datetime_as_naive():
     assert result.tzinfo is None
 
 
-def test_json_keeps_datetime_and_date_apart():
+def test_json_keeps_datetime_and_date_apart() -> None:
     # datetime is a subclass of date: the more specific type must win.
     assert type(json_round_trip(datetime.datetime(2024, 1, 1))) is datetime.datetime
     assert type(json_round_trip(datetime.date(2024, 1, 1))) is datetime.date
 
 
-def test_json_round_trips_nested_tuples_inside_lists_and_dicts():
+def test_json_round_trips_nested_tuples_inside_lists_and_dicts() -> None:
     value = {"pair": (1, (2, (3,))), "items": [(1, 2), ()], "empty": ()}
 
     result = json_round_trip(value)
@@ -110,19 +113,19 @@ def test_json_round_trips_nested_tuples_inside_lists_and_dicts():
     assert result["empty"] == ()
 
 
-def test_json_round_trips_the_call_shape_of_args_and_kwargs():
+def test_json_round_trips_the_call_shape_of_args_and_kwargs() -> None:
     value = ([1, (2, 3)], {"when": datetime.date(2024, 1, 1)})
 
     assert json_round_trip(value) == value
 
 
-def test_json_round_trips_dict_that_contains_the_tag_key():
+def test_json_round_trips_dict_that_contains_the_tag_key() -> None:
     value = {TAG: "datetime", "v": "not a datetime"}
 
     assert json_round_trip(value) == value
 
 
-def test_json_round_trips_nested_dict_with_the_tag_key_and_tagged_values():
+def test_json_round_trips_nested_dict_with_the_tag_key_and_tagged_values() -> None:
     value = {"outer": {TAG: (1, decimal.Decimal("2")), "v": [uuid.UUID(int=1)]}}
 
     result = json_round_trip(value)
@@ -131,36 +134,36 @@ def test_json_round_trips_nested_dict_with_the_tag_key_and_tagged_values():
     assert isinstance(result["outer"][TAG], tuple)
 
 
-def test_json_text_is_plain_json_that_the_admin_can_read():
+def test_json_text_is_plain_json_that_the_admin_can_read() -> None:
     text = dumps({"when": datetime.date(2024, 5, 6), "n": 1}, "json")
 
     assert json.loads(text) == {"when": {TAG: "date", "v": "2024-05-06"}, "n": 1}
 
 
-def test_json_refuses_arbitrary_objects_with_a_clear_error():
+def test_json_refuses_arbitrary_objects_with_a_clear_error() -> None:
     with pytest.raises(SerializationError, match=r"arguments\[0\]\[1\] is a object.*pickle"):
         dumps([[1, object()]], "json", what="arguments")
 
 
-def test_json_refuses_sets():
+def test_json_refuses_sets() -> None:
     with pytest.raises(SerializationError, match="set"):
         dumps({1, 2}, "json")
 
 
 @pytest.mark.parametrize("mapping", [{1: "a"}, {"a": {(1, 2): "b"}}, {None: 1}], ids=repr)
-def test_json_refuses_dicts_with_non_string_keys(mapping):
+def test_json_refuses_dicts_with_non_string_keys(mapping: object) -> None:
     with pytest.raises(SerializationError, match="non-string keys"):
         dumps(mapping, "json")
 
 
 @pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf], ids=repr)
-def test_json_refuses_nan_and_infinity_with_a_serialization_error(number):
+def test_json_refuses_nan_and_infinity_with_a_serialization_error(number: float) -> None:
     with pytest.raises(SerializationError, match=r"value\['x'\]\[0\]"):
         dumps({"x": [number]}, "json")
 
 
 @override_settings(FIREFLY_SERIALIZER="pickle")
-def test_pickle_round_trips_what_json_cannot_carry():
+def test_pickle_round_trips_what_json_cannot_carry() -> None:
     value = {frozenset({1, 2}): fractions.Fraction(1, 3), "set": {3, 4}, "nan": math.inf}
 
     text = dumps(value, "pickle")
@@ -169,7 +172,7 @@ def test_pickle_round_trips_what_json_cannot_carry():
     assert pickle.loads(base64.b64decode(text.rsplit(":", 1)[0])) == value
 
 
-def test_pickle_text_is_base64_ascii_then_its_signature():
+def test_pickle_text_is_base64_ascii_then_its_signature() -> None:
     text = dumps([1, 2], "pickle")
 
     pickled, signature = text.split(":")
@@ -178,7 +181,7 @@ def test_pickle_text_is_base64_ascii_then_its_signature():
     assert signature == Signer(salt="firefly_tasks.serialization.pickle").signature(pickled)
 
 
-def test_pickle_refuses_unpicklable_values_with_a_serialization_error():
+def test_pickle_refuses_unpicklable_values_with_a_serialization_error() -> None:
     with pytest.raises(SerializationError, match="cannot be pickled"):
         dumps(lambda: None, "pickle", what="the return value")
 
@@ -198,23 +201,23 @@ def test_pickle_refuses_unpicklable_values_with_a_serialization_error():
     ],
 )
 @override_settings(FIREFLY_SERIALIZER="pickle")
-def test_undecodable_text_raises_serialization_error(text, serializer):
+def test_undecodable_text_raises_serialization_error(text: str, serializer: str) -> None:
     with pytest.raises(SerializationError):
         loads(text, serializer)
 
 
-def test_unknown_serializer_is_refused_both_ways():
+def test_unknown_serializer_is_refused_both_ways() -> None:
     with pytest.raises(SerializationError, match="Unknown serializer 'yaml'"):
         dumps(1, "yaml")
     with pytest.raises(SerializationError, match="Unknown serializer 'yaml'"):
         loads("1", "yaml")
 
 
-def test_call_preview_renders_args_and_kwargs_like_a_call():
+def test_call_preview_renders_args_and_kwargs_like_a_call() -> None:
     assert call_preview((1, "a"), {"key": [2]}, 200) == "1, 'a', key=[2]"
 
 
-def test_previews_are_cut_to_length_with_an_ellipsis():
+def test_previews_are_cut_to_length_with_an_ellipsis() -> None:
     preview = value_preview("x" * 500, 40)
 
     assert len(preview) == 40
@@ -244,7 +247,7 @@ KINDS = ["list", "tuple", "dict", "tagged dict"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_values_nested_max_depth_deep_round_trip(kind):
+def test_values_nested_max_depth_deep_round_trip(kind: str) -> None:
     value = nest(MAX_DEPTH, kind, leaf=datetime.date(2024, 1, 1))
 
     assert json_round_trip(value) == value
@@ -252,12 +255,12 @@ def test_values_nested_max_depth_deep_round_trip(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1000, 100_000])
-def test_values_nested_deeper_than_max_depth_are_refused(kind, depth):
+def test_values_nested_deeper_than_max_depth_are_refused(kind: str, depth: int) -> None:
     with pytest.raises(SerializationError, match=rf"more than {MAX_DEPTH} deep"):
         dumps(nest(depth, kind), "json", what="arguments")
 
 
-def test_too_deep_error_says_where():
+def test_too_deep_error_says_where() -> None:
     with pytest.raises(SerializationError, match=r"^value\['a'\]\[0\]\[0\]"):
         dumps({"a": [nest(MAX_DEPTH - 1)]}, "json")
 
@@ -267,7 +270,9 @@ def test_too_deep_error_says_where():
     [10**MAX_INT_DIGITS - 1, -(10**MAX_INT_DIGITS - 1), 2**2000],
     ids=["max", "min", "2**2000"],
 )
-def test_ints_up_to_max_int_digits_round_trip_even_where_the_int_digit_limit_is_lowest(number):
+def test_ints_up_to_max_int_digits_round_trip_even_where_the_int_digit_limit_is_lowest(
+    number: int,
+) -> None:
     text = dumps(number, "json")
     previous = sys.get_int_max_str_digits()
     sys.set_int_max_str_digits(640)  # the lowest limit a consumer can run with
@@ -278,7 +283,7 @@ def test_ints_up_to_max_int_digits_round_trip_even_where_the_int_digit_limit_is_
 
 
 @pytest.mark.parametrize("number", [10**MAX_INT_DIGITS, -(10**5000)], ids=["10**640", "-10**5000"])
-def test_larger_ints_are_refused_with_the_reason(number):
+def test_larger_ints_are_refused_with_the_reason(number: int) -> None:
     with pytest.raises(SerializationError, match=r"arguments\[0\] is an int of more than 640"):
         dumps([number], "json", what="arguments")
 
@@ -286,14 +291,14 @@ def test_larger_ints_are_refused_with_the_reason(number):
 @pytest.mark.parametrize(
     "text", ["\ud800", "\udfff", "a\ud83d", "\x00", "\u2028", "😀", "\ufeff"], ids=ascii
 )
-def test_lone_surrogates_and_control_characters_round_trip_as_ascii_text(text):
+def test_lone_surrogates_and_control_characters_round_trip_as_ascii_text(text: str) -> None:
     stored = dumps({text: [text]}, "json")
 
     assert stored.isascii()
     assert json_round_trip({text: [text]}) == {text: [text]}
 
 
-def test_payload_above_the_limit_is_refused_with_the_setting():
+def test_payload_above_the_limit_is_refused_with_the_setting() -> None:
     big = "x" * (1024 * 1024)
 
     with pytest.raises(SerializationError, match=r"arguments would be stored as 1048\d\d\d bytes"):
@@ -302,7 +307,7 @@ def test_payload_above_the_limit_is_refused_with_the_setting():
         dumps(big, "json")
 
 
-def test_payload_limit_follows_the_setting_for_both_serializers(settings):
+def test_payload_limit_follows_the_setting_for_both_serializers(settings: Settings) -> None:
     settings.FIREFLY_MAX_PAYLOAD_BYTES = 2048
     settings.FIREFLY_SERIALIZER = "pickle"
 
@@ -333,12 +338,12 @@ def test_payload_limit_follows_the_setting_for_both_serializers(settings):
     ],
     ids=lambda text: ascii(text[:30]),
 )
-def test_garbage_raises_serialization_error_and_nothing_else(text):
+def test_garbage_raises_serialization_error_and_nothing_else(text: str) -> None:
     with pytest.raises(SerializationError):
         loads(text, "json")
 
 
-def test_brackets_inside_strings_do_not_count_as_nesting():
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     value = ["[" * 1000, {"{" * 1000: ']\\"[' * 1000}]
 
     assert json_round_trip(value) == value
@@ -377,7 +382,7 @@ sys.exit(0 if results == [True] * 6 else 1)
 """
 
 
-def test_decoding_on_a_small_thread_stack_never_crashes_the_process():
+def test_decoding_on_a_small_thread_stack_never_crashes_the_process() -> None:
     done = subprocess.run(
         [sys.executable, "-c", SMALL_STACK_DECODE],
         cwd=Path(__file__).resolve().parent.parent,
@@ -400,8 +405,10 @@ def same(a: object, b: object) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, list | tuple):
+        assert isinstance(b, list | tuple)  # of a's type
         return len(a) == len(b) and all(map(same, a, b))
     if isinstance(a, dict):
+        assert isinstance(b, dict)  # of a's type
         return list(a) == list(b) and all(same(a[key], b[key]) for key in a)
     if isinstance(a, decimal.Decimal | datetime.datetime | datetime.time):
         return str(a) == str(b)  # the same digits and exponent; the same instant and offset
@@ -459,19 +466,19 @@ def assert_round_trips(value: object, what: str = "value") -> None:
 
 @FAST
 @hypothesis.given(values)
-def test_any_value_round_trips_or_is_refused(value):
+def test_any_value_round_trips_or_is_refused(value: object) -> None:
     assert_round_trips(value)
 
 
 @FAST
 @hypothesis.given(deep_values())
-def test_any_deep_value_round_trips_or_is_refused(value):
+def test_any_deep_value_round_trips_or_is_refused(value: object) -> None:
     assert_round_trips(value)
 
 
 @FAST
 @hypothesis.given(st.lists(values, max_size=3), st.dictionaries(st.text(max_size=5), values))
-def test_any_call_round_trips_or_is_refused(args, kwargs):
+def test_any_call_round_trips_or_is_refused(args: list[object], kwargs: dict[str, object]) -> None:
     assert_round_trips((args, kwargs), what="arguments")
 
 
@@ -484,7 +491,7 @@ json_values = st.recursive(
 
 @FAST
 @hypothesis.given(json_values | texts)
-def test_any_stored_text_decodes_or_raises_serialization_error(stored):
+def test_any_stored_text_decodes_or_raises_serialization_error(stored: object) -> None:
     text = stored if isinstance(stored, str) else json.dumps(stored)
     with contextlib.suppress(SerializationError):
         loads(text, "json")
@@ -519,7 +526,7 @@ def largest_string_argument(limit: int) -> str:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", list(BOUNDARY_VALUES))
-def test_boundary_values_are_stored_and_read_back(name):
+def test_boundary_values_are_stored_and_read_back(name: str) -> None:
     value = BOUNDARY_VALUES[name]
 
     row = tasks.echo.schedule(value)
@@ -528,7 +535,7 @@ def test_boundary_values_are_stored_and_read_back(name):
 
 
 @pytest.mark.django_db
-def test_arguments_as_large_as_the_limit_are_stored_on_every_database():
+def test_arguments_as_large_as_the_limit_are_stored_on_every_database() -> None:
     value = largest_string_argument(1024 * 1024)
 
     row = tasks.echo.schedule(value)
@@ -542,7 +549,7 @@ def test_arguments_as_large_as_the_limit_are_stored_on_every_database():
 
 
 @pytest.mark.django_db
-def test_schedule_refuses_arguments_nested_too_deep_with_serialization_error():
+def test_schedule_refuses_arguments_nested_too_deep_with_serialization_error() -> None:
     tasks.echo.schedule(nest(MAX_DEPTH - 2))
 
     for depth in (MAX_DEPTH - 1, 494, 495, 10_000):  # 495 raised RecursionError before
@@ -553,7 +560,7 @@ def test_schedule_refuses_arguments_nested_too_deep_with_serialization_error():
 
 
 @pytest.mark.django_db
-def test_a_return_value_above_the_limit_fails_the_task(settings):
+def test_a_return_value_above_the_limit_fails_the_task(settings: Settings) -> None:
     row = tasks.echo.schedule("x" * 5000)
     settings.FIREFLY_MAX_PAYLOAD_BYTES = 4096
 
@@ -573,7 +580,7 @@ def test_a_return_value_above_the_limit_fails_the_task(settings):
     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
 )
 @hypothesis.given(values)
-def test_any_value_schedule_accepts_is_stored_run_and_returned(value):
+def test_any_value_schedule_accepts_is_stored_run_and_returned(value: object) -> None:
     try:
         row = tasks.echo.schedule(value)
     except SerializationError:
@@ -587,7 +594,9 @@ def test_any_value_schedule_accepts_is_stored_run_and_returned(value):
 
 
 @pytest.mark.slow
-def test_a_consumer_runs_boundary_values_and_fails_what_it_cannot_decode(start_consumer):
+def test_a_consumer_runs_boundary_values_and_fails_what_it_cannot_decode(
+    start_consumer: Callable[..., Consumer],
+) -> None:
     rows = {name: tasks.echo.schedule(value) for name, value in BOUNDARY_VALUES.items()}
     too_deep = tasks.echo.schedule(1)
     TaskModel.objects.filter(pk=too_deep.pk).update(params_data="[" * 10_000 + "]" * 10_000)
@@ -610,7 +619,7 @@ def test_a_consumer_runs_boundary_values_and_fails_what_it_cannot_decode(start_c
     assert TaskModel.objects.get(pk=behind.pk).returned == "behind"
 
 
-def test_loads_plain_reads_tagged_values_as_the_plain_json_they_wrap():
+def test_loads_plain_reads_tagged_values_as_the_plain_json_they_wrap() -> None:
     stored = dumps(
         (datetime.datetime(2024, 5, 31, 10, tzinfo=datetime.UTC), {"k": decimal.Decimal("1.5")}),
         "json",
@@ -619,13 +628,13 @@ def test_loads_plain_reads_tagged_values_as_the_plain_json_they_wrap():
     assert loads_plain(stored) == ["2024-05-31T10:00:00+00:00", {"k": "1.5"}]
 
 
-def test_loads_plain_unwraps_a_dict_that_holds_the_tag_key_once():
+def test_loads_plain_unwraps_a_dict_that_holds_the_tag_key_once() -> None:
     value = {TAG: "tuple", "v": 5}
 
     assert loads_plain(dumps(value, "json")) == value
 
 
-def test_loads_plain_reads_unknown_tags_as_their_stored_value():
+def test_loads_plain_reads_unknown_tags_as_their_stored_value() -> None:
     assert loads_plain(f'[{{"{TAG}": "fraction", "v": "1/3"}}]') == ["1/3"]
 
 
@@ -637,6 +646,8 @@ def test_loads_plain_reads_unknown_tags_as_their_stored_value():
         ("[" * 10_000 + "]" * 10_000, RecursionError),
     ],
 )
-def test_loads_plain_raises_what_says_why_a_payload_cannot_be_shown(text, error):
+def test_loads_plain_raises_what_says_why_a_payload_cannot_be_shown(
+    text: str, error: type[Exception]
+) -> None:
     with pytest.raises(error):
         loads_plain(text)

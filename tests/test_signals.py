@@ -29,10 +29,13 @@ ALL_SIGNALS = {
 }
 
 
+Received = list[tuple[str, dict[str, Any]]]
+
+
 @pytest.fixture
-def received() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+def received() -> Iterator[Received]:
     """Every Firefly signal sent during the test, as (name, keyword arguments)."""
-    events: list[tuple[str, dict[str, Any]]] = []
+    events: Received = []
     names = {signal: name for name, signal in ALL_SIGNALS.items()}
 
     def receiver(signal: Signal, **kwargs: Any) -> None:
@@ -57,7 +60,7 @@ def raising_receivers() -> Iterator[None]:
         signal.disconnect(dispatch_uid="test_signals.raising")
 
 
-def test_schedule_sends_task_scheduled_with_the_saved_row(db, received):
+def test_schedule_sends_task_scheduled_with_the_saved_row(db: None, received: Received) -> None:
     row = tasks.add.schedule(1, 2)
 
     ((name, kwargs),) = received
@@ -67,7 +70,7 @@ def test_schedule_sends_task_scheduled_with_the_saved_row(db, received):
     assert kwargs["task"].pk is not None
 
 
-def test_schedule_many_sends_task_scheduled_for_every_row(db, received):
+def test_schedule_many_sends_task_scheduled_for_every_row(db: None, received: Received) -> None:
     rows = tasks.add.schedule_many([(1, 2), (3, 4)])
 
     assert [(name, kwargs["task"]) for name, kwargs in received] == [
@@ -76,14 +79,16 @@ def test_schedule_many_sends_task_scheduled_for_every_row(db, received):
     ]
 
 
-def test_bad_input_sends_nothing(db, received):
+def test_bad_input_sends_nothing(db: None, received: Received) -> None:
     with pytest.raises(SerializationError):
         tasks.echo.schedule(object())
 
     assert received == []
 
 
-def test_completed_task_sends_started_then_completed_with_the_row(db, received):
+def test_completed_task_sends_started_then_completed_with_the_row(
+    db: None, received: Received
+) -> None:
     row = tasks.add.schedule(2, 3)
     received.clear()
 
@@ -98,7 +103,9 @@ def test_completed_task_sends_started_then_completed_with_the_row(db, received):
     assert completed["sender"] is TaskModel
 
 
-def test_failed_task_sends_started_then_failed_with_the_exception(db, received):
+def test_failed_task_sends_started_then_failed_with_the_exception(
+    db: None, received: Received
+) -> None:
     row = tasks.write_note_then_fail.schedule("x")
     received.clear()
 
@@ -111,7 +118,7 @@ def test_failed_task_sends_started_then_failed_with_the_exception(db, received):
     assert failed["will_retry"] is False
 
 
-def test_failure_with_retries_left_says_it_will_retry(db, received):
+def test_failure_with_retries_left_says_it_will_retry(db: None, received: Received) -> None:
     tasks.fail_with_delay.schedule()
     received.clear()
 
@@ -124,8 +131,11 @@ def test_failure_with_retries_left_says_it_will_retry(db, received):
 
 
 def test_raising_receivers_do_not_break_scheduling_or_execution(
-    db, raising_receivers, received, caplog
-):
+    db: None,
+    raising_receivers: None,
+    received: Received,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.ERROR, logger="firefly_tasks"):
         ok = tasks.add.schedule(2, 3)
         failing = tasks.write_note_then_fail.schedule("x")

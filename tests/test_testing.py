@@ -21,7 +21,7 @@ def statuses() -> dict[str, int]:
     }
 
 
-def test_run_pending_tasks_runs_every_ready_task_and_counts_attempts(db):
+def test_run_pending_tasks_runs_every_ready_task_and_counts_attempts(db: None) -> None:
     rows = tasks.add.schedule_many([(1, 2), (3, 4)])
     tasks.write_note.schedule("noted")
 
@@ -32,11 +32,11 @@ def test_run_pending_tasks_runs_every_ready_task_and_counts_attempts(db):
     assert statuses() == {"completed": 3}
 
 
-def test_run_pending_tasks_with_nothing_to_do_returns_zero(db):
+def test_run_pending_tasks_with_nothing_to_do_returns_zero(db: None) -> None:
     assert run_pending_tasks() == 0
 
 
-def test_run_pending_tasks_runs_tasks_scheduled_by_tasks(db):
+def test_run_pending_tasks_runs_tasks_scheduled_by_tasks(db: None) -> None:
     parent = tasks.schedule_child.schedule(21)
 
     assert run_pending_tasks() == 2
@@ -48,7 +48,7 @@ def test_run_pending_tasks_runs_tasks_scheduled_by_tasks(db):
     assert child.returned == 42
 
 
-def test_run_pending_tasks_runs_every_queue_by_default(db):
+def test_run_pending_tasks_runs_every_queue_by_default(db: None) -> None:
     other = tasks.write_note_other_queue.schedule("other")
     default = tasks.write_note.schedule("default")
 
@@ -59,14 +59,14 @@ def test_run_pending_tasks_runs_every_queue_by_default(db):
 
 
 @override_settings(FIREFLY_DEFAULT_QUEUE="elsewhere")
-def test_run_pending_tasks_default_queues_do_not_depend_on_the_default_queue(db):
+def test_run_pending_tasks_default_queues_do_not_depend_on_the_default_queue(db: None) -> None:
     row = tasks.write_note_other_queue.schedule("other")
 
     assert run_pending_tasks() == 1
     assert TaskModel.objects.get(pk=row.pk).status == TaskStatus.COMPLETED
 
 
-def test_run_pending_tasks_only_runs_the_queues_asked_for(db):
+def test_run_pending_tasks_only_runs_the_queues_asked_for(db: None) -> None:
     other = tasks.write_note_other_queue.schedule("other")
     default = tasks.write_note.schedule("default")
 
@@ -76,7 +76,7 @@ def test_run_pending_tasks_only_runs_the_queues_asked_for(db):
     assert TaskModel.objects.get(pk=default.pk).status == TaskStatus.CREATED
 
 
-def test_run_pending_tasks_stops_at_the_limit(db):
+def test_run_pending_tasks_stops_at_the_limit(db: None) -> None:
     tasks.add.schedule_many([(i, i) for i in range(5)])
 
     assert run_pending_tasks(limit=2) == 2
@@ -84,7 +84,7 @@ def test_run_pending_tasks_stops_at_the_limit(db):
     assert statuses() == {"completed": 2, "created": 3}
 
 
-def test_run_pending_tasks_leaves_future_tasks_alone(db):
+def test_run_pending_tasks_leaves_future_tasks_alone(db: None) -> None:
     future = tasks.add.schedule(1, 2, eta=timezone.now() + datetime.timedelta(hours=1))
 
     assert run_pending_tasks() == 0
@@ -92,7 +92,7 @@ def test_run_pending_tasks_leaves_future_tasks_alone(db):
     assert TaskModel.objects.get(pk=future.pk).status == TaskStatus.CREATED
 
 
-def test_run_pending_tasks_leaves_paused_queues_alone(db):
+def test_run_pending_tasks_leaves_paused_queues_alone(db: None) -> None:
     tasks.write_note_other_queue.schedule("paused")
     ready = tasks.write_note.schedule("ready")
     pause_queue("other")
@@ -103,7 +103,7 @@ def test_run_pending_tasks_leaves_paused_queues_alone(db):
     assert statuses() == {"completed": 1, "created": 1}
 
 
-def test_run_pending_tasks_retries_until_retries_run_out(db):
+def test_run_pending_tasks_retries_until_retries_run_out(db: None) -> None:
     succeeding = tasks.fail_twice_then_succeed.schedule()
     failing = tasks.always_fail.schedule()
 
@@ -117,7 +117,7 @@ def test_run_pending_tasks_retries_until_retries_run_out(db):
     assert failing.attempts.count() == 3
 
 
-def test_run_pending_tasks_does_not_wait_for_retry_delays(db):
+def test_run_pending_tasks_does_not_wait_for_retry_delays(db: None) -> None:
     row = tasks.fail_with_delay.schedule()
 
     assert run_pending_tasks() == 1

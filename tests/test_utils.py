@@ -14,7 +14,7 @@ from firefly_tasks.utils import task_as_dict
 from tests.testapp import tasks
 
 
-def test_task_as_dict_describes_a_scheduled_task(db):
+def test_task_as_dict_describes_a_scheduled_task(db: None) -> None:
     eta = timezone.now() + datetime.timedelta(minutes=5)
     row = tasks.fail_with_delay.schedule(eta=eta)
 
@@ -37,11 +37,11 @@ def test_task_as_dict_describes_a_scheduled_task(db):
     }
 
 
-def test_task_as_dict_formats_the_default_retry_delay_in_seconds(db):
+def test_task_as_dict_formats_the_default_retry_delay_in_seconds(db: None) -> None:
     assert task_as_dict(tasks.add.schedule(1, 2))["retry_delay"] == "120s"
 
 
-def test_task_as_dict_reports_completion(db):
+def test_task_as_dict_reports_completion(db: None) -> None:
     row = tasks.write_note_urgent.schedule("done")
     run_pending_tasks()
     row.refresh_from_db()
@@ -55,7 +55,7 @@ def test_task_as_dict_reports_completion(db):
     assert described["completed"] is not None
 
 
-def test_task_as_dict_reports_the_error_of_a_failed_task(db):
+def test_task_as_dict_reports_the_error_of_a_failed_task(db: None) -> None:
     row = tasks.write_note_then_fail.schedule("x")
     run_pending_tasks()
     row.refresh_from_db()
@@ -67,7 +67,7 @@ def test_task_as_dict_reports_the_error_of_a_failed_task(db):
     assert described["error"] == "RuntimeError: failed after writing x"
 
 
-def test_task_as_dict_is_ready_for_json_response(db):
+def test_task_as_dict_is_ready_for_json_response(db: None) -> None:
     row = tasks.add.schedule(1, 2)
 
     response = JsonResponse(task_as_dict(row))

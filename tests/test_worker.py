@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
+from collections.abc import Callable
 
 import pytest
 from django.db import connection
@@ -15,7 +16,7 @@ from django.db.models import Count
 
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel, WorkerState
 from firefly_tasks.queues import pause_queue, resume_queue
-from tests.conftest import wait_until
+from tests.conftest import Consumer, wait_until
 from tests.testapp import tasks
 from tests.testapp.models import Execution, Note
 
@@ -37,7 +38,9 @@ def count(status: str) -> int:
     return TaskModel.objects.filter(status=status).count()
 
 
-def test_kill_9_worker_is_declared_dead_and_its_tasks_completed_elsewhere(start_consumer, figure):
+def test_kill_9_worker_is_declared_dead_and_its_tasks_completed_elsewhere(
+    start_consumer: Callable[..., Consumer], figure: Callable[..., None]
+) -> None:
     rows = tasks.slow_first_attempt.schedule_many([(60,), (60,)])
     victim = start_consumer("--concurrency", "2", **FAST)
     wait_until(lambda: count(TaskStatus.RUNNING) == 2)
@@ -75,7 +78,9 @@ def test_kill_9_worker_is_declared_dead_and_its_tasks_completed_elsewhere(start_
     )
 
 
-def test_consumers_drain_while_one_is_killed_and_restarted_twice(start_consumer, figure):
+def test_consumers_drain_while_one_is_killed_and_restarted_twice(
+    start_consumer: Callable[..., Consumer], figure: Callable[..., None]
+) -> None:
     total = 5000
     tasks.record_execution.schedule_many([() for _ in range(total)])
     # Five processes share two cores here: allow a busy (not dead) worker a late heartbeat.
@@ -84,7 +89,11 @@ def test_consumers_drain_while_one_is_killed_and_restarted_twice(start_consumer,
     victim = start_consumer(**timing)
     killed_workers = []
     for threshold in (total // 5, total // 2):
-        wait_until(lambda t=threshold: count(TaskStatus.COMPLETED) >= t, timeout=120)
+
+        def reached(t: int = threshold) -> bool:
+            return count(TaskStatus.COMPLETED) >= t
+
+        wait_until(reached, timeout=120)
         killed_workers.append(WorkerModel.objects.get(pid=victim.pid).pk)
         victim.kill()
         victim = start_consumer(**timing)
@@ -122,7 +131,9 @@ def test_consumers_drain_while_one_is_killed_and_restarted_twice(start_consumer,
     )
 
 
-def test_sigterm_lets_the_running_task_finish_then_exits_zero(start_consumer):
+def test_sigterm_lets_the_running_task_finish_then_exits_zero(
+    start_consumer: Callable[..., Consumer],
+) -> None:
     row = tasks.sleep_then_note.schedule(2, "finished")
     consumer = start_consumer(**FAST, LOGGING=INFO_LOGGING)
     wait_until(lambda: Execution.objects.filter(task_id=row.pk).exists())
@@ -146,7 +157,9 @@ def test_sigterm_lets_the_running_task_finish_then_exits_zero(start_consumer):
     assert WorkerModel.objects.get(pid=consumer.pid).state == WorkerState.STOPPED
 
 
-def test_second_signal_returns_the_running_task_to_the_queue(start_consumer):
+def test_second_signal_returns_the_running_task_to_the_queue(
+    start_consumer: Callable[..., Consumer],
+) -> None:
     row = tasks.sleep_then_note.schedule(60, "never")
     consumer = start_consumer(**FAST)
     wait_until(lambda: Execution.objects.filter(task_id=row.pk).exists())
@@ -172,7 +185,8 @@ def _sever_consumer_connections() -> int:
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
-            return cursor.fetchone()[0]
+            terminated: int = cursor.fetchone()[0]
+            return terminated
         cursor.execute(
             "SELECT id FROM information_schema.processlist "
             "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
@@ -184,7 +198,9 @@ def _sever_consumer_connections() -> int:
         return len(ids)
 
 
-def test_consumers_survive_severed_database_connections(start_consumer, figure):
+def test_consumers_survive_severed_database_connections(
+    start_consumer: Callable[..., Consumer], figure: Callable[..., None]
+) -> None:
     if connection.vendor == "sqlite":
         pytest.skip("SQLite has no server connection to sever")
     total = 1500
@@ -230,7 +246,9 @@ def test_consumers_survive_severed_database_connections(start_consumer, figure):
 
 
 @pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite has no server connection")
-def test_sigterm_after_a_database_restart_records_the_stopping_state(start_consumer):
+def test_sigterm_after_a_database_restart_records_the_stopping_state(
+    start_consumer: Callable[..., Consumer],
+) -> None:
     consumer = start_consumer(**FAST)
     wait_until(lambda: WorkerModel.objects.filter(pid=consumer.pid).exists())
     # As a database restart does: the connection of the consumer's main thread, idle since
@@ -244,7 +262,9 @@ def test_sigterm_after_a_database_restart_records_the_stopping_state(start_consu
     assert WorkerModel.objects.get(pid=consumer.pid).state == WorkerState.STOPPED
 
 
-def test_paused_queue_is_not_claimed_and_drains_once_resumed(start_consumer):
+def test_paused_queue_is_not_claimed_and_drains_once_resumed(
+    start_consumer: Callable[..., Consumer],
+) -> None:
     consumer = start_consumer("--queue", "default", "--queue", "other", **FAST)
     first = tasks.write_note.schedule("before the pause")
     wait_until(lambda: TaskModel.objects.get(pk=first.pk).status == TaskStatus.COMPLETED)
@@ -264,7 +284,7 @@ def test_paused_queue_is_not_claimed_and_drains_once_resumed(start_consumer):
     assert consumer.wait() == 0
 
 
-def test_threads_share_nothing_but_the_queue(start_consumer):
+def test_threads_share_nothing_but_the_queue(start_consumer: Callable[..., Consumer]) -> None:
     # Guard against a thread-safety regression: many threads, one process, exactly once.
     tasks.record_execution.schedule_many([() for _ in range(400)])
     assert start_consumer("--burst", "--concurrency", "4").wait(120) == 0
@@ -272,7 +292,9 @@ def test_threads_share_nothing_but_the_queue(start_consumer):
     assert Execution.objects.values("task_id").distinct().count() == 400
 
 
-def test_postgres_notify_wakes_an_idle_consumer_at_once(start_consumer):
+def test_postgres_notify_wakes_an_idle_consumer_at_once(
+    start_consumer: Callable[..., Consumer],
+) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY wake-ups are PostgreSQL's; elsewhere consumers poll")
     # Polling every hour: only a notification can start the task within the test's bound, ten

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import pytest
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import reverse
@@ -16,6 +19,9 @@ from firefly_admin.models import Task
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerState
 from tests.admin.conftest import make_attempt, make_task, make_worker
 from tests.testapp import tasks
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse
 
 CHANGELIST = reverse("admin:firefly_admin_task_changelist")
 ALL_STATES = (
@@ -31,7 +37,9 @@ def one_of_each() -> dict[str, TaskModel]:
     return {status: make_task(status) for status in ALL_STATES}
 
 
-def run_action(client: Client, action: str, rows, url: str = CHANGELIST, **extra):
+def run_action(
+    client: Client, action: str, rows: Iterable[TaskModel], url: str = CHANGELIST, **extra: object
+) -> TestResponse:
     data = {"action": action, "index": 0, "_selected_action": [row.pk for row in rows], **extra}
     return client.post(url, data, follow=True)
 
@@ -40,17 +48,23 @@ def statuses(rows: dict[str, TaskModel]) -> dict[str, str]:
     return {name: TaskModel.objects.get(pk=row.pk).status for name, row in rows.items()}
 
 
-def messages_of(response) -> list[str]:
+def messages_of(response: TestResponse) -> list[str]:
     return [str(message) for message in response.context["messages"]]
 
 
 def logged_ids(flag: int = CHANGE) -> set[int]:
     content_type = ContentType.objects.get_for_model(Task, for_concrete_model=False)
     entries = LogEntry.objects.filter(content_type=content_type, action_flag=flag)
-    return {int(pk) for pk in entries.values_list("object_id", flat=True)}
+    logged = set()
+    for pk in entries.values_list("object_id", flat=True):
+        assert pk is not None
+        logged.add(int(pk))
+    return logged
 
 
-def test_requeue_turns_failed_and_cancelled_tasks_into_ready_ones_and_keeps_attempts(admin_client):
+def test_requeue_turns_failed_and_cancelled_tasks_into_ready_ones_and_keeps_attempts(
+    admin_client: Client,
+) -> None:
     rows = one_of_each()
     make_attempt(rows["failed"])
     # A worker that failed it after retries, as the row would read then.
@@ -77,7 +91,7 @@ def test_requeue_turns_failed_and_cancelled_tasks_into_ready_ones_and_keeps_atte
     assert logged_ids() == {rows["failed"].pk, rows["cancelled"].pk}
 
 
-def test_cancel_touches_only_tasks_waiting_to_run(admin_client):
+def test_cancel_touches_only_tasks_waiting_to_run(admin_client: Client) -> None:
     rows = one_of_each()
 
     response = run_action(admin_client, "cancel_tasks", rows.values())
@@ -88,7 +102,7 @@ def test_cancel_touches_only_tasks_waiting_to_run(admin_client):
     assert logged_ids() == {rows["created"].pk}
 
 
-def test_rename_asks_for_a_registered_name_first(admin_client):
+def test_rename_asks_for_a_registered_name_first(admin_client: Client) -> None:
     rows = one_of_each()
 
     response = run_action(admin_client, "rename_tasks", rows.values())
@@ -103,7 +117,7 @@ def test_rename_asks_for_a_registered_name_first(admin_client):
     assert TaskModel.objects.filter(func_name=tasks.add.name).count() == 5
 
 
-def test_rename_moves_tasks_that_are_not_running(admin_client):
+def test_rename_moves_tasks_that_are_not_running(admin_client: Client) -> None:
     rows = one_of_each()
 
     response = run_action(
@@ -121,7 +135,9 @@ def test_rename_moves_tasks_that_are_not_running(admin_client):
 @pytest.mark.parametrize(
     "name", ["os.system", "tests.testapp.tasks", "tests.testapp.tasks.nope", ""]
 )
-def test_rename_refuses_a_name_that_is_not_a_registered_task(admin_client, name):
+def test_rename_refuses_a_name_that_is_not_a_registered_task(
+    admin_client: Client, name: str
+) -> None:
     task = make_task(TaskStatus.FAILED)
 
     response = run_action(admin_client, "rename_tasks", [task], apply="1", func_name=name)
@@ -132,7 +148,9 @@ def test_rename_refuses_a_name_that_is_not_a_registered_task(admin_client, name)
     assert not LogEntry.objects.exists()
 
 
-def test_delete_confirms_with_counts_then_deletes_all_but_running_tasks(admin_client):
+def test_delete_confirms_with_counts_then_deletes_all_but_running_tasks(
+    admin_client: Client,
+) -> None:
     rows = one_of_each()
     for number in range(1, 41):
         make_attempt(rows["failed"], number)
@@ -180,7 +198,7 @@ ORPHANS = ("no worker", "worker pruned", "worker stopped", "worker dead")
 HELD = ("live worker", "just claimed")
 
 
-def test_requeue_returns_orphaned_running_tasks_to_the_queue(admin_client):
+def test_requeue_returns_orphaned_running_tasks_to_the_queue(admin_client: Client) -> None:
     rows = running_tasks()
 
     response = run_action(admin_client, "requeue_tasks", rows.values())
@@ -199,7 +217,7 @@ def test_requeue_returns_orphaned_running_tasks_to_the_queue(admin_client):
     assert logged_ids() == {rows[name].pk for name in ORPHANS}
 
 
-def test_cancel_ends_orphaned_running_tasks(admin_client):
+def test_cancel_ends_orphaned_running_tasks(admin_client: Client) -> None:
     rows = running_tasks()
 
     response = run_action(admin_client, "cancel_tasks", rows.values())
@@ -212,7 +230,9 @@ def test_cancel_ends_orphaned_running_tasks(admin_client):
     assert logged_ids() == {rows[name].pk for name in ORPHANS}
 
 
-def test_delete_removes_orphaned_running_tasks_but_not_those_a_live_worker_holds(admin_client):
+def test_delete_removes_orphaned_running_tasks_but_not_those_a_live_worker_holds(
+    admin_client: Client,
+) -> None:
     rows = running_tasks()
 
     confirm = run_action(admin_client, "delete_tasks", rows.values())
@@ -225,7 +245,7 @@ def test_delete_removes_orphaned_running_tasks_but_not_those_a_live_worker_holds
     assert set(TaskModel.objects.values_list("pk", flat=True)) == {rows[name].pk for name in HELD}
 
 
-def test_an_orphaned_task_page_offers_requeue_cancel_and_delete(admin_client):
+def test_an_orphaned_task_page_offers_requeue_cancel_and_delete(admin_client: Client) -> None:
     rows = running_tasks()
 
     for name, row in rows.items():
@@ -250,19 +270,22 @@ def test_an_orphaned_task_page_offers_requeue_cancel_and_delete(admin_client):
     assert set(TaskModel.objects.values_list("pk", flat=True)) == {rows[name].pk for name in HELD}
 
 
-def test_actions_never_run_on_a_get(admin_client):
+def test_actions_never_run_on_a_get(admin_client: Client) -> None:
     task = make_task(TaskStatus.FAILED)
 
-    response = admin_client.get(
-        CHANGELIST, {"action": "requeue_tasks", "index": 0, "_selected_action": task.pk}
-    )
+    query: dict[str, str | int] = {
+        "action": "requeue_tasks",
+        "index": 0,
+        "_selected_action": task.pk,
+    }
+    response = admin_client.get(CHANGELIST, query)
 
     assert response.status_code in (200, 302)
     assert TaskModel.objects.get(pk=task.pk).status == "failed"
     assert not LogEntry.objects.exists()
 
 
-def test_actions_need_the_csrf_token(admin_user):
+def test_actions_need_the_csrf_token(admin_user: User) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(admin_user)
     task = make_task(TaskStatus.FAILED)
@@ -275,7 +298,7 @@ def test_actions_need_the_csrf_token(admin_user):
     assert TaskModel.objects.get(pk=task.pk).status == "failed"
 
 
-def test_an_action_started_from_the_task_page_returns_to_it(admin_client):
+def test_an_action_started_from_the_task_page_returns_to_it(admin_client: Client) -> None:
     task = make_task(TaskStatus.FAILED)
     page = admin_client.get(reverse("admin:firefly_admin_task_change", args=[task.pk]))
     assert 'value="requeue_tasks"' in page.content.decode()
@@ -291,12 +314,13 @@ def test_an_action_started_from_the_task_page_returns_to_it(admin_client):
 
 
 def test_select_across_requeues_ten_thousand_failed_tasks_in_one_quick_request(
-    admin_client, figure
-):
+    admin_client: Client, figure: Callable[..., None]
+) -> None:
     tasks.always_fail.schedule_many([() for _ in range(10_000)])
     TaskModel.objects.update(status=TaskStatus.FAILED, failed=timezone.now(), error="E")
     make_task(TaskStatus.RUNNING)
     one = TaskModel.objects.filter(status=TaskStatus.FAILED).first()
+    assert one is not None
 
     began = time.perf_counter()
     response = admin_client.post(

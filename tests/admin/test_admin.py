@@ -7,13 +7,16 @@ import pickle
 import re
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from pytest_django import DjangoAssertNumQueries, Settings
 
 from firefly_admin.pagination import CappedCountPaginator
 from firefly_tasks.exceptions import SerializationError
@@ -23,6 +26,9 @@ from tests.admin import tasks as admin_tasks
 from tests.admin.conftest import make_attempt, make_task, make_worker
 from tests.testapp import tasks
 
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse
+
 CHANGELIST = reverse("admin:firefly_admin_task_changelist")
 WORKERS = reverse("admin:firefly_admin_worker_changelist")
 
@@ -31,14 +37,14 @@ def change_url(task: TaskModel) -> str:
     return reverse("admin:firefly_admin_task_change", args=[task.pk])
 
 
-def listed_ids(response) -> set[int]:
+def listed_ids(response: TestResponse) -> set[int]:
     return {row.pk for row in response.context["cl"].result_list}
 
 
 # The list ------------------------------------------------------------------------------------
 
 
-def test_changelist_shows_every_column_with_a_status_badge(admin_client):
+def test_changelist_shows_every_column_with_a_status_badge(admin_client: Client) -> None:
     task = make_task(TaskStatus.FAILED, priority=7)
 
     response = admin_client.get(CHANGELIST)
@@ -65,7 +71,9 @@ def test_changelist_shows_every_column_with_a_status_badge(admin_client):
         ("created_after=2020-02-01", {"created", "failed", "report"}),
     ],
 )
-def test_changelist_filters_by_status_queue_task_and_date_range(admin_client, query, expected):
+def test_changelist_filters_by_status_queue_task_and_date_range(
+    admin_client: Client, query: str, expected: set[str]
+) -> None:
     rows = {
         "created": make_task(TaskStatus.CREATED),
         "failed": make_task(TaskStatus.FAILED),
@@ -81,7 +89,9 @@ def test_changelist_filters_by_status_queue_task_and_date_range(admin_client, qu
     assert listed_ids(response) == {rows[name].pk for name in expected}
 
 
-def test_filter_choices_come_from_the_registry_and_known_queues_never_the_table(admin_client):
+def test_filter_choices_come_from_the_registry_and_known_queues_never_the_table(
+    admin_client: Client,
+) -> None:
     make_task(TaskStatus.CREATED, queue="legacy-queue", func_name="gone.module.task")
     pause_queue("paused-queue")
 
@@ -100,20 +110,20 @@ def test_filter_choices_come_from_the_registry_and_known_queues_never_the_table(
     assert not [q for q in queries.captured_queries if "DISTINCT" in q["sql"].upper()]
 
 
-def test_a_bad_date_in_the_range_filter_is_refused(admin_client):
+def test_a_bad_date_in_the_range_filter_is_refused(admin_client: Client) -> None:
     response = admin_client.get(f"{CHANGELIST}?created_after=yesterday")
     assert response.status_code == 302
     assert response["Location"].endswith("?e=1")
 
 
-def test_date_range_form_keeps_the_other_filters(admin_client):
+def test_date_range_form_keeps_the_other_filters(admin_client: Client) -> None:
     response = admin_client.get(f"{CHANGELIST}?status=failed&q=add")
     html = response.content.decode()
     assert '<input type="hidden" name="status" value="failed">' in html
     assert '<input type="hidden" name="q" value="add">' in html
 
 
-def test_search_finds_a_task_by_id_or_by_part_of_its_name(admin_client):
+def test_search_finds_a_task_by_id_or_by_part_of_its_name(admin_client: Client) -> None:
     first = make_task()
     report = admin_tasks.build_report.schedule("x")
 
@@ -123,7 +133,9 @@ def test_search_finds_a_task_by_id_or_by_part_of_its_name(admin_client):
     assert listed_ids(admin_client.get(f"{CHANGELIST}?q=99999999999999999999999")) == set()
 
 
-def test_counts_stop_at_a_limit_and_say_so(admin_client, monkeypatch):
+def test_counts_stop_at_a_limit_and_say_so(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(CappedCountPaginator, "count_limit", 5)
     tasks.add.schedule_many([(i, i) for i in range(8)])
 
@@ -136,7 +148,9 @@ def test_counts_stop_at_a_limit_and_say_so(admin_client, monkeypatch):
     assert counts and all("LIMIT" in sql.upper() for sql in counts)
 
 
-def test_changelist_runs_few_queries(operator_client, django_assert_max_num_queries):
+def test_changelist_runs_few_queries(
+    operator_client: Client, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
     tasks.add.schedule_many([(i, i) for i in range(120)])
     make_task(TaskStatus.FAILED)
 
@@ -147,7 +161,7 @@ def test_changelist_runs_few_queries(operator_client, django_assert_max_num_quer
     assert len(response.context["cl"].result_list) == 50
 
 
-def test_changelist_never_loads_the_payloads(admin_client):
+def test_changelist_never_loads_the_payloads(admin_client: Client) -> None:
     tasks.echo.schedule("x" * 10_000)
 
     with CaptureQueriesContext(connection) as queries:
@@ -161,7 +175,7 @@ def test_changelist_never_loads_the_payloads(admin_client):
 # Read-only rows ------------------------------------------------------------------------------
 
 
-def test_nobody_adds_or_edits_a_task_by_hand(admin_client):
+def test_nobody_adds_or_edits_a_task_by_hand(admin_client: Client) -> None:
     task = make_task(TaskStatus.FAILED)
 
     assert admin_client.get(reverse("admin:firefly_admin_task_add")).status_code == 403
@@ -180,8 +194,8 @@ def test_nobody_adds_or_edits_a_task_by_hand(admin_client):
 
 @pytest.mark.parametrize("hidden", [["password", "token"]])
 def test_detail_shows_json_arguments_and_result_with_hidden_args_masked(
-    admin_client, settings, hidden
-):
+    admin_client: Client, settings: Settings, hidden: list[str]
+) -> None:
     settings.FIREFLY_ADMIN_HIDDEN_ARGS = hidden
     task = admin_tasks.sign_in.schedule("ada", "hunter2", token="t0k3n")
     TaskModel.objects.filter(pk=task.pk).update(
@@ -199,7 +213,9 @@ def test_detail_shows_json_arguments_and_result_with_hidden_args_masked(
     assert "********" in html
 
 
-def test_pickle_rows_show_the_stored_preview_and_are_never_unpickled(admin_client, monkeypatch):
+def test_pickle_rows_show_the_stored_preview_and_are_never_unpickled(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     task = make_task(
         TaskStatus.COMPLETED,
         serializer="pickle",
@@ -210,7 +226,7 @@ def test_pickle_rows_show_the_stored_preview_and_are_never_unpickled(admin_clien
         params_data="gARLAUsChpR9lIaULg==", returned_data="gARLAy4="
     )
 
-    def refuse(*args, **kwargs):
+    def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the admin unpickled a payload")
 
     monkeypatch.setattr(pickle, "loads", refuse)
@@ -222,7 +238,7 @@ def test_pickle_rows_show_the_stored_preview_and_are_never_unpickled(admin_clien
     assert '<pre class="ff-pre">3</pre>' in html
 
 
-def test_detail_lists_every_attempt_and_a_timeline(admin_client):
+def test_detail_lists_every_attempt_and_a_timeline(admin_client: Client) -> None:
     worker = make_worker()
     task = make_task(TaskStatus.FAILED, worker=worker, attempt=2)
     make_attempt(
@@ -260,7 +276,7 @@ def test_detail_lists_every_attempt_and_a_timeline(admin_client):
     assert "Task failed" in timeline
 
 
-def test_html_in_params_results_errors_and_tracebacks_is_escaped(admin_client):
+def test_html_in_params_results_errors_and_tracebacks_is_escaped(admin_client: Client) -> None:
     evil = "<script>alert(1)</script>"
     task = tasks.echo.schedule(evil)
     TaskModel.objects.filter(pk=task.pk).update(
@@ -281,7 +297,7 @@ def test_html_in_params_results_errors_and_tracebacks_is_escaped(admin_client):
     )
 
 
-def test_html_in_a_result_is_escaped(admin_client):
+def test_html_in_a_result_is_escaped(admin_client: Client) -> None:
     evil = "<img src=x onerror=alert(1)>"
     task = tasks.echo.schedule(evil)
     TaskModel.objects.filter(pk=task.pk).update(
@@ -316,7 +332,7 @@ def deepest_call_schedule_accepts() -> TaskModel:
     raise AssertionError("schedule() refused every depth")
 
 
-def written_straight_to_the_table(**fields) -> Callable[[], TaskModel]:
+def written_straight_to_the_table(**fields: object) -> Callable[[], TaskModel]:
     return lambda: TaskModel.objects.create(func_name=tasks.echo.name, queue="default", **fields)
 
 
@@ -363,7 +379,9 @@ ROWS = {
 
 
 @pytest.mark.parametrize(("make", "shown"), ROWS.values(), ids=ROWS)
-def test_every_page_renders_whatever_a_row_holds(admin_client, make, shown):
+def test_every_page_renders_whatever_a_row_holds(
+    admin_client: Client, make: Callable[[], TaskModel], shown: str
+) -> None:
     """Each row in each state, on every page that shows tasks: never a 500."""
     worker = make_worker()
     rows = [make() for _ in TaskStatus]
@@ -397,7 +415,7 @@ def test_every_page_renders_whatever_a_row_holds(admin_client, make, shown):
     assert shown in completed
 
 
-def test_delete_page_summarises_attempts_instead_of_listing_them(admin_client):
+def test_delete_page_summarises_attempts_instead_of_listing_them(admin_client: Client) -> None:
     task = make_task(TaskStatus.FAILED)
     for number in range(1, 31):
         make_attempt(task, number)
@@ -412,7 +430,7 @@ def test_delete_page_summarises_attempts_instead_of_listing_them(admin_client):
     )
 
 
-def test_running_task_cannot_be_deleted_from_its_page(admin_client):
+def test_running_task_cannot_be_deleted_from_its_page(admin_client: Client) -> None:
     task = make_task(TaskStatus.RUNNING)
     url = reverse("admin:firefly_admin_task_delete", args=[task.pk])
 
@@ -420,7 +438,7 @@ def test_running_task_cannot_be_deleted_from_its_page(admin_client):
     assert TaskModel.objects.filter(pk=task.pk).exists()
 
 
-def test_delete_from_the_task_page_removes_it_with_its_attempts(admin_client):
+def test_delete_from_the_task_page_removes_it_with_its_attempts(admin_client: Client) -> None:
     task = make_task(TaskStatus.FAILED)
     make_attempt(task)
 
@@ -435,7 +453,9 @@ def test_delete_from_the_task_page_removes_it_with_its_attempts(admin_client):
 # Workers -------------------------------------------------------------------------------------
 
 
-def test_workers_list_shows_liveness_and_links_to_the_tasks_each_ran(admin_client, settings):
+def test_workers_list_shows_liveness_and_links_to_the_tasks_each_ran(
+    admin_client: Client, settings: Settings
+) -> None:
     settings.FIREFLY_HEARTBEAT_INTERVAL = 5
     settings.FIREFLY_WORKER_TIMEOUT = 30
     now = timezone.now()
@@ -457,7 +477,7 @@ def test_workers_list_shows_liveness_and_links_to_the_tasks_each_ran(admin_clien
         assert f"{CHANGELIST}?worker={worker.pk}" in row
 
 
-def test_tasks_filtered_by_worker_are_those_it_ran_or_runs(admin_client):
+def test_tasks_filtered_by_worker_are_those_it_ran_or_runs(admin_client: Client) -> None:
     worker, other = make_worker("w1"), make_worker("w2")
     ran_twice = make_task(TaskStatus.COMPLETED)
     make_attempt(ran_twice, 1, worker=worker, outcome="failed")
@@ -473,7 +493,7 @@ def test_tasks_filtered_by_worker_are_those_it_ran_or_runs(admin_client):
     assert "w1" in response.content.decode()
 
 
-def test_workers_are_read_only(admin_client):
+def test_workers_are_read_only(admin_client: Client) -> None:
     worker = make_worker()
 
     assert admin_client.get(reverse("admin:firefly_admin_worker_add")).status_code == 403
@@ -492,7 +512,7 @@ def test_workers_are_read_only(admin_client):
 # What view-only staff see --------------------------------------------------------------------
 
 
-def test_view_only_staff_see_no_mutation_controls(staff_client):
+def test_view_only_staff_see_no_mutation_controls(staff_client: Callable[..., Client]) -> None:
     client = staff_client("view_task", "view_worker")
     failed = make_task(TaskStatus.FAILED)
 
@@ -509,13 +529,13 @@ def test_view_only_staff_see_no_mutation_controls(staff_client):
     assert 'name="queue"' not in dashboard.split('id="ff-tasks-title"')[0]
 
 
-def test_staff_without_view_permission_are_refused(staff_client):
+def test_staff_without_view_permission_are_refused(staff_client: Callable[..., Client]) -> None:
     client = staff_client()
     assert client.get(CHANGELIST).status_code == 403
     assert client.get(reverse("admin:firefly_admin_task_dashboard")).status_code == 403
 
 
-def test_permissions_are_defined_on_firefly_admin(db):
+def test_permissions_are_defined_on_firefly_admin(db: None) -> None:
     codenames = set(
         Permission.objects.filter(content_type__app_label="firefly_admin").values_list(
             "codename", flat=True
@@ -526,8 +546,8 @@ def test_permissions_are_defined_on_firefly_admin(db):
 
 
 def test_task_page_runs_few_queries_however_many_attempts(
-    operator_client, django_assert_max_num_queries
-):
+    operator_client: Client, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
     task = make_task(TaskStatus.FAILED, worker=make_worker("w"))
     for number in range(1, 21):
         make_attempt(task, number)
@@ -539,8 +559,8 @@ def test_task_page_runs_few_queries_however_many_attempts(
 
 
 def test_worker_list_runs_few_queries_however_many_workers(
-    operator_client, django_assert_max_num_queries
-):
+    operator_client: Client, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
     for index in range(30):
         make_task(TaskStatus.RUNNING, worker=make_worker(f"w{index}"))
 

@@ -7,15 +7,22 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.urls import reverse
+from pytest_django import Settings
+from pytest_django.live_server_helper import LiveServer
 
 from firefly_tasks.models import QueueModel, TaskModel, TaskStatus
 from tests.admin.conftest import make_task
+from tests.conftest import Consumer
 from tests.testapp import tasks
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -38,7 +45,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         if os.environ.get("FIREFLY_REQUIRE_BROWSER"):
             pytest.fail(f"FIREFLY_REQUIRE_BROWSER is set but {CHROMIUM} does not exist")
@@ -57,12 +64,12 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 @pytest.fixture
-def operator(transactional_db: None, django_user_model: Any) -> Any:
+def operator(transactional_db: None, django_user_model: type[User]) -> User:
     return django_user_model.objects.create_superuser("operator", password="secret")
 
 
 @pytest.fixture
-def fast_polling(settings: Any) -> None:
+def fast_polling(settings: Settings) -> None:
     settings.FIREFLY_ADMIN_POLL_INTERVAL = 0.3
 
 
@@ -83,7 +90,7 @@ def outside_the_event_loop(function: Callable[[], Any]) -> Any:
     return result[0]
 
 
-def log_in(browser: Any, live_server: Any, next_url: str, **context: Any) -> Any:
+def log_in(browser: Browser, live_server: Any, next_url: str, **context: Any) -> Any:
     page = browser.new_context(**context).new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(f"{live_server.url}{reverse('admin:login')}?next={next_url}")
@@ -95,8 +102,12 @@ def log_in(browser: Any, live_server: Any, next_url: str, **context: Any) -> Any
 
 
 def test_queue_depth_follows_scheduling_and_a_real_consumer(
-    browser, live_server, operator, fast_polling, start_consumer
-):
+    browser: Browser,
+    live_server: LiveServer,
+    operator: User,
+    fast_polling: None,
+    start_consumer: Callable[..., Consumer],
+) -> None:
     from playwright.sync_api import expect
 
     page = log_in(browser, live_server, reverse("admin:firefly_admin_task_dashboard"))
@@ -114,7 +125,9 @@ def test_queue_depth_follows_scheduling_and_a_real_consumer(
     expect(page.locator("#ff-tasks tbody tr")).to_have_count(7)
 
 
-def test_pausing_a_queue_works_with_javascript_off(browser, live_server, operator):
+def test_pausing_a_queue_works_with_javascript_off(
+    browser: Browser, live_server: LiveServer, operator: User
+) -> None:
     page = log_in(
         browser,
         live_server,
@@ -132,7 +145,9 @@ def test_pausing_a_queue_works_with_javascript_off(browser, live_server, operato
     assert page.locator("button[aria-label='Resume queue default']").count() == 1
 
 
-def test_requeue_a_failed_task_from_the_changelist(browser, live_server, operator):
+def test_requeue_a_failed_task_from_the_changelist(
+    browser: Browser, live_server: LiveServer, operator: User
+) -> None:
     failed = outside_the_event_loop(lambda: make_task(TaskStatus.FAILED))
     outside_the_event_loop(lambda: make_task(TaskStatus.COMPLETED))
     changelist = reverse("admin:firefly_admin_task_changelist")

@@ -3,32 +3,34 @@
 from __future__ import annotations
 
 import pytest
+from django.core.checks import CheckMessage
+from pytest_django import Settings
 
 from firefly_admin.checks import check_installed, check_settings
 
 
-def ids(messages) -> list[str]:
+def ids(messages: list[CheckMessage]) -> list[str | None]:
     return [message.id for message in messages]
 
 
-def test_the_test_settings_pass():
+def test_the_test_settings_pass() -> None:
     assert check_settings() == []
     assert check_installed() == []
 
 
 @pytest.mark.parametrize("value", [0, -1, "2", True, None])
-def test_poll_interval_must_be_a_positive_number(settings, value):
+def test_poll_interval_must_be_a_positive_number(settings: Settings, value: object) -> None:
     settings.FIREFLY_ADMIN_POLL_INTERVAL = value
     assert ids(check_settings()) == ["firefly_admin.E001"]
 
 
-def test_a_sub_second_poll_interval_is_a_warning(settings):
+def test_a_sub_second_poll_interval_is_a_warning(settings: Settings) -> None:
     settings.FIREFLY_ADMIN_POLL_INTERVAL = 0.5
     assert ids(check_settings()) == ["firefly_admin.W001"]
 
 
 @pytest.mark.parametrize("value", ["password", ["password", 3], [""], None])
-def test_hidden_args_must_be_a_list_of_names(settings, value):
+def test_hidden_args_must_be_a_list_of_names(settings: Settings, value: object) -> None:
     settings.FIREFLY_ADMIN_HIDDEN_ARGS = value
     assert ids(check_settings()) == ["firefly_admin.E002"]
 
@@ -41,11 +43,11 @@ def test_hidden_args_must_be_a_list_of_names(settings, value):
         ("django_filters", "firefly_admin.E005"),
     ],
 )
-def test_required_apps_must_be_installed(settings, app, check_id):
+def test_required_apps_must_be_installed(settings: Settings, app: str, check_id: str) -> None:
     settings.INSTALLED_APPS = [name for name in settings.INSTALLED_APPS if name != app]
     assert check_id in ids(check_installed())
 
 
-def test_the_htmx_middleware_must_be_installed(settings):
+def test_the_htmx_middleware_must_be_installed(settings: Settings) -> None:
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "htmx" not in m]
     assert ids(check_installed()) == ["firefly_admin.E006"]

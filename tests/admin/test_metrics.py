@@ -6,6 +6,7 @@ import datetime
 
 import pytest
 from django.utils import timezone
+from pytest_django import DjangoAssertNumQueries, Settings
 
 from firefly_admin.metrics import CHART_HEIGHT, MINUTES, liveness, queue_stats, worker_statuses
 from firefly_tasks.models import TaskStatus, WorkerModel, WorkerState
@@ -29,8 +30,8 @@ pytestmark = pytest.mark.django_db
     ],
 )
 def test_liveness_compares_the_last_heartbeat_with_interval_and_timeout(
-    settings, silent, state, expected
-):
+    settings: Settings, silent: float, state: WorkerState, expected: str
+) -> None:
     settings.FIREFLY_HEARTBEAT_INTERVAL = 5
     settings.FIREFLY_WORKER_TIMEOUT = 30
     now = timezone.now()
@@ -38,7 +39,7 @@ def test_liveness_compares_the_last_heartbeat_with_interval_and_timeout(
     assert liveness(worker, now) == expected
 
 
-def test_queue_stats_run_four_queries(django_assert_num_queries):
+def test_queue_stats_run_four_queries(django_assert_num_queries: DjangoAssertNumQueries) -> None:
     make_task(TaskStatus.CREATED)
     make_task(TaskStatus.COMPLETED, queue="other")
     pause_queue("maintenance")
@@ -48,7 +49,7 @@ def test_queue_stats_run_four_queries(django_assert_num_queries):
     assert [queue.name for queue in stats if queue.paused] == ["maintenance"]
 
 
-def test_completions_land_in_their_minute_of_the_last_hour():
+def test_completions_land_in_their_minute_of_the_last_hour() -> None:
     now = timezone.now()
     for minutes_ago, count in ((0, 3), (10, 1), (59, 2), (61, 5)):
         for _ in range(count):
@@ -65,7 +66,7 @@ def test_completions_land_in_their_minute_of_the_last_hour():
     assert tallest.count == 3 and tallest.y == CHART_HEIGHT - tallest.height
 
 
-def test_oldest_ready_ignores_scheduled_tasks():
+def test_oldest_ready_ignores_scheduled_tasks() -> None:
     now = timezone.now()
     make_task(TaskStatus.CREATED, not_before=now - datetime.timedelta(seconds=90))
     make_task(TaskStatus.CREATED, not_before=now + datetime.timedelta(hours=1))
@@ -77,7 +78,9 @@ def test_oldest_ready_ignores_scheduled_tasks():
     assert 89 <= default.oldest_ready_age.total_seconds() <= 91
 
 
-def test_worker_statuses_skip_old_stopped_workers_and_list_running_tasks(django_assert_num_queries):
+def test_worker_statuses_skip_old_stopped_workers_and_list_running_tasks(
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
     now = timezone.now()
     busy = make_worker("busy", concurrency=2)
     make_worker("old", state=WorkerState.STOPPED, last_heartbeat=now - datetime.timedelta(days=2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pytest_django import Settings
 
 from firefly_admin.previews import (
     MASK,
@@ -23,11 +24,11 @@ HIDDEN = ["password", "token"]
 
 
 @pytest.fixture(autouse=True)
-def hidden_args(settings):
+def hidden_args(settings: Settings) -> None:
     settings.FIREFLY_ADMIN_HIDDEN_ARGS = HIDDEN
 
 
-def test_mask_value_masks_hidden_keys_at_any_depth_whatever_their_case():
+def test_mask_value_masks_hidden_keys_at_any_depth_whatever_their_case() -> None:
     value = {"user": "ada", "Password": "x", "nested": [{"token": "y", "keep": 1}]}
     assert mask_value(value) == {
         "user": "ada",
@@ -47,12 +48,12 @@ def test_mask_value_masks_hidden_keys_at_any_depth_whatever_their_case():
         ("passwords='not hidden'", "passwords='not hidden'"),
     ],
 )
-def test_mask_text_masks_keyword_and_dict_forms_in_previews(text, expected):
+def test_mask_text_masks_keyword_and_dict_forms_in_previews(text: str, expected: str) -> None:
     assert mask_text(text) == expected
 
 
 @pytest.mark.django_db
-def test_params_text_masks_arguments_passed_by_keyword_or_by_position():
+def test_params_text_masks_arguments_passed_by_keyword_or_by_position() -> None:
     by_position = admin_tasks.sign_in.schedule("ada", "hunter2", token="t0k3n")
 
     shown = json.loads(params_text(by_position))
@@ -61,14 +62,14 @@ def test_params_text_masks_arguments_passed_by_keyword_or_by_position():
 
 
 @pytest.mark.django_db
-def test_the_stored_preview_is_masked_by_position_too():
+def test_the_stored_preview_is_masked_by_position_too() -> None:
     task = admin_tasks.sign_in.schedule("ada", "hunter2, with comma", token="t")
 
     assert params_preview_text(task) == f"'ada', '{MASK}', token='{MASK}'"
 
 
 @pytest.mark.django_db
-def test_unregistered_tasks_still_mask_keywords():
+def test_unregistered_tasks_still_mask_keywords() -> None:
     task = TaskModel.objects.create(
         func_name="gone.module.task",
         queue="default",
@@ -78,7 +79,7 @@ def test_unregistered_tasks_still_mask_keywords():
     assert json.loads(params_text(task)) == {"args": ["a"], "kwargs": {"password": MASK}}
 
 
-def test_pickle_rows_use_the_previews_only():
+def test_pickle_rows_use_the_previews_only() -> None:
     task = TaskModel(
         func_name="x.y",
         serializer="pickle",
@@ -91,7 +92,7 @@ def test_pickle_rows_use_the_previews_only():
     assert result_text(task) == f"{{'token': '{MASK}'}}"
 
 
-def test_unreadable_json_says_why_and_falls_back_to_the_preview():
+def test_unreadable_json_says_why_and_falls_back_to_the_preview() -> None:
     task = TaskModel(func_name="x.y", serializer="json", params_data="{oops", params_preview="1, 2")
 
     text = params_text(task)
@@ -117,7 +118,7 @@ GARBAGE = {
 
 
 @pytest.mark.parametrize(("stored", "reason"), GARBAGE.values(), ids=GARBAGE)
-def test_garbage_payloads_read_as_undecodable_with_the_reason(stored, reason):
+def test_garbage_payloads_read_as_undecodable_with_the_reason(stored: str, reason: str) -> None:
     task = TaskModel(func_name="x.y", params_data=stored, returned_data=stored)
 
     for text in (params_text(task), result_text(task)):
@@ -126,13 +127,13 @@ def test_garbage_payloads_read_as_undecodable_with_the_reason(stored, reason):
 
 
 @pytest.mark.parametrize("stored", ['{"a": 1}', "[[], {}, 1]", "[[], []]", "[{}, {}]", "7"])
-def test_arguments_that_are_not_an_args_kwargs_pair_read_as_undecodable(stored):
+def test_arguments_that_are_not_an_args_kwargs_pair_read_as_undecodable(stored: str) -> None:
     task = TaskModel(func_name="x.y", params_data=stored)
 
     assert params_text(task) == f"{UNDECODABLE}: not an (args, kwargs) pair"
 
 
-def test_an_unknown_serializer_reads_as_undecodable_and_shows_the_masked_preview():
+def test_an_unknown_serializer_reads_as_undecodable_and_shows_the_masked_preview() -> None:
     task = TaskModel(
         func_name="x.y",
         serializer="yaml",
@@ -148,7 +149,7 @@ def test_an_unknown_serializer_reads_as_undecodable_and_shows_the_masked_preview
     assert result_text(task).endswith(f"{{'password': '{MASK}'}}")
 
 
-def test_lone_surrogates_are_shown_as_escapes_that_utf8_can_encode():
+def test_lone_surrogates_are_shown_as_escapes_that_utf8_can_encode() -> None:
     task = TaskModel(func_name="x.y", params_data='[["\\ud800"], {}]', returned_data='"\\udfff"')
 
     for text in (params_text(task), result_text(task)):
@@ -158,7 +159,7 @@ def test_lone_surrogates_are_shown_as_escapes_that_utf8_can_encode():
 
 
 @pytest.mark.parametrize("depth", [400, 490, 900])
-def test_deep_values_that_json_can_parse_never_raise(depth):
+def test_deep_values_that_json_can_parse_never_raise(depth: int) -> None:
     stored = json.dumps([[nested(depth)], {}])
     task = TaskModel(func_name="x.y", params_data=stored, returned_data=json.dumps(nested(depth)))
 
@@ -166,20 +167,20 @@ def test_deep_values_that_json_can_parse_never_raise(depth):
         assert text.startswith((f"{UNDECODABLE}: nested too deeply", "{", "["))
 
 
-def test_a_result_that_holds_the_tag_key_itself_is_unwrapped_once():
+def test_a_result_that_holds_the_tag_key_itself_is_unwrapped_once() -> None:
     value = {"__firefly__": "tuple", "v": 5}
     task = TaskModel(func_name="x.y", returned_data=serialization.dumps(value, "json"))
 
     assert json.loads(result_text(task)) == value
 
 
-def test_results_are_masked_and_pretty_printed():
+def test_results_are_masked_and_pretty_printed() -> None:
     task = TaskModel(func_name="x.y", returned_data='{"token": "abc", "n": [1, 2]}')
     assert json.loads(result_text(task)) == {"token": MASK, "n": [1, 2]}
     assert "\n" in result_text(task)
 
 
-def test_nothing_is_masked_without_hidden_args(settings):
+def test_nothing_is_masked_without_hidden_args(settings: Settings) -> None:
     settings.FIREFLY_ADMIN_HIDDEN_ARGS = []
     assert mask_text("password='x'") == "password='x'"
     assert mask_value({"password": "x"}) == {"password": "x"}

@@ -103,10 +103,13 @@ ENDPOINTS = [
 
 @pytest.fixture(params=ENDPOINTS, ids=lambda endpoint: endpoint.name)
 def endpoint(request: pytest.FixtureRequest) -> Endpoint:
-    return request.param
+    endpoint: Endpoint = request.param
+    return endpoint
 
 
-def test_anonymous_users_are_sent_to_the_login_page(db, client: Client, endpoint: Endpoint):
+def test_anonymous_users_are_sent_to_the_login_page(
+    db: None, client: Client, endpoint: Endpoint
+) -> None:
     target = endpoint.setup()
     url, data = endpoint.request(target)
 
@@ -117,7 +120,9 @@ def test_anonymous_users_are_sent_to_the_login_page(db, client: Client, endpoint
     assert not endpoint.changed(target)
 
 
-def test_staff_without_the_permission_are_refused(staff_client, endpoint: Endpoint):
+def test_staff_without_the_permission_are_refused(
+    staff_client: Callable[..., Client], endpoint: Endpoint
+) -> None:
     client = staff_client(*(p for p in ALL_PERMISSIONS if p != endpoint.permission))
     target = endpoint.setup()
     url, data = endpoint.request(target)
@@ -131,7 +136,9 @@ def test_staff_without_the_permission_are_refused(staff_client, endpoint: Endpoi
     assert not LogEntry.objects.exists()
 
 
-def test_staff_with_the_permission_get_it_done(staff_client, endpoint: Endpoint):
+def test_staff_with_the_permission_get_it_done(
+    staff_client: Callable[..., Client], endpoint: Endpoint
+) -> None:
     client = staff_client("view_task", endpoint.permission)
     target = endpoint.setup()
     url, data = endpoint.request(target)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from pytest_django import DjangoAssertNumQueries, Settings
 
 from firefly_tasks.models import QueueModel, TaskStatus
 from firefly_tasks.queues import pause_queue
@@ -16,13 +19,16 @@ from tests.admin import tasks as admin_tasks
 from tests.admin.conftest import make_task, make_worker
 from tests.testapp import tasks
 
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse
+
 DASHBOARD = reverse("admin:firefly_admin_task_dashboard")
 PAUSE = reverse("admin:firefly_admin_task_pause")
 RESUME = reverse("admin:firefly_admin_task_resume")
 REGIONS = ("ff-queues", "ff-workers", "ff-failures", "ff-tasks")
 
 
-def htmx(client, target: str, url: str = DASHBOARD):
+def htmx(client: Client, target: str, url: str = DASHBOARD) -> TestResponse:
     return client.get(url, headers={"HX-Request": "true", "HX-Target": target})
 
 
@@ -34,7 +40,7 @@ def metric(row: str, name: str) -> str:
     return row.split(f'data-metric="{name}">')[1].split("</td>")[0]
 
 
-def test_dashboard_page_shows_every_region_server_rendered(admin_client):
+def test_dashboard_page_shows_every_region_server_rendered(admin_client: Client) -> None:
     response = admin_client.get(DASHBOARD)
 
     assert response.status_code == 200
@@ -46,13 +52,15 @@ def test_dashboard_page_shows_every_region_server_rendered(admin_client):
     assert "Queue controls" in html
 
 
-def test_htmx_is_served_from_static_files_never_a_cdn(admin_client):
+def test_htmx_is_served_from_static_files_never_a_cdn(admin_client: Client) -> None:
     html = admin_client.get(DASHBOARD).content.decode()
     assert '<script src="/static/django_htmx/htmx-2.min.js" defer></script>' in html
     assert "unpkg" not in html and "cdn" not in html.lower()
 
 
-def test_each_region_polls_at_the_configured_interval_while_visible(admin_client, settings):
+def test_each_region_polls_at_the_configured_interval_while_visible(
+    admin_client: Client, settings: Settings
+) -> None:
     settings.FIREFLY_ADMIN_POLL_INTERVAL = 5
     html = admin_client.get(f"{DASHBOARD}?status=failed").content.decode()
     trigger = "every 5000ms [document.visibilityState === &#x27;visible&#x27;]"
@@ -64,7 +72,7 @@ def test_each_region_polls_at_the_configured_interval_while_visible(admin_client
 
 
 @pytest.mark.parametrize("region", REGIONS)
-def test_an_htmx_request_gets_only_its_region(admin_client, region):
+def test_an_htmx_request_gets_only_its_region(admin_client: Client, region: str) -> None:
     response = htmx(admin_client, region)
 
     assert response.status_code == 200
@@ -75,7 +83,9 @@ def test_an_htmx_request_gets_only_its_region(admin_client, region):
 
 
 @pytest.mark.parametrize("target", ["ff-nope", "<script>alert(1)</script>", "ff-tasks "])
-def test_an_unknown_region_is_a_bad_request_that_never_echoes_the_header(admin_client, target):
+def test_an_unknown_region_is_a_bad_request_that_never_echoes_the_header(
+    admin_client: Client, target: str
+) -> None:
     response = htmx(admin_client, target)
 
     assert response.status_code == 400
@@ -84,7 +94,9 @@ def test_an_unknown_region_is_a_bad_request_that_never_echoes_the_header(admin_c
 
 
 @pytest.mark.parametrize("region", REGIONS)
-def test_each_region_runs_few_queries(operator_client, django_assert_max_num_queries, region):
+def test_each_region_runs_few_queries(
+    operator_client: Client, django_assert_max_num_queries: DjangoAssertNumQueries, region: str
+) -> None:
     tasks.add.schedule_many([(i, i) for i in range(50)])
     for status in (TaskStatus.RUNNING, TaskStatus.FAILED, TaskStatus.COMPLETED):
         make_task(status, worker=make_worker(f"w-{status}"))
@@ -96,8 +108,8 @@ def test_each_region_runs_few_queries(operator_client, django_assert_max_num_que
 
 
 def test_the_full_page_runs_a_bounded_number_of_queries(
-    operator_client, django_assert_max_num_queries
-):
+    operator_client: Client, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
     tasks.add.schedule_many([(i, i) for i in range(50)])
     for index in range(5):
         make_task(TaskStatus.RUNNING, worker=make_worker(f"w{index}"))
@@ -106,7 +118,9 @@ def test_the_full_page_runs_a_bounded_number_of_queries(
         assert operator_client.get(DASHBOARD).status_code == 200
 
 
-def test_queue_region_counts_ready_scheduled_running_failed_and_completions(admin_client):
+def test_queue_region_counts_ready_scheduled_running_failed_and_completions(
+    admin_client: Client,
+) -> None:
     now = timezone.now()
     tasks.add.schedule_many([(i, i) for i in range(3)])
     tasks.add.schedule(1, 1, eta=now + datetime.timedelta(hours=1))
@@ -131,7 +145,9 @@ def test_queue_region_counts_ready_scheduled_running_failed_and_completions(admi
     assert metric(queue_row(html, "reports"), "ready") == "1"
 
 
-def test_queue_region_lists_known_queues_paused_ones_and_undeclared_backlogs(admin_client):
+def test_queue_region_lists_known_queues_paused_ones_and_undeclared_backlogs(
+    admin_client: Client,
+) -> None:
     pause_queue("maintenance", by="ops")
     make_task(TaskStatus.CREATED, queue="retired")
 
@@ -143,7 +159,9 @@ def test_queue_region_lists_known_queues_paused_ones_and_undeclared_backlogs(adm
     assert 'data-queue="other"' in html  # named by a registered task, empty
 
 
-def test_workers_region_shows_liveness_and_current_task(admin_client, settings):
+def test_workers_region_shows_liveness_and_current_task(
+    admin_client: Client, settings: Settings
+) -> None:
     settings.FIREFLY_HEARTBEAT_INTERVAL = 1
     settings.FIREFLY_WORKER_TIMEOUT = 10
     now = timezone.now()
@@ -162,7 +180,7 @@ def test_workers_region_shows_liveness_and_current_task(admin_client, settings):
     assert f"?worker={late.pk}" in html
 
 
-def test_failures_region_links_the_latest_failures(admin_client):
+def test_failures_region_links_the_latest_failures(admin_client: Client) -> None:
     failed = make_task(TaskStatus.FAILED, error="KeyError: 'customer'")
     make_task(TaskStatus.COMPLETED)
 
@@ -172,7 +190,7 @@ def test_failures_region_links_the_latest_failures(admin_client):
     assert "KeyError: &#x27;customer&#x27;" in html
 
 
-def test_the_filterset_drives_the_page_and_the_fragment_alike(admin_client):
+def test_the_filterset_drives_the_page_and_the_fragment_alike(admin_client: Client) -> None:
     failed = make_task(TaskStatus.FAILED)
     created = make_task(TaskStatus.CREATED)
     change = reverse("admin:firefly_admin_task_change", args=[created.pk])
@@ -190,13 +208,13 @@ def test_the_filterset_drives_the_page_and_the_fragment_alike(admin_client):
     assert '<option value="failed" selected>' in page
 
 
-def test_a_poll_after_logging_out_reloads_the_page(client):
+def test_a_poll_after_logging_out_reloads_the_page(client: Client) -> None:
     response = htmx(client, "ff-queues")
     assert response.status_code == 200
     assert response["HX-Refresh"] == "true"
 
 
-def test_a_plain_request_after_logging_out_goes_to_the_login_page(client):
+def test_a_plain_request_after_logging_out_goes_to_the_login_page(client: Client) -> None:
     response = client.get(DASHBOARD)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
@@ -205,7 +223,7 @@ def test_a_plain_request_after_logging_out_goes_to_the_login_page(client):
 # Queue controls ------------------------------------------------------------------------------
 
 
-def test_pause_and_resume_a_queue(operator_client):
+def test_pause_and_resume_a_queue(operator_client: Client) -> None:
     response = operator_client.post(PAUSE, {"queue": "default"}, follow=True)
 
     queue = QueueModel.objects.get(name="default")
@@ -222,7 +240,7 @@ def test_pause_and_resume_a_queue(operator_client):
     assert LogEntry.objects.count() == 2
 
 
-def test_queue_controls_refuse_unknown_queues_and_gets(operator_client):
+def test_queue_controls_refuse_unknown_queues_and_gets(operator_client: Client) -> None:
     response = operator_client.post(PAUSE, {"queue": "no-such-queue"}, follow=True)
     assert "not a known queue" in response.content.decode()
     assert not QueueModel.objects.exists()
@@ -231,7 +249,7 @@ def test_queue_controls_refuse_unknown_queues_and_gets(operator_client):
     assert not QueueModel.objects.exists()
 
 
-def test_undeclared_queue_with_a_backlog_can_be_paused(operator_client):
+def test_undeclared_queue_with_a_backlog_can_be_paused(operator_client: Client) -> None:
     make_task(TaskStatus.CREATED, queue="retired")
 
     response = operator_client.post(PAUSE, {"queue": "retired"}, follow=True)
@@ -240,7 +258,7 @@ def test_undeclared_queue_with_a_backlog_can_be_paused(operator_client):
     assert "ff-badge-paused" in queue_row(response.content.decode(), "retired")
 
 
-def test_undeclared_queue_whose_tasks_all_finished_is_refused(operator_client):
+def test_undeclared_queue_whose_tasks_all_finished_is_refused(operator_client: Client) -> None:
     make_task(TaskStatus.COMPLETED, queue="retired")
 
     response = operator_client.post(PAUSE, {"queue": "retired"}, follow=True)
@@ -249,7 +267,7 @@ def test_undeclared_queue_whose_tasks_all_finished_is_refused(operator_client):
     assert not QueueModel.objects.exists()
 
 
-def test_resume_and_pause_gets_and_posts_without_csrf_change_nothing(admin_user):
+def test_resume_and_pause_gets_and_posts_without_csrf_change_nothing(admin_user: User) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(admin_user)
 
@@ -259,7 +277,7 @@ def test_resume_and_pause_gets_and_posts_without_csrf_change_nothing(admin_user)
     assert not QueueModel.objects.exists()
 
 
-def test_workers_region_lists_a_few_claimed_tasks_and_counts_the_rest(admin_client):
+def test_workers_region_lists_a_few_claimed_tasks_and_counts_the_rest(admin_client: Client) -> None:
     busy = make_worker("batcher")
     rows = [make_task(TaskStatus.RUNNING, worker=busy) for _ in range(7)]
 

@@ -30,7 +30,8 @@ STOP_TIMEOUT = 30.0
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _group_alive(pgid: int) -> bool:

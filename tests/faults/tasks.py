@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firefly_tasks import current_task, task
-from firefly_tasks.models import TaskModel
+from firefly_tasks.context import RunningTask
 from tests.testapp.models import Execution, Note
 
 RUNS_ENV = "FIREFLY_FAULTS_RUNS"
@@ -31,7 +31,7 @@ class Run:
     at: float  # time.time() when it started
 
 
-def record_run() -> TaskModel:
+def record_run() -> RunningTask:
     row = current_task()
     assert row is not None
     line = f"{row.pk} {row.attempt} {os.getpid()} {time.time():.6f}\n"

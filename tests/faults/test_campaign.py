@@ -477,7 +477,9 @@ def unexpected_exits(campaign: Campaign) -> list[tuple[int, str, int | None]]:
 # The specification ---------------------------------------------------------------------------
 
 
-def test_every_task_ends_as_scheduled_whatever_failed(campaign, figure):
+def test_every_task_ends_as_scheduled_whatever_failed(
+    campaign: Campaign, figure: Callable[..., None]
+) -> None:
     runs = Counter(run.task_id for run in campaign.runs)
     attempts = Counter(TaskAttempt.objects.values_list("outcome", flat=True))
     kinds = Counter(campaign.kinds.values())
@@ -511,18 +513,20 @@ def test_every_task_ends_as_scheduled_whatever_failed(campaign, figure):
     assert wrong_outcomes(campaign) == {}
 
 
-def test_nothing_is_left_running_or_waiting(campaign):
+def test_nothing_is_left_running_or_waiting(campaign: Campaign) -> None:
     assert campaign.drain_error == ""
     assert not TaskModel.objects.exclude(status__in=FINISHED_STATUSES).exists()
     live = WorkerModel.objects.filter(state__in=(WorkerState.RUNNING, WorkerState.STOPPING))
     assert list(live.values_list("pid", "state")) == []
 
 
-def test_atomic_tasks_commit_their_write_exactly_once_with_their_completion(campaign):
+def test_atomic_tasks_commit_their_write_exactly_once_with_their_completion(
+    campaign: Campaign,
+) -> None:
     assert atomic_writes_not_once(campaign) == {}
 
 
-def test_non_atomic_tasks_write_once_in_the_attempt_that_completed(campaign):
+def test_non_atomic_tasks_write_once_in_the_attempt_that_completed(campaign: Campaign) -> None:
     completed = dict(
         TaskModel.objects.filter(
             status=TaskStatus.COMPLETED, func_name=tasks.record_execution_slowly.name
@@ -535,27 +539,29 @@ def test_non_atomic_tasks_write_once_in_the_attempt_that_completed(campaign):
     assert wrong == {}
 
 
-def test_only_attempts_that_started_are_charged_as_lost(campaign):
+def test_only_attempts_that_started_are_charged_as_lost(campaign: Campaign) -> None:
     assert lost_without_a_run(campaign) == []
 
 
-def test_poison_fails_after_the_configured_number_of_its_own_crashes(campaign):
+def test_poison_fails_after_the_configured_number_of_its_own_crashes(campaign: Campaign) -> None:
     assert poison_not_charged_as_configured(campaign) == {}
 
 
-def test_no_task_starts_after_its_attempt_was_handed_to_another_consumer(campaign):
+def test_no_task_starts_after_its_attempt_was_handed_to_another_consumer(
+    campaign: Campaign,
+) -> None:
     assert started_after_recovery(campaign) == []
 
 
-def test_each_attempt_runs_at_most_once(campaign):
+def test_each_attempt_runs_at_most_once(campaign: Campaign) -> None:
     twice = {key: len(runs) for key, runs in runs_of(campaign).items() if len(runs) > 1}
     assert twice == {}
 
 
-def test_consumers_that_kept_running_are_never_declared_dead(campaign):
+def test_consumers_that_kept_running_are_never_declared_dead(campaign: Campaign) -> None:
     assert live_workers_declared_dead(campaign) == []
     assert revived_while_running(campaign) == []
 
 
-def test_consumers_end_only_when_killed_or_told_to_stop(campaign):
+def test_consumers_end_only_when_killed_or_told_to_stop(campaign: Campaign) -> None:
     assert unexpected_exits(campaign) == []

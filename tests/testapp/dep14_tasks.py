@@ -10,12 +10,18 @@ import asyncio
 import datetime
 import os
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from tests.dep14 import framework
 from tests.dep14 import signals as framework_signals
 from tests.testapp.models import Note
 
-task = framework.task
+if TYPE_CHECKING:
+    # django-stubs types the framework as Django 6's django.tasks; the backport's API matches.
+    from django.tasks import TaskContext, TaskResult, task
+else:
+    task = framework.task
 
 
 class CustomError(Exception):
@@ -83,11 +89,11 @@ async def async_add(a: int, b: int) -> int:
 
 
 @task(takes_context=True)
-def describe_context(context: object, label: str) -> dict[str, object]:
-    result = context.task_result  # type: ignore[attr-defined]
+def describe_context(context: TaskContext[Any, Any], label: str) -> dict[str, object]:
+    result = context.task_result
     return {
         "label": label,
-        "attempt": context.attempt,  # type: ignore[attr-defined]
+        "attempt": context.attempt,
         "id": result.id,
         "status": str(result.status),
         "worker_ids": list(result.worker_ids),
@@ -96,14 +102,14 @@ def describe_context(context: object, label: str) -> dict[str, object]:
 
 
 @task(takes_context=True)
-async def async_describe_context(context: object) -> dict[str, object]:
+async def async_describe_context(context: TaskContext[Any, Any]) -> dict[str, object]:
     await asyncio.sleep(0)
-    return {"attempt": context.attempt, "id": context.task_result.id}  # type: ignore[attr-defined]
+    return {"attempt": context.attempt, "id": context.task_result.id}
 
 
 @task(takes_context=True, backend="retrying")
-def fail_on_first_attempt(context: object) -> int:
-    attempt = context.attempt  # type: ignore[attr-defined]
+def fail_on_first_attempt(context: TaskContext[Any, Any]) -> int:
+    attempt = context.attempt
     if attempt == 1:
         raise RuntimeError(f"attempt {attempt} fails")
     return attempt
@@ -136,14 +142,14 @@ def not_a_task() -> str:
     return "ran"
 
 
-def _log_signal(name: str):
+def _log_signal(name: str) -> Callable[..., None]:
     """A receiver that appends ``name sender id status`` to $FIREFLY_TEST_SIGNAL_LOG, so a test
     can see the framework's signals that a consumer process sent."""
 
-    def receiver(sender: type, task_result: object, **kwargs: object) -> None:
+    def receiver(sender: type, task_result: TaskResult[Any, Any], **kwargs: object) -> None:
         path = os.environ.get("FIREFLY_TEST_SIGNAL_LOG")
         if path:
-            line = f"{name} {sender.__name__} {task_result.id} {task_result.status}\n"  # type: ignore[attr-defined]
+            line = f"{name} {sender.__name__} {task_result.id} {task_result.status}\n"
             with open(path, "a") as log:
                 log.write(line)
 

@@ -69,15 +69,15 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_no_module_imports_one_that_imports_it_back():
+def test_no_module_imports_one_that_imports_it_back() -> None:
     assert _cycle(_graph()) is None
 
 
-def test_the_cycle_finder_finds_a_cycle():
+def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
-def test_no_module_is_over_400_lines():
+def test_no_module_is_over_400_lines() -> None:
     long = {
         name: lines
         for name, path in _modules().items()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import transaction
 
 from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
 from firefly_tasks.states import ENGINE_VERSION, TaskStatus
@@ -23,10 +24,12 @@ def schedule_mixed(
     count: int, task: Any = tasks.add, args: tuple[Any, ...] = (1, 2)
 ) -> tuple[set[int], set[int]]:
     """``count`` rows any consumer may run and ``count`` that need the newer engine,
-    interleaved: every claim of an old consumer that did not filter would take both kinds."""
-    rows = task.schedule_many([args] * (2 * count))
-    plain, newer = {row.pk for row in rows[::2]}, {row.pk for row in rows[1::2]}
-    TaskModel.objects.filter(pk__in=newer).update(min_engine=NEW)
+    interleaved: every claim of an old consumer that did not filter would take both kinds.
+    One transaction: running consumers see the rows only with their ``min_engine`` set."""
+    with transaction.atomic():
+        rows = task.schedule_many([args] * (2 * count))
+        plain, newer = {row.pk for row in rows[::2]}, {row.pk for row in rows[1::2]}
+        TaskModel.objects.filter(pk__in=newer).update(min_engine=NEW)
     return plain, newer
 
 

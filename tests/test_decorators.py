@@ -14,13 +14,14 @@ from typing import Any, TypeVar
 
 import pytest
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
-from django.db import connections
+from django.db import connection, connections
 from django.test import override_settings
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries
 
-from firefly_tasks import atask, task
+from firefly_tasks import atask, serialization, task
 from firefly_tasks.decorators import AsyncTask, Task
+from firefly_tasks.dialects import base as dialects_base
 from firefly_tasks.exceptions import (
     AsyncContextError,
     InvalidTaskError,
@@ -515,6 +516,32 @@ def test_schedule_many_inserts_in_one_query_and_returns_rows_with_pks(
         {"args": (7,), "kwargs": {"j": 8}},
     ]
     assert {row.status for row in stored.values()} == {TaskStatus.CREATED}
+
+
+def test_schedule_many_of_a_thousand_calls_is_one_statement(
+    db: None, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    with django_assert_num_queries(1):
+        rows = tasks.add.schedule_many([(i, i) for i in range(1000)])
+    assert len({row.pk for row in rows}) == 1000
+
+
+def test_schedule_many_splits_large_arguments_over_statements_in_order(
+    db: None, django_assert_num_queries: DjangoAssertNumQueries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each statement carries at most INSERT_BYTES of arguments (MariaDB's packet limit); on
+    # PostgreSQL the calls travel as two arrays of one statement, whatever their size.
+    calls = [f"{i}:{'x' * 1000}" for i in range(10)]
+    size = len(serialization.dumps(([calls[0]], {}), "json", "arguments"))
+    monkeypatch.setattr(dialects_base, "INSERT_BYTES", 3 * size + size // 2)
+    statements = 1 if connection.vendor == "postgresql" else 4  # 3, 3, 3 and 1 rows
+    with django_assert_num_queries(statements):
+        rows = tasks.echo.schedule_many([((c,), {}) for c in calls])
+
+    pks = [row.pk for row in rows]
+    assert pks == sorted(pks) and len(set(pks)) == 10
+    stored = {row.pk: row for row in TaskModel.objects.filter(pk__in=pks)}
+    assert [stored[pk].params["args"][0] for pk in pks] == [c for c in calls]
 
 
 def test_schedule_many_with_no_items_writes_nothing(

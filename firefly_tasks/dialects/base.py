@@ -20,6 +20,9 @@ T = TypeVar("T")
 
 # Run order of ready tasks: priority (higher first), then not_before, then id.
 ORDER = "priority DESC, not_before, id"
+# The most argument text one multi-row INSERT carries (MariaDB refuses a statement longer than
+# its max_allowed_packet, 16 MiB by default, and quoting can double a payload's size).
+INSERT_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -84,20 +87,68 @@ class Dialect:
     # Tasks: insert, claim, complete ---------------------------------------------------------
 
     def insert_tasks(self, model: type[models.Model], rows: list[Any]) -> list[Any]:
-        """Insert unsaved task rows and set their ids; see ``TaskQuerySet.insert_calls``."""
+        """Insert unsaved task rows and set their ids; see ``TaskQuerySet.insert_calls``.
+
+        Many rows are multi-row ``INSERT ... RETURNING`` statements, each within the
+        database's parameter limit and ``INSERT_BYTES`` of arguments: compiling them through
+        ``bulk_create()`` costs several times the statement itself.
+        """
         if len(rows) == 1:
             return [self._insert_one(model, rows[0])]
-        return list(model._default_manager.using(self.connection.alias).bulk_create(rows))
+        if not self.connection.features.can_return_rows_from_bulk_insert:
+            return list(model._default_manager.using(self.connection.alias).bulk_create(rows))
+        head, row_sql, attnames, datetimes = self.built(
+            ("insert", model), lambda: self._insert_parts(model)
+        )
+        most = max(1, (self.max_params() or len(rows) * len(attnames)) // len(attnames))
+        chunk: list[Any] = []
+        size = 0
+        for row in rows:
+            size += len(row.params_data)
+            if chunk and (len(chunk) == most or size > INSERT_BYTES):
+                self._insert_many(head, row_sql, attnames, datetimes, chunk)
+                chunk, size = [], len(row.params_data)
+            chunk.append(row)
+        self._insert_many(head, row_sql, attnames, datetimes, chunk)
+        return rows
+
+    def _insert_many(
+        self, head: str, row_sql: str, attnames: list[str], datetimes: list[int], rows: list[Any]
+    ) -> None:
+        params: list[Any] = []
+        for row in rows:
+            values = row.__dict__
+            row_params = [values[name] for name in attnames]
+            for i in datetimes:
+                if row_params[i] is not None:
+                    row_params[i] = self.adapt(row_params[i])
+            params += row_params
+        sql = f"{head} VALUES {', '.join([row_sql] * len(rows))} RETURNING {self.qn('id')}"
+        with self.hot_cursor() as cursor:
+            cursor.execute(sql, params)
+            # Ids grow in the order the rows were inserted, whatever order RETURNING uses.
+            ids = sorted(pk for (pk,) in cursor.fetchall())
+        for row, pk in zip(rows, ids, strict=True):
+            row.pk = pk
+            row._state.adding = False
+            row._state.db = self.connection.alias
+
+    def max_params(self) -> int | None:
+        """The most parameters one statement may carry, if the database has a limit."""
+        limit = self.connection.features.max_query_params
+        return int(limit) if limit else None
 
     def _insert_one(self, model: type[models.Model], row: Any) -> Any:
-        sql, attnames, datetimes, returning = self.built(
-            ("insert one", model), lambda: self._single_insert(model)
+        head, row_sql, attnames, datetimes = self.built(
+            ("insert", model), lambda: self._insert_parts(model)
         )
+        returning = bool(self.connection.features.can_return_columns_from_insert)
         values = row.__dict__
         params = [values[name] for name in attnames]
         for i in datetimes:
             if params[i] is not None:
                 params[i] = self.adapt(params[i])
+        sql = f"{head} VALUES {row_sql}" + (f" RETURNING {self.qn('id')}" if returning else "")
         with self.hot_cursor() as cursor:
             cursor.execute(sql, params)
             row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
@@ -105,21 +156,18 @@ class Dialect:
         row._state.db = self.connection.alias
         return row
 
-    def _single_insert(self, model: type[models.Model]) -> tuple[str, list[str], list[int], bool]:
-        """``INSERT`` of one row: its text, the attributes of its parameters in order, which
-        of them are datetimes to adapt, and whether it returns the new id (else the cursor's
-        ``lastrowid`` holds it)."""
+    def _insert_parts(self, model: type[models.Model]) -> tuple[str, str, list[str], list[int]]:
+        """An ``INSERT`` of ``model``'s rows, in parts: ``INSERT INTO table (columns)``, one
+        row's placeholders, the attributes of a row's parameters in order, and which of them
+        are datetimes to adapt (every other column holds a str, int, bool or None, which
+        drivers take as they are)."""
         fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-        returning = bool(self.connection.features.can_return_columns_from_insert)
-        sql = (
+        head = (
             f"INSERT INTO {self.qn(model._meta.db_table)} "
-            f"({', '.join(self.qn(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))})"
-            + (f" RETURNING {self.qn('id')}" if returning else "")
+            f"({', '.join(self.qn(f.column) for f in fields)})"
         )
-        # Every other column holds a str, int, bool or None, which drivers take as they are.
         datetimes = [i for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
-        return sql, [f.attname for f in fields], datetimes, returning
+        return head, f"({', '.join(['%s'] * len(fields))})", [f.attname for f in fields], datetimes
 
     def claim(
         self, model: type[models.Model], queue_model: type[models.Model], claim: Claim

@@ -4,6 +4,7 @@ statement; transactions begin at their first query, not when a block opens."""
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,6 +51,12 @@ class SQLiteDialect(Dialect):
             f" ORDER BY {ORDER} LIMIT %s"
             f") RETURNING {self.columns(model)}"
         )
+
+    def max_params(self) -> int | None:
+        """The library's own limit (32,766 since SQLite 3.32), not Django's 999 of old."""
+        self.connection.ensure_connection()
+        raw = self.connection.connection
+        return int(raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
 
     @contextlib.contextmanager
     def atomic_from_first_query(self) -> Iterator[None]:

@@ -32,7 +32,7 @@ class LazySavepoint:
         if self.sid is None and not self._opening:
             self._opening = True
             try:
-                self.sid = transaction.savepoint(using=self.connection.alias)
+                self.sid = self.dialect.savepoint()
                 if self.sid is not None:
                     self.dialect.track_savepoint(self.sid)
             finally:

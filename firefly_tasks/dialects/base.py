@@ -297,7 +297,14 @@ class Dialect:
         with transaction.atomic(using=self.connection.alias):
             yield
 
-    # Django's private savepoint bookkeeping, used by a lazily opened savepoint (batches.py).
+    # Savepoints, and Django's private bookkeeping of them, for a lazily opened savepoint.
+
+    def savepoint(self) -> str | None:
+        """A new savepoint's id: ``transaction.savepoint_create()`` from Django 6.1 (which
+        deprecates ``savepoint()``), ``transaction.savepoint()`` before."""
+        create = getattr(transaction, "savepoint_create", None) or transaction.savepoint
+        sid: str | None = create(using=self.connection.alias)
+        return sid
 
     def on_commit_mark(self) -> int:
         """Where the ``on_commit`` callbacks registered from now on start."""

@@ -117,12 +117,7 @@ class Dialect:
     ) -> None:
         params: list[Any] = []
         for row in rows:
-            values = row.__dict__
-            row_params = [values[name] for name in attnames]
-            for i in datetimes:
-                if row_params[i] is not None:
-                    row_params[i] = self.adapt(row_params[i])
-            params += row_params
+            params += self._row_params(row, attnames, datetimes)
         sql = f"{head} VALUES {', '.join([row_sql] * len(rows))} RETURNING {self.qn('id')}"
         with self.hot_cursor() as cursor:
             cursor.execute(sql, params)
@@ -143,18 +138,27 @@ class Dialect:
             ("insert", model), lambda: self._insert_parts(model)
         )
         returning = bool(self.connection.features.can_return_columns_from_insert)
+        sql = self.built(
+            ("insert one", model),
+            lambda: (
+                f"{head} VALUES {row_sql}" + (f" RETURNING {self.qn('id')}" if returning else "")
+            ),
+        )
+        with self.hot_cursor() as cursor:
+            cursor.execute(sql, self._row_params(row, attnames, datetimes))
+            row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+        row._state.adding = False
+        row._state.db = self.connection.alias
+        return row
+
+    def _row_params(self, row: Any, attnames: list[str], datetimes: list[int]) -> list[Any]:
+        """A row's values in ``attnames`` order, its datetimes adapted for the database."""
         values = row.__dict__
         params = [values[name] for name in attnames]
         for i in datetimes:
             if params[i] is not None:
                 params[i] = self.adapt(params[i])
-        sql = f"{head} VALUES {row_sql}" + (f" RETURNING {self.qn('id')}" if returning else "")
-        with self.hot_cursor() as cursor:
-            cursor.execute(sql, params)
-            row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
-        row._state.adding = False
-        row._state.db = self.connection.alias
-        return row
+        return params
 
     def _insert_parts(self, model: type[models.Model]) -> tuple[str, str, list[str], list[int]]:
         """An ``INSERT`` of ``model``'s rows, in parts: ``INSERT INTO table (columns)``, one

@@ -105,15 +105,10 @@ class Worker:
     def run(self) -> int:
         """Consume until stopped (or drained with ``burst``); return the exit status."""
         self.liveness = Liveness()
-        self.row = WorkerModel.objects.create(
-            name=self.name,
-            hostname=self.hostname,
-            pid=os.getpid(),
-            queues=self.queues,
-            concurrency=self.concurrency,
-            engine=states.ENGINE_VERSION,
-            last_heartbeat=DatabaseNow(),
-        )
+        self._install_signal_handlers()
+        self.row = self._register()
+        if self.row is None:
+            return 0  # stopped before the database could be reached
         logger.info(
             "worker started name=%s id=%s queues=%s concurrency=%s",
             self.name,
@@ -121,7 +116,6 @@ class Worker:
             ",".join(self.queues),
             self.concurrency,
         )
-        self._install_signal_handlers()
         heartbeat = Heartbeat(self)
         heartbeat.start()
         if settings.LISTEN_NOTIFY and dialect(connection).can_listen():
@@ -150,6 +144,28 @@ class Worker:
         )
         connection.close()
         return 1 if self.crashed else 0
+
+    def _register(self) -> WorkerModel | None:
+        """The worker's row, written once the database answers: a consumer started while the
+        database restarts waits for it, with backoff, as a running one does. ``None`` if it
+        was told to stop first."""
+        delay = RECONNECT_FIRST_DELAY
+        while not self.stopping.is_set():
+            try:
+                return WorkerModel.objects.create(
+                    name=self.name,
+                    hostname=self.hostname,
+                    pid=os.getpid(),
+                    queues=self.queues,
+                    concurrency=self.concurrency,
+                    engine=states.ENGINE_VERSION,
+                    last_heartbeat=DatabaseNow(),
+                )
+            except Error as exc:
+                if not dialect(connection).is_connection_error(exc):
+                    raise
+                delay = self._wait_for_database(exc, delay)
+        return None
 
     def stop(self) -> None:
         """Stop claiming; running tasks finish, then ``run()`` returns."""

@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel
+from tests.admin.browser import browser, fast_polling, operator  # noqa: F401  (fixtures)
 from tests.testapp import tasks
 
 ALL_PERMISSIONS = (

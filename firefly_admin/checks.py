@@ -54,6 +54,33 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 
 @register()
+def check_bulk_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The settings of counting and of large deletes on the task list."""
+    messages: list[CheckMessage] = []
+    timeout = settings.raw("FIREFLY_ADMIN_COUNT_TIMEOUT")
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout > 0:
+        messages.append(
+            Error(
+                f"FIREFLY_ADMIN_COUNT_TIMEOUT is {timeout!r}; it must be a positive number "
+                "of seconds.",
+                hint="The default is 3: an exact count stops after 3 seconds.",
+                id="firefly_admin.E010",
+            )
+        )
+    above = settings.raw("FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE")
+    if not isinstance(above, int) or isinstance(above, bool) or above < 0:
+        messages.append(
+            Error(
+                f"FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE is {above!r}; it must be a whole number "
+                "of tasks, 0 or more.",
+                hint="The default is 1000; 0 asks to type the count before every delete.",
+                id="firefly_admin.E011",
+            )
+        )
+    return messages
+
+
+@register()
 def check_installed(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     required = (

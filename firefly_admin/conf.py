@@ -13,6 +13,8 @@ from django.conf import settings as django_settings
 DEFAULTS: dict[str, Any] = {
     "FIREFLY_ADMIN_POLL_INTERVAL": 2,
     "FIREFLY_ADMIN_HIDDEN_ARGS": (),
+    "FIREFLY_ADMIN_COUNT_TIMEOUT": 3,
+    "FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE": 1000,
 }
 
 
@@ -41,6 +43,16 @@ class Settings:
         """Argument (and dict key) names whose values are masked in every preview."""
         value = self._get("FIREFLY_ADMIN_HIDDEN_ARGS")
         return (value,) if isinstance(value, str) else tuple(value)
+
+    @property
+    def COUNT_TIMEOUT(self) -> float:
+        """Seconds after which the database stops an exact count an operator asked for."""
+        return float(self._get("FIREFLY_ADMIN_COUNT_TIMEOUT"))
+
+    @property
+    def CONFIRM_DELETE_ABOVE(self) -> int:
+        """Deleting more tasks than this asks the operator to type how many first."""
+        return int(self._get("FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE"))
 
 
 settings = Settings()

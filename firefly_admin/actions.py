@@ -3,7 +3,8 @@
 Each action changes only the rows still in the state it expects, in chunks: lock the chunk's
 rows that qualify, change them with one set-based ``UPDATE`` (or ``DELETE``), and bulk-insert
 one admin ``LogEntry`` per changed task, all in one short transaction. Selecting every task
-of a filtered list (``select_across``) therefore scales to tens of thousands of rows.
+of a filtered list (``select_across``) therefore scales to tens of thousands of rows, and
+stops at the tasks the list showed (``selection.py``): newer ones are left alone, and counted.
 
 A running task belongs to its worker, so the actions leave it alone, unless it is orphaned:
 no live worker holds it (its worker is gone, stopped or dead) and it was claimed longer than
@@ -18,17 +19,18 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from firefly_admin.confirmation import TypedConfirmation, confirmation_page, wants_exact_count
+from firefly_admin.counting import capped_count
 from firefly_admin.forms import RenameTaskForm
 from firefly_admin.history import log_entry
 from firefly_admin.models import Task
-from firefly_admin.pagination import capped_count
+from firefly_admin.selection import RefusedSelection, Selection
 from firefly_tasks.clock import database_time_ago
 from firefly_tasks.conf import settings as engine_settings
 from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
@@ -38,7 +40,6 @@ from firefly_tasks.states import LIVE_WORKER_STATES, AttemptOutcome, Event, Task
 logger = logging.getLogger("firefly_admin")
 
 CHUNK_SIZE = 1000
-SAMPLE_SIZE = 10
 
 RowMessage = Callable[[int, str], str]
 
@@ -126,10 +127,21 @@ def apply_in_chunks(
     return done, seen - done
 
 
+def selected(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
+) -> Selection | None:
+    """The selection an action acts on; ``None``, with an error message, when it is refused."""
+    try:
+        return Selection.from_request(request, queryset)
+    except RefusedSelection as refusal:
+        modeladmin.message_user(request, str(refusal), messages.ERROR)
+        return None
+
+
 def change_selected(
     modeladmin: admin.ModelAdmin[Any],
     request: HttpRequest,
-    queryset: QuerySet[Any],
+    selection: Selection,
     *,
     verb: str,
     guard: Q,
@@ -139,15 +151,32 @@ def change_selected(
     action_flag: int = CHANGE,
 ) -> None:
     """Every action's last step: :func:`apply_in_chunks`, then tell the user and the log how
-    many tasks were changed, and how many were skipped (``skipped_because``)."""
+    many tasks were changed, how many were skipped (``skipped_because``), and how many newer
+    matching tasks "select all" left alone."""
     done, skipped = apply_in_chunks(
-        request, queryset, guard=guard, change=change, message=message, action_flag=action_flag
+        request,
+        selection.rows,
+        guard=guard,
+        change=change,
+        message=message,
+        action_flag=action_flag,
     )
-    text = f"{verb}: {done} done, {skipped} skipped"
-    text += f" ({skipped_because})." if skipped else "."
-    modeladmin.message_user(request, text, messages.SUCCESS if done else messages.WARNING)
+    newer = selection.newer()
+    text = f"{verb}: {done:,} done, {skipped:,} skipped"
+    text += f" ({skipped_because})" if skipped else ""
+    if newer.value:
+        text += (
+            f"; {newer} newer matching task{newer.plural} left alone (scheduled after the "
+            "list was shown)"
+        )
+    modeladmin.message_user(request, f"{text}.", messages.SUCCESS if done else messages.WARNING)
     logger.info(
-        "admin action=%s user=%s done=%s skipped=%s", verb.lower(), request.user, done, skipped
+        "admin action=%s user=%s done=%s skipped=%s newer=%s",
+        verb.lower(),
+        request.user,
+        done,
+        skipped,
+        newer,
     )
 
 
@@ -166,6 +195,9 @@ def move_selected(
     """Move the selected tasks still in the ``expected`` states, and the orphaned ones, to
     another state; an orphan's unfinished attempt is recorded as interrupted first, as a
     consumer's maintenance would have."""
+    selection = selected(modeladmin, request, queryset)
+    if selection is None:
+        return
 
     def change(rows: TaskQuerySet) -> None:
         end_orphaned_attempts(rows, f"{past_tense} from the admin")
@@ -174,7 +206,7 @@ def move_selected(
     change_selected(
         modeladmin,
         request,
-        queryset,
+        selection,
         verb=verb,
         guard=expected | orphaned(),
         change=change,
@@ -225,13 +257,16 @@ def rename_tasks(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
 ) -> TemplateResponse | None:
     """Point tasks at another registered task name, e.g. after the function moved."""
+    selection = selected(modeladmin, request, queryset)
+    if selection is None:
+        return None
     form = RenameTaskForm(request.POST if "apply" in request.POST else None)
     if form.is_valid():
         new_name = form.cleaned_data["func_name"]
         change_selected(
             modeladmin,
             request,
-            queryset,
+            selection,
             verb="Rename",
             guard=Q(status__in=sources(Event.RENAME)) & ~Q(func_name=new_name),
             change=lambda rows: rows.rename(new_name),
@@ -240,7 +275,14 @@ def rename_tasks(
         )
         return None
     return confirmation_page(
-        modeladmin, request, queryset, "rename_tasks", "Rename tasks", "rename.html", form=form
+        modeladmin,
+        request,
+        selection,
+        selection.count(exact=wants_exact_count(request)),
+        "rename_tasks",
+        "Rename tasks",
+        "rename.html",
+        form=form,
     )
 
 
@@ -248,61 +290,43 @@ def rename_tasks(
 def delete_tasks(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
 ) -> TemplateResponse | None:
-    """Delete tasks and their attempts, after a confirmation that only counts the attempts."""
-    if request.POST.get("post") == "yes":
-        change_selected(
-            modeladmin,
-            request,
-            queryset,
-            verb="Delete",
-            guard=~held_by_a_worker(),
-            change=lambda rows: rows.only("pk").delete(),
-            message=lambda pk, name: "",
-            skipped_because="running on a live worker",
-            action_flag=DELETION,
-        )
+    """Delete tasks and their attempts, after a confirmation that counts them; past
+    ``FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE`` tasks, the operator types how many first."""
+    selection = selected(modeladmin, request, queryset)
+    if selection is None:
         return None
-    attempt_count, attempts_capped = capped_count(
-        TaskAttempt.objects.filter(task_id__in=queryset.order_by().values("pk"))
-    )
-    running_count, _ = capped_count(queryset.filter(held_by_a_worker()))
+    # Counted exactly (within the count timeout) on the page and again on confirming: what
+    # the operator types is checked against the tasks that would be deleted now.
+    count = selection.count(exact=True)
+    typed = TypedConfirmation.for_delete(count)
+    error = None
+    if request.POST.get("post") == "yes":
+        error = typed.error(request.POST) if typed else None
+        if error is None:
+            change_selected(
+                modeladmin,
+                request,
+                selection,
+                verb="Delete",
+                guard=~held_by_a_worker(),
+                change=lambda rows: rows.only("pk").delete(),
+                message=lambda pk, name: "",
+                skipped_because="running on a live worker",
+                action_flag=DELETION,
+            )
+            return None
     return confirmation_page(
         modeladmin,
         request,
-        queryset,
+        selection,
+        count,
         "delete_tasks",
         "Delete tasks",
         "delete.html",
-        attempt_count=attempt_count,
-        attempts_capped=attempts_capped,
-        running_count=running_count,
+        attempts=capped_count(
+            TaskAttempt.objects.filter(task_id__in=selection.rows.order_by().values("pk"))
+        ),
+        running=capped_count(selection.rows.filter(held_by_a_worker())),
+        typed=typed,
+        error=error,
     )
-
-
-def confirmation_page(
-    modeladmin: admin.ModelAdmin[Any],
-    request: HttpRequest,
-    queryset: QuerySet[Any],
-    action: str,
-    title: str,
-    template: str,
-    **extra: Any,
-) -> TemplateResponse:
-    """An action's intermediate page (``firefly_admin/actions/<template>``): it shows the
-    selection, and posts it back unchanged to ``action`` with what the page asked for."""
-    count, capped = capped_count(queryset)
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "title": title,
-        "opts": modeladmin.opts,
-        "action": action,
-        "count": count,
-        "capped": capped,
-        "sample": queryset.order_by("-pk").only("pk", "func_name", "status", "queue")[:SAMPLE_SIZE],
-        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-        "select_across": request.POST.get("select_across") in ("1", "True", "true"),
-        "from_object": request.POST.get("_from_object", ""),
-        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        **extra,
-    }
-    return TemplateResponse(request, f"firefly_admin/actions/{template}", context)

@@ -22,6 +22,11 @@ from firefly_admin.conf import settings
 
 COUNT_LIMIT = 10_000
 
+# How an operator asks a page to count exactly: ?count=exact on the task list, a posted
+# count=exact on an action's confirmation page.
+COUNT_VAR = "count"
+EXACT = "exact"
+
 # SQLite calls the progress handler every this many virtual machine instructions: often
 # enough to stop within milliseconds of the deadline, rarely enough to cost nothing.
 SQLITE_PROGRESS_STEPS = 1_000
@@ -40,7 +45,22 @@ class Count:
     stopped_after: float | None = None
 
     def __str__(self) -> str:
-        return f"{self.value:,}+" if self.capped else f"{self.value:,}"
+        return f"{self.number}+" if self.capped else self.number
+
+    @property
+    def number(self) -> str:
+        """The value with thousands separators, without the ``+``."""
+        return f"{self.value:,}"
+
+    @property
+    def plural(self) -> str:
+        """``"s"`` unless this is exactly one: ``0 tasks``, ``1 task``, ``1+ tasks``."""
+        return "" if self.value == 1 and not self.capped else "s"
+
+    @property
+    def seconds(self) -> str:
+        """``stopped_after`` as pages say it: ``3``, ``0.5``."""
+        return f"{self.stopped_after or 0:g}"
 
 
 def capped_count(queryset: QuerySet[Any], limit: int | None = None) -> Count:
@@ -53,25 +73,21 @@ def capped_count(queryset: QuerySet[Any], limit: int | None = None) -> Count:
     return Count(min(count, limit), capped=count > limit)
 
 
-def exact_count(queryset: QuerySet[Any], capped: Count | None = None) -> Count:
+def exact_count(queryset: QuerySet[Any], capped: Count) -> Count:
     """Every row of ``queryset``, counted until ``FIREFLY_ADMIN_COUNT_TIMEOUT`` runs out.
 
-    When the database stops the count, the result is ``capped`` (counted first if not given)
-    with ``stopped_after`` set. The count runs in a savepoint rolled back afterwards, so that a
-    stopped statement leaves any surrounding transaction usable.
+    When the database stops the count, the result is the ``capped`` count the caller already
+    has, with ``stopped_after`` set.
     """
     timeout = settings.COUNT_TIMEOUT
     connection = connections[queryset.db]
     try:
-        with transaction.atomic(using=queryset.db), _deadline(connection, timeout):
-            value = queryset.order_by().count()
-            transaction.set_rollback(True, using=queryset.db)  # undoes SET LOCAL too
+        with _deadline(connection, timeout):
+            return Count(queryset.order_by().count())
     except OperationalError as error:
         if not _was_stopped(connection, error):
             raise
-        known = capped if capped is not None else capped_count(queryset)
-        return dataclasses.replace(known, stopped_after=timeout)
-    return Count(value)
+        return dataclasses.replace(capped, stopped_after=timeout)
 
 
 # Vendor SQL: how each database stops a statement after a deadline ------------------------
@@ -92,17 +108,21 @@ def _deadline(connection: Any, seconds: float) -> Iterator[None]:
 
 @contextmanager
 def _postgresql_deadline(connection: Any, seconds: float) -> Iterator[None]:
-    # SET LOCAL (set_config(..., true)) lasts until the enclosing savepoint or transaction
-    # ends: exact_count rolls that back, so the session's own timeout comes back by itself.
-    with connection.cursor() as cursor:
-        milliseconds = max(1, round(seconds * 1000))  # 0 would mean "no limit"
-        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(milliseconds)])
-    yield
+    # SET LOCAL (set_config(..., true)) lasts until the enclosing transaction or savepoint
+    # ends: one of its own, rolled back afterwards, so the session's timeout comes back by
+    # itself, and a cancelled statement leaves a surrounding transaction usable.
+    with transaction.atomic(using=connection.alias):
+        with connection.cursor() as cursor:
+            milliseconds = max(1, round(seconds * 1000))  # 0 would mean "no limit"
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(milliseconds)])
+        yield
+        transaction.set_rollback(True, using=connection.alias)
 
 
 @contextmanager
 def _mysql_deadline(connection: Any, seconds: float) -> Iterator[None]:
-    # A session variable outlives transactions: put the previous value back afterwards.
+    # A session variable outlives transactions: put the previous value back afterwards. No
+    # transaction of its own: a stopped statement leaves a surrounding one usable.
     if connection.mysql_is_mariadb:
         variable, value = "max_statement_time", max(seconds, 0.000_001)  # seconds; 0: no limit
     else:
@@ -121,7 +141,8 @@ def _mysql_deadline(connection: Any, seconds: float) -> Iterator[None]:
 @contextmanager
 def _sqlite_deadline(connection: Any, seconds: float) -> Iterator[None]:
     # SQLite has no statement timeout: a progress handler that returns true interrupts the
-    # running statement ("interrupted").
+    # running statement ("interrupted"). No transaction of its own: with the IMMEDIATE
+    # transaction mode, one would hold the database's write lock while counting.
     connection.ensure_connection()
     ends = time.monotonic() + seconds
     connection.connection.set_progress_handler(

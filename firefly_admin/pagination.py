@@ -1,24 +1,123 @@
-"""Counting that stays cheap on big tables: counts stop at a limit."""
+"""Paging through big tables: keyset pages for the task list, capped counts for the others.
+
+The task list pages by id (keyset, or cursor, pagination): a page is the rows just below an
+id (``?before=``) or just above one (``?after=``), read by walking the primary key's index from
+there, ``LIMIT`` one more row than the page holds to learn whether the walk goes on. No page
+needs an ``OFFSET`` (which reads and throws away every row before the page) or a count, so the
+last row of a million is as cheap to reach as the first.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 
-COUNT_LIMIT = 10_000
+from firefly_admin.counting import COUNT_LIMIT, capped_count
+
+BEFORE_VAR = "before"
+AFTER_VAR = "after"
+CURSOR_VARS = (BEFORE_VAR, AFTER_VAR)
+
+MAX_ID = 2**63 - 1  # the largest BigAutoField value
 
 
-def capped_count(queryset: QuerySet[Any], limit: int = COUNT_LIMIT) -> tuple[int, bool]:
-    """How many rows ``queryset`` holds, counting no further than ``limit``.
+def task_id(value: str) -> int | None:
+    """``value`` as a task id (ASCII digits, at most ``MAX_ID``), else ``None``."""
+    # The length first: int() refuses strings of over 4,300 digits with a ValueError.
+    if len(value) <= len(str(MAX_ID)) and value.isascii() and value.isdigit():
+        number = int(value)
+        return number if number <= MAX_ID else None
+    return None
 
-    Returns ``(count, capped)``; when capped, there are more than ``limit`` rows. The database
-    counts a ``LIMIT``-ed subquery, so it reads at most ``limit + 1`` index entries.
+
+@dataclasses.dataclass(frozen=True)
+class Cursor:
+    """Where a page starts: just below the id ``before``, just above the id ``after``, or, with
+    neither, at the start of the list's order."""
+
+    before: int | None = None
+    after: int | None = None
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> Cursor:
+        """The cursor of a query string; ``ValueError`` unless it is at most one id."""
+        found = {name: query[name] for name in CURSOR_VARS if name in query}
+        if len(found) > 1:
+            raise ValueError("A page starts before an id or after one, not both.")
+        for name, value in found.items():
+            number = task_id(value)
+            if number is None:
+                raise ValueError(f"{name}={value[:30]!r} is not a task id.")
+            return cls(**{name: number})
+        return cls()
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The query string parameters that lead to this cursor's page."""
+        if self.before is not None:
+            return {BEFORE_VAR: str(self.before)}
+        if self.after is not None:
+            return {AFTER_VAR: str(self.after)}
+        return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class KeysetPage:
+    """The rows of one page in the list's order, and the cursors of the pages around it;
+    a cursor is ``None`` where there is no such page (the page is at that end)."""
+
+    rows: list[Any]
+    newest: Cursor | None
+    newer: Cursor | None
+    older: Cursor | None
+    oldest: Cursor | None
+
+
+def keyset_page(
+    queryset: QuerySet[Any], cursor: Cursor, size: int, *, descending: bool, top: int
+) -> KeysetPage:
+    """The page of ``queryset`` at ``cursor``: ``size`` rows ordered by id, newest first when
+    ``descending``. ``top`` is the highest id of the table, which the newest page of an
+    ascending list starts below.
+
+    Two queries at most, each an index walk of at most ``size + 1`` matching rows: the page
+    (one row more tells whether there are more in the walk's direction), and, on a page
+    reached by a cursor, whether any row lies on its other side.
     """
-    count = queryset.order_by().values("pk")[: limit + 1].count()
-    return min(count, limit), count > limit
+    if cursor.before is not None:
+        walk = queryset.filter(pk__lt=cursor.before).order_by("-pk")
+    elif cursor.after is not None:
+        walk = queryset.filter(pk__gt=cursor.after).order_by("pk")
+    else:
+        walk = queryset.order_by("-pk" if descending else "pk")
+    walking_down = cursor.before is not None or (cursor.after is None and descending)
+    rows = list(walk[: size + 1])
+    more_ahead = len(rows) > size
+    rows = rows[:size]
+    # Behind the first row read: nothing at the start of the list, else ask the database.
+    behind = False
+    if rows and cursor != Cursor():
+        first = rows[0].pk
+        behind = queryset.filter(**{"pk__gt" if walking_down else "pk__lt": first}).exists()
+    more_older, more_newer = (more_ahead, behind) if walking_down else (behind, more_ahead)
+    rows.sort(key=lambda row: row.pk, reverse=descending)
+    ids = [row.pk for row in rows]
+    # An empty page away from the start (a stale or made-up cursor) offers both ends.
+    lost = not rows and cursor != Cursor()
+    return KeysetPage(
+        rows=rows,
+        newest=(Cursor() if descending else Cursor(before=min(top + 1, MAX_ID)))
+        if more_newer or lost
+        else None,
+        newer=Cursor(after=max(ids)) if more_newer else None,
+        older=Cursor(before=min(ids)) if more_older else None,
+        oldest=(Cursor(after=0) if descending else Cursor()) if more_older or lost else None,
+    )
 
 
 if TYPE_CHECKING:
@@ -36,7 +135,8 @@ class CappedCountPaginator(_Paginator):
     def count(self) -> int:
         if not isinstance(self.object_list, QuerySet):
             return len(self.object_list)
-        count, self.capped = capped_count(self.object_list, self.count_limit)
-        return count
+        counted = capped_count(self.object_list, self.count_limit)
+        self.capped = counted.capped
+        return counted.value
 
     capped = False

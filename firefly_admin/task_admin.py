@@ -29,6 +29,8 @@ from firefly_admin.actions import (
     rename_tasks,
     requeue_tasks,
 )
+from firefly_admin.changelist import TaskChangeList
+from firefly_admin.conf import settings
 from firefly_admin.filters import (
     DateRangeFilter,
     QueueFilter,
@@ -37,22 +39,11 @@ from firefly_admin.filters import (
     WorkerFilter,
 )
 from firefly_admin.models import Task
-from firefly_admin.pagination import CappedCountPaginator
+from firefly_admin.pagination import task_id
 from firefly_admin.permissions import ReadOnlyRows, permission
 from firefly_admin.timeline import task_timeline
 from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
 from firefly_tasks.states import TaskStatus
-
-# Never loaded for the task list: they can be large.
-HEAVY_FIELDS = ("params_data", "returned_data", "params_preview", "returned_preview", "traceback")
-
-MAX_ID = 2**63 - 1
-
-
-class TaskChangeList(ChangeList):
-    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
-        return super().get_queryset(request, exclude_parameters).defer(*HEAVY_FIELDS)
-
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[TaskModel]  # generic only to the type checker
@@ -84,11 +75,13 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
     )
     search_fields = ("func_name",)
     search_help_text = "A task id, or part of a task name."
+    # Pages are keyset pages by id (changelist.py): the id is the only order a million-row
+    # table can be paged in without sorting it, so it is the only column that sorts.
     ordering = ("-id",)
+    sortable_by = ("id",)
     list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
     actions = (requeue_tasks, cancel_tasks, rename_tasks, delete_tasks)
     change_list_template = "firefly_admin/task/change_list.html"
     change_form_template = "firefly_admin/task/change_form.html"
@@ -168,14 +161,18 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
     ) -> tuple[QuerySet[Any], bool]:
         term = search_term.strip().removeprefix("#")
         if term.isdigit():
-            found = queryset.filter(pk=int(term)) if int(term) <= MAX_ID else queryset.none()
-            return found, False
+            pk = task_id(term)
+            return (queryset.none() if pk is None else queryset.filter(pk=pk)), False
         return super().get_search_results(request, queryset, search_term)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "dashboard_url": self._url("dashboard")}
+        extra_context = {
+            **(extra_context or {}),
+            "dashboard_url": self._url("dashboard"),
+            "count_timeout": f"{settings.COUNT_TIMEOUT:g}",
+        }
         return super().changelist_view(request, extra_context)
 
     def response_action(
@@ -192,27 +189,27 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
             return HttpResponseRedirect(self._url("change", from_object))
         return response
 
-    @admin.display(description="task", ordering="func_name")
+    @admin.display(description="task")
     def task_name(self, obj: TaskModel) -> str:
         return obj.func_name
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description="status")
     def status_badge(self, obj: TaskModel) -> SafeString:
         return display.badge(obj.status)
 
-    @admin.display(description="attempts", ordering="attempt")
+    @admin.display(description="attempts")
     def attempt_count(self, obj: TaskModel) -> int:
         return obj.attempt
 
-    @admin.display(description="created", ordering="created")
+    @admin.display(description="created")
     def created_at(self, obj: TaskModel) -> SafeString | str:
         return display.moment(obj.created)
 
-    @admin.display(description="not before", ordering="not_before")
+    @admin.display(description="not before")
     def not_before_at(self, obj: TaskModel) -> SafeString | str:
         return display.moment(obj.not_before)
 
-    @admin.display(description="started", ordering="started")
+    @admin.display(description="started")
     def started_at(self, obj: TaskModel) -> SafeString | str:
         return display.moment(obj.started)
 

@@ -10,8 +10,9 @@ the admin's session and permission ones:
 2. the page's rows (``LIMIT`` 51), and on a page reached by a cursor, whether a row lies on
    its other side (``LIMIT`` 1);
 3. the matching tasks up to the bound, counted up to ``COUNT_LIMIT`` (a ``LIMIT``-ed
-   subquery); exactly, stopped after ``FIREFLY_ADMIN_COUNT_TIMEOUT``, when the operator asks
-   with ``?count=exact``.
+   subquery, never a count of the whole table); or, when the operator asks with
+   ``?count=exact``, counted exactly, in a statement the database stops after
+   ``FIREFLY_ADMIN_COUNT_TIMEOUT`` (``counting.py``; one statement more to set that deadline).
 
 So the rows, the count and "select all" describe the same tasks: those matching the filters
 among the tasks that existed when the page was read.
@@ -75,9 +76,7 @@ class TaskChangeList(ChangeList):
         self.page = keyset_page(
             shown, self.cursor, self.list_per_page, descending=self.descending, top=self.up_to_id
         )
-        count = capped_count(shown)
-        if count.capped and self.count_exactly:
-            count = exact_count(shown, count)
+        count = exact_count(shown) if self.count_exactly else capped_count(shown)
         self.count = count
         self.result_count = count.value
         self.result_list = self.page.rows

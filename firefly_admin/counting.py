@@ -73,11 +73,11 @@ def capped_count(queryset: QuerySet[Any], limit: int | None = None) -> Count:
     return Count(min(count, limit), capped=count > limit)
 
 
-def exact_count(queryset: QuerySet[Any], capped: Count) -> Count:
+def exact_count(queryset: QuerySet[Any], capped: Count | None = None) -> Count:
     """Every row of ``queryset``, counted until ``FIREFLY_ADMIN_COUNT_TIMEOUT`` runs out.
 
-    When the database stops the count, the result is the ``capped`` count the caller already
-    has, with ``stopped_after`` set.
+    When the database stops the count, the result is the capped count (``capped``, or
+    counted now) with ``stopped_after`` set.
     """
     timeout = settings.COUNT_TIMEOUT
     connection = connections[queryset.db]
@@ -87,7 +87,8 @@ def exact_count(queryset: QuerySet[Any], capped: Count) -> Count:
     except OperationalError as error:
         if not _was_stopped(connection, error):
             raise
-        return dataclasses.replace(capped, stopped_after=timeout)
+        known = capped_count(queryset) if capped is None else capped
+        return dataclasses.replace(known, stopped_after=timeout)
 
 
 # Vendor SQL: how each database stops a statement after a deadline ------------------------

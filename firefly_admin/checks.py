@@ -11,6 +11,9 @@ from firefly_admin.conf import settings
 
 HTMX_MIDDLEWARE = "django_htmx.middleware.HtmxMiddleware"
 
+# An hour: longer than any web server waits for a page, within every database's limit.
+MAX_COUNT_TIMEOUT = 3600
+
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -58,11 +61,12 @@ def check_bulk_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     """The settings of counting and of large deletes on the task list."""
     messages: list[CheckMessage] = []
     timeout = settings.raw("FIREFLY_ADMIN_COUNT_TIMEOUT")
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout > 0:
+    is_number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+    if not (is_number and 0 < timeout <= MAX_COUNT_TIMEOUT):
         messages.append(
             Error(
-                f"FIREFLY_ADMIN_COUNT_TIMEOUT is {timeout!r}; it must be a positive number "
-                "of seconds.",
+                f"FIREFLY_ADMIN_COUNT_TIMEOUT is {timeout!r}; it must be a number of seconds "
+                f"over 0 and at most {MAX_COUNT_TIMEOUT}.",
                 hint="The default is 3: an exact count stops after 3 seconds.",
                 id="firefly_admin.E010",
             )

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from django.db import OperationalError, connections, transaction
@@ -81,9 +80,15 @@ def exact_count(queryset: QuerySet[Any], capped: Count | None = None) -> Count:
     """
     timeout = settings.COUNT_TIMEOUT
     connection = connections[queryset.db]
+    counters: dict[str, Callable[[Any, QuerySet[Any], float], int]] = {
+        "postgresql": _postgresql_count,
+        "mysql": _mysql_count,
+        "sqlite": _sqlite_count,
+    }
+    if connection.vendor not in counters:
+        raise NotImplementedError(f"Firefly does not support the {connection.vendor} database.")
     try:
-        with _deadline(connection, timeout):
-            return Count(queryset.order_by().count())
+        return Count(counters[connection.vendor](connection, queryset.order_by(), timeout))
     except OperationalError as error:
         if not _was_stopped(connection, error):
             raise
@@ -94,21 +99,7 @@ def exact_count(queryset: QuerySet[Any], capped: Count | None = None) -> Count:
 # Vendor SQL: how each database stops a statement after a deadline ------------------------
 
 
-@contextmanager
-def _deadline(connection: Any, seconds: float) -> Iterator[None]:
-    deadlines: dict[str, Callable[[Any, float], Any]] = {
-        "postgresql": _postgresql_deadline,
-        "mysql": _mysql_deadline,
-        "sqlite": _sqlite_deadline,
-    }
-    if connection.vendor not in deadlines:
-        raise NotImplementedError(f"Firefly does not support the {connection.vendor} database.")
-    with deadlines[connection.vendor](connection, seconds):
-        yield
-
-
-@contextmanager
-def _postgresql_deadline(connection: Any, seconds: float) -> Iterator[None]:
+def _postgresql_count(connection: Any, queryset: QuerySet[Any], seconds: float) -> int:
     # SET LOCAL (set_config(..., true)) lasts until the enclosing transaction or savepoint
     # ends: one of its own, rolled back afterwards, so the session's timeout comes back by
     # itself, and a cancelled statement leaves a surrounding transaction usable.
@@ -116,41 +107,36 @@ def _postgresql_deadline(connection: Any, seconds: float) -> Iterator[None]:
         with connection.cursor() as cursor:
             milliseconds = max(1, round(seconds * 1000))  # 0 would mean "no limit"
             cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(milliseconds)])
-        yield
+        count = queryset.count()
         transaction.set_rollback(True, using=connection.alias)
+    return count
 
 
-@contextmanager
-def _mysql_deadline(connection: Any, seconds: float) -> Iterator[None]:
-    # A session variable outlives transactions: put the previous value back afterwards. No
-    # transaction of its own: a stopped statement leaves a surrounding one usable.
+def _mysql_count(connection: Any, queryset: QuerySet[Any], seconds: float) -> int:
+    # One statement that carries its own deadline: nothing to set before, or put back after.
+    rows, params = queryset.values("pk").query.get_compiler(connection=connection).as_sql()
     if connection.mysql_is_mariadb:
-        variable, value = "max_statement_time", max(seconds, 0.000_001)  # seconds; 0: no limit
+        sql = f"SET STATEMENT max_statement_time = %s FOR SELECT COUNT(*) FROM ({rows}) rows_"
+        params = (max(seconds, 0.000_001), *params)  # in seconds; 0 means no limit
     else:
-        variable, value = "max_execution_time", max(1, round(seconds * 1000))  # ms, MySQL
+        milliseconds = max(1, round(seconds * 1000))
+        sql = f"SELECT /*+ MAX_EXECUTION_TIME({milliseconds}) */ COUNT(*) FROM ({rows}) rows_"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT @@SESSION.{variable}")
-        (previous,) = cursor.fetchone()
-        cursor.execute(f"SET SESSION {variable} = %s", [value])
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET SESSION {variable} = %s", [previous])
+        cursor.execute(sql, params)
+        (count,) = cursor.fetchone()
+    return int(count)
 
 
-@contextmanager
-def _sqlite_deadline(connection: Any, seconds: float) -> Iterator[None]:
+def _sqlite_count(connection: Any, queryset: QuerySet[Any], seconds: float) -> int:
     # SQLite has no statement timeout: a progress handler that returns true interrupts the
-    # running statement ("interrupted"). No transaction of its own: with the IMMEDIATE
-    # transaction mode, one would hold the database's write lock while counting.
+    # running statement ("interrupted"). Nothing else runs on this connection meanwhile.
     connection.ensure_connection()
     ends = time.monotonic() + seconds
     connection.connection.set_progress_handler(
         lambda: time.monotonic() > ends, SQLITE_PROGRESS_STEPS
     )
     try:
-        yield
+        return queryset.count()
     finally:
         connection.connection.set_progress_handler(None, 0)
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.checks import CheckMessage
 from pytest_django import Settings
 
-from firefly_admin.checks import check_installed, check_settings
+from firefly_admin.checks import check_bulk_settings, check_installed, check_settings
 
 
 def ids(messages: list[CheckMessage]) -> list[str | None]:
@@ -15,6 +15,7 @@ def ids(messages: list[CheckMessage]) -> list[str | None]:
 
 def test_the_test_settings_pass() -> None:
     assert check_settings() == []
+    assert check_bulk_settings() == []
     assert check_installed() == []
 
 
@@ -33,6 +34,31 @@ def test_a_sub_second_poll_interval_is_a_warning(settings: Settings) -> None:
 def test_hidden_args_must_be_a_list_of_names(settings: Settings, value: object) -> None:
     settings.FIREFLY_ADMIN_HIDDEN_ARGS = value
     assert ids(check_settings()) == ["firefly_admin.E002"]
+
+
+@pytest.mark.parametrize("value", [0, -3, "3", True, None, float("nan"), float("inf"), 3601])
+def test_count_timeout_must_be_a_positive_number_of_seconds_up_to_an_hour(
+    settings: Settings, value: object
+) -> None:
+    settings.FIREFLY_ADMIN_COUNT_TIMEOUT = value
+    assert ids(check_bulk_settings()) == ["firefly_admin.E010"]
+
+
+@pytest.mark.parametrize("value", [0.5, 3, 3600])
+def test_count_timeout_may_be_any_positive_number(settings: Settings, value: object) -> None:
+    settings.FIREFLY_ADMIN_COUNT_TIMEOUT = value
+    assert check_bulk_settings() == []
+
+
+@pytest.mark.parametrize("value", [-1, 1000.0, "1000", False, None])
+def test_confirm_delete_above_must_be_a_whole_number(settings: Settings, value: object) -> None:
+    settings.FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE = value
+    assert ids(check_bulk_settings()) == ["firefly_admin.E011"]
+
+
+def test_confirm_delete_above_zero_asks_before_every_delete(settings: Settings) -> None:
+    settings.FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE = 0
+    assert check_bulk_settings() == []
 
 
 @pytest.mark.parametrize(

@@ -64,8 +64,8 @@ class TypedConfirmation:
             return f"Type {self.answer} in the box to confirm the delete."
         if _normalised(typed) != _normalised(self.answer):
             return (
-                f"Nothing was deleted: you typed “{typed[:40]}”, and the answer now is "
-                f"{self.answer}. Check the selection below and type it again."
+                f"Nothing was deleted: you typed “{typed[:40]}”, not {self.answer}. Check the "
+                "selection above and type it again."
             )
         return None
 

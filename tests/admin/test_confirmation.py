@@ -99,7 +99,7 @@ def test_the_number_typed_is_checked_against_the_tasks_there_are_when_confirming
 
     refused = delete_all(admin_client, post="yes", typed_count="5")
 
-    assert "the answer now is 4" in errornote(refused)
+    assert "you typed “5”, not 4" in errornote(refused)
     assert TaskModel.objects.count() == 4
     assert messages_of(delete_all(admin_client, post="yes", typed_count="4")) == [
         "Delete: 4 done, 0 skipped."

@@ -7,8 +7,8 @@ the admin's session and permission ones:
 1. the highest task id (``MAX(id)``, read from the end of the primary key's index): the
    bound of everything the page shows, and of "select all", which acts on the matching tasks
    up to that id only (``selection.py``);
-2. the page's rows (``LIMIT`` 51), and on a page reached by a cursor, whether a row lies on
-   its other side (``LIMIT`` 1);
+2. the page's rows (``LIMIT`` 51; on a page reached by a cursor, with an ``EXISTS`` probe
+   of the cursor's other side);
 3. the matching tasks up to the bound, counted up to ``COUNT_LIMIT`` (a ``LIMIT``-ed
    subquery, never a count of the whole table); or, when the operator asks with
    ``?count=exact``, counted exactly, in a statement the database stops after
@@ -72,10 +72,14 @@ class TaskChangeList(ChangeList):
         model = self.root_queryset.model
         top = model._default_manager.using(self.queryset.db).aggregate(top=Max("pk"))["top"]
         self.up_to_id = int(top or 0)
-        shown = self.queryset.filter(pk__lte=self.up_to_id)
         self.page = keyset_page(
-            shown, self.cursor, self.list_per_page, descending=self.descending, top=self.up_to_id
+            self.queryset,
+            self.cursor,
+            self.list_per_page,
+            descending=self.descending,
+            top=self.up_to_id,
         )
+        shown = self.queryset.filter(pk__lte=self.up_to_id)
         count = exact_count(shown) if self.count_exactly else capped_count(shown)
         self.count = count
         self.result_count = count.value

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import Exists, QuerySet
 
 from firefly_admin.counting import COUNT_LIMIT, capped_count
 
@@ -82,29 +82,35 @@ def keyset_page(
     queryset: QuerySet[Any], cursor: Cursor, size: int, *, descending: bool, top: int
 ) -> KeysetPage:
     """The page of ``queryset`` at ``cursor``: ``size`` rows ordered by id, newest first when
-    ``descending``. ``top`` is the highest id of the table, which the newest page of an
-    ascending list starts below.
+    ``descending``, of those with an id up to ``top`` (the list's bound; the newest page of an
+    ascending list starts just above it).
 
-    Two queries at most, each an index walk of at most ``size + 1`` matching rows: the page
-    (one row more tells whether there are more in the walk's direction), and, on a page
-    reached by a cursor, whether any row lies on its other side.
+    One query, an index walk of at most ``size + 1`` matching rows (one row more tells
+    whether the walk goes on); on a page reached by a cursor, it also asks whether any row
+    lies on the cursor's other side, in an uncorrelated ``EXISTS`` that every database
+    evaluates once, as one more index probe. Each of them has one range of ids: SQLite walks
+    the index for one range and tests each row against a second one, so ``id <= top`` is
+    merged into the cursor's range, never added beside it.
     """
+    behind = None
     if cursor.before is not None:
-        walk = queryset.filter(pk__lt=cursor.before).order_by("-pk")
+        walk = queryset.filter(pk__lt=min(cursor.before, top + 1)).order_by("-pk")
+        behind = queryset.filter(pk__gte=cursor.before, pk__lte=top)
     elif cursor.after is not None:
-        walk = queryset.filter(pk__gt=cursor.after).order_by("pk")
+        walk = queryset.filter(pk__gt=cursor.after, pk__lte=top).order_by("pk")
+        behind = queryset.filter(pk__lte=min(cursor.after, top))
     else:
-        walk = queryset.order_by("-pk" if descending else "pk")
+        walk = queryset.filter(pk__lte=top).order_by("-pk" if descending else "pk")
+    if behind is not None:
+        walk = walk.annotate(ff_behind=Exists(behind))
     walking_down = cursor.before is not None or (cursor.after is None and descending)
     rows = list(walk[: size + 1])
     more_ahead = len(rows) > size
     rows = rows[:size]
-    # Behind the first row read: nothing at the start of the list, else ask the database.
-    behind = False
-    if rows and cursor != Cursor():
-        first = rows[0].pk
-        behind = queryset.filter(**{"pk__gt" if walking_down else "pk__lt": first}).exists()
-    more_older, more_newer = (more_ahead, behind) if walking_down else (behind, more_ahead)
+    more_behind = bool(rows) and bool(getattr(rows[0], "ff_behind", False))
+    more_older, more_newer = (
+        (more_ahead, more_behind) if walking_down else (more_behind, more_ahead)
+    )
     rows.sort(key=lambda row: row.pk, reverse=descending)
     ids = [row.pk for row in rows]
     # An empty page away from the start (a stale or made-up cursor) offers both ends.

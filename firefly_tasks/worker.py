@@ -32,6 +32,7 @@ from firefly_tasks.isolation import IsolationLock
 from firefly_tasks.listener import Listener
 from firefly_tasks.liveness import Liveness
 from firefly_tasks.models import TaskModel, WorkerModel
+from firefly_tasks.rollups import use_slot
 from firefly_tasks.states import AttemptOutcome, WorkerState
 
 logger = logging.getLogger("firefly_tasks")
@@ -121,7 +122,7 @@ class Worker:
         if settings.LISTEN_NOTIFY and dialect(connection).can_listen():
             Listener(self.wake, self.stopping).start()
         threads = [
-            threading.Thread(target=self._run_thread, name=f"firefly-{i}", daemon=True)
+            threading.Thread(target=self._run_thread, args=(i,), name=f"firefly-{i}", daemon=True)
             for i in range(self.concurrency)
         ]
         for thread in threads:
@@ -239,7 +240,8 @@ class Worker:
 
     # One thread's loop --------------------------------------------------------------------
 
-    def _run_thread(self) -> None:
+    def _run_thread(self, slot: int) -> None:
+        use_slot(slot)  # this thread's own rollup rows: no other thread waits on them
         try:
             self._loop()
         except Exception:

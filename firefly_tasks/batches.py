@@ -128,6 +128,9 @@ class BatchRunner:
         self.lock = lock or IsolationLock()
         self.durations: dict[str, float] = {}
         self.mean_duration: float | None = None
+        # The task this thread executes now, and since when (None between tasks): what the
+        # heartbeat reports, so the dashboard tells executing tasks from merely claimed ones.
+        self.executing: tuple[TaskModel, datetime.datetime] | None = None
 
     def batch_size(self) -> int:
         """How many tasks to claim next: about ``BATCH_SECONDS`` of work, at least one, and
@@ -148,7 +151,12 @@ class BatchRunner:
         ``revivals`` is the worker's :attr:`~firefly_tasks.liveness.Liveness.revivals`, read
         before the claim. Raises :class:`BatchInterrupted` when the connection breaks.
         """
-        run = _Run(revivals)
+        try:
+            return self._run(rows, _Run(revivals))
+        finally:
+            self.executing = None
+
+    def _run(self, rows: list[TaskModel], run: _Run) -> tuple[list[RunOutcome], list[TaskModel]]:
         outcomes: list[RunOutcome] = []
         not_run: list[TaskModel] = []
         index = 0
@@ -270,6 +278,7 @@ class BatchRunner:
 
     def _run_alone(self, run: _Run, row: TaskModel) -> RunOutcome:
         row.run_seconds = None
+        self.executing = (row, run.clock())
         began = time.monotonic()
         outcome = run_alone(row, self.worker, run.aliases)
         took = time.monotonic() - began
@@ -326,6 +335,7 @@ class BatchRunner:
 
     def _run_in_group(self, run: _Run, row: TaskModel, group: _Group) -> None:
         row.started = run.clock()
+        self.executing = (row, row.started)
         try:
             call = prepare(row, run.aliases)
         except Exception as exc:

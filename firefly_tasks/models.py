@@ -47,6 +47,13 @@ class WorkerModel(models.Model):
     )
     processed = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
+    # Null: a consumer of an older release registers without naming the column.
+    executing = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="the tasks its threads executed at its last heartbeat (id, name, queue, "
+        "started): the rest of what it holds is claimed, waiting in its batches",
+    )
 
     class Meta:
         verbose_name = "worker"

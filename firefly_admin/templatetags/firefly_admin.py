@@ -21,5 +21,10 @@ def age(delta: datetime.timedelta | float | None) -> str:
 
 
 @register.filter
+def duration(delta: datetime.timedelta | None) -> str:
+    return display.duration(delta)
+
+
+@register.filter
 def moment(value: datetime.datetime | None) -> SafeString | str:
     return display.moment(value)

@@ -13,10 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries, Settings
 
-from firefly_tasks.models import QueueModel, TaskStatus
+from firefly_tasks.models import QueueModel, TaskStatus, WorkerModel
 from firefly_tasks.queues import pause_queue
 from tests.admin import tasks as admin_tasks
-from tests.admin.conftest import make_task, make_worker
+from tests.admin.conftest import make_rollup, make_task, make_worker
 from tests.testapp import tasks
 
 if TYPE_CHECKING:
@@ -125,11 +125,13 @@ def test_queue_region_counts_ready_scheduled_running_failed_and_completions(
     tasks.add.schedule_many([(i, i) for i in range(3)])
     tasks.add.schedule(1, 1, eta=now + datetime.timedelta(hours=1))
     make_task(TaskStatus.CREATED, not_before=now - datetime.timedelta(minutes=5))
-    make_task(TaskStatus.RUNNING)
-    make_task(TaskStatus.FAILED)
-    make_task(TaskStatus.FAILED, failed=now - datetime.timedelta(hours=2))
-    for _ in range(4):
-        make_task(TaskStatus.COMPLETED)
+    worker = make_worker("busy")
+    executing = make_task(TaskStatus.RUNNING, worker=worker)
+    make_task(TaskStatus.RUNNING, worker=worker)
+    snapshot = [{"id": executing.pk, "name": "n", "queue": "default", "started": now.isoformat()}]
+    WorkerModel.objects.filter(pk=worker.pk).update(executing=snapshot)
+    make_rollup(now, completed=4, failed=1, run_seconds=0.25, wait_seconds=5.0)
+    make_rollup(now - datetime.timedelta(hours=2), failed=7)
     admin_tasks.build_report.schedule("r")
 
     html = htmx(admin_client, "ff-queues").content.decode()
@@ -137,10 +139,12 @@ def test_queue_region_counts_ready_scheduled_running_failed_and_completions(
     default = queue_row(html, "default")
     assert metric(default, "ready") == "4"
     assert metric(default, "scheduled") == "1"
-    assert metric(default, "running") == "1"
+    assert metric(default, "executing") == "1"
+    assert metric(default, "claimed") == "1"
     assert ">1</a>" in metric(default, "failed")
     assert metric(default, "oldest") == "5 min"
     assert metric(default, "completed") == "4"
+    assert metric(default, "times") == "1.0 s / 50 ms"
     assert default.count('class="ff-bar"') == 1
     assert metric(queue_row(html, "reports"), "ready") == "1"
 
@@ -169,6 +173,8 @@ def test_workers_region_shows_liveness_and_current_task(
     late = make_worker("late-one", last_heartbeat=now - datetime.timedelta(seconds=5))
     make_worker("gone", last_heartbeat=now - datetime.timedelta(seconds=50))
     running = make_task(TaskStatus.RUNNING, worker=busy)
+    snapshot = [{"id": running.pk, "name": "n", "queue": "default", "started": now.isoformat()}]
+    WorkerModel.objects.filter(pk=busy.pk).update(executing=snapshot)
 
     html = htmx(admin_client, "ff-workers").content.decode()
 
@@ -277,14 +283,19 @@ def test_resume_and_pause_gets_and_posts_without_csrf_change_nothing(admin_user:
     assert not QueueModel.objects.exists()
 
 
-def test_workers_region_lists_a_few_claimed_tasks_and_counts_the_rest(admin_client: Client) -> None:
+def test_workers_region_lists_executing_tasks_and_counts_the_claimed_ones(
+    admin_client: Client,
+) -> None:
     busy = make_worker("batcher")
     rows = [make_task(TaskStatus.RUNNING, worker=busy) for _ in range(7)]
+    started = timezone.now().isoformat()
+    snapshot = [{"id": r.pk, "name": "n", "queue": "default", "started": started} for r in rows[:2]]
+    WorkerModel.objects.filter(pk=busy.pk).update(executing=snapshot)
 
     html = htmx(admin_client, "ff-workers").content.decode()
 
     row = html.split('data-worker="batcher"')[1].split("</tr>")[0]
-    assert row.count("/firefly_admin/task/") == 5  # three tasks, the rest, all it ran
-    assert f"#{rows[0].pk}" in row
+    assert row.count("/firefly_admin/task/") == 4  # two executing, the claimed, all it ran
+    assert f"#{rows[0].pk}" in row and f"#{rows[1].pk}" in row
     assert f"?worker={busy.pk}&amp;status=running" in row
-    assert "+4 more claimed" in row
+    assert "5 claimed, waiting" in row

@@ -178,6 +178,7 @@ def test_each_heartbeat_reports_what_the_threads_execute(
 
     wait_until(reported, timeout=30)
     (snapshot,) = WorkerModel.objects.values_list("executing", flat=True)
+    assert snapshot is not None
     (task,) = snapshot
     started = datetime.datetime.fromisoformat(task["started"])
     claimed = TaskModel.objects.get(pk=slow.pk).started

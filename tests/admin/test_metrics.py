@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries, Settings
 
-from firefly_admin.metrics import CHART_HEIGHT, MINUTES, liveness, queue_stats, worker_statuses
+from firefly_admin.metrics import CHART_HEIGHT, liveness, queue_stats, worker_statuses
+from firefly_admin.throughput import MINUTES
 from firefly_tasks.models import TaskStatus, WorkerModel, WorkerState
 from firefly_tasks.queues import pause_queue
 from tests.admin.conftest import make_rollup, make_task, make_worker

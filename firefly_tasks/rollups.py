@@ -119,6 +119,17 @@ class Tally:
         self._counts.clear()
 
 
+def prune(before: datetime.datetime, using: str = "default", chunk_size: int = 5000) -> int:
+    """Delete the rollup rows of minutes before ``before``, in chunks; return how many went."""
+    model = apps.get_model("firefly_tasks", "TaskRollup")
+    rows = model._default_manager.using(using)
+    deleted = 0
+    while ids := list(rows.filter(minute__lt=before).values_list("pk", flat=True)[:chunk_size]):
+        rows.filter(pk__in=ids).delete()
+        deleted += len(ids)
+    return deleted
+
+
 def bucket_fields() -> tuple[str, ...]:
     """The histogram columns, run time first: what the model adds to itself."""
     return RUN_BUCKETS + WAIT_BUCKETS

@@ -22,7 +22,7 @@ from tests.admin.browser import BROWSER_TESTS, TIMEOUT_MS, log_in, outside_the_e
 from tests.testapp import tasks
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, Request
+    from playwright.sync_api import Browser, Dialog, Page, Request
 
 pytestmark = BROWSER_TESTS
 
@@ -53,6 +53,17 @@ document.addEventListener("securitypolicyviolation", (event) => {
 """
 
 
+def set_visibility(page: Page, state: str) -> None:
+    """What the browser does when the tab is hidden or shown again (headless, it never is)."""
+    page.evaluate(
+        """(state) => {
+          Object.defineProperty(document, "visibilityState", {value: state, configurable: true});
+          document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        state,
+    )
+
+
 @pytest.fixture
 def strict_csp(settings: Settings) -> None:
     assert CSP_MIDDLEWARE in django_settings.MIDDLEWARE
@@ -60,15 +71,22 @@ def strict_csp(settings: Settings) -> None:
 
 
 class Watch:
-    """What a page reported: browser errors, console errors, htmx requests per region."""
+    """What a page reported: browser errors, console errors and warnings, dialogs (an
+    ``alert()`` a reason would run if it were not escaped), htmx requests by region."""
 
     def __init__(self, page: Page) -> None:
         self.errors: list[str] = []
         self.console: list[str] = []
+        self.dialogs: list[str] = []
         self.requests: list[str] = []
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.on("console", self._console)
+        page.on("dialog", self._dialog)
         page.on("request", self._request)
+
+    def _dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
 
     def _console(self, message: Any) -> None:
         if message.type in ("error", "warning"):
@@ -200,12 +218,7 @@ def test_a_hidden_tab_does_not_refresh_and_catches_up_when_shown(
     page, watch = open_dashboard(browser, live_server)
     wait_for_refresh(page, "ff-queues")
 
-    page.evaluate(
-        """() => {
-          Object.defineProperty(document, "visibilityState", {value: "hidden", configurable: true});
-          document.dispatchEvent(new Event("visibilitychange"));
-        }"""
-    )
+    set_visibility(page, "hidden")
     page.wait_for_timeout(600)
     before = len(watch.requests)
     schedule(2)
@@ -213,12 +226,7 @@ def test_a_hidden_tab_does_not_refresh_and_catches_up_when_shown(
     assert len(watch.requests) == before
     expect(ready(page)).to_have_text("0")
 
-    page.evaluate(
-        """() => {
-          Object.defineProperty(document, "visibilityState", {value: "visible", configurable: true});
-          document.dispatchEvent(new Event("visibilitychange"));
-        }"""
-    )
+    set_visibility(page, "visible")
     expect(ready(page)).to_have_text("2")
 
 
@@ -232,8 +240,6 @@ def test_queue_controls_follow_pauses_made_elsewhere_and_escape_the_reason(
     from playwright.sync_api import expect
 
     page, watch = open_dashboard(browser, live_server)
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     controls = page.locator('#ff-controls tr[data-queue="default"]')
     expect(controls.locator(".ff-badge-active")).to_have_count(1)
 
@@ -275,6 +281,6 @@ def test_queue_controls_follow_pauses_made_elsewhere_and_escape_the_reason(
     expect(controls.locator(".ff-reason")).to_have_text("nightly import")
     assert QueueModel.objects.get(name="default").paused_by == "operator"
 
-    assert dialogs == []
+    assert watch.dialogs == []  # no alert() ran
     assert page.evaluate("window.ffViolations") == []
     assert watch.errors == [] and watch.console == []

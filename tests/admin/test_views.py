@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import django
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -87,6 +88,34 @@ def test_htmx_is_configured_for_a_strict_content_security_policy(admin_client: C
         "allowScriptTags": False,
         "includeIndicatorStyles": False,
     }
+
+
+@pytest.mark.skipif(django.VERSION < (6, 0), reason="Django 6 has CSP nonces built in")
+def test_scripts_carry_the_csp_nonce_when_the_policy_uses_one(
+    admin_client: Client, settings: Settings
+) -> None:
+    from django.utils.csp import CSP
+
+    settings.SECURE_CSP = {"script-src": [CSP.SELF, CSP.NONCE]}
+    settings.TEMPLATES = [
+        {
+            **settings.TEMPLATES[0],
+            "OPTIONS": {
+                "context_processors": [
+                    *settings.TEMPLATES[0]["OPTIONS"]["context_processors"],
+                    "django.template.context_processors.csp",
+                ]
+            },
+        }
+    ]
+
+    response = admin_client.get(DASHBOARD)
+
+    nonce = re.search(r"'nonce-([^']+)'", response["Content-Security-Policy"])
+    assert nonce is not None
+    for script in ("htmx-2.0.10.min.js", "live.js"):
+        tag = f'<script src="/static/firefly_admin/{script}" defer nonce="{nonce[1]}"></script>'
+        assert tag in response.content.decode()
 
 
 @pytest.mark.parametrize(

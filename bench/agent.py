@@ -794,12 +794,14 @@ def admin_pages(a: Adapter, request_factory: Any, user: Any) -> list[Page]:
 
 
 def htmx_regions(html: str) -> list[str]:
-    """The ids of the live regions of a page (elements that reload themselves with hx-get)."""
+    """The ids of the live regions of a page: elements that reload themselves with hx-get,
+    on a timer (``every``) or on the refresh event a page's script sends (Firefly's
+    ``ff:refresh``)."""
     ids = []
     for tag in re.findall(r"<[a-zA-Z][^>]*\bhx-get=[^>]*>", html):
         m = re.search(r'\bid="([^"]+)"', tag)
         trigger = re.search(r'\bhx-trigger="([^"]*)"', tag)
-        if m and trigger and "every" in trigger.group(1):
+        if m and trigger and ("every" in trigger.group(1) or "refresh" in trigger.group(1)):
             ids.append(m.group(1))
     return ids
 

@@ -27,10 +27,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django_htmx",  # Firefly's dashboard: live regions (installed with Firefly).
-    "django_filters",  # Firefly's dashboard: filters (installed with Firefly).
     "firefly_tasks",  # Firefly: the engine (models, @task/@atask, consume_tasks).
-    "firefly_admin",  # Firefly: the dashboard in the admin.
+    "firefly_admin",  # Firefly: the dashboard in the admin (needs nothing else).
     "demo_site.shop",  # The demo's tasks, page and commands.
 ]
 
@@ -42,7 +40,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",  # Firefly's dashboard: `request.htmx`.
 ]
 
 ROOT_URLCONF = "demo_site.urls"

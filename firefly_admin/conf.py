@@ -29,11 +29,6 @@ class Settings:
         return self._get(name)
 
     @property
-    def MIDDLEWARE(self) -> list[str]:
-        """Django's ``MIDDLEWARE``, which the dashboard's checks look through."""
-        return list(getattr(django_settings, "MIDDLEWARE", []))
-
-    @property
     def POLL_INTERVAL(self) -> float:
         """Seconds between refreshes of the dashboard's live regions."""
         return float(self._get("FIREFLY_ADMIN_POLL_INTERVAL"))

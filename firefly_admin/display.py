@@ -51,10 +51,12 @@ def moment(value: datetime.datetime | None) -> SafeString | str:
 
 
 def duration(delta: datetime.timedelta | None) -> str:
-    """``850 ms``, ``12.3 s``, then as :func:`age`."""
+    """``0.2 ms``, ``850 ms``, ``12.3 s``, then as :func:`age`."""
     if delta is None:
         return "—"
     seconds = delta.total_seconds()
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:

@@ -208,6 +208,13 @@ def parse_moment(value: str, *, end_of_day: bool = False) -> datetime.datetime |
 # The dashboard's FilterSet ----------------------------------------------------------------
 
 
+class DateRangeWidget(django_filters.widgets.DateRangeWidget):  # type: ignore[misc]  # no stubs
+    """django-filter's from/to widget, drawn by a template of ``firefly_admin``'s own: the
+    host project need not install ``django_filters``, whose templates only it would find."""
+
+    template_name = "firefly_admin/widgets/date_range.html"
+
+
 class TaskFilterSet(django_filters.FilterSet):  # type: ignore[misc]  # no stubs
     """Filters of the dashboard's live task table, for the full page and its fragments."""
 
@@ -218,7 +225,7 @@ class TaskFilterSet(django_filters.FilterSet):  # type: ignore[misc]  # no stubs
     )
     created = django_filters.DateFromToRangeFilter(
         label="Created",
-        widget=django_filters.widgets.DateRangeWidget(attrs={"type": "date"}),
+        widget=DateRangeWidget(attrs={"type": "date"}),
     )
 
     class Meta:

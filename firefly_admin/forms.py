@@ -26,6 +26,10 @@ class RenameTaskForm(forms.Form):
     )
 
 
+# A sentence or two: it is shown in the dashboard's tables.
+REASON_MAX_LENGTH = 200
+
+
 class QueueForm(forms.Form):
     """Names a queue the dashboard shows; posted by the pause and resume buttons.
 
@@ -44,6 +48,30 @@ class QueueForm(forms.Form):
         if name not in self.queues and not _holds_unfinished_tasks(name):
             raise forms.ValidationError(f"{name!r} is not a known queue.")
         return name
+
+
+class PauseQueueForm(QueueForm):
+    """The pause page: the queue, and why it is paused (shown to other operators)."""
+
+    reason = forms.CharField(
+        max_length=REASON_MAX_LENGTH,
+        help_text=(
+            "Shown on the dashboard with your name until the queue is resumed, "
+            f"at most {REASON_MAX_LENGTH} characters."
+        ),
+        error_messages={
+            "required": "Say why the queue is paused: other operators will see it.",
+            "max_length": (
+                "Keep the reason to %(limit_value)d characters or fewer "
+                "(this one has %(show_value)d)."
+            ),
+        },
+        widget=forms.TextInput(attrs={"size": 80, "autofocus": True}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["queue"].widget = forms.HiddenInput()
 
 
 def _holds_unfinished_tasks(queue: str) -> bool:

@@ -11,18 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Count, Min, Q, QuerySet
-from django.db.models.functions import TruncMinute
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
+from firefly_admin import throughput
+from firefly_admin.throughput import MINUTES, Window
 from firefly_tasks.conf import settings as engine_settings
 from firefly_tasks.models import QueueModel, TaskModel, WorkerModel
 from firefly_tasks.queues import known_queues
 from firefly_tasks.states import TaskStatus, WorkerState
 
 HOUR = datetime.timedelta(hours=1)
-MINUTES = 60
 WORKER_LIMIT = 50
-CURRENT_LIMIT = 3  # tasks listed per worker on the dashboard
 FAILURE_LIMIT = 10
 
 CHART_WIDTH = 180
@@ -46,14 +46,28 @@ class QueueStats:
     paused: bool = False
     paused_at: datetime.datetime | None = None
     paused_by: str = ""
+    reason: str = ""
     ready: int = 0
     scheduled: int = 0
-    running: int = 0
-    failed_last_hour: int = 0
+    running: int = 0  # rows in the running state: executing, or claimed and waiting in a batch
+    executing: int = 0  # of which threads were executing at the workers' last heartbeats
     oldest_ready: datetime.datetime | None = None
-    per_minute: list[int] = field(default_factory=lambda: [0] * MINUTES)
+    window: Window = field(default_factory=Window)
     start: datetime.datetime | None = None
     now: datetime.datetime | None = None
+
+    @property
+    def claimed(self) -> int:
+        """Running rows no thread executes yet: waiting in a consumer's claimed batch."""
+        return max(self.running - self.executing, 0)
+
+    @property
+    def per_minute(self) -> list[int]:
+        return self.window.per_minute
+
+    @property
+    def failed_last_hour(self) -> int:
+        return self.window.failed
 
     @property
     def oldest_ready_age(self) -> datetime.timedelta | None:
@@ -63,7 +77,7 @@ class QueueStats:
 
     @property
     def completed_last_hour(self) -> int:
-        return sum(self.per_minute)
+        return self.window.completed
 
     @property
     def per_minute_average(self) -> float:
@@ -114,10 +128,11 @@ class QueueCatalog:
 def queue_stats(
     now: datetime.datetime | None = None, catalog: QueueCatalog | None = None
 ) -> list[QueueStats]:
-    """Per queue: ready, scheduled and running tasks, failures and completions per minute over
-    the last hour, the oldest ready task and the paused flag. Four queries in all."""
+    """Per queue: ready, scheduled, running and executing tasks and the oldest ready one
+    (bounded queries on the live tables), and completions per minute, failures and mean
+    times over the last hour (from the rollups). Four queries in all."""
     now = now or timezone.now()
-    start = now.replace(second=0, microsecond=0) - datetime.timedelta(minutes=MINUTES - 1)
+    start = throughput.window_start(now)
     catalog = catalog or QueueCatalog.load()
     stats = {name: QueueStats(name=name, start=start, now=now) for name in catalog.names}
 
@@ -132,6 +147,7 @@ def queue_stats(
             continue
         queue = get(control.name)
         queue.paused, queue.paused_at, queue.paused_by = True, control.paused_at, control.paused_by
+        queue.reason = control.reason
 
     ready = Q(status=TaskStatus.CREATED, not_before__lte=now)
     depths = (
@@ -150,28 +166,42 @@ def queue_stats(
         queue.ready, queue.scheduled, queue.running = row["ready"], row["scheduled"], row["running"]
         queue.oldest_ready = row["oldest_ready"]
 
-    failures = (
-        TaskModel.objects.filter(status=TaskStatus.FAILED, failed__gte=now - HOUR)
-        .values("queue")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    for failed in failures:
-        get(failed["queue"]).failed_last_hour = failed["n"]
+    for task in executing_tasks(now):
+        get(task["queue"]).executing += 1
 
-    completions = (
-        TaskModel.objects.filter(completed__gte=start)
-        .annotate(minute=TruncMinute("completed", tzinfo=datetime.UTC))
-        .values("queue", "minute")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    for completed in completions:
-        index = int((completed["minute"] - start).total_seconds() // 60)
-        if 0 <= index < MINUTES:
-            get(completed["queue"]).per_minute[index] += completed["n"]
+    for name, window in throughput.by_queue(start).items():
+        get(name).window = window
 
     return sorted(stats.values(), key=lambda queue: (not queue.known, queue.name))
+
+
+def live_workers(now: datetime.datetime) -> QuerySet[WorkerModel]:
+    """Workers that run and were heard from within ``FIREFLY_WORKER_TIMEOUT``."""
+    heard_since = now - datetime.timedelta(seconds=engine_settings.WORKER_TIMEOUT)
+    return WorkerModel.objects.filter(
+        state__in=(WorkerState.RUNNING, WorkerState.STOPPING), last_heartbeat__gte=heard_since
+    )
+
+
+def executing_tasks(now: datetime.datetime) -> list[dict[str, Any]]:
+    """What the live workers' threads executed at their last heartbeats (one query)."""
+    return [
+        task
+        for snapshot in live_workers(now).values_list("executing", flat=True)
+        for task in _snapshot(snapshot)
+    ]
+
+
+def _snapshot(value: Any) -> list[dict[str, Any]]:
+    """A worker's ``executing`` as written by its heartbeat, or nothing if it holds anything
+    else (a consumer of an older release writes no snapshot)."""
+    if not isinstance(value, list):
+        return []
+    return [
+        task
+        for task in value
+        if isinstance(task, dict) and isinstance(task.get("id"), int) and "queue" in task
+    ]
 
 
 @dataclass
@@ -179,12 +209,13 @@ class WorkerStatus:
     worker: WorkerModel
     liveness: str
     heartbeat_age: datetime.timedelta
-    current: list[Any] = field(default_factory=list)
-    holding: int = 0  # running and claimed tasks, of which ``current`` lists the first few
+    executing: list[dict[str, Any]] = field(default_factory=list)  # at its last heartbeat
+    holding: int = 0  # its rows in the running state: executing, or claimed in a batch
 
     @property
-    def more(self) -> int:
-        return self.holding - len(self.current)
+    def claimed(self) -> int:
+        """Tasks it holds that no thread executes yet."""
+        return max(self.holding - len(self.executing), 0)
 
 
 def liveness(worker: WorkerModel, now: datetime.datetime) -> str:
@@ -204,7 +235,8 @@ def liveness(worker: WorkerModel, now: datetime.datetime) -> str:
 
 
 def worker_statuses(now: datetime.datetime | None = None) -> list[WorkerStatus]:
-    """Workers that run, or were heard from in the last hour, with what they run now."""
+    """Workers that run, or were heard from in the last hour, with what their threads
+    executed at their last heartbeats and how many tasks they hold. Two queries."""
     now = now or timezone.now()
     workers = list(
         WorkerModel.objects.filter(
@@ -212,22 +244,24 @@ def worker_statuses(now: datetime.datetime | None = None) -> list[WorkerStatus]:
             | Q(last_heartbeat__gte=now - HOUR)
         ).order_by("-started", "-pk")[:WORKER_LIMIT]
     )
-    statuses = {
-        worker.pk: WorkerStatus(worker, liveness(worker, now), now - worker.last_heartbeat)
-        for worker in workers
-    }
-    running = (
-        TaskModel.objects.filter(status=TaskStatus.RUNNING, worker_id__in=list(statuses))
-        .values("pk", "func_name", "worker_id", "started")
-        .order_by("started")
-    )
+    statuses = {}
+    for worker in workers:
+        status = WorkerStatus(worker, liveness(worker, now), now - worker.last_heartbeat)
+        if status.liveness in ("alive", "late"):
+            status.executing = [
+                {**task, "started": parse_datetime(str(task.get("started", "")))}
+                for task in _snapshot(worker.executing)
+            ]
+        statuses[worker.pk] = status
     if statuses:
-        for row in running:
-            status = statuses[row["worker_id"]]
-            status.holding += 1
-            # A batched claim holds many fast tasks at once: list a few, count the rest.
-            if len(status.current) < CURRENT_LIMIT:
-                status.current.append(row)
+        holding = (
+            TaskModel.objects.filter(status=TaskStatus.RUNNING, worker_id__in=list(statuses))
+            .values("worker_id")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        for row in holding:
+            statuses[row["worker_id"]].holding = row["n"]
     return list(statuses.values())
 
 

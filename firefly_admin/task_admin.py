@@ -1,7 +1,7 @@
 """The tasks in the Django admin: the list, each task's page, and the dashboard's URLs.
 
 Rows are read-only: tasks change through the actions (``actions.py``), the dashboard's queue
-controls (``views.py``) and the delete page.
+controls (``controls.py``) and the delete page.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django_htmx.http import HttpResponseClientRefresh
+from django_htmx.middleware import HtmxDetails
 
-from firefly_admin import display, previews, views
+from firefly_admin import controls, display, previews, views
 from firefly_admin.actions import (
     cancel_tasks,
     delete_tasks,
@@ -296,8 +297,8 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
         return [
             path("dashboard/", self._view(views.dashboard), name=f"{prefix}_dashboard"),
-            path("dashboard/pause/", self._view(views.pause_queue), name=f"{prefix}_pause"),
-            path("dashboard/resume/", self._view(views.resume_queue), name=f"{prefix}_resume"),
+            path("dashboard/pause/", self._view(controls.pause_queue), name=f"{prefix}_pause"),
+            path("dashboard/resume/", self._view(controls.resume_queue), name=f"{prefix}_resume"),
             *super().get_urls(),
         ]
 
@@ -312,7 +313,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         def refresh_when_logged_out(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             # A poll after the session ended would swap the login page into a region:
             # reload the whole page instead, which lands on the login form.
-            if getattr(request, "htmx", False) and not self.admin_site.has_permission(request):
+            if HtmxDetails(request) and not self.admin_site.has_permission(request):
                 return HttpResponseClientRefresh()
             return protected(request, *args, **kwargs)
 

@@ -39,8 +39,9 @@ from firefly_tasks.execution import (
 from firefly_tasks.isolation import IsolationLock
 from firefly_tasks.liveness import Liveness
 from firefly_tasks.models import TaskModel, WorkerModel
-from firefly_tasks.queryset import Completion
 from firefly_tasks.registry import registry
+from firefly_tasks.rollups import Tally
+from firefly_tasks.rows import Completion
 from firefly_tasks.savepoints import LazySavepoint
 from firefly_tasks.states import RunOutcome, TaskStatus
 
@@ -85,6 +86,7 @@ class _Group:
     done: list[Completion] = field(default_factory=list)
     failed: list[tuple[TaskModel, BaseException, RunOutcome]] = field(default_factory=list)
     started: int = 0  # rows whose run began
+    tally: Tally = field(default_factory=Tally)  # the failures, for the rollups
 
     def __len__(self) -> int:
         return len(self.done) + len(self.failed)
@@ -126,6 +128,9 @@ class BatchRunner:
         self.lock = lock or IsolationLock()
         self.durations: dict[str, float] = {}
         self.mean_duration: float | None = None
+        # The task this thread executes now, and since when (None between tasks): what the
+        # heartbeat reports, so the dashboard tells executing tasks from merely claimed ones.
+        self.executing: tuple[TaskModel, datetime.datetime] | None = None
 
     def batch_size(self) -> int:
         """How many tasks to claim next: about ``BATCH_SECONDS`` of work, at least one, and
@@ -146,7 +151,12 @@ class BatchRunner:
         ``revivals`` is the worker's :attr:`~firefly_tasks.liveness.Liveness.revivals`, read
         before the claim. Raises :class:`BatchInterrupted` when the connection breaks.
         """
-        run = _Run(revivals)
+        try:
+            return self._run(rows, _Run(revivals))
+        finally:
+            self.executing = None
+
+    def _run(self, rows: list[TaskModel], run: _Run) -> tuple[list[RunOutcome], list[TaskModel]]:
         outcomes: list[RunOutcome] = []
         not_run: list[TaskModel] = []
         index = 0
@@ -268,6 +278,7 @@ class BatchRunner:
 
     def _run_alone(self, run: _Run, row: TaskModel) -> RunOutcome:
         row.run_seconds = None
+        self.executing = (row, run.clock())
         began = time.monotonic()
         outcome = run_alone(row, self.worker, run.aliases)
         took = time.monotonic() - began
@@ -294,7 +305,8 @@ class BatchRunner:
                         break
                     group.started += 1
                     self._run_in_group(run, row, group)
-                if TaskModel.objects.complete(group.done, self.worker) != len(group.done):
+                completed = TaskModel.objects.complete(group.done, self.worker, group.tally)
+                if completed != len(group.done):
                     raise _GroupFenced
         except _GroupFenced:
             # Some row is no longer ours: nothing of the group committed. Run each task alone,
@@ -323,11 +335,13 @@ class BatchRunner:
 
     def _run_in_group(self, run: _Run, row: TaskModel, group: _Group) -> None:
         row.started = run.clock()
+        self.executing = (row, row.started)
         try:
             call = prepare(row, run.aliases)
         except Exception as exc:
             # Retrying cannot fix a name or payload the consumer cannot read.
-            group.failed.append((row, exc, write_failure(row, self.worker, exc, retry=False)))
+            outcome = write_failure(row, self.worker, exc, retry=False, tally=group.tally)
+            group.failed.append((row, exc, outcome))
             return
         savepoint = LazySavepoint(run.connection, run.dialect)
         began = time.monotonic()
@@ -339,7 +353,8 @@ class BatchRunner:
             if run.dialect.is_connection_error(exc):
                 raise ConnectionLost(str(exc)) from exc
             savepoint.rollback()
-            group.failed.append((row, exc, write_failure(row, self.worker, exc, retry=True)))
+            outcome = write_failure(row, self.worker, exc, retry=True, tally=group.tally)
+            group.failed.append((row, exc, outcome))
         else:
             group.done.append(done)
         finally:

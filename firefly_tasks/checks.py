@@ -128,7 +128,12 @@ def _check_liveness() -> list[CheckMessage]:
 
 def _check_sizes() -> list[CheckMessage]:
     errors: list[CheckMessage] = []
-    for name, least in (("MAX_LOST_ATTEMPTS", 0), ("PREVIEW_LENGTH", 1), ("CLAIM_BATCH_SIZE", 1)):
+    for name, least in (
+        ("MAX_LOST_ATTEMPTS", 0),
+        ("PREVIEW_LENGTH", 1),
+        ("CLAIM_BATCH_SIZE", 1),
+        ("ROLLUP_RETENTION_DAYS", 1),
+    ):
         value = settings.raw(f"FIREFLY_{name}")
         if not (_is_non_negative_int(value) and value >= least):
             errors.append(

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_CLAIM_BATCH_SIZE": 250,
     "FIREFLY_GROUP_COMMIT_WINDOW": 0.005,
     "FIREFLY_LISTEN_NOTIFY": True,
+    "FIREFLY_ROLLUP_RETENTION_DAYS": 90,
 }
 
 SERIALIZERS = ("json", "pickle")
@@ -149,6 +150,11 @@ class Settings:
     def GROUP_COMMIT_WINDOW(self) -> float:
         """Seconds fast tasks' completions may wait to share a commit; 0 disables grouping."""
         return float(self._get("FIREFLY_GROUP_COMMIT_WINDOW"))
+
+    @property
+    def ROLLUP_RETENTION_DAYS(self) -> int:
+        """Days of per-minute rollups ``prune_tasks`` keeps (the dashboard's history)."""
+        return int(self._get("FIREFLY_ROLLUP_RETENTION_DAYS"))
 
     @property
     def LISTEN_NOTIFY(self) -> bool:

@@ -24,8 +24,9 @@ from firefly_tasks.conf import settings
 from firefly_tasks.context import RunningTask, current_task_var
 from firefly_tasks.dialects import dialect
 from firefly_tasks.models import TaskModel
-from firefly_tasks.queryset import Completion
 from firefly_tasks.registry import RegisteredTask, registry
+from firefly_tasks.rollups import Tally
+from firefly_tasks.rows import Completion
 from firefly_tasks.states import RunOutcome
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ def run_alone(
 ) -> RunOutcome:
     """Run a claimed task in a transaction of its own (an atomic task's writes commit with
     its completion, fenced by its attempt); return what it came to."""
+    row.started = timezone.now()  # the attempt's start (the row holds the claim's)
     try:
         call = prepare(row, aliases)
     except Exception as exc:
@@ -145,12 +147,18 @@ def record_failure(
 
 
 def write_failure(
-    row: TaskModel, worker: WorkerModel | None, exc: BaseException, *, retry: bool
+    row: TaskModel,
+    worker: WorkerModel | None,
+    exc: BaseException,
+    *,
+    retry: bool,
+    tally: Tally | None = None,
 ) -> RunOutcome:
-    """Record a failed attempt inside the caller's transaction; return the outcome."""
+    """Record a failed attempt inside the caller's transaction; return the outcome. A group
+    commit passes its ``tally``, written to the rollups with its completions."""
     tb = "".join(traceback.format_exception(exc))
     error = describe_error(exc)
-    return TaskModel.objects.fail_or_retry(row, worker, error, tb, retryable=retry)
+    return TaskModel.objects.fail_or_retry(row, worker, error, tb, retryable=retry, tally=tally)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.db import Error, connection
 
@@ -32,6 +32,8 @@ class HeartbeatOwner(Protocol):
     failed: int
     stopping: threading.Event
     liveness: Liveness
+
+    def executing(self) -> list[dict[str, Any]]: ...
 
 
 class Heartbeat(threading.Thread):
@@ -77,7 +79,11 @@ class Heartbeat(threading.Thread):
         """Report the worker alive; False if it had been declared dead (and is now revived)."""
         worker = self.worker
         assert worker.row is not None
-        counts = {"processed": worker.processed, "failed": worker.failed}
+        counts = {
+            "processed": worker.processed,
+            "failed": worker.failed,
+            "executing": worker.executing(),
+        }
         if worker.liveness.beat(worker.row.pk, **counts):
             return True
         # Another consumer declared this one dead (a long pause, or a database outage longer

@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from firefly_tasks import serialization
+from firefly_tasks import rollups, serialization
 from firefly_tasks.indexes import NotNullIndex, ReadyTasksIndex
 from firefly_tasks.queryset import TaskQuerySet
 
@@ -47,6 +47,13 @@ class WorkerModel(models.Model):
     )
     processed = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
+    # Null: a consumer of an older release registers without naming the column.
+    executing = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="the tasks its threads executed at its last heartbeat (id, name, queue, "
+        "started): the rest of what it holds is claimed, waiting in its batches",
+    )
 
     class Meta:
         verbose_name = "worker"
@@ -200,3 +207,41 @@ class QueueModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TaskRollup(models.Model):
+    """Finished attempts of one minute, queue and task, as one writer counted them (see
+    ``firefly_tasks.rollups``); readers sum over writers."""
+
+    minute = models.DateTimeField()
+    # A consumer's WorkerModel id and thread, or 0 and a process-and-thread number for a
+    # process that ran tasks immediately. No foreign key: rollups outlive workers.
+    worker_id = models.BigIntegerField()
+    slot = models.BigIntegerField()
+    queue = models.CharField(max_length=100)
+    func_name = models.CharField(max_length=255)
+    completed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0, help_text="failed for good")
+    retried = models.PositiveIntegerField(default=0, help_text="failed, to be retried")
+    run_seconds = models.FloatField(default=0, help_text="run time of every attempt, summed")
+    wait_seconds = models.FloatField(
+        default=0, help_text="summed time from ready (not_before) to each attempt's start"
+    )
+    # run_b00 ... run_b15 and wait_b00 ... wait_b15: attempts per duration bucket, added below.
+
+    class Meta:
+        verbose_name = "task rollup"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["worker_id", "slot", "minute", "queue", "func_name"],
+                name="firefly_rollup_writer_key",
+            ),
+        ]
+        indexes = [models.Index(fields=["minute"], name="firefly_rollup_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.func_name} on {self.queue} at {self.minute:%Y-%m-%d %H:%M}"
+
+
+for _name in rollups.bucket_fields():
+    TaskRollup.add_to_class(_name, models.PositiveIntegerField(default=0))

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from firefly_tasks import states
+from firefly_tasks.attempts import recovery_error, retry_delay
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import Claim, Completions, writing
+from firefly_tasks.rollups import Tally
+from firefly_tasks.rows import Completion, TaskRow, WorkerRow
 from firefly_tasks.states import (
     FINISHED_STATUSES,
     AttemptOutcome,
@@ -31,46 +33,6 @@ from firefly_tasks.states import (
     sources,
     target,
 )
-
-
-class TaskRow(Protocol):
-    """What the transitions read and set of a task's row: a ``TaskModel``. (This module
-    does not import the models, which import it.)"""
-
-    pk: Any
-    status: str
-    priority: int
-    attempt: int
-    not_before: datetime.datetime
-    started: datetime.datetime | None
-    completed: datetime.datetime | None
-    returned_data: str | None
-    retry_attempts: int
-    max_retries: int
-    retry_delay: int
-    retry_backoff: bool
-    lost_attempts: int
-    isolation: int
-    error: str
-    traceback: str
-
-
-class WorkerRow(Protocol):
-    """What an attempt records of the worker that ran it: a ``WorkerModel``."""
-
-    pk: Any
-    name: str
-
-
-@dataclass
-class Completion:
-    """A task whose function returned ``result`` (serialized as ``returned_data``)."""
-
-    row: TaskRow
-    result: Any
-    returned_data: str
-    preview: str
-    finished: datetime.datetime
 
 
 class TaskQuerySet(models.QuerySet[Any]):
@@ -169,14 +131,19 @@ class TaskQuerySet(models.QuerySet[Any]):
             row.isolation = Isolation.STARTED_ALONE
         return bool(started)
 
-    def complete(self, done: list[Completion], worker: WorkerRow | None) -> int:
+    def complete(
+        self, done: list[Completion], worker: WorkerRow | None, tally: Tally | None = None
+    ) -> int:
         """Mark ``done`` completed where each row still runs the attempt that finished, insert
-        their attempts, and return how many rows were completed.
+        their attempts, add them (and what ``tally`` holds: the failures of the same group
+        commit) to the rollups, and return how many rows were completed.
 
         Fewer than ``len(done)`` means some row moved on to another attempt (it was recovered
         and claimed again): no attempt is inserted, and the caller must roll back.
         """
+        tally = Tally() if tally is None else tally
         if not done:
+            tally.write(self.db, worker)
             return 0
         finished = done[-1].finished
         columns = Completions(
@@ -195,21 +162,43 @@ class TaskQuerySet(models.QuerySet[Any]):
         attempt_model = _attempt_model(self.model)
         updated = writing(self).complete(self.model, attempt_model, columns)
         if updated == len(done):
+            tally.completed(done)
+            tally.write(self.db, worker)
             for d in done:
                 d.row.status, d.row.completed = target(Event.COMPLETE), finished
                 d.row.returned_data = d.returned_data
         return updated
 
     def fail_or_retry(
-        self, row: TaskRow, worker: WorkerRow | None, error: str, tb: str, *, retryable: bool
+        self,
+        row: TaskRow,
+        worker: WorkerRow | None,
+        error: str,
+        tb: str,
+        *,
+        retryable: bool,
+        tally: Tally | None = None,
     ) -> RunOutcome:
         """A failed attempt: :meth:`retry` if ``retryable`` and the task has retries left,
-        else :meth:`fail`. ``FENCED`` when the row is no longer this attempt's."""
-        if retryable and row.retry_attempts < row.max_retries:
-            return RunOutcome.RETRY if self.retry(row, worker, error, tb) else RunOutcome.FENCED
-        return RunOutcome.FAILED if self.fail(row, worker, error, tb) else RunOutcome.FENCED
+        else :meth:`fail`. ``FENCED`` when the row is no longer this attempt's.
 
-    def retry(self, row: TaskRow, worker: WorkerRow | None, error: str, tb: str) -> bool:
+        It is added to the rollups now, or to ``tally`` when given: a group commit writes its
+        failures with its completions."""
+        if retryable and row.retry_attempts < row.max_retries:
+            retried = self.retry(row, worker, error, tb, tally=tally)
+            return RunOutcome.RETRY if retried else RunOutcome.FENCED
+        failed = self.fail(row, worker, error, tb, tally=tally)
+        return RunOutcome.FAILED if failed else RunOutcome.FENCED
+
+    def retry(
+        self,
+        row: TaskRow,
+        worker: WorkerRow | None,
+        error: str,
+        tb: str,
+        *,
+        tally: Tally | None = None,
+    ) -> bool:
         """A failed attempt, and the task back to the queue after its retry delay (inside the
         caller's transaction)."""
         now = timezone.now()
@@ -223,13 +212,21 @@ class TaskQuerySet(models.QuerySet[Any]):
             error=error,
             traceback=tb,
         )
-        return self._failed_attempt(updated, row, worker, now, error, tb)
+        return self._failed_attempt(updated, row, worker, now, error, tb, tally, retried=True)
 
-    def fail(self, row: TaskRow, worker: WorkerRow | None, error: str, tb: str) -> bool:
+    def fail(
+        self,
+        row: TaskRow,
+        worker: WorkerRow | None,
+        error: str,
+        tb: str,
+        *,
+        tally: Tally | None = None,
+    ) -> bool:
         """A failed attempt, and the task failed for good (inside the caller's transaction)."""
         now = timezone.now()
         updated = self._attempt_of(row)._move(Event.FAIL, failed=now, error=error, traceback=tb)
-        return self._failed_attempt(updated, row, worker, now, error, tb)
+        return self._failed_attempt(updated, row, worker, now, error, tb, tally, retried=False)
 
     def _failed_attempt(
         self,
@@ -239,11 +236,18 @@ class TaskQuerySet(models.QuerySet[Any]):
         now: datetime.datetime,
         error: str,
         tb: str,
+        tally: Tally | None,
+        *,
+        retried: bool,
     ) -> bool:
         if not updated:
             return False
         self._add_attempt(row, worker, AttemptOutcome.FAILED, now, error=error, tb=tb)
         row.error, row.traceback = error, tb
+        own = Tally() if tally is None else tally
+        own.failed(row, now, retried=retried)
+        if tally is None:
+            own.write(self.db, worker)
         return True
 
     def release(self, rows: Sequence[TaskRow]) -> int:
@@ -279,7 +283,7 @@ class TaskQuerySet(models.QuerySet[Any]):
         charged = outcome == AttemptOutcome.LOST and row.isolation == Isolation.STARTED_ALONE
         if outcome == AttemptOutcome.LOST and not charged:
             outcome = AttemptOutcome.RELEASED
-        error = error or _recovery_error(outcome, charged=charged, orphan=orphan)
+        error = error or recovery_error(outcome, charged=charged, orphan=orphan)
         # A lost task runs alone next time; an interrupted one keeps running alone if it did.
         alone = outcome != AttemptOutcome.INTERRUPTED or row.isolation != Isolation.BATCHED
         changes: dict[str, Any] = {
@@ -361,31 +365,6 @@ class TaskQuerySet(models.QuerySet[Any]):
             error=error,
             traceback=tb,
         )
-
-
-def retry_delay(row: TaskRow) -> datetime.timedelta:
-    """Delay before the next retry: fixed, or doubling per retry with ``retry_backoff``."""
-    seconds = row.retry_delay
-    if row.retry_backoff:
-        seconds = min(seconds * 2**row.retry_attempts, settings.RETRY_BACKOFF_MAX)
-    return datetime.timedelta(seconds=seconds)
-
-
-def _recovery_error(outcome: str, *, charged: bool, orphan: bool) -> str:
-    if outcome == AttemptOutcome.INTERRUPTED:
-        error = "Interrupted: the worker stopped before the task finished"
-    elif orphan:
-        error = "the task was left running with no live worker"
-    else:
-        error = "the worker holding this task stopped sending heartbeats"
-    if charged:
-        return f"WorkerLost: {error}, while the task ran alone"
-    if outcome == AttemptOutcome.RELEASED:
-        return (
-            f"Released: {error}, before the task was known to start; not charged, and it runs "
-            "alone next time"
-        )
-    return error
 
 
 def _only(states: tuple[TaskStatus, ...]) -> TaskStatus:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
 from django.db import Error, connection, connections
 from django.utils import timezone
@@ -32,6 +33,7 @@ from firefly_tasks.isolation import IsolationLock
 from firefly_tasks.listener import Listener
 from firefly_tasks.liveness import Liveness
 from firefly_tasks.models import TaskModel, WorkerModel
+from firefly_tasks.rollups import use_slot
 from firefly_tasks.states import AttemptOutcome, WorkerState
 
 logger = logging.getLogger("firefly_tasks")
@@ -92,6 +94,7 @@ class Worker:
         self.failed = 0
         self._lock = threading.Lock()
         self._running: dict[int, list[TaskModel]] = {}
+        self._runners: list[BatchRunner] = []
         # Set when tasks may be ready: by a NOTIFY on PostgreSQL, and on stop.
         self.wake = threading.Event()
         # Set when the main thread has something to look at: a signal, a stop, a thread's end.
@@ -121,7 +124,7 @@ class Worker:
         if settings.LISTEN_NOTIFY and dialect(connection).can_listen():
             Listener(self.wake, self.stopping).start()
         threads = [
-            threading.Thread(target=self._run_thread, name=f"firefly-{i}", daemon=True)
+            threading.Thread(target=self._run_thread, args=(i,), name=f"firefly-{i}", daemon=True)
             for i in range(self.concurrency)
         ]
         for thread in threads:
@@ -182,6 +185,7 @@ class Worker:
         }
         if state == WorkerState.STOPPED:
             fields["stopped"] = DatabaseNow()
+            fields["executing"] = []
         try:
             try:
                 WorkerModel.objects.filter(pk=self.row.pk).update(**fields)
@@ -237,9 +241,27 @@ class Worker:
         heartbeat.stop()
         return 1
 
+    def executing(self) -> list[dict[str, Any]]:
+        """What the threads execute at this moment (each thread's task, if any), as the
+        heartbeat reports it: id, name, queue and start, oldest first."""
+        with self._lock:
+            now = [runner.executing for runner in self._runners]
+        return [
+            {
+                "id": row.pk,
+                "name": row.func_name,
+                "queue": row.queue,
+                "started": started.isoformat(),
+            }
+            for row, started in sorted(
+                (e for e in now if e is not None), key=lambda executing: executing[1]
+            )
+        ]
+
     # One thread's loop --------------------------------------------------------------------
 
-    def _run_thread(self) -> None:
+    def _run_thread(self, slot: int) -> None:
+        use_slot(slot)  # this thread's own rollup rows: no other thread waits on them
         try:
             self._loop()
         except Exception:
@@ -255,6 +277,8 @@ class Worker:
         runner = BatchRunner(
             self.row, self.stopping, liveness=self.liveness, lock=self.isolation_lock
         )
+        with self._lock:
+            self._runners.append(runner)
         leftovers = Leftovers(self.row)
         nap = settings.CONSUMER_NAP_TIME
         delay = RECONNECT_FIRST_DELAY

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import django
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -24,6 +25,8 @@ ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "tests.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A bare install: Django's apps, Firefly's two, the tests' own. firefly_admin needs nothing else
+# (tests/admin/test_browser_live.py holds the dashboard to that).
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -31,8 +34,6 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django_htmx",
-    "django_filters",
     "firefly_tasks",
     "firefly_admin",
     "tests.testapp",
@@ -43,8 +44,15 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
+    # Sends SECURE_CSP, empty (no header) unless a test sets it: Django's own on Django 6, a
+    # test-only stand-in on Django 5.2, which has none.
+    (
+        "django.middleware.csp.ContentSecurityPolicyMiddleware"
+        if django.VERSION >= (6, 0)
+        else "tests.csp.ContentSecurityPolicyMiddleware"
+    ),
 ]
+SECURE_CSP: dict[str, list[str]] = {}
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",

@@ -14,6 +14,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from firefly_tasks import current_task
+from firefly_tasks.attempts import retry_delay
 from firefly_tasks.execution import run_alone
 from firefly_tasks.models import (
     AttemptOutcome,
@@ -22,7 +23,6 @@ from firefly_tasks.models import (
     TaskStatus,
     WorkerModel,
 )
-from firefly_tasks.queryset import retry_delay
 from tests.testapp import tasks
 from tests.testapp.models import Execution, Note
 
@@ -65,7 +65,9 @@ def test_completed_task_stores_its_result_and_one_attempt(worker: WorkerModel) -
     assert attempt.outcome == AttemptOutcome.COMPLETED
     assert attempt.worker_id == worker.pk
     assert attempt.worker_name == "unit-worker"
-    assert attempt.started == done.started
+    # The attempt starts when the task does, after its claim (the row's ``started``).
+    assert attempt.started is not None
+    assert done.started <= attempt.started <= attempt.finished
     assert attempt.finished == done.completed
 
 

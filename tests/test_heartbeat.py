@@ -159,3 +159,30 @@ def test_a_consumer_paused_past_the_timeout_runs_none_of_the_batch_taken_from_it
         assert runs == dict.fromkeys(ids, 1), f"round {round_number}"  # committed once each
         taken_over += TaskModel.objects.filter(pk__in=ids, attempt__gt=1).count()
     figure(rounds=rounds, tasks_per_round=len(ids), taken_over_from_paused=taken_over)
+
+
+def test_each_heartbeat_reports_what_the_threads_execute(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    slow = tasks.sleep_for.schedule(3.0)
+    consumer = start_consumer("--burst", **FAST)
+    expected = {"id": slow.pk, "name": tasks.sleep_for.name, "queue": "default"}
+
+    def reported() -> bool:
+        snapshots = WorkerModel.objects.values_list("executing", flat=True)
+        return any(
+            {key: task.get(key) for key in expected} == expected
+            for snapshot in snapshots
+            for task in snapshot or []
+        )
+
+    wait_until(reported, timeout=30)
+    (snapshot,) = WorkerModel.objects.values_list("executing", flat=True)
+    assert snapshot is not None
+    (task,) = snapshot
+    started = datetime.datetime.fromisoformat(task["started"])
+    claimed = TaskModel.objects.get(pk=slow.pk).started
+    assert claimed is not None and claimed <= started <= timezone.now()
+    assert consumer.wait(30) == 0
+    assert TaskModel.objects.get(pk=slow.pk).status == TaskStatus.COMPLETED
+    assert WorkerModel.objects.get().executing == []  # stopped: executes nothing

@@ -8,8 +8,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
+from pytest_django import Settings
 
-from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskModel, TaskStatus
+from firefly_tasks.models import AttemptOutcome, TaskAttempt, TaskModel, TaskRollup, TaskStatus
 
 FINISHED_FIELD: dict[str, str] = {
     TaskStatus.COMPLETED: "completed",
@@ -133,3 +134,39 @@ def test_prune_works_in_chunks_past_the_chunk_size(db: None) -> None:
     assert deleted == 5
     assert not TaskModel.objects.exists()
     assert not TaskAttempt.objects.exists()
+
+
+def rollup(days_ago: float) -> TaskRollup:
+    minute = timezone.now() - datetime.timedelta(days=days_ago)
+    return TaskRollup.objects.create(
+        minute=minute.replace(second=0, microsecond=0),
+        worker_id=1,
+        slot=0,
+        queue="default",
+        func_name="t",
+        completed=1,
+    )
+
+
+def test_rollups_are_kept_for_their_own_retention_of_90_days_by_default(db: None) -> None:
+    kept = [rollup(40), rollup(89)]
+    rollup(91)
+
+    out = prune()
+
+    assert "Deleted 1 rollup row(s)" in out
+    assert set(TaskRollup.objects.values_list("pk", flat=True)) == {r.pk for r in kept}
+
+
+def test_rollup_retention_comes_from_the_option_then_the_setting(
+    db: None, settings: Settings
+) -> None:
+    rollup(5)
+    recent = rollup(1)
+    assert "Would delete 1 rollup row(s)" in prune("--rollup-days", "3", "--dry-run")
+    assert TaskRollup.objects.count() == 2
+
+    settings.FIREFLY_ROLLUP_RETENTION_DAYS = 3
+    prune()
+
+    assert list(TaskRollup.objects.values_list("pk", flat=True)) == [recent.pk]

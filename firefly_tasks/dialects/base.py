@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from django.core.checks import CheckMessage
-from django.db import Error, models, transaction
+from django.db import Error, models
+
+from firefly_tasks.dialects.bookkeeping import TransactionBookkeeping
 
 T = TypeVar("T")
 
@@ -58,7 +60,7 @@ class Claim:
     engine: int  # the claiming consumer's engine version: rows above it are left alone
 
 
-class Dialect:
+class Dialect(TransactionBookkeeping):
     """One database connection's dialect. One instance per connection (see ``dialect()``):
     what it builds is cached here, once per connection."""
 
@@ -229,6 +231,41 @@ class Dialect:
             self._insert_attempts(attempt_model, done)
         return updated
 
+    # Rollups ---------------------------------------------------------------------------------
+
+    def add_to_rollups(
+        self, model: type[models.Model], key: Sequence[str], added: Sequence[str], rows: list[Any]
+    ) -> None:
+        """Insert ``rows`` (``key`` then ``added`` columns, datetimes in the ``key``), or add
+        their ``added`` columns to the rows already there with the same ``key``: one
+        statement, its text built once per row count."""
+        sql = self.built(
+            ("rollups", model, len(rows)), lambda: self._rollup_sql(model, key, added, len(rows))
+        )
+        params: list[Any] = []
+        for row in rows:
+            params += [self.adapt(v) if isinstance(v, datetime.datetime) else v for v in row]
+        with self.hot_cursor() as cursor:
+            cursor.execute(sql, params)
+
+    def _rollup_sql(
+        self, model: type[models.Model], key: Sequence[str], added: Sequence[str], count: int
+    ) -> str:
+        table = self.qn(model._meta.db_table)
+        row = f"({', '.join(['%s'] * (len(key) + len(added)))})"
+        return (
+            f"INSERT INTO {table} ({', '.join(self.qn(c) for c in (*key, *added))}) "
+            f"VALUES {', '.join([row] * count)} {self.upsert_adding(table, key, added)}"
+        )
+
+    def upsert_adding(self, table: str, key: Sequence[str], added: Sequence[str]) -> str:
+        """The clause of an ``INSERT`` that adds the ``added`` columns to an existing row with
+        the same ``key`` (PostgreSQL and SQLite share it)."""
+        sets = ", ".join(
+            f"{self.qn(c)} = {table}.{self.qn(c)} + excluded.{self.qn(c)}" for c in added
+        )
+        return f"ON CONFLICT ({', '.join(self.qn(c) for c in key)}) DO UPDATE SET {sets}"
+
     def columns(self, model: type[models.Model], table: str = "") -> str:
         """Every column of ``model``, in field order (what :meth:`fetch_rows` reads)."""
         prefix = f"{table}." if table else ""
@@ -293,46 +330,6 @@ class Dialect:
     def binary_placeholder(self) -> str:
         """The placeholder of a parameter :meth:`hot_cursor` should send in binary."""
         return "%s"
-
-    @contextlib.contextmanager
-    def atomic_from_first_query(self) -> Iterator[None]:
-        """``transaction.atomic()`` whose transaction begins no earlier than its first query.
-        Only SQLite begins one (and takes its write lock) when the block opens."""
-        with transaction.atomic(using=self.connection.alias):
-            yield
-
-    # Savepoints, and Django's private bookkeeping of them, for a lazily opened savepoint.
-
-    def savepoint(self) -> str | None:
-        """A new savepoint's id: ``transaction.savepoint_create()`` from Django 6.1 (which
-        deprecates ``savepoint()``), ``transaction.savepoint()`` before."""
-        create = getattr(transaction, "savepoint_create", None) or transaction.savepoint
-        sid: str | None = create(using=self.connection.alias)
-        return sid
-
-    def on_commit_mark(self) -> int:
-        """Where the ``on_commit`` callbacks registered from now on start."""
-        return len(self.connection.run_on_commit)
-
-    def discard_on_commit(self, mark: int) -> None:
-        """Drop the ``on_commit`` callbacks registered since ``mark``."""
-        del self.connection.run_on_commit[mark:]
-
-    def track_savepoint(self, sid: str) -> None:
-        """Make a savepoint opened outside ``atomic()`` known to Django, so that ``on_commit``
-        callbacks registered after it are discarded if it is rolled back."""
-        self.connection.savepoint_ids.append(sid)
-
-    def forget_savepoint(self, sid: str | None) -> None:
-        if sid in self.connection.savepoint_ids:
-            self.connection.savepoint_ids.remove(sid)
-
-    def push_execute_wrapper(self, wrapper: Callable[..., Any]) -> None:
-        """As ``connection.execute_wrapper()`` enters, without a generator per task."""
-        self.connection.execute_wrappers.append(wrapper)
-
-    def pop_execute_wrapper(self) -> None:
-        self.connection.execute_wrappers.pop()
 
     # Errors and locks -----------------------------------------------------------------------
 

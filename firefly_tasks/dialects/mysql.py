@@ -3,6 +3,7 @@ updates and reads back in one short transaction; the session's clock is not UTC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import OperationalError, models, transaction
@@ -82,6 +83,10 @@ class MySQLDialect(Dialect):
             f" WHERE status = %s AND queue = %s AND not_before <= %s AND min_engine <= %s"
             f" ORDER BY {ORDER} LIMIT %s FOR UPDATE SKIP LOCKED"
         )
+
+    def upsert_adding(self, table: str, key: Sequence[str], added: Sequence[str]) -> str:
+        sets = ", ".join(f"{self.qn(c)} = {self.qn(c)} + VALUES({self.qn(c)})" for c in added)
+        return f"ON DUPLICATE KEY UPDATE {sets}"
 
     def is_connection_error(self, exc: BaseException) -> bool:
         if isinstance(exc, OperationalError) and isinstance(_code(exc), int):

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
-from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.models import TaskAttempt, TaskModel, TaskRollup, TaskStatus, WorkerModel
 from tests.admin.browser import browser, fast_polling, operator  # noqa: F401  (fixtures)
 from tests.testapp import tasks
 
@@ -96,3 +96,16 @@ def make_worker(name: str = "web-1:42:abc", **fields: Any) -> WorkerModel:
     values: dict[str, Any] = {"name": name, "hostname": "web-1", "pid": 42, "queues": ["default"]}
     values.update(fields)
     return WorkerModel.objects.create(**values)
+
+
+def make_rollup(minute: datetime.datetime, **fields: Any) -> TaskRollup:
+    """One writer's rollup row of ``minute`` (truncated), as a consumer would have written."""
+    values: dict[str, Any] = {
+        "minute": minute.replace(second=0, microsecond=0),
+        "worker_id": 1,
+        "slot": 0,
+        "queue": "default",
+        "func_name": tasks.add.name,
+    }
+    values.update(fields)
+    return TaskRollup.objects.create(**values)

@@ -56,13 +56,19 @@ def test_pausing_a_queue_works_with_javascript_off(
         java_script_enabled=False,
     )
 
-    page.click("button[aria-label='Pause queue default']")
+    page.click("a[aria-label='Pause queue default…']")
+
+    page.wait_for_url("**/dashboard/pause/?queue=default")  # the confirmation step
+    assert not QueueModel.objects.filter(paused=True).exists()
+    page.fill("input[name=reason]", "payments provider down")
+    page.click("input[type=submit][value='Pause queue default']")
 
     page.wait_for_selector("ul.messagelist li.success")
     assert "paused" in page.inner_text("ul.messagelist")
     row = page.locator('#ff-queues tr[data-queue="default"]')
     assert row.locator(".ff-badge-paused").count() == 1
-    assert QueueModel.objects.get(name="default").paused
+    assert row.locator(".ff-reason").inner_text() == "payments provider down"
+    assert QueueModel.objects.get(name="default").reason == "payments provider down"
     assert page.locator("button[aria-label='Resume queue default']").count() == 1
 
 

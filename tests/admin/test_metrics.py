@@ -8,10 +8,11 @@ import pytest
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries, Settings
 
-from firefly_admin.metrics import CHART_HEIGHT, MINUTES, liveness, queue_stats, worker_statuses
+from firefly_admin.metrics import CHART_HEIGHT, liveness, queue_stats, worker_statuses
+from firefly_admin.throughput import MINUTES
 from firefly_tasks.models import TaskStatus, WorkerModel, WorkerState
 from firefly_tasks.queues import pause_queue
-from tests.admin.conftest import make_task, make_worker
+from tests.admin.conftest import make_rollup, make_task, make_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -41,19 +42,20 @@ def test_liveness_compares_the_last_heartbeat_with_interval_and_timeout(
 
 def test_queue_stats_run_four_queries(django_assert_num_queries: DjangoAssertNumQueries) -> None:
     make_task(TaskStatus.CREATED)
-    make_task(TaskStatus.COMPLETED, queue="other")
+    make_rollup(timezone.now(), queue="other", completed=1)
     pause_queue("maintenance")
-    with django_assert_num_queries(4):  # control rows, depths, failures, completions
+    with django_assert_num_queries(4):  # control rows, depths, executing, rollups
         stats = queue_stats()
     assert {queue.name for queue in stats} >= {"default", "other", "maintenance"}
     assert [queue.name for queue in stats if queue.paused] == ["maintenance"]
 
 
-def test_completions_land_in_their_minute_of_the_last_hour() -> None:
+def test_completions_land_in_their_minute_of_the_last_hour_summed_over_writers() -> None:
     now = timezone.now()
     for minutes_ago, count in ((0, 3), (10, 1), (59, 2), (61, 5)):
-        for _ in range(count):
-            make_task(TaskStatus.COMPLETED, completed=now - datetime.timedelta(minutes=minutes_ago))
+        minute = now - datetime.timedelta(minutes=minutes_ago)
+        make_rollup(minute, completed=count - 1, run_seconds=0.5)
+        make_rollup(minute, slot=1, completed=1, failed=1, wait_seconds=2.0)
 
     default = next(queue for queue in queue_stats(now) if queue.name == "default")
 
@@ -62,8 +64,41 @@ def test_completions_land_in_their_minute_of_the_last_hour() -> None:
     assert default.per_minute[-11] == 1
     assert default.per_minute[0] == 2
     assert default.completed_last_hour == 6
+    assert default.failed_last_hour == 3  # the rollups of 61 minutes ago are out
+    assert default.window.attempts == 9
+    assert default.window.mean_wait == datetime.timedelta(seconds=6.0 / 9)
+    assert default.window.mean_run == datetime.timedelta(seconds=1.5 / 9)
     tallest = max(default.bars, key=lambda bar: bar.height)
     assert tallest.count == 3 and tallest.y == CHART_HEIGHT - tallest.height
+
+
+def test_throughput_reads_the_rollups_not_the_task_table() -> None:
+    now = timezone.now()
+    make_task(TaskStatus.COMPLETED, completed=now)  # its rollup was never written: not counted
+    make_task(TaskStatus.FAILED, failed=now)
+    make_rollup(now, queue="pruned", completed=4)  # its tasks are gone: still counted
+
+    stats = {queue.name: queue for queue in queue_stats(now)}
+
+    assert stats["default"].completed_last_hour == 0
+    assert stats["default"].failed_last_hour == 0
+    assert stats["pruned"].completed_last_hour == 4
+    assert not stats["pruned"].known
+
+
+def test_running_tasks_are_split_into_executing_and_claimed() -> None:
+    now = timezone.now()
+    busy = make_worker("busy", concurrency=2)
+    rows = [make_task(TaskStatus.RUNNING, worker=busy) for _ in range(5)]
+    snapshot = [{"id": rows[0].pk, "name": "n", "queue": "default", "started": now.isoformat()}]
+    WorkerModel.objects.filter(pk=busy.pk).update(executing=snapshot)
+    gone = make_worker("gone", last_heartbeat=now - datetime.timedelta(minutes=5))
+    stale = [{"id": rows[1].pk, "name": "n", "queue": "default", "started": now.isoformat()}]
+    WorkerModel.objects.filter(pk=gone.pk).update(executing=stale)  # dead: not counted
+
+    default = next(queue for queue in queue_stats(now) if queue.name == "default")
+
+    assert (default.running, default.executing, default.claimed) == (5, 1, 4)
 
 
 def test_oldest_ready_ignores_scheduled_tasks() -> None:
@@ -78,17 +113,35 @@ def test_oldest_ready_ignores_scheduled_tasks() -> None:
     assert 89 <= default.oldest_ready_age.total_seconds() <= 91
 
 
-def test_worker_statuses_skip_old_stopped_workers_and_list_running_tasks(
+def test_worker_statuses_skip_old_stopped_workers_and_tell_executing_from_claimed(
     django_assert_num_queries: DjangoAssertNumQueries,
 ) -> None:
     now = timezone.now()
     busy = make_worker("busy", concurrency=2)
     make_worker("old", state=WorkerState.STOPPED, last_heartbeat=now - datetime.timedelta(days=2))
-    first = make_task(TaskStatus.RUNNING, worker=busy)
-    second = make_task(TaskStatus.RUNNING, worker=busy)
+    rows = [make_task(TaskStatus.RUNNING, worker=busy) for _ in range(4)]
+    snapshot = [
+        {"id": row.pk, "name": row.func_name, "queue": "default", "started": now.isoformat()}
+        for row in rows[:2]
+    ]
+    WorkerModel.objects.filter(pk=busy.pk).update(executing=snapshot)
 
     with django_assert_num_queries(2):
         statuses = worker_statuses(now)
 
     assert [status.worker.name for status in statuses] == ["busy"]
-    assert [row["pk"] for row in statuses[0].current] == [first.pk, second.pk]
+    (status,) = statuses
+    assert [task["id"] for task in status.executing] == [rows[0].pk, rows[1].pk]
+    assert status.executing[0]["started"] == now
+    assert (status.holding, status.claimed) == (4, 2)
+
+
+def test_a_worker_snapshot_of_another_shape_is_ignored() -> None:
+    now = timezone.now()
+    worker = make_worker("odd")
+    WorkerModel.objects.filter(pk=worker.pk).update(executing={"not": "a list"})
+    make_task(TaskStatus.RUNNING, worker=worker)
+
+    (status,) = worker_statuses(now)
+
+    assert status.executing == [] and status.claimed == 1

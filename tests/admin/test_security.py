@@ -88,7 +88,7 @@ ENDPOINTS = [
         "pause queue",
         "pause_queue",
         lambda: "default",
-        lambda name: (reverse("admin:firefly_admin_task_pause"), {"queue": name}),
+        lambda name: (reverse("admin:firefly_admin_task_pause"), {"queue": name, "reason": "r"}),
         is_paused,
     ),
     Endpoint(

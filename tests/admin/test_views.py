@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import django
 import pytest
-from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries, Settings
 
-from firefly_tasks.models import QueueModel, TaskStatus
+from firefly_tasks.models import TaskStatus, WorkerModel
 from firefly_tasks.queues import pause_queue
 from tests.admin import tasks as admin_tasks
-from tests.admin.conftest import make_task, make_worker
+from tests.admin.conftest import make_rollup, make_task, make_worker
 from tests.testapp import tasks
 
 if TYPE_CHECKING:
     from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse
 
+ROOT = Path(__file__).resolve().parent.parent.parent
 DASHBOARD = reverse("admin:firefly_admin_task_dashboard")
 PAUSE = reverse("admin:firefly_admin_task_pause")
-RESUME = reverse("admin:firefly_admin_task_resume")
-REGIONS = ("ff-queues", "ff-workers", "ff-failures", "ff-tasks")
+REGIONS = ("ff-queues", "ff-controls", "ff-workers", "ff-failures", "ff-tasks")
 
 
 def htmx(client: Client, target: str, url: str = DASHBOARD) -> TestResponse:
@@ -52,23 +55,111 @@ def test_dashboard_page_shows_every_region_server_rendered(admin_client: Client)
     assert "Queue controls" in html
 
 
-def test_htmx_is_served_from_static_files_never_a_cdn(admin_client: Client) -> None:
+def test_htmx_is_the_pinned_copy_in_firefly_admins_static_files(admin_client: Client) -> None:
     html = admin_client.get(DASHBOARD).content.decode()
-    assert '<script src="/static/django_htmx/htmx-2.min.js" defer></script>' in html
+
+    assert '<script src="/static/firefly_admin/htmx-2.0.10.min.js" defer></script>' in html
+    assert '<script src="/static/firefly_admin/live.js" defer></script>' in html
     assert "unpkg" not in html and "cdn" not in html.lower()
+    assert "django_htmx" not in html  # nothing served from the django_htmx app
 
 
-def test_each_region_polls_at_the_configured_interval_while_visible(
+def test_the_pinned_htmx_is_the_one_the_docs_record() -> None:
+    docs = (ROOT / "docs" / "dashboard.md").read_text()
+    pinned = re.search(r"htmx (2\.\d+\.\d+)`?, sha256\s+`([0-9a-f]{64})`", docs)
+    assert pinned is not None
+    version, digest = pinned.groups()
+    static = ROOT / "firefly_admin" / "static" / "firefly_admin"
+    script = static / f"htmx-{version}.min.js"
+
+    assert hashlib.sha256(script.read_bytes()).hexdigest() == digest
+    assert f'version:"{version}"' in script.read_text()
+    assert (static / f"htmx-{version}.LICENSE").read_text().startswith("Zero-Clause BSD")
+    template = ROOT / "firefly_admin" / "templates" / "firefly_admin" / "dashboard.html"
+    assert f"firefly_admin/htmx-{version}.min.js" in template.read_text()
+
+
+def test_htmx_is_configured_for_a_strict_content_security_policy(admin_client: Client) -> None:
+    html = admin_client.get(DASHBOARD).content.decode()
+
+    meta = html.split('<meta name="htmx-config" content=\'')[1].split("'>")[0]
+    assert json.loads(meta) == {
+        "allowEval": False,
+        "allowScriptTags": False,
+        "includeIndicatorStyles": False,
+    }
+
+
+@pytest.mark.skipif(django.VERSION < (6, 0), reason="Django 6 has CSP nonces built in")
+def test_scripts_carry_the_csp_nonce_when_the_policy_uses_one(
     admin_client: Client, settings: Settings
 ) -> None:
-    settings.FIREFLY_ADMIN_POLL_INTERVAL = 5
+    from django.utils.csp import CSP
+
+    settings.SECURE_CSP = {"script-src": [CSP.SELF, CSP.NONCE]}
+    settings.TEMPLATES = [
+        {
+            **settings.TEMPLATES[0],
+            "OPTIONS": {
+                "context_processors": [
+                    *settings.TEMPLATES[0]["OPTIONS"]["context_processors"],
+                    "django.template.context_processors.csp",
+                ]
+            },
+        }
+    ]
+
+    response = admin_client.get(DASHBOARD)
+
+    nonce = re.search(r"'nonce-([^']+)'", response["Content-Security-Policy"])
+    assert nonce is not None
+    for script in ("htmx-2.0.10.min.js", "live.js"):
+        tag = f'<script src="/static/firefly_admin/{script}" defer nonce="{nonce[1]}"></script>'
+        assert tag in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "url", [DASHBOARD, f"{PAUSE}?queue=default"], ids=["dashboard", "pause page"]
+)
+def test_pages_hold_no_inline_script_or_style(admin_client: Client, url: str) -> None:
+    pause_queue("maintenance", by="ops", reason="disk full")  # a pause note on the dashboard
+    html = admin_client.get(url).content.decode()
+    fragments = [htmx(admin_client, region).content.decode() for region in REGIONS]
+
+    for text in (html, *fragments):
+        assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>", text)  # every script is a file
+        assert "<style" not in text
+        assert not re.search(r"\sstyle=", text)
+        assert not re.search(r"\son[a-z]+=", text)  # no inline event handler
+        assert "javascript:" not in text
+
+
+def test_regions_refresh_on_the_event_live_js_dispatches(admin_client: Client) -> None:
     html = admin_client.get(f"{DASHBOARD}?status=failed").content.decode()
-    trigger = "every 5000ms [document.visibilityState === &#x27;visible&#x27;]"
+
     for region in REGIONS:
         element = html.split(f'id="{region}"')[1].split(">")[0]
-        assert f'hx-trigger="{trigger}"' in element
+        assert 'hx-trigger="ff:refresh from:body"' in element  # no filter: nothing to eval
         assert f'hx-get="{DASHBOARD}?status=failed"' in element
         assert 'hx-swap="outerHTML"' in element
+
+
+@pytest.mark.parametrize(
+    ("interval", "default"),
+    [(2, "2000"), (5, "5000"), (0.3, "300"), (7, "7000"), (0.01, "100")],
+)
+def test_the_interval_switch_offers_off_the_usual_intervals_and_the_default(
+    admin_client: Client, settings: Settings, interval: float, default: str
+) -> None:
+    settings.FIREFLY_ADMIN_POLL_INTERVAL = interval
+    html = admin_client.get(DASHBOARD).content.decode()
+
+    switch = html.split('<select id="ff-poll-interval">')[1].split("</select>")[0]
+    values = re.findall(r'<option value="(\d+)"', switch)
+    assert values[0] == "0" and "off" in switch.split("</option>")[0]
+    assert values == ["0", *sorted({"1000", "2000", "5000", "15000", default}, key=int)]
+    assert re.findall(r'<option value="(\d+)" selected data-default>', switch) == [default]
+    assert '<p class="ff-poll" hidden>' in html  # shown by live.js: nothing to switch without it
 
 
 @pytest.mark.parametrize("region", REGIONS)
@@ -125,11 +216,13 @@ def test_queue_region_counts_ready_scheduled_running_failed_and_completions(
     tasks.add.schedule_many([(i, i) for i in range(3)])
     tasks.add.schedule(1, 1, eta=now + datetime.timedelta(hours=1))
     make_task(TaskStatus.CREATED, not_before=now - datetime.timedelta(minutes=5))
-    make_task(TaskStatus.RUNNING)
-    make_task(TaskStatus.FAILED)
-    make_task(TaskStatus.FAILED, failed=now - datetime.timedelta(hours=2))
-    for _ in range(4):
-        make_task(TaskStatus.COMPLETED)
+    worker = make_worker("busy")
+    executing = make_task(TaskStatus.RUNNING, worker=worker)
+    make_task(TaskStatus.RUNNING, worker=worker)
+    snapshot = [{"id": executing.pk, "name": "n", "queue": "default", "started": now.isoformat()}]
+    WorkerModel.objects.filter(pk=worker.pk).update(executing=snapshot)
+    make_rollup(now, completed=4, failed=1, run_seconds=0.25, wait_seconds=5.0)
+    make_rollup(now - datetime.timedelta(hours=2), failed=7)
     admin_tasks.build_report.schedule("r")
 
     html = htmx(admin_client, "ff-queues").content.decode()
@@ -137,10 +230,12 @@ def test_queue_region_counts_ready_scheduled_running_failed_and_completions(
     default = queue_row(html, "default")
     assert metric(default, "ready") == "4"
     assert metric(default, "scheduled") == "1"
-    assert metric(default, "running") == "1"
+    assert metric(default, "executing") == "1"
+    assert metric(default, "claimed") == "1"
     assert ">1</a>" in metric(default, "failed")
     assert metric(default, "oldest") == "5 min"
     assert metric(default, "completed") == "4"
+    assert metric(default, "times") == "1.0 s / 50 ms"
     assert default.count('class="ff-bar"') == 1
     assert metric(queue_row(html, "reports"), "ready") == "1"
 
@@ -169,6 +264,8 @@ def test_workers_region_shows_liveness_and_current_task(
     late = make_worker("late-one", last_heartbeat=now - datetime.timedelta(seconds=5))
     make_worker("gone", last_heartbeat=now - datetime.timedelta(seconds=50))
     running = make_task(TaskStatus.RUNNING, worker=busy)
+    snapshot = [{"id": running.pk, "name": "n", "queue": "default", "started": now.isoformat()}]
+    WorkerModel.objects.filter(pk=busy.pk).update(executing=snapshot)
 
     html = htmx(admin_client, "ff-workers").content.decode()
 
@@ -220,71 +317,19 @@ def test_a_plain_request_after_logging_out_goes_to_the_login_page(client: Client
     assert response["Location"].startswith(reverse("admin:login"))
 
 
-# Queue controls ------------------------------------------------------------------------------
-
-
-def test_pause_and_resume_a_queue(operator_client: Client) -> None:
-    response = operator_client.post(PAUSE, {"queue": "default"}, follow=True)
-
-    queue = QueueModel.objects.get(name="default")
-    assert queue.paused and queue.paused_by == "operator"
-    assert "Queue &#x27;default&#x27; paused" in response.content.decode()
-    assert "ff-badge-paused" in queue_row(response.content.decode(), "default")
-    assert LogEntry.objects.get().change_message == "Paused."
-
-    again = operator_client.post(PAUSE, {"queue": "default"}, follow=True)
-    assert "was paused already" in again.content.decode()
-
-    operator_client.post(RESUME, {"queue": "default"})
-    assert not QueueModel.objects.get(name="default").paused
-    assert LogEntry.objects.count() == 2
-
-
-def test_queue_controls_refuse_unknown_queues_and_gets(operator_client: Client) -> None:
-    response = operator_client.post(PAUSE, {"queue": "no-such-queue"}, follow=True)
-    assert "not a known queue" in response.content.decode()
-    assert not QueueModel.objects.exists()
-
-    assert operator_client.get(PAUSE, {"queue": "default"}).status_code == 405
-    assert not QueueModel.objects.exists()
-
-
-def test_undeclared_queue_with_a_backlog_can_be_paused(operator_client: Client) -> None:
-    make_task(TaskStatus.CREATED, queue="retired")
-
-    response = operator_client.post(PAUSE, {"queue": "retired"}, follow=True)
-
-    assert QueueModel.objects.get(name="retired").paused
-    assert "ff-badge-paused" in queue_row(response.content.decode(), "retired")
-
-
-def test_undeclared_queue_whose_tasks_all_finished_is_refused(operator_client: Client) -> None:
-    make_task(TaskStatus.COMPLETED, queue="retired")
-
-    response = operator_client.post(PAUSE, {"queue": "retired"}, follow=True)
-
-    assert "not a known queue" in response.content.decode()
-    assert not QueueModel.objects.exists()
-
-
-def test_resume_and_pause_gets_and_posts_without_csrf_change_nothing(admin_user: User) -> None:
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(admin_user)
-
-    assert client.post(PAUSE, {"queue": "default"}).status_code == 403
-    assert client.get(RESUME, {"queue": "default"}).status_code == 405
-    assert client.post(RESUME, {"queue": "default"}).status_code == 403
-    assert not QueueModel.objects.exists()
-
-
-def test_workers_region_lists_a_few_claimed_tasks_and_counts_the_rest(admin_client: Client) -> None:
+def test_workers_region_lists_executing_tasks_and_counts_the_claimed_ones(
+    admin_client: Client,
+) -> None:
     busy = make_worker("batcher")
     rows = [make_task(TaskStatus.RUNNING, worker=busy) for _ in range(7)]
+    started = timezone.now().isoformat()
+    snapshot = [{"id": r.pk, "name": "n", "queue": "default", "started": started} for r in rows[:2]]
+    WorkerModel.objects.filter(pk=busy.pk).update(executing=snapshot)
 
     html = htmx(admin_client, "ff-workers").content.decode()
 
     row = html.split('data-worker="batcher"')[1].split("</tr>")[0]
-    assert row.count("/firefly_admin/task/") == 5  # three tasks, the rest, all it ran
-    assert f"#{rows[0].pk}" in row
+    assert row.count("/firefly_admin/task/") == 4  # two executing, the claimed, all it ran
+    assert f"#{rows[0].pk}" in row and f"#{rows[1].pk}" in row
     assert f"?worker={busy.pk}&amp;status=running" in row
-    assert "+4 more claimed" in row
+    assert "5 claimed, waiting" in row

@@ -81,11 +81,13 @@ def test_a_delete_above_the_threshold_asks_for_the_number_and_refuses_anything_e
     assert not TaskModel.objects.exists()
 
 
-def test_a_delete_up_to_the_threshold_asks_nothing_to_be_typed(
+def test_the_number_is_asked_for_above_the_threshold_only(
     admin_client: Client, settings: Settings, five_failed: list[TaskModel]
 ) -> None:
-    settings.FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE = 5
+    settings.FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE = 4
+    assert 'name="typed_count"' in delete_all(admin_client).content.decode()
 
+    settings.FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE = 5
     assert 'name="typed_count"' not in delete_all(admin_client).content.decode()
     assert messages_of(delete_all(admin_client, post="yes")) == ["Delete: 5 done, 0 skipped."]
 

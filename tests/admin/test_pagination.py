@@ -182,12 +182,13 @@ def test_the_worker_filter_pages_too(admin_client: Client) -> None:
     ],
 )
 def test_a_bogus_cursor_gets_the_admins_error_redirect(admin_client: Client, query: str) -> None:
-    make_task()
+    task = make_task()
 
     response = admin_client.get(f"{CHANGELIST}?{query}")
 
     assert response.status_code == 302
     assert response["Location"].endswith("?e=1")
+    assert shown(admin_client.get(f"{CHANGELIST}?before={task.pk + 1}")) == [task.pk]
 
 
 def test_a_cursor_past_the_end_shows_an_empty_page_with_a_way_back(admin_client: Client) -> None:

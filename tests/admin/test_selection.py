@@ -110,7 +110,9 @@ def test_select_all_leaves_tasks_scheduled_after_the_list_was_shown_alone(
 
 
 @pytest.mark.parametrize("action", ACTIONS, ids=[action.name for action in ACTIONS])
-def test_select_all_without_a_bound_is_refused(admin_client: Client, action: Action) -> None:
+def test_select_all_without_a_bound_is_refused_but_ticked_tasks_need_none(
+    admin_client: Client, action: Action
+) -> None:
     rows = [make_task(action.status) for _ in range(3)]
     url = f"{CHANGELIST}?status={action.status}"
 
@@ -122,6 +124,12 @@ def test_select_all_without_a_bound_is_refused(admin_client: Client, action: Act
         assert message.startswith("Nothing was changed: this “select all” does not say")
         assert state(rows, action) == [False] * 3
     assert not LogEntry.objects.exists()
+
+    ticked = {"action": action.name, "index": 0, "_selected_action": [rows[0].pk, rows[1].pk]}
+    done = admin_client.post(url, {**ticked, **action.confirm}, follow=True)
+
+    assert messages_of(done) == [f"{action.verb}: 2 done, 0 skipped."]
+    assert state(rows, action) == [True, True, False]
 
 
 @pytest.mark.parametrize("bound", ["abc", "-1", "1.0", "1e3", "9" * 30, "٣", " 3"])
@@ -146,18 +154,6 @@ def test_every_list_page_carries_the_highest_task_id_as_bound(admin_client: Clie
 
     for query in ("", "?status=created", "?o=1", f"?before={newest - 60}"):
         assert bound_in(admin_client.get(f"{CHANGELIST}{query}")) == str(top), query
-
-
-def test_a_ticked_task_needs_no_bound(admin_client: Client) -> None:
-    task = make_task(TaskStatus.FAILED)
-
-    response = admin_client.post(
-        CHANGELIST,
-        {"action": "requeue_tasks", "index": 0, "_selected_action": task.pk},
-        follow=True,
-    )
-
-    assert messages_of(response) == ["Requeue: 1 done, 0 skipped."]
 
 
 def test_tasks_scheduled_while_a_delete_runs_survive_it(

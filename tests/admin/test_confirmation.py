@@ -92,6 +92,31 @@ def test_the_number_is_asked_for_above_the_threshold_only(
     assert messages_of(delete_all(admin_client, post="yes")) == ["Delete: 5 done, 0 skipped."]
 
 
+def test_what_was_typed_and_a_forged_bound_are_shown_escaped(
+    admin_client: Client, settings: Settings, five_failed: list[TaskModel]
+) -> None:
+    settings.FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE = 1
+    evil = "<img src=x onerror=alert(1)>"
+
+    typed = delete_all(admin_client, post="yes", typed_count=evil).content.decode()
+    forged = admin_client.post(
+        CHANGELIST,
+        {
+            "action": "delete_tasks",
+            "index": 0,
+            "select_across": 1,
+            "up_to_id": evil,
+            "_selected_action": top(),
+        },
+        follow=True,
+    ).content.decode()
+
+    for html in (typed, forged):
+        assert evil not in html
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert TaskModel.objects.count() == 5
+
+
 def test_the_number_typed_is_checked_against_the_tasks_there_are_when_confirming(
     admin_client: Client, settings: Settings, five_failed: list[TaskModel]
 ) -> None:

@@ -771,7 +771,10 @@ def admin_pages(a: Adapter, request_factory: Any, user: Any) -> list[Page]:
             pages.append((f"{label} changelist filters: {exc!r}", "", {}, []))
         if len(combined) > 1:
             variants.append(("all filters at once", "?" + urlencode(combined)))
-        own = [("page 200", "?p=200")]
+        # The deepest page: Firefly's task list pages by cursor (the oldest page), others by
+        # number.
+        keyset = SYSTEM == "firefly" and model._meta.model_name == "task"
+        own = [("oldest page", "?after=0") if keyset else ("page 200", "?p=200")]
         if model_admin.search_fields:
             own.insert(0, ("search 'noop'", "?q=noop"))
         pages.append((f"{label} changelist", changelist, {}, [*variants, *own]))

@@ -28,6 +28,7 @@ from django.db.models import Max, QuerySet
 from django.http import HttpRequest
 
 from firefly_admin.counting import COUNT_VAR, EXACT, Count, capped_count, exact_count
+from firefly_admin.metrics import mark_executing, with_attempt_times
 from firefly_admin.pagination import CURSOR_VARS, Cursor, KeysetPage, keyset_page
 
 # Never loaded for the task list: they can be large.
@@ -57,7 +58,8 @@ class TaskChangeList(ChangeList):
         for name in (*CURSOR_VARS, COUNT_VAR):
             self.params.pop(name, None)
             self.filter_params.pop(name, None)
-        return super().get_queryset(request, exclude_parameters).defer(*HEAVY_FIELDS)
+        queryset = super().get_queryset(request, exclude_parameters).defer(*HEAVY_FIELDS)
+        return with_attempt_times(queryset)
 
     def get_ordering(self, request: HttpRequest, queryset: QuerySet[Any]) -> list[Any]:
         """By id only, either way: the order keyset pages walk, on the primary key's index.
@@ -84,6 +86,7 @@ class TaskChangeList(ChangeList):
         self.count = count
         self.result_count = count.value
         self.result_list = self.page.rows
+        mark_executing(self.result_list)
         self.paginator = None
         self.show_all = self.can_show_all = False
         self.multi_page = any((self.page.newer, self.page.older))

@@ -10,14 +10,14 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from firefly_admin import throughput
 from firefly_admin.throughput import MINUTES, Window
 from firefly_tasks.conf import settings as engine_settings
-from firefly_tasks.models import QueueModel, TaskModel, WorkerModel
+from firefly_tasks.models import QueueModel, TaskAttempt, TaskModel, WorkerModel
 from firefly_tasks.queues import known_queues
 from firefly_tasks.states import TaskStatus, WorkerState
 
@@ -272,3 +272,30 @@ def recent_failures(limit: int = FAILURE_LIMIT) -> QuerySet[TaskModel]:
         .order_by("-failed")
         .only("pk", "func_name", "queue", "failed", "error")[:limit]
     )
+
+
+def with_attempt_times(queryset: QuerySet[Any]) -> QuerySet[Any]:
+    """``queryset`` with the start and end of each row's latest attempt (``attempt_started``,
+    ``attempt_finished``): its own timing, not its batch's claim. One lookup per row fetched,
+    on the attempts' ``(task, number)`` key."""
+    attempt = TaskAttempt.objects.filter(task=OuterRef("pk"), number=OuterRef("attempt"))
+    annotated: QuerySet[Any] = queryset.annotate(
+        attempt_started=Subquery(attempt.values("started")[:1]),
+        attempt_finished=Subquery(attempt.values("finished")[:1]),
+    )
+    return annotated
+
+
+def mark_executing(rows: list[Any]) -> None:
+    """Tell each running row whether a consumer thread executes it (``executing_since``, from
+    the live workers' last heartbeats) or it only waits in a claimed batch: one query, only
+    when the page shows a running task."""
+    if not any(row.status == TaskStatus.RUNNING for row in rows):
+        return
+    since = {
+        task["id"]: parse_datetime(str(task.get("started", "")))
+        for task in executing_tasks(timezone.now())
+    }
+    for row in rows:
+        row.executing_since = since.get(row.pk) if row.pk in since else None
+        row.executing = row.pk in since

@@ -6,6 +6,7 @@ controls (``controls.py``) and the delete page.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
@@ -96,7 +97,8 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
                 "fields": (
                     "created",
                     "not_before",
-                    "started",
+                    "claimed_at",
+                    "started_at",
                     "completed",
                     "failed",
                     "cancelled",
@@ -196,6 +198,9 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
 
     @admin.display(description="status")
     def status_badge(self, obj: TaskModel) -> SafeString:
+        # The list tells a running task a thread executes from one waiting in a claimed batch.
+        if obj.status == TaskStatus.RUNNING and hasattr(obj, "executing"):
+            return display.badge("executing" if obj.executing else "claimed")
         return display.badge(obj.status)
 
     @admin.display(description="attempts")
@@ -212,6 +217,15 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
 
     @admin.display(description="started")
     def started_at(self, obj: TaskModel) -> SafeString | str:
+        """When the latest attempt started (not when its batch was claimed)."""
+        if obj.status == TaskStatus.RUNNING:
+            return display.moment(getattr(obj, "executing_since", None))
+        return display.moment(getattr(obj, "attempt_started", None))
+
+    @admin.display(description="claimed")
+    def claimed_at(self, obj: TaskModel) -> SafeString | str:
+        """When a consumer last claimed it (the row's ``started``): the start of its attempt
+        is later when it waited in a batch."""
         return display.moment(obj.started)
 
     @admin.display(description="finished")
@@ -220,7 +234,12 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
 
     @admin.display(description="duration")
     def duration_display(self, obj: TaskModel) -> str:
-        return display.duration(obj.duration)
+        """How long the latest attempt ran."""
+        started = getattr(obj, "attempt_started", None)
+        finished = getattr(obj, "attempt_finished", None)
+        if obj.status == TaskStatus.RUNNING or started is None or finished is None:
+            return display.duration(None)
+        return display.duration(max(finished - started, datetime.timedelta(0)))
 
     # The detail ---------------------------------------------------------------------------
 
@@ -259,6 +278,9 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
     ) -> Any:
         if obj is not None:
             attempts = list(obj.attempts.order_by("number", "pk"))
+            latest = [a for a in attempts if a.number == obj.attempt]
+            if latest:  # what started_at and duration_display show
+                obj.attempt_started, obj.attempt_finished = latest[-1].started, latest[-1].finished
             orphan = self.is_orphaned(obj)
             context.update(
                 attempts=attempts,

@@ -168,9 +168,11 @@ def _tasks(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
         queues=catalog.names if catalog else None,
     )
     query = request.GET.urlencode()
+    rows = list(metrics.with_attempt_times(filterset.qs)[:LIVE_TASKS])
+    metrics.mark_executing(rows)
     return {
         "filterset": filterset,
-        "tasks": filterset.qs[:LIVE_TASKS],
+        "tasks": rows,
         "task_filter_query": f"?{query}" if query else "",
     }
 

@@ -32,6 +32,7 @@ class TaskRow(Protocol):
     isolation: int
     error: str
     traceback: str
+    run_seconds: float | None  # the function's own running time in this attempt, if it ran
 
 
 class WorkerRow(Protocol):

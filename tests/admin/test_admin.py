@@ -20,7 +20,7 @@ from pytest_django import DjangoAssertNumQueries, Settings
 
 from firefly_admin import counting
 from firefly_tasks.exceptions import SerializationError
-from firefly_tasks.models import TaskModel, TaskStatus, WorkerState
+from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel, WorkerState
 from firefly_tasks.queues import pause_queue
 from tests.admin import tasks as admin_tasks
 from tests.admin.conftest import make_attempt, make_task, make_worker
@@ -57,6 +57,48 @@ def test_changelist_shows_every_column_with_a_status_badge(admin_client: Client)
         assert header in html
     assert '<span class="ff-badge ff-badge-failed">failed</span>' in html
     assert change_url(task) in html
+
+
+def test_the_list_shows_when_the_latest_attempt_started_and_how_long_it_ran(
+    admin_client: Client,
+) -> None:
+    claimed = timezone.now() - datetime.timedelta(minutes=5)
+    started = claimed + datetime.timedelta(seconds=40)  # it waited in its batch
+    task = make_task(TaskStatus.COMPLETED, started=claimed, attempt=2)
+    make_attempt(task, 1, started=claimed - datetime.timedelta(hours=1), finished=claimed)
+    finished = started + datetime.timedelta(milliseconds=250)
+    make_attempt(task, 2, started=started, finished=finished, outcome="completed")
+
+    response = admin_client.get(CHANGELIST)
+
+    (row,) = response.context["cl"].result_list
+    assert (row.attempt_started, row.attempt_finished) == (started, finished)
+    html = response.content.decode()
+    assert "250 ms" in html
+    assert f'datetime="{started.isoformat()}"' in html
+    assert f'datetime="{claimed.isoformat()}"' not in html  # the claim is not its start
+    page = admin_client.get(change_url(task)).content.decode()
+    assert "250 ms" in page  # the task's page times the attempt too
+    assert f'datetime="{claimed.isoformat()}"' in page  # and says when it was claimed
+
+
+def test_the_list_tells_executing_tasks_from_claimed_ones(admin_client: Client) -> None:
+    now = timezone.now()
+    worker = make_worker("busy")
+    executing = make_task(TaskStatus.RUNNING, worker=worker)
+    claimed = make_task(TaskStatus.RUNNING, worker=worker)
+    snapshot = [{"id": executing.pk, "name": "n", "queue": "default", "started": now.isoformat()}]
+    WorkerModel.objects.filter(pk=worker.pk).update(executing=snapshot)
+
+    html = admin_client.get(CHANGELIST).content.decode()
+
+    shown = (executing.pk, claimed.pk)
+    rows = {pk: html.partition(f"/{pk}/change/")[2].split("</tr>")[0] for pk in shown}
+    assert "ff-badge-executing" in rows[executing.pk]
+    assert f'datetime="{now.isoformat()}"' in rows[executing.pk]
+    assert "ff-badge-claimed" in rows[claimed.pk]
+    dashboard = admin_client.get(reverse("admin:firefly_admin_task_dashboard"))
+    assert dashboard.content.decode().count("ff-badge-executing") == 1
 
 
 @pytest.mark.parametrize(

@@ -153,6 +153,8 @@ def test_short_heartbeat_and_timeout_are_accepted() -> None:
         ("FIREFLY_PREVIEW_LENGTH", 0),
         ("FIREFLY_CLAIM_BATCH_SIZE", 0),
         ("FIREFLY_CLAIM_BATCH_SIZE", "100"),
+        ("FIREFLY_ROLLUP_RETENTION_DAYS", 0),
+        ("FIREFLY_ROLLUP_RETENTION_DAYS", "90"),
         ("FIREFLY_GROUP_COMMIT_WINDOW", -0.001),
         ("FIREFLY_GROUP_COMMIT_WINDOW", "5ms"),
         ("FIREFLY_GROUP_COMMIT_WINDOW", True),

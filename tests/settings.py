@@ -19,6 +19,9 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "firefly-tests-only"
 DEBUG = False
+# The tests log in many users: a fast hasher (Django's advice for test settings), not the
+# deliberately slow production one.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 USE_TZ = True
 TIME_ZONE = "UTC"
 ALLOWED_HOSTS = ["*"]

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from django.db import DatabaseError, connection
-from django.db.models import Count
+from django.db.models import Count, Sum
 
 from firefly_tasks.conf import settings as firefly_settings
 from firefly_tasks.models import (
@@ -32,6 +32,7 @@ from firefly_tasks.models import (
     AttemptOutcome,
     TaskAttempt,
     TaskModel,
+    TaskRollup,
     TaskStatus,
     WorkerModel,
     WorkerState,
@@ -565,3 +566,20 @@ def test_consumers_that_kept_running_are_never_declared_dead(campaign: Campaign)
 
 def test_consumers_end_only_when_killed_or_told_to_stop(campaign: Campaign) -> None:
     assert unexpected_exits(campaign) == []
+
+
+def test_the_rollups_count_every_finished_attempt_exactly_once(campaign: Campaign) -> None:
+    """Whatever was killed, paused or cut off mid-group, the per-minute rollups were written in
+    the transactions that recorded the outcomes: they add up to the task table exactly."""
+    rollups = TaskRollup.objects.values("func_name").annotate(
+        completed=Sum("completed"), failed=Sum("failed") + Sum("retried")
+    )
+    counted = {(r["func_name"], "completed"): r["completed"] for r in rollups}
+    counted.update({(r["func_name"], "failed"): r["failed"] for r in rollups})
+    completed = TaskModel.objects.filter(status=TaskStatus.COMPLETED).values("func_name")
+    failed = TaskAttempt.objects.filter(outcome=AttemptOutcome.FAILED).values("task__func_name")
+    expected = {(r["func_name"], "completed"): r["n"] for r in completed.annotate(n=Count("pk"))}
+    expected.update(
+        {(r["task__func_name"], "failed"): r["n"] for r in failed.annotate(n=Count("pk"))}
+    )
+    assert {k: v for k, v in counted.items() if v} == expected

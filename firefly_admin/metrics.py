@@ -297,5 +297,5 @@ def mark_executing(rows: list[Any]) -> None:
         for task in executing_tasks(timezone.now())
     }
     for row in rows:
-        row.executing_since = since.get(row.pk) if row.pk in since else None
+        row.executing_since = since.get(row.pk)
         row.executing = row.pk in since

@@ -7,7 +7,9 @@ after ÷ before with its interquartile range.
     .venv/bin/python bench/pairs.py /tmp/before . --pairs 10 --db sqlite,postgres
 
 Each side runs ``bench/<script>.py --systems firefly --runs 1`` from its own checkout (the
-scripts put that checkout first on the agents' path). Results go to ``--out`` as JSON too.
+scripts put that checkout first on the agents' path); ``--args`` passes more arguments to each
+(``--args "--tasks 100000 --cap 60"``: longer drains, less noise). Results go to ``--out`` as
+JSON too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import json
 import math
 import re
+import shlex
 import statistics
 import subprocess
 from pathlib import Path
@@ -38,10 +41,10 @@ FIGURES: dict[str, list[tuple[str, re.Pattern[str], bool]]] = {
 }
 
 
-def measure(checkout: Path, script: str, db: str) -> dict[str, float]:
+def measure(checkout: Path, script: str, db: str, extra: list[str]) -> dict[str, float]:
     python = str(checkout / ".venv/bin/python")
     output = subprocess.run(
-        [python, f"bench/{script}.py", "--systems", "firefly", "--runs", "1", "--db", db],
+        [python, f"bench/{script}.py", "--systems", "firefly", "--runs", "1", "--db", db, *extra],
         cwd=checkout,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -95,6 +98,9 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--scripts", default="drain,enqueue,latency")
     parser.add_argument("--out", type=Path, default=Path("bench/results/pairs.json"))
+    parser.add_argument(
+        "--args", default="", help='more arguments of each script, e.g. "--tasks 100000"'
+    )
     parser.add_argument("--report", action="store_true", help="only print --out's table")
     args = parser.parse_args()
     if args.report:
@@ -110,7 +116,7 @@ def main() -> None:
                     sides.reverse()
                 result: dict[str, object] = {"pair": pair, "db": db, "script": script}
                 for label, checkout in sides:
-                    result[label] = measure(checkout.resolve(), script, db)
+                    result[label] = measure(checkout.resolve(), script, db, shlex.split(args.args))
                 results.append(result)
                 print(json.dumps(result), flush=True)
                 args.out.write_text(json.dumps(results))

@@ -146,6 +146,7 @@ class TaskQuerySet(models.QuerySet[Any]):
             tally.write(self.db, worker)
             return 0
         finished = done[-1].finished
+        tally.completed(done)
         columns = Completions(
             ids=[d.row.pk for d in done],
             attempts=[d.row.attempt for d in done],
@@ -158,12 +159,11 @@ class TaskQuerySet(models.QuerySet[Any]):
             running=_only(sources(Event.COMPLETE)),
             completed=target(Event.COMPLETE),
             outcome=AttemptOutcome.COMPLETED,
+            rollup=tally.take(worker),
         )
         attempt_model = _attempt_model(self.model)
         updated = writing(self).complete(self.model, attempt_model, columns)
         if updated == len(done):
-            tally.completed(done)
-            tally.write(self.db, worker)
             for d in done:
                 d.row.status, d.row.completed = target(Event.COMPLETE), finished
                 d.row.returned_data = d.returned_data

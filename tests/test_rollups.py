@@ -105,6 +105,46 @@ def test_nothing_is_counted_when_the_transaction_rolls_back(runner: BatchRunner)
     assert TaskModel.objects.get(pk=task.pk).status == TaskStatus.RUNNING
 
 
+def test_a_group_adds_each_row_to_its_own_minute_and_columns(runner: BatchRunner) -> None:
+    # Two minutes and two durations in one statement: the rows add to different columns.
+    rows = tasks.add.schedule_many([(1, 1), (2, 2), (3, 3)])
+    claimed = claim(runner)
+    minute = timezone.now().replace(second=0, microsecond=0) - datetime.timedelta(minutes=5)
+    done = []
+    for row, ran, at in zip(claimed, (0.0, 0.03, 2.0), (5, 10, 70), strict=True):
+        row.not_before = row.started = minute
+        row.run_seconds = ran
+        done.append(Completion(row, 0, "0", "0", minute + datetime.timedelta(seconds=at)))
+    with transaction.atomic():
+        assert TaskModel.objects.complete(done, runner.worker) == len(rows)
+
+    stored = {r.minute: r for r in TaskRollup.objects.all()}
+    later = minute + datetime.timedelta(minutes=1)
+    assert sorted(stored) == [minute, later]
+    first, second = stored[minute], stored[later]
+    assert (first.completed, second.completed) == (2, 1)
+    assert first.run_seconds == pytest.approx(0.03)
+    assert second.run_seconds == pytest.approx(2.0)
+    assert getattr(first, RUN_BUCKETS[0]) == getattr(first, RUN_BUCKETS[BOUNDS.index(0.05)]) == 1
+    assert getattr(second, RUN_BUCKETS[BOUNDS.index(2.5)]) == 1
+    assert sum(getattr(second, b) for b in RUN_BUCKETS) == 1
+    assert getattr(first, WAIT_BUCKETS[0]) == 2
+    assert (first.failed, first.retried, first.wait_seconds) == (0, 0, 0.0)
+
+
+def test_a_fenced_group_adds_nothing_even_before_it_rolls_back(runner: BatchRunner) -> None:
+    tasks.add.schedule_many([(1, 1), (2, 2)])
+    claimed = claim(runner)
+    TaskModel.objects.filter(pk=claimed[1].pk).update(attempt=9)  # taken over
+    now = timezone.now()
+    done = [Completion(row, 0, "0", "0", now) for row in claimed]
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert TaskModel.objects.complete(done, runner.worker) == 1
+        assert not TaskRollup.objects.exists()
+        raise RuntimeError("the caller rolls back")
+
+
 def test_retries_and_failures_for_good_are_counted_apart(db: None) -> None:
     row = tasks.always_fail.schedule()  # max_retries=2: two retries, then failed
     for _ in range(3):
@@ -181,3 +221,16 @@ def test_rollups_outlive_the_tasks_they_count(db: None) -> None:
 
     assert not TaskModel.objects.exists()
     assert totals()["completed"] == 1
+
+
+def test_the_histogram_puts_each_value_in_the_bucket_of_its_upper_bound() -> None:
+    values = [-0.5, 0.0, *BOUNDS, *(b * 1.01 for b in BOUNDS), 5000.0]
+    buckets = [0] * len(RUN_BUCKETS)
+
+    total = rollups._count(buckets, list(values))
+
+    expected = [0] * len(RUN_BUCKETS)
+    for value in values:  # a bucket holds what is above the bound before it, up to its own
+        expected[next((i for i, b in enumerate(BOUNDS) if value <= b), len(BOUNDS))] += 1
+    assert buckets == expected
+    assert total == pytest.approx(sum(v for v in values if v > 0))

@@ -13,9 +13,10 @@ from django.db import connections
 from firefly_tasks.dialects.base import Claim, Completions, Dialect
 from firefly_tasks.dialects.mysql import MySQLDialect
 from firefly_tasks.dialects.postgresql import PostgreSQLDialect
+from firefly_tasks.dialects.rollup_rows import RollupRows
 from firefly_tasks.dialects.sqlite import SQLiteDialect
 
-__all__ = ["DIALECTS", "Claim", "Completions", "Dialect", "dialect", "writing"]
+__all__ = ["DIALECTS", "Claim", "Completions", "Dialect", "RollupRows", "dialect", "writing"]
 
 DIALECTS: dict[str, type[Dialect]] = {
     d.vendor: d for d in (PostgreSQLDialect, SQLiteDialect, MySQLDialect)

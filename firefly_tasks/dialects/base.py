@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -17,6 +17,7 @@ from django.core.checks import CheckMessage
 from django.db import Error, models
 
 from firefly_tasks.dialects.bookkeeping import TransactionBookkeeping
+from firefly_tasks.dialects.rollup_rows import RollupRows
 
 T = TypeVar("T")
 
@@ -25,6 +26,9 @@ ORDER = "priority DESC, not_before, id"
 # The most argument text one multi-row INSERT carries (MariaDB refuses a statement longer than
 # its max_allowed_packet, 16 MiB by default, and quoting can double a payload's size).
 INSERT_BYTES = 4 * 1024 * 1024
+# The most statement texts a connection's dialect keeps (rollup statements vary with the
+# columns they add to).
+BUILT_MOST = 256
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Completions:
     running: str  # the fence: each row must still be in this state, at this attempt
     completed: str  # the state it moves to
     outcome: str  # the outcome of each attempt row
+    rollup: RollupRows | None = None  # added to the rollups if every row was completed
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -74,10 +79,14 @@ class Dialect(TransactionBookkeeping):
 
     def built(self, key: Any, build: Callable[[], T]) -> T:
         """``build()``'s result for ``key``, built once: statement texts of the hot paths,
-        whose building would otherwise cost more than running them."""
-        if key not in self._built:
-            self._built[key] = build()
-        return cast(T, self._built[key])
+        whose building would otherwise cost more than running them. Bounded: past
+        :data:`BUILT_MOST` texts, the cache starts over."""
+        found = self._built.get(key)
+        if found is None:
+            if len(self._built) >= BUILT_MOST:
+                self._built.clear()
+            found = self._built[key] = build()
+        return cast(T, found)
 
     def qn(self, name: str | None) -> str:
         """``name`` quoted for this database (a table or a column)."""
@@ -229,42 +238,33 @@ class Dialect(TransactionBookkeeping):
             updated = int(cursor.rowcount)
         if updated == len(done):
             self._insert_attempts(attempt_model, done)
+            if done.rollup:
+                self.add_to_rollups(done.rollup)
         return updated
 
     # Rollups ---------------------------------------------------------------------------------
 
-    def add_to_rollups(
-        self, model: type[models.Model], key: Sequence[str], added: Sequence[str], rows: list[Any]
-    ) -> None:
-        """Insert ``rows`` (``key`` then ``added`` columns, datetimes in the ``key``), or add
-        their ``added`` columns to the rows already there with the same ``key``: one
-        statement, its text built once per row count."""
+    def add_to_rollups(self, rollup: RollupRows) -> None:
+        """Insert the rows of ``rollup``, or add them to the rows already there with the same
+        key: one statement, its text built once per shape."""
         sql = self.built(
-            ("rollups", model, len(rows)), lambda: self._rollup_sql(model, key, added, len(rows))
+            ("rollups", *rollup.shape()),
+            lambda: (
+                f"INSERT INTO {rollup.into(self.qn)} VALUES {rollup.values()} "
+                f"{self.upsert_adding(rollup)}"
+            ),
         )
-        params: list[Any] = []
-        for row in rows:
-            params += [self.adapt(v) if isinstance(v, datetime.datetime) else v for v in row]
         with self.hot_cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, rollup.params(self.adapt))
 
-    def _rollup_sql(
-        self, model: type[models.Model], key: Sequence[str], added: Sequence[str], count: int
-    ) -> str:
-        table = self.qn(model._meta.db_table)
-        row = f"({', '.join(['%s'] * (len(key) + len(added)))})"
-        return (
-            f"INSERT INTO {table} ({', '.join(self.qn(c) for c in (*key, *added))}) "
-            f"VALUES {', '.join([row] * count)} {self.upsert_adding(table, key, added)}"
-        )
-
-    def upsert_adding(self, table: str, key: Sequence[str], added: Sequence[str]) -> str:
+    def upsert_adding(self, rollup: RollupRows) -> str:
         """The clause of an ``INSERT`` that adds the ``added`` columns to an existing row with
         the same ``key`` (PostgreSQL and SQLite share it)."""
+        table = self.qn(rollup.model._meta.db_table)
         sets = ", ".join(
-            f"{self.qn(c)} = {table}.{self.qn(c)} + excluded.{self.qn(c)}" for c in added
+            f"{self.qn(c)} = {table}.{self.qn(c)} + excluded.{self.qn(c)}" for c in rollup.added
         )
-        return f"ON CONFLICT ({', '.join(self.qn(c) for c in key)}) DO UPDATE SET {sets}"
+        return f"ON CONFLICT ({', '.join(map(self.qn, rollup.key))}) DO UPDATE SET {sets}"
 
     def columns(self, model: type[models.Model], table: str = "") -> str:
         """Every column of ``model``, in field order (what :meth:`fetch_rows` reads)."""

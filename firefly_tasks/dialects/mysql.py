@@ -3,12 +3,12 @@ updates and reads back in one short transaction; the session's clock is not UTC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from django.db import OperationalError, models, transaction
 
 from firefly_tasks.dialects.base import ORDER, Claim, Dialect
+from firefly_tasks.dialects.rollup_rows import RollupRows
 
 # Client and server codes of a lost connection: can't connect (2002, 2003), gone away
 # (2006), lost during query (2013), server shutdown (1053), connection killed (1927, MariaDB),
@@ -84,8 +84,10 @@ class MySQLDialect(Dialect):
             f" ORDER BY {ORDER} LIMIT %s FOR UPDATE SKIP LOCKED"
         )
 
-    def upsert_adding(self, table: str, key: Sequence[str], added: Sequence[str]) -> str:
-        sets = ", ".join(f"{self.qn(c)} = {self.qn(c)} + VALUES({self.qn(c)})" for c in added)
+    def upsert_adding(self, rollup: RollupRows) -> str:
+        sets = ", ".join(
+            f"{self.qn(c)} = {self.qn(c)} + VALUES({self.qn(c)})" for c in rollup.added
+        )
         return f"ON DUPLICATE KEY UPDATE {sets}"
 
     def is_connection_error(self, exc: BaseException) -> bool:

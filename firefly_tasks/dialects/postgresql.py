@@ -11,6 +11,7 @@ from django.db import OperationalError, models
 
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects.base import ORDER, Claim, Completions, Dialect
+from firefly_tasks.dialects.rollup_rows import RollupRows
 
 # SQLSTATEs of a connection that is gone: class 08 (connection exception), and
 # admin_shutdown, crash_shutdown, cannot_connect_now (a backend terminated or restarting).
@@ -97,14 +98,17 @@ class PostgreSQLDialect(Dialect):
     def complete(
         self, task_model: type[models.Model], attempt_model: type[models.Model], done: Completions
     ) -> int:
-        """One statement, one round trip: the fenced UPDATE, and an attempt for each row it
-        completed. A fenced row gets no attempt, and the count tells the caller to roll back.
-        One row (a slow task, run alone) is sent as values, which the server plans in a
-        fraction of the time of arrays."""
-        if len(done) == 1:
-            sql = self.built(
-                "complete one", lambda: self._complete_one_sql(task_model, attempt_model)
-            )
+        """One statement, one round trip: the fenced UPDATE, an attempt for each row it
+        completed, and the group's rollup rows. A fenced row gets no attempt, the rollups get
+        nothing, and the count tells the caller to roll back. One row (a slow task, run alone)
+        is sent as values, which the server plans in a fraction of the time of arrays."""
+        one = len(done) == 1
+        rollup = done.rollup
+        sql = self.built(
+            ("complete", one, rollup.shape() if rollup else None),
+            lambda: self._complete_sql(task_model, attempt_model, one, rollup),
+        )
+        if one:
             params = [
                 done.completed,
                 done.finished[-1],
@@ -113,14 +117,8 @@ class PostgreSQLDialect(Dialect):
                 done.ids[0],
                 done.attempts[0],
                 done.running,
-                done.worker_id,
-                done.worker_name,
-                done.started[0],
-                done.finished[0],
-                done.outcome,
             ]
         else:
-            sql = self.built("complete", lambda: self._complete_sql(task_model, attempt_model))
             params = [
                 done.ids,
                 done.attempts,
@@ -131,43 +129,59 @@ class PostgreSQLDialect(Dialect):
                 done.completed,
                 done.finished[-1],
                 done.running,
-                done.worker_id,
-                done.worker_name,
-                done.outcome,
             ]
+        if rollup:
+            params += rollup.params(self.adapt)
+            params.append(len(done))
+        params += [done.worker_id, done.worker_name]
+        if one:
+            params += [done.started[0], done.finished[0]]
+        params.append(done.outcome)
         with self.hot_cursor() as cursor:
             cursor.execute(sql, params)
             return int(cursor.rowcount)
 
     def _complete_sql(
-        self, task_model: type[models.Model], attempt_model: type[models.Model]
+        self,
+        task_model: type[models.Model],
+        attempt_model: type[models.Model],
+        one: bool,
+        rollup: RollupRows | None,
     ) -> str:
+        task = self.qn(task_model._meta.db_table)
         b = self.binary_placeholder()
-        return (
-            f"WITH u AS (SELECT * FROM unnest({b}::bigint[], {b}::integer[], {b}::text[], "
-            f"{b}::text[], {b}::timestamptz[], {b}::timestamptz[]) "
-            "AS u(id, attempt, returned, preview, started, finished)), "
-            f"done AS (UPDATE {self.qn(task_model._meta.db_table)} AS t "
-            "SET status = %s, completed = %s, error = '', traceback = '', "
-            "returned = u.returned, returned_preview = u.preview FROM u "
-            "WHERE t.id = u.id AND t.attempt = u.attempt AND t.status = %s RETURNING t.id) "
+        if one:
+            done = (
+                f"done AS (UPDATE {task} SET status = %s, completed = %s, error = '', "
+                "traceback = '', returned = %s, returned_preview = %s "
+                "WHERE id = %s AND attempt = %s AND status = %s RETURNING id, attempt)"
+            )
+        else:
+            done = (
+                f"u AS (SELECT * FROM unnest({b}::bigint[], {b}::integer[], {b}::text[], "
+                f"{b}::text[], {b}::timestamptz[], {b}::timestamptz[]) "
+                "AS u(id, attempt, returned, preview, started, finished)), "
+                f"done AS (UPDATE {task} AS t "
+                "SET status = %s, completed = %s, error = '', traceback = '', "
+                "returned = u.returned, returned_preview = u.preview FROM u "
+                "WHERE t.id = u.id AND t.attempt = u.attempt AND t.status = %s RETURNING t.id)"
+            )
+        if rollup:
+            # Added only if every row was completed (the caller rolls back otherwise).
+            done += (
+                f", r AS (INSERT INTO {rollup.into(self.qn)} SELECT * FROM "
+                f"(VALUES {rollup.values()}) AS v "
+                f"WHERE (SELECT count(*) FROM done) = %s {self.upsert_adding(rollup)})"
+            )
+        attempts = (
             f"INSERT INTO {self.qn(attempt_model._meta.db_table)} (task_id, number, worker_id, "
             "worker_name, started, finished, outcome, error, traceback) "
-            "SELECT u.id, u.attempt, %s, %s, u.started, u.finished, %s, '', '' "
-            "FROM u JOIN done ON done.id = u.id"
         )
-
-    def _complete_one_sql(
-        self, task_model: type[models.Model], attempt_model: type[models.Model]
-    ) -> str:
+        if one:
+            return f"WITH {done} {attempts}SELECT id, attempt, %s, %s, %s, %s, %s, '', '' FROM done"
         return (
-            f"WITH done AS (UPDATE {self.qn(task_model._meta.db_table)} "
-            "SET status = %s, completed = %s, error = '', traceback = '', "
-            "returned = %s, returned_preview = %s "
-            "WHERE id = %s AND attempt = %s AND status = %s RETURNING id, attempt) "
-            f"INSERT INTO {self.qn(attempt_model._meta.db_table)} (task_id, number, worker_id, "
-            "worker_name, started, finished, outcome, error, traceback) "
-            "SELECT id, attempt, %s, %s, %s, %s, %s, '', '' FROM done"
+            f"WITH {done} {attempts}SELECT u.id, u.attempt, %s, %s, u.started, u.finished, %s, "
+            "'', '' FROM u JOIN done ON done.id = u.id"
         )
 
     # Cursors ----------------------------------------------------------------------------------

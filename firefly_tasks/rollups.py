@@ -63,7 +63,8 @@ _finished = attrgetter("finished")
 _started = attrgetter("started")
 _not_before = attrgetter("not_before")
 _run = attrgetter("run_seconds")
-_queue_and_task = attrgetter("queue", "func_name")
+_queue = attrgetter("queue")
+_task = attrgetter("func_name")
 _seconds = datetime.timedelta.total_seconds
 
 
@@ -163,16 +164,21 @@ class Tally:
         if not self._counts:
             return None
         writer = (worker.pk if worker else NO_WORKER, current_slot())
-        table = [(key, counts.values()) for key, counts in self._counts.items()]
+        keys = list(self._counts)
+        table = [counts.values() for counts in self._counts.values()]
         self._counts.clear()
-        used = [i for i in range(len(ADDED)) if any(values[i] for _, values in table)]
-        unused = sorted(set(range(len(ADDED))).difference(used))
+        columns = table[0] if len(table) == 1 else [any(c) for c in zip(*table, strict=True)]
+        used = [i for i, value in enumerate(columns) if value]
+        added = tuple(ADDED[i] for i in used)
         return RollupRows(
             model=apps.get_model("firefly_tasks", "TaskRollup"),
             key=KEY,
-            added=tuple(ADDED[i] for i in used),
-            zeros=tuple(ADDED[i] for i in unused),
-            rows=[[*writer, *key, *(values[i] for i in used)] for key, values in table],
+            added=added,
+            zeros=tuple(name for name in ADDED if name not in added),
+            rows=[
+                [*writer, *key, *(values[i] for i in used)]
+                for key, values in zip(keys, table, strict=True)
+            ],
         )
 
     def write(self, using: str, worker: WorkerRow | None) -> None:
@@ -191,7 +197,11 @@ def _by_key(
     if not rows:
         return []
     first = _minute(min(finished))
-    if first == _minute(max(finished)) and len(set(map(_queue_and_task, rows))) == 1:
+    if (
+        first == _minute(max(finished))
+        and len(set(map(_queue, rows))) == 1
+        and len(set(map(_task, rows))) == 1
+    ):
         return [((first, rows[0].queue, rows[0].func_name), (rows, finished))]
     parts: dict[tuple[datetime.datetime, str, str], tuple[list[TaskRow], list[Any]]] = {}
     for row, ended in zip(rows, finished, strict=True):

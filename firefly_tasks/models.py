@@ -122,7 +122,13 @@ class TaskModel(models.Model):
                 fields=["status", "queue", "-priority", "not_before", "id"],
                 name="firefly_task_ready",
             ),
-            models.Index(fields=["status", "queue"], name="firefly_task_status_queue"),
+            # Counts per state and queue; and with the task and creation time in it too, the
+            # task list's filters (state, queue, task, created) are answered from the index
+            # alone: MariaDB, next to a million finished rows, otherwise reads a row a match.
+            models.Index(
+                fields=["status", "queue", "func_name", "created"],
+                name="firefly_task_status_queue",
+            ),
             # Without varchar_pattern_ops: the admin's search is a contains, not a prefix.
             models.Index(fields=["func_name"], name="firefly_task_func_name"),
             NotNullIndex(fields=["completed"], name="firefly_task_completed"),

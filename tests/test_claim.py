@@ -286,7 +286,7 @@ def test_sqlite_claim_keeps_the_ready_index_order_with_a_big_tables_statistics(d
             "firefly_task_failed": "20000 1",
             "firefly_task_completed": "970001 1",
             "firefly_task_func_name": "1020001 340001",
-            "firefly_task_status_queue": "1020001 255001 255001",
+            "firefly_task_status_queue": "1020001 255001 255001 85001 3",
             "firefly_task_ready": "20000 20000 20000 5000 1",
             worker_index: "1020001 1020001",
         }

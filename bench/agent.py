@@ -793,7 +793,8 @@ def admin_pages(a: Adapter, request_factory: Any, user: Any) -> list[Page]:
                 continue
             url = reverse(f"{site.name}:{pattern.name}")
             if suffix.endswith("pause"):  # Firefly's pause page: which queue, and why
-                url += "?queue=default"
+                pages.append((f"{label} {suffix}", f"{url}?queue=default", {}, []))
+                continue
             pages.append((f"{label} {suffix}", url, {}, variants))
     return pages
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import time
 from typing import Any
 
@@ -90,6 +91,7 @@ def drain(
     before = db.pg_counters()
     since = time.time()
     began = time.monotonic()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     procs = [
         consumer(system, db, workload, concurrency=concurrency, cap=cap,
                  name=f"{system.key}-{db.vendor}-{workload}")
@@ -108,6 +110,10 @@ def drain(
     for p in procs:
         stop(p)
     wall = time.monotonic() - began
+    # The consumers' own CPU time (reaped children: the agents run below are not yet), the
+    # database server's left out: on SQLite, all the work there is.
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (ended.ru_utime - children.ru_utime) + (ended.ru_stime - children.ru_stime)
     if system.kind == "django":
         for p in procs:
             discard_output(p)
@@ -130,12 +136,14 @@ def drain(
         "n": n,
         "capped": capped,
         "wall": wall,
+        "cpu_per_task_us": cpu / done * 1e6 if done else float("nan"),
         "exit_codes": [p.returncode for p in procs],
     }
     if before and after and done:
         result["per_task"] = {k: (after[k] - before[k]) / done for k in after}
     log(
         f"  {system.key:8} {db.vendor:8} {workload:8} p={processes} c={concurrency or '-'}: "
-        f"{rate:,.0f}/s ({done}/{n} done{', capped' if capped else ''}, {wall:.1f}s)"
+        f"{rate:,.0f}/s ({done}/{n} done{', capped' if capped else ''}, {wall:.1f}s; "
+        f"consumer CPU {result['cpu_per_task_us']:.1f} µs/task)"
     )
     return result

@@ -6,7 +6,7 @@ writes its whole group's in one statement), so the figures are exact: a rolled-b
 counts nothing, and a committed one counts once. Each writer (a consumer thread, or a
 process running tasks immediately) has rows of its own, keyed by ``(worker_id, slot)``, so
 writers never wait for one another's row locks; readers sum the rows. The rows outlive the
-tasks they count: pruning tasks keeps the history (``FIREFLY_ROLLUP_RETENTION`` bounds it).
+tasks they count: pruning tasks keeps the history (``FIREFLY_ROLLUP_RETENTION_DAYS`` bounds it).
 
 Durations go to fixed histogram buckets (:data:`BOUNDS`, in seconds, upper bounds), enough
 for percentiles within a bucket's width.
@@ -102,9 +102,9 @@ class _Counts:
     wait: list[int] = field(default_factory=lambda: [0] * BUCKETS)
 
     def add_durations(self, rows: list[TaskRow], finished: list[datetime.datetime]) -> None:
-        """Count how long each of ``rows`` waited and ran (its attempt ended at the same place
-        of ``finished``): the function's own time, else (it never ran: its name or arguments
-        could not be read) from the attempt's start to its end."""
+        """Count how long each of ``rows`` waited and ran (its attempt ended at the same index
+        of ``finished``). Run time is the function's own, else (it never ran: its name or
+        arguments could not be read) from the attempt's start to its end."""
         starts = list(map(_started, rows))
         if None in starts:
             starts = [s or f for s, f in zip(starts, finished, strict=True)]
@@ -160,7 +160,7 @@ class Tally:
     def take(self, worker: WorkerRow | None) -> RollupRows | None:
         """The tally as rows of this writer's rollups (None if it is empty), and empty it.
         The rows name only the columns some row adds to: the statement is shorter, and
-        cheaper for the database, than one adding zeros to the other thirty."""
+        cheaper for the database, than one adding zeros to the thirty-odd others."""
         if not self._counts:
             return None
         writer = (worker.pk if worker else NO_WORKER, current_slot())

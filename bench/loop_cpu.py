@@ -1,10 +1,15 @@
-"""The consumer's CPU time a task, without its process: seed no-op tasks in a fresh SQLite file
-(in /dev/shm when there is one), then claim and run them with a ``BatchRunner`` in this thread,
-as a consumer thread does, and print the CPU microseconds a task. No start-up, no other
-thread, no disk: steadier than ``bench/drain.py`` for comparing two checkouts' hot paths
-(run it from each, alternating).
+"""The consumer's own time a task, without its process: seed no-op tasks in a fresh database
+(SQLite in /dev/shm when there is one), then claim and run them with a ``BatchRunner`` in this
+thread, as a consumer thread does, and print the CPU and wall-clock microseconds a task. No
+start-up, no other thread: steadier than ``bench/drain.py`` for comparing two checkouts' hot
+paths. CPU is this process's (on SQLite, all the work there is); wall time adds the server's
+share on PostgreSQL and MariaDB, one round trip after another.
 
-    .venv/bin/python bench/loop_cpu.py [--tasks 30000]
+    .venv/bin/python bench/loop_cpu.py [--tasks 30000] [--db sqlite|postgres|mariadb]
+    .venv/bin/python bench/pairs.py /tmp/before . --scripts loop_cpu --db postgres --pairs 20
+
+(``--systems`` and ``--runs``, which ``bench/pairs.py`` passes to every script, are accepted
+and ignored: there is one system and one run.)
 """
 
 from __future__ import annotations
@@ -24,23 +29,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=30_000)
+    parser.add_argument("--db", choices=("sqlite", "postgres", "mariadb"), default="sqlite")
+    parser.add_argument("--systems", help=argparse.SUPPRESS)
+    parser.add_argument("--runs", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.db != "sqlite":
+        from bench import lib
+
+        database = lib.Database(args.db, "loop")  # dropped when this script exits
+        measure(args.tasks, args.db, database.name)
+        return
     where = "/dev/shm" if os.path.isdir("/dev/shm") else None
     folder = tempfile.mkdtemp(prefix="ffloop-", dir=where)
     try:
-        measure(args.tasks, os.path.join(folder, "loop.sqlite3"))
+        measure(args.tasks, "sqlite", os.path.join(folder, "loop.sqlite3"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def measure(tasks: int, path: str) -> None:
-    os.environ["FIREFLY_BENCH_DB"] = "sqlite"
-    os.environ["FIREFLY_BENCH_DB_NAME"] = path
+def measure(tasks: int, vendor: str, name: str) -> None:
+    os.environ["FIREFLY_BENCH_DB"] = vendor
+    os.environ["FIREFLY_BENCH_DB_NAME"] = name
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     import django
 
     django.setup()
     from django.core.management import call_command
+    from django.db import connection
 
     from bench.benchapp.tasks import noop
     from firefly_tasks.batches import BatchRunner
@@ -50,13 +65,17 @@ def measure(tasks: int, path: str) -> None:
     noop.schedule_many([() for _ in range(tasks)])
     worker = WorkerModel.objects.create(name="loop", hostname="here", pid=os.getpid())
     runner = BatchRunner(worker, threading.Event())
-    began = time.process_time()
+    began, cpu_began = time.perf_counter(), time.process_time()
     done = 0
     while rows := TaskModel.objects.claim(["default"], 250, worker.pk):
         outcomes, _ = runner.run(rows)
         done += len(outcomes)
-    cpu = time.process_time() - began
-    print(f"{cpu / max(done, 1) * 1e6:.2f} µs/task ({done} tasks)")
+    cpu, wall = time.process_time() - cpu_began, time.perf_counter() - began
+    connection.close()
+    per = 1e6 / max(done, 1)
+    print(
+        f"loop {vendor}: CPU {cpu * per:.2f} µs/task, wall {wall * per:.2f} µs/task ({done} tasks)"
+    )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,10 @@ FIGURES: dict[str, list[tuple[str, re.Pattern[str], bool]]] = {
             True,
         ),
     ],
+    "loop_cpu": [
+        ("loop CPU µs/task", re.compile(r"loop \w+: CPU ([\d.]+) µs/task"), False),
+        ("loop wall µs/task", re.compile(r"loop \w+: .*wall ([\d.]+) µs/task"), False),
+    ],
     "latency": [
         ("p50 ms", re.compile(r"firefly\s+\w+\s+p50 ([\d.]+) ms"), False),
         ("p99 ms", re.compile(r"firefly\s+\w+\s+p50 [\d.]+ ms, p99 ([\d.]+) ms"), False),

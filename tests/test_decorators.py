@@ -16,10 +16,11 @@ import pytest
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.db import connection, connections
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries
 
-from firefly_tasks import atask, serialization, task
+from firefly_tasks import atask, task
 from firefly_tasks.decorators import AsyncTask, Task
 from firefly_tasks.dialects import base as dialects_base
 from firefly_tasks.exceptions import (
@@ -529,10 +530,11 @@ def test_schedule_many_of_a_thousand_calls_is_one_statement(
 def test_schedule_many_splits_large_arguments_over_statements_in_order(
     db: None, django_assert_num_queries: DjangoAssertNumQueries, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Each statement carries at most INSERT_BYTES of arguments (MariaDB's packet limit); on
+    # Each statement carries at most INSERT_BYTES of text (MariaDB's packet limit); on
     # PostgreSQL the calls travel as two arrays of one statement, whatever their size.
     calls = [f"{i}:{'x' * 1000}" for i in range(10)]
-    size = len(serialization.dumps(([calls[0]], {}), "json", "arguments"))
+    size = dialects_base.row_bytes(tasks.echo.schedule(calls[0]))  # each call is as long
+    TaskModel.objects.all().delete()
     monkeypatch.setattr(dialects_base, "INSERT_BYTES", 3 * size + size // 2)
     statements = 1 if connection.vendor == "postgresql" else 4  # 3, 3, 3 and 1 rows
     with django_assert_num_queries(statements):
@@ -542,6 +544,22 @@ def test_schedule_many_splits_large_arguments_over_statements_in_order(
     assert pks == sorted(pks) and len(set(pks)) == 10
     stored = {row.pk: row for row in TaskModel.objects.filter(pk__in=pks)}
     assert [stored[pk].params["args"][0] for pk in pks] == [c for c in calls]
+
+
+def test_schedule_many_of_many_small_calls_keeps_each_statement_within_the_bound(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Calls of no arguments still make rows of a few hundred bytes each: 200,000 of them were
+    # one statement on MariaDB, longer than its 16 MiB packet ("Server has gone away").
+    monkeypatch.setattr(dialects_base, "INSERT_BYTES", 64 * 1024)
+    with CaptureQueriesContext(connection) as queries:
+        rows = tasks.noop.schedule_many([() for _ in range(3000)])
+
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert len({row.pk for row in rows}) == 3000
+    if connection.vendor != "postgresql":  # there, one statement of two arrays
+        assert len(inserts) > 1
+        assert max(map(len, inserts)) <= 64 * 1024
 
 
 def test_schedule_many_with_no_items_writes_nothing(

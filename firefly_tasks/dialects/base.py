@@ -23,12 +23,21 @@ T = TypeVar("T")
 
 # Run order of ready tasks: priority (higher first), then not_before, then id.
 ORDER = "priority DESC, not_before, id"
-# The most argument text one multi-row INSERT carries (MariaDB refuses a statement longer than
-# its max_allowed_packet, 16 MiB by default, and quoting can double a payload's size).
+# The most text one multi-row INSERT carries, as counted by row_bytes() (MariaDB refuses a
+# statement longer than its max_allowed_packet, 16 MiB by default).
 INSERT_BYTES = 4 * 1024 * 1024
+# What a task row carries besides its call, counted against INSERT_BYTES: the longest name,
+# queue and backend, its dates and flags, and the row's share of the statement's text.
+ROW_BYTES = 1024
 # The most statement texts a connection's dialect keeps (rollup statements vary with the
 # columns they add to).
 BUILT_MOST = 256
+
+
+def row_bytes(row: Any) -> int:
+    """At most how much of an ``INSERT``'s text a task row takes (its call, twice: quoting
+    can double it on MariaDB, which sends the statement as text)."""
+    return 2 * (len(row.params_data) + len(row.params_preview)) + ROW_BYTES
 
 
 @dataclass
@@ -101,7 +110,7 @@ class Dialect(TransactionBookkeeping):
         """Insert unsaved task rows and set their ids; see ``TaskQuerySet.insert_calls``.
 
         Many rows are multi-row ``INSERT ... RETURNING`` statements, each within the
-        database's parameter limit and ``INSERT_BYTES`` of arguments: compiling them through
+        database's parameter limit and ``INSERT_BYTES`` of text: compiling them through
         ``bulk_create()`` costs several times the statement itself.
         """
         if len(rows) == 1:
@@ -115,10 +124,10 @@ class Dialect(TransactionBookkeeping):
         chunk: list[Any] = []
         size = 0
         for row in rows:
-            size += len(row.params_data)
+            size += row_bytes(row)
             if chunk and (len(chunk) == most or size > INSERT_BYTES):
                 self._insert_many(head, row_sql, attnames, datetimes, chunk)
-                chunk, size = [], len(row.params_data)
+                chunk, size = [], row_bytes(row)
             chunk.append(row)
         self._insert_many(head, row_sql, attnames, datetimes, chunk)
         return rows

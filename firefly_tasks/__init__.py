@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from firefly_tasks.context import current_task
+from firefly_tasks.declarations import periodic
 from firefly_tasks.decorators import atask, task
 
-__all__ = ["atask", "current_task", "task"]
+__all__ = ["atask", "current_task", "periodic", "task"]
 __version__ = "0.1.0.dev0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
@@ -10,6 +11,7 @@ from django.db import connections
 
 from firefly_tasks.conf import SERIALIZERS, settings
 from firefly_tasks.dialects import DIALECTS, dialect
+from firefly_tasks.exceptions import InvalidScheduleError, UnknownTaskError
 
 # A payload limit below 1 KiB refuses ordinary calls. Quoted in an INSERT, a payload can take up
 # to twice its size (escaped quotes and backslashes), so above 8 MiB a statement can exceed
@@ -250,6 +252,79 @@ def check_sqlite_options(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                     f"SQLite database {alias!r} has a timeout under 5 seconds.",
                     hint='Set "timeout": 20 (seconds) in its OPTIONS.',
                     id="firefly_tasks.W003",
+                )
+            )
+    return messages
+
+
+@register()
+def check_schedules(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``FIREFLY_SCHEDULES`` and ``@periodic``: each entry as a consumer would sync it."""
+    from firefly_tasks.declarations import decorated_names, spec
+
+    entries = settings.raw("FIREFLY_SCHEDULES")
+    if not isinstance(entries, Mapping):
+        return [
+            Error(
+                f"FIREFLY_SCHEDULES must be a dict of schedules by name, not {entries!r}.",
+                id="firefly_tasks.E201",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    for name, entry in entries.items():
+        try:
+            spec(name, entry)
+        except InvalidScheduleError as exc:
+            unknown = isinstance(exc.__cause__, UnknownTaskError)
+            messages.append(
+                Error(
+                    str(exc),
+                    hint="Name a task decorated with @task or @atask (its module.qualname)."
+                    if unknown
+                    else "See docs/periodic.md for what a schedule takes.",
+                    id="firefly_tasks.E203" if unknown else "firefly_tasks.E202",
+                )
+            )
+    for name in sorted(set(map(str, entries)) & decorated_names()):
+        messages.append(
+            Error(
+                f"Schedule {name!r} is declared both in FIREFLY_SCHEDULES and with @periodic.",
+                hint="Give one of them another name (@periodic(name=...)).",
+                id="firefly_tasks.E204",
+            )
+        )
+    return messages
+
+
+@register(Tags.database)
+def check_schedule_tasks(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Enabled schedules in the table whose task is not registered (renamed or removed):
+    consumers skip their ticks. Run by ``migrate`` and ``check --database``."""
+    if "default" not in (databases or ()):
+        return []
+    from django.db.utils import DatabaseError
+
+    from firefly_tasks.models import ScheduleModel
+    from firefly_tasks.registry import registry
+
+    try:
+        rows = list(ScheduleModel.objects.filter(enabled=True).values_list("name", "func_name"))
+    except DatabaseError:  # not migrated yet
+        return []
+    messages: list[CheckMessage] = []
+    for name, func_name in rows:
+        try:
+            registry.resolve(func_name)
+        except UnknownTaskError:
+            messages.append(
+                Warning(
+                    f"Schedule {name!r} runs {func_name!r}, which is not a registered task: "
+                    "its ticks are skipped.",
+                    hint="Register the task, map its old name in FIREFLY_TASK_ALIASES, or "
+                    "disable the schedule.",
+                    id="firefly_tasks.W201",
                 )
             )
     return messages

@@ -4,9 +4,10 @@ agree."""
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.db.models.functions import Now
+from django.db.models.sql import Query
 
 from firefly_tasks.dialects import dialect
 
@@ -24,3 +25,12 @@ class DatabaseNow(Now):
 def database_time_ago(seconds: float) -> Any:
     """An expression for "``seconds`` ago" on the database's clock."""
     return DatabaseNow() - datetime.timedelta(seconds=seconds)
+
+
+def database_now(using: str = "default") -> datetime.datetime:
+    """The database's current time, read with one query (aware, in UTC, under ``USE_TZ``)."""
+    query = Query(None)
+    query.add_annotation(DatabaseNow(), "now")
+    for (now,) in query.get_compiler(using).results_iter():
+        return cast(datetime.datetime, now)
+    raise AssertionError("SELECT of the time returned no row")

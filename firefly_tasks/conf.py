@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_GROUP_COMMIT_WINDOW": 0.005,
     "FIREFLY_LISTEN_NOTIFY": True,
     "FIREFLY_ROLLUP_RETENTION_DAYS": 90,
+    "FIREFLY_SCHEDULES": {},
 }
 
 SERIALIZERS = ("json", "pickle")
@@ -161,11 +162,21 @@ class Settings:
         """On PostgreSQL, wake idle consumers with LISTEN/NOTIFY instead of waiting to poll."""
         return bool(self._get("FIREFLY_LISTEN_NOTIFY"))
 
+    @property
+    def SCHEDULES(self) -> dict[str, Any]:
+        """Periodic schedules by name, as configured (``firefly_tasks.schedules`` reads them)."""
+        return dict(self._get("FIREFLY_SCHEDULES"))
+
     # Django's own settings that Firefly reads: not remembered, since Firefly does not own them.
 
     @property
     def USE_TZ(self) -> bool:
         return bool(django_settings.USE_TZ)
+
+    @property
+    def TIME_ZONE(self) -> str:
+        """Where a cron schedule without a ``timezone`` is read."""
+        return str(getattr(django_settings, "TIME_ZONE", None) or "UTC")
 
     @property
     def DATABASES(self) -> dict[str, dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import datetime
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,12 @@ class RunningTask:
     @property
     def queue(self) -> str:
         return str(self.row.queue)
+
+    @property
+    def scheduled_for(self) -> datetime.datetime | None:
+        """The tick of a periodic schedule this run belongs to (None for any other task,
+        and for a schedule's "run now")."""
+        return self.row.scheduled_for
 
     @property
     def name(self) -> str:

@@ -25,3 +25,7 @@ class UnknownTaskError(FireflyError, LookupError):
 
 class AsyncContextError(FireflyError, RuntimeError):
     """A sync task scheduled from async code, or an async task from sync code."""
+
+
+class InvalidScheduleError(FireflyError, ValueError):
+    """A periodic schedule that cannot be used: see ``firefly_tasks.schedules``."""

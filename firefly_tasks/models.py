@@ -1,4 +1,5 @@
-"""The tables Firefly keeps: tasks, their attempts, consumer processes and queue controls.
+"""The tables Firefly keeps: tasks, their attempts, consumer processes, queue controls,
+rollups and periodic schedules.
 
 A task's state changes only through its queryset (``firefly_tasks.queryset``); the states are
 ``firefly_tasks.states``.
@@ -21,6 +22,9 @@ from firefly_tasks.queryset import TaskQuerySet
 from firefly_tasks.states import FINISHED_STATUSES as FINISHED_STATUSES
 from firefly_tasks.states import AttemptOutcome as AttemptOutcome
 from firefly_tasks.states import Isolation as Isolation
+from firefly_tasks.states import MissedTicks as MissedTicks
+from firefly_tasks.states import Overlap as Overlap
+from firefly_tasks.states import ScheduleSource as ScheduleSource
 from firefly_tasks.states import TaskStatus as TaskStatus
 from firefly_tasks.states import WorkerState as WorkerState
 
@@ -54,6 +58,11 @@ class WorkerModel(models.Model):
         help_text="the tasks its threads executed at its last heartbeat (id, name, queue, "
         "started): the rest of what it holds is claimed, waiting in its batches",
     )
+
+    # Which FIREFLY_SCHEDULES it runs with, and since when (the database's time) consumers
+    # have: during a rolling deploy the newest wins (see firefly_tasks.schedules).
+    schedules_digest = models.CharField(max_length=64, blank=True, default="", db_default="")
+    schedules_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "worker"
@@ -110,6 +119,11 @@ class TaskModel(models.Model):
         help_text="the lowest engine version that may run it (states.ENGINE_VERSION)",
     )
 
+    # Null unless a periodic schedule enqueued it: the schedule's name, and for a tick (not
+    # a "run now") the tick it belongs to.
+    schedule = models.CharField(max_length=200, null=True, blank=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+
     objects = TaskQuerySet.as_manager()
 
     # Not stored: how long the function itself ran in this process's last call of it.
@@ -134,6 +148,7 @@ class TaskModel(models.Model):
             NotNullIndex(fields=["completed"], name="firefly_task_completed"),
             NotNullIndex(fields=["failed"], name="firefly_task_failed"),
             NotNullIndex(fields=["worker"], name="firefly_task_worker"),
+            NotNullIndex(fields=["schedule", "id"], name="firefly_task_schedule"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -247,6 +262,56 @@ class TaskRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.func_name} on {self.queue} at {self.minute:%Y-%m-%d %H:%M}"
+
+
+class ScheduleModel(models.Model):
+    """A periodic schedule: from ``FIREFLY_SCHEDULES`` (or ``@periodic``), synced when a
+    consumer starts, or made in the admin. Consumers enqueue its due ticks; a tick becomes
+    one task because only the consumer that moves ``next_tick`` on, from the value it read,
+    inserts it (see ``firefly_tasks.ticks``)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    func_name = models.CharField("task", max_length=255)
+    # Exactly one of cron and every (a check constraint says so).
+    cron = models.CharField(max_length=200, blank=True, help_text="five fields, or @daily etc.")
+    every = models.DurationField(null=True, blank=True, help_text="a fixed interval")
+    time_zone = models.CharField(
+        max_length=64, blank=True, help_text="where cron is read (default: TIME_ZONE)"
+    )
+    anchor = models.DateTimeField(default=timezone.now, help_text="where every's grid starts")
+    params_data = models.TextField("arguments", db_column="params", default="[[], {}]")
+    params_preview = models.TextField(blank=True)
+    queue = models.CharField(max_length=100, blank=True, help_text="default: the task's")
+    priority = models.SmallIntegerField(null=True, blank=True, help_text="default: the task's")
+    overlap = models.CharField(max_length=8, choices=Overlap.choices, default=Overlap.ALLOW)
+    missed = models.CharField(max_length=8, choices=MissedTicks.choices, default=MissedTicks.ONCE)
+    enabled = models.BooleanField(default=True)
+    source = models.CharField(
+        max_length=8, choices=ScheduleSource.choices, default=ScheduleSource.ADMIN
+    )
+    # The next tick to enqueue (UTC); consumers move it on with a compare-and-set.
+    next_tick = models.DateTimeField()
+    last_tick = models.DateTimeField(null=True, blank=True)
+    # What went wrong with it last (an unknown task, arguments that no longer serialize).
+    problem = models.TextField(blank=True)
+    # The FIREFLY_SCHEDULES entry it was last synced from (settings schedules only).
+    digest = models.CharField(max_length=64, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "schedule"
+        indexes = [models.Index(fields=["enabled", "next_tick"], name="firefly_schedule_due")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(cron="") & Q(every__isnull=False))
+                | (~Q(cron="") & Q(every__isnull=True)),
+                name="firefly_schedule_cron_or_every",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 for _name in rollups.bucket_fields():

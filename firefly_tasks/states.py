@@ -43,6 +43,25 @@ class AttemptOutcome(models.TextChoices):
     RELEASED = "released", "released"
 
 
+class Overlap(models.TextChoices):
+    """What a tick does while the schedule's previous task is unfinished."""
+
+    ALLOW = "allow", "enqueue anyway"
+    SKIP = "skip", "skip the tick"
+
+
+class MissedTicks(models.TextChoices):
+    """What a schedule does with ticks that came due while no consumer enqueued them."""
+
+    ONCE = "once", "run once"
+    SKIP = "skip", "skip them"
+
+
+class ScheduleSource(models.TextChoices):
+    SETTINGS = "settings", "settings"
+    ADMIN = "admin", "admin"
+
+
 class WorkerState(models.TextChoices):
     RUNNING = "running", "running"
     STOPPING = "stopping", "stopping"

@@ -34,6 +34,7 @@ from firefly_tasks.listener import Listener
 from firefly_tasks.liveness import Liveness
 from firefly_tasks.models import TaskModel, WorkerModel
 from firefly_tasks.rollups import use_slot
+from firefly_tasks.scheduler import Scheduler
 from firefly_tasks.states import AttemptOutcome, WorkerState
 
 logger = logging.getLogger("firefly_tasks")
@@ -80,8 +81,10 @@ class Worker:
         burst: bool = False,
         max_tasks: int | None = None,
         name: str | None = None,
+        scheduler: bool = True,
     ) -> None:
         self.queues = list(dict.fromkeys(queues))
+        self.scheduler = scheduler
         self.concurrency = concurrency
         self.burst = burst
         self.budget = Budget(max_tasks)
@@ -121,6 +124,8 @@ class Worker:
         )
         heartbeat = Heartbeat(self)
         heartbeat.start()
+        if self.scheduler:
+            Scheduler(self.row, self.stopping).start()
         if settings.LISTEN_NOTIFY and dialect(connection).can_listen():
             Listener(self.wake, self.stopping).start()
         threads = [

@@ -247,3 +247,14 @@ def record_run(stop: bool = False) -> None:
         # At this thread, so that it stops before its next instruction: sent to the process,
         # another thread may take the signal while this one goes on to its completion.
         signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
+
+
+@task()
+def note_tick(label: str) -> str:
+    """Writes the tick its run belongs to, as the task sees it (``current_task()``)."""
+    running = current_task()
+    assert running is not None
+    tick = running.scheduled_for
+    text = f"{label} {tick.isoformat() if tick else None} {running.row.schedule}"
+    Note.objects.create(text=text)
+    return text

@@ -58,6 +58,15 @@ class Command(BaseCommand):
             help="Name shown for this process in the worker table (default: host:pid:random).",
         )
         parser.add_argument(
+            "--no-scheduler",
+            action="store_false",
+            dest="scheduler",
+            help=(
+                "Take no part in periodic schedules: neither sync FIREFLY_SCHEDULES nor "
+                "enqueue due ticks (other consumers do)."
+            ),
+        )
+        parser.add_argument(
             "--reload",
             action="store_true",
             help=(
@@ -85,6 +94,7 @@ class Command(BaseCommand):
                 burst=options["burst"],
                 max_tasks=options["max_tasks"],
                 name=options["worker_name"],
+                scheduler=options["scheduler"],
             )
 
         if options["reload"]:

@@ -118,9 +118,10 @@ def measure(tasks: int, vendor: str, name: str) -> None:
     for i, figure in ((1, "CPU"), (2, "wall")):
         per = {side: totals[side][i] / totals[side][0] * 1e6 for side in (True, False)}
         low, _, high = statistics.quantiles(ratios[figure], n=4)
+        median = statistics.median(ratios[figure])
         print(
             f"rollups {vendor} {figure}: with {per[True]:.2f} µs/task, without "
-            f"{per[False]:.2f} µs/task; with ÷ without: per pair {statistics.median(ratios[figure]):.4f} "
+            f"{per[False]:.2f} µs/task; with ÷ without: per pair {median:.4f} "
             f"(IQR {low:.4f}–{high:.4f}), totals {per[True] / per[False]:.4f}"
         )
 

@@ -7,14 +7,19 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from firefly_tasks import serialization
 from firefly_tasks.cadence import Cadence, interval, time_zone
 from firefly_tasks.conf import settings
-from firefly_tasks.exceptions import InvalidScheduleError, InvalidTaskError, UnknownTaskError
+from firefly_tasks.exceptions import (
+    InvalidScheduleError,
+    InvalidTaskError,
+    SerializationError,
+    UnknownTaskError,
+)
 from firefly_tasks.options import validate_priority, validate_queue
 from firefly_tasks.registry import registry
 from firefly_tasks.states import MissedTicks, Overlap
@@ -174,7 +179,7 @@ def _spec(name: str, entry: Mapping[str, Any]) -> ScheduleSpec:
         every=cadence.every,
         time_zone=zone,
         # Plain JSON (with Firefly's tags for dates and decimals): the admin shows it.
-        params_data=serialization.dumps((list(args), dict(kwargs)), "json", "arguments"),
+        params_data=_stored(args, kwargs),
         params_preview=serialization.call_preview(
             tuple(args), dict(kwargs), settings.PREVIEW_LENGTH
         ),
@@ -184,3 +189,15 @@ def _spec(name: str, entry: Mapping[str, Any]) -> ScheduleSpec:
         missed=str(missed),
         enabled=enabled,
     )
+
+
+def _stored(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    """The arguments as a schedule row stores them: JSON, whatever ``FIREFLY_SERIALIZER``
+    says, so that the admin can show and edit them."""
+    try:
+        return serialization.dumps((list(args), dict(kwargs)), "json", "arguments")
+    except SerializationError as exc:
+        reason = str(exc).split(". ")[0]
+        raise InvalidScheduleError(
+            f"a schedule's arguments are stored as JSON, and {reason}."
+        ) from exc

@@ -26,11 +26,8 @@ ORDER = "priority DESC, not_before, id"
 # The most text one multi-row INSERT carries, as counted by row_bytes() (MariaDB refuses a
 # statement longer than its max_allowed_packet, 16 MiB by default).
 INSERT_BYTES = 4 * 1024 * 1024
-# What a task row carries besides its call, counted against INSERT_BYTES: the longest name,
-# queue and backend, its dates and flags, and the row's share of the statement's text.
-ROW_BYTES = 1024
-# The most statement texts a connection's dialect keeps (rollup statements vary with the
-# columns they add to).
+ROW_BYTES = 1024  # a row's longest name, queue and backend, dates, flags, share of the text
+# The most statement texts a dialect keeps (rollup statements vary with their columns).
 BUILT_MOST = 256
 
 

@@ -106,6 +106,21 @@ class WorkerFilter(admin.SimpleListFilter):
         return int(value) if value and value.isdigit() else None
 
 
+class ScheduleFilter(admin.SimpleListFilter):
+    """Tasks a periodic schedule enqueued; shown only while it is applied."""
+
+    title = "schedule"
+    parameter_name = "schedule"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = self.value()
+        return [(value, value)] if value else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(schedule=value) if value else queryset
+
+
 class DateRangeFilter(admin.FieldListFilter):
     """Presets (last hour, day, week) and a from/to form with two date inputs."""
 

@@ -6,7 +6,7 @@ and a place for custom permissions (``firefly_admin.requeue_task`` and friends).
 
 from __future__ import annotations
 
-from firefly_tasks.models import QueueModel, TaskModel, WorkerModel
+from firefly_tasks.models import QueueModel, ScheduleModel, TaskModel, WorkerModel
 
 
 class Task(TaskModel):
@@ -32,3 +32,10 @@ class Queue(QueueModel):
         verbose_name = "queue"
         default_permissions = ()
         permissions = [("pause_queue", "Can pause and resume queues")]
+
+
+class Schedule(ScheduleModel):
+    class Meta:
+        proxy = True
+        verbose_name = "schedule"
+        permissions = [("run_schedule", "Can run a periodic schedule now")]

@@ -36,6 +36,7 @@ from firefly_admin.conf import settings
 from firefly_admin.filters import (
     DateRangeFilter,
     QueueFilter,
+    ScheduleFilter,
     StatusFilter,
     TaskNameFilter,
     WorkerFilter,
@@ -74,6 +75,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         TaskNameFilter,
         ("created", DateRangeFilter),
         WorkerFilter,
+        ScheduleFilter,
     )
     search_fields = ("func_name",)
     search_help_text = "A task id, or part of a task name."
@@ -103,6 +105,8 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
                     "failed",
                     "cancelled",
                     "duration_display",
+                    "schedule",
+                    "scheduled_for",
                 )
             },
         ),

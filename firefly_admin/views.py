@@ -2,9 +2,9 @@
 
 The dashboard is one URL: a plain request gets the whole page, an htmx request gets the
 region named by its ``HX-Target`` header (``ff-queues``, ``ff-controls``, ``ff-workers``,
-``ff-failures`` or ``ff-tasks``), which is how each region refreshes itself. The view reads
-htmx's headers through django-htmx's ``HtmxDetails``, built here, so the host project needs no
-middleware.
+``ff-failures``, ``ff-schedules`` or ``ff-tasks``), which is how each region refreshes
+itself. The view reads htmx's headers through django-htmx's ``HtmxDetails``, built here, so the
+host project needs no middleware.
 
 Regions refresh on an ``ff:refresh`` event that ``static/firefly_admin/live.js`` dispatches on
 ``<body>`` at the interval picked on the page, while the tab is visible: no ``hx-trigger``
@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django_htmx.middleware import HtmxDetails
 
-from firefly_admin import metrics
+from firefly_admin import metrics, upcoming
 from firefly_admin.conf import settings
 from firefly_admin.filters import TaskFilterSet
 from firefly_tasks.models import TaskModel
@@ -161,6 +161,11 @@ def _failures(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
     return {"failures": metrics.recent_failures()}
 
 
+def _schedules(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
+    found = upcoming.summary(timezone.now())
+    return {"upcoming_ticks": found.upcoming, "schedules_attention": found.attention}
+
+
 def _tasks(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
     filterset = TaskFilterSet(
         request.GET or None,
@@ -182,5 +187,6 @@ REGIONS: dict[str, Callable[[HttpRequest, Catalog], dict[str, Any]]] = {
     "ff-controls": _queues,
     "ff-workers": _workers,
     "ff-failures": _failures,
+    "ff-schedules": _schedules,
     "ff-tasks": _tasks,
 }

@@ -78,15 +78,9 @@ def apply(specs: list[ScheduleSpec], now: datetime.datetime) -> None:
     names = [s.name for s in specs]
     rows = _locked_rows(names)
     for item in specs:
-        row = rows.pop(item.name, None)
-        if row is None:
-            row = ScheduleModel(name=item.name, anchor=now, created=now)
-            _copy(item, row, now, retime=True)
-            row.save()
-        elif row.digest != item.digest or row.source != ScheduleSource.SETTINGS:
-            retime = not item.times_like(row) or not row.enabled
-            _copy(item, row, now, retime=retime)
-            row.save()
+        row = rows.pop(item.name, None) or ScheduleModel(name=item.name)
+        if row._state.adding or row.digest != item.digest or row.source != ScheduleSource.SETTINGS:
+            write(row, item, now, source=ScheduleSource.SETTINGS)
     for row in rows.values():  # declared no more: disabled, history kept
         if row.source == ScheduleSource.SETTINGS and row.enabled:
             row.enabled, row.updated, row.digest = False, now, ""
@@ -100,11 +94,18 @@ def _locked_rows(names: list[str]) -> dict[str, ScheduleModel]:
     return {row.name: row for row in query.order_by("name")}
 
 
-def _copy(item: ScheduleSpec, row: ScheduleModel, now: datetime.datetime, *, retime: bool) -> None:
-    if retime:
+def write(row: ScheduleModel, item: ScheduleSpec, now: datetime.datetime, *, source: str) -> None:
+    """Make ``row`` (new or not) say what ``item`` says and save it. Its next tick stands
+    unless it is new, was disabled, or ticks otherwise now: then it is timed afresh from
+    ``now`` (an interval's grid anchored there)."""
+    if row._state.adding or not row.enabled or not item.times_like(row):
         row.anchor = now
         row.next_tick = item.cadence(now).next_after(now)
     for field in ("func_name", "cron", "every", "time_zone", "params_data", "params_preview",
                   "queue", "priority", "overlap", "missed", "enabled"):  # fmt: skip
         setattr(row, field, getattr(item, field))
-    row.source, row.digest, row.updated, row.problem = ScheduleSource.SETTINGS, item.digest, now, ""
+    row.source, row.updated, row.problem = source, now, ""
+    row.digest = item.digest if source == ScheduleSource.SETTINGS else ""
+    if row._state.adding:
+        row.created = now
+    row.save()

@@ -51,11 +51,13 @@ class Scheduler(threading.Thread):
 
     def tick(self) -> float:
         """Enqueue what is due; return how long to sleep until the next tick (at most
-        :data:`IDLE_SECONDS`)."""
-        taken, now = ticks.enqueue_due()
-        while taken >= ticks.PASS_MOST:
-            taken, now = ticks.enqueue_due()
-        until = ticks.seconds_to_next(now)
-        if until is None:
+        :data:`IDLE_SECONDS`). With nothing due, one query."""
+        found = ticks.next_due()
+        if found is None:
             return IDLE_SECONDS
-        return min(max(until, SHORTEST_SECONDS), IDLE_SECONDS)
+        earliest, now = found
+        if earliest <= now:
+            while ticks.enqueue_due()[0] >= ticks.PASS_MOST:
+                pass
+            return SHORTEST_SECONDS  # look again at once: the next tick may be due already
+        return min(max((earliest - now).total_seconds(), SHORTEST_SECONDS), IDLE_SECONDS)

@@ -25,7 +25,7 @@ from django.db import DatabaseError, connections, transaction
 
 from firefly_tasks import calls, serialization
 from firefly_tasks.cadence import Cadence
-from firefly_tasks.clock import database_now
+from firefly_tasks.clock import DatabaseNow, database_now
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import dialect
 from firefly_tasks.exceptions import FireflyError
@@ -180,16 +180,18 @@ def _unfinished(using: str, names: list[str]) -> set[str]:
     return set(rows.exclude(status__in=FINISHED_STATUSES).values_list("schedule", flat=True))
 
 
-def seconds_to_next(now: datetime.datetime, using: str = "default") -> float | None:
-    """Seconds from ``now`` to the earliest tick of an enabled schedule (None: none)."""
-    earliest = (
+def next_due(using: str = "default") -> tuple[datetime.datetime, datetime.datetime] | None:
+    """The earliest tick of an enabled schedule and the database's time, in one query (an
+    idle scheduler's only query); None when no schedule is enabled."""
+    found = (
         ScheduleModel.objects.using(using)
         .filter(enabled=True)
+        .annotate(now=DatabaseNow())
         .order_by("next_tick")
-        .values_list("next_tick", flat=True)
+        .values_list("next_tick", "now")
         .first()
     )
-    return None if earliest is None else (earliest - now).total_seconds()
+    return None if found is None else (found[0], found[1])
 
 
 def run_now(row: ScheduleModel, using: str = "default") -> TaskModel:

@@ -11,9 +11,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from firefly_tasks import ticks
+from firefly_tasks import scheduler, ticks
 from firefly_tasks.clock import database_now
-from firefly_tasks.models import ScheduleModel, TaskModel, TaskStatus
+from firefly_tasks.models import ScheduleModel, TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.scheduler import Scheduler
 from firefly_tasks.testing import run_pending_tasks
 from tests.testapp.models import Note
 
@@ -230,11 +231,31 @@ def test_run_now_enqueues_a_run_outside_the_ticks(db: None) -> None:
     assert ticks.enqueue_due()[0] == 0
 
 
-def test_seconds_to_next_is_measured_on_the_database_clock(db: None) -> None:
+def test_next_due_is_the_earliest_enabled_tick_with_the_database_clock(db: None) -> None:
+    assert ticks.next_due() is None
     now = database_now()
-    assert ticks.seconds_to_next(now) is None
     make_schedule(next_tick=now + 90 * SECOND)
     make_schedule("later", next_tick=now + 900 * SECOND)
     make_schedule("off", next_tick=now + 5 * SECOND, enabled=False)
 
-    assert ticks.seconds_to_next(now) == pytest.approx(90)
+    found = ticks.next_due()
+
+    assert found is not None
+    earliest, clock = found
+    assert earliest == now + 90 * SECOND
+    assert now <= clock <= database_now()
+
+
+def test_the_scheduler_sleeps_until_the_next_tick_and_enqueues_what_is_due(db: None) -> None:
+    worker = WorkerModel.objects.create(name="w", hostname="h", pid=1)
+    thread = Scheduler(worker, threading.Event())  # not started: its passes, one by one
+    assert thread.tick() == scheduler.IDLE_SECONDS  # no schedule: look again in a while
+
+    row = make_schedule(next_tick=database_now() + 0.5 * SECOND)
+    assert 0.3 < thread.tick() <= 0.5  # until the tick, on the database's clock
+    ScheduleModel.objects.filter(pk=row.pk).update(next_tick=database_now() + 3600 * SECOND)
+    assert thread.tick() == scheduler.IDLE_SECONDS  # never longer than that
+
+    ScheduleModel.objects.filter(pk=row.pk).update(next_tick=database_now() - SECOND)
+    assert thread.tick() == scheduler.SHORTEST_SECONDS
+    assert TaskModel.objects.filter(schedule="s").count() == 1

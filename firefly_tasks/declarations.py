@@ -25,8 +25,8 @@ from firefly_tasks.registry import registry
 from firefly_tasks.states import MissedTicks, Overlap
 
 KEYS = frozenset(
-    {"task", "cron", "every", "timezone", "args", "kwargs", "queue", "priority", "overlap",
-     "missed", "enabled"}
+    {"task", "backend", "cron", "every", "timezone", "args", "kwargs", "queue", "priority",
+     "overlap", "missed", "enabled"}
 )  # fmt: skip
 NAME_MAX_LENGTH = 200
 T = TypeVar("T")
@@ -41,6 +41,7 @@ class ScheduleSpec:
 
     name: str
     func_name: str
+    backend: str
     cron: str
     every: datetime.timedelta | None
     time_zone: str
@@ -64,7 +65,8 @@ class ScheduleSpec:
     def digest(self) -> str:
         every = None if self.every is None else self.every // datetime.timedelta(microseconds=1)
         fields = [
-            self.func_name, self.cron, every, self.time_zone, self.params_data, self.queue,
+            self.func_name, self.backend, self.cron, every, self.time_zone, self.params_data,
+            self.queue,
             self.priority, self.overlap, self.missed, self.enabled,
         ]  # fmt: skip
         return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
@@ -140,10 +142,16 @@ def spec(name: object, entry: object) -> ScheduleSpec:
 
 def _spec(name: str, entry: Mapping[str, Any]) -> ScheduleSpec:
     target = entry.get("task")
-    func_name = getattr(target, "name", target)
+    # A Firefly task's name is its path; a framework task's is module_path.
+    func_name = getattr(target, "module_path", None) or getattr(target, "name", target)
     if not isinstance(func_name, str) or not func_name:
         raise InvalidScheduleError(f"task must name a registered task, not {target!r}.")
-    task = registry.resolve(func_name)
+    framework = getattr(target, "module_path", None) is not None
+    backend = entry.get("backend") or (getattr(target, "backend", "") if framework else "")
+    if not isinstance(backend, str):
+        raise InvalidScheduleError(f"backend must be a TASKS alias, not {backend!r}.")
+    # A Firefly task, or with a backend a Django Tasks framework task bound to a FireflyBackend.
+    task = registry.resolve(func_name, backend=backend)
     if "cron" in entry and "every" in entry:
         raise InvalidScheduleError("give cron or every, not both.")
     if "cron" not in entry and "every" not in entry:
@@ -174,7 +182,8 @@ def _spec(name: str, entry: Mapping[str, Any]) -> ScheduleSpec:
         validate_priority(priority)
     return ScheduleSpec(
         name=name,
-        func_name=task.name,
+        func_name=func_name if backend else task.name,
+        backend=backend,
         cron=cadence.cron or "",
         every=cadence.every,
         time_zone=zone,

@@ -272,6 +272,8 @@ class ScheduleModel(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     func_name = models.CharField("task", max_length=255)
+    # A TASKS alias (a FireflyBackend) for a Django Tasks framework task; "" for @task's.
+    backend = models.CharField(max_length=100, blank=True)
     # Exactly one of cron and every (a check constraint says so).
     cron = models.CharField(max_length=200, blank=True, help_text="five fields, or @daily etc.")
     every = models.DurationField(null=True, blank=True, help_text="a fixed interval")

@@ -101,8 +101,9 @@ def write(row: ScheduleModel, item: ScheduleSpec, now: datetime.datetime, *, sou
     if row._state.adding or not row.enabled or not item.times_like(row):
         row.anchor = now
         row.next_tick = item.cadence(now).next_after(now)
-    for field in ("func_name", "cron", "every", "time_zone", "params_data", "params_preview",
-                  "queue", "priority", "overlap", "missed", "enabled"):  # fmt: skip
+    for field in ("func_name", "backend", "cron", "every", "time_zone", "params_data",
+                  "params_preview", "queue", "priority", "overlap", "missed",
+                  "enabled"):  # fmt: skip
         setattr(row, field, getattr(item, field))
     row.source, row.updated, row.problem = source, now, ""
     row.digest = item.digest if source == ScheduleSource.SETTINGS else ""

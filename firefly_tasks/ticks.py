@@ -117,7 +117,22 @@ def task_row(
     row: ScheduleModel, now: datetime.datetime, tick: datetime.datetime | None
 ) -> TaskModel:
     """The unsaved task row of one run of ``row``, for ``tick`` (None: a run asked for)."""
-    task = registry.resolve(row.func_name)
+    task = registry.resolve(row.func_name, backend=row.backend)
+    args, kwargs = serialization.loads(row.params_data, "json")
+    if row.backend:  # a Django Tasks framework task: its backend builds the row
+        framework = task.task  # type: ignore[attr-defined]
+        if row.queue:
+            framework = framework.using(queue_name=row.queue)
+        if row.priority is not None:
+            framework = framework.using(priority=row.priority)
+        backend = task.backend  # type: ignore[attr-defined]
+        try:
+            backend.validate_task(framework)
+            built = backend.build_row(framework, args, kwargs, now)
+        except Exception as exc:  # the framework's InvalidTask and friends: no query here
+            raise FireflyError(f"{row.func_name!r} cannot be enqueued: {exc}") from exc
+        built.schedule, built.scheduled_for = row.name, tick
+        return built  # type: ignore[no-any-return]
     options = getattr(task, "options", None)
     if options is None:
         raise FireflyError(f"{row.func_name!r} is not a Firefly task (@task or @atask).")
@@ -125,7 +140,6 @@ def task_row(
         options = options.replace(queue=row.queue)
     if row.priority is not None:
         options = options.replace(priority=row.priority)
-    args, kwargs = serialization.loads(row.params_data, "json")
     (built,) = calls.build_rows(task.name, options, [(tuple(args), dict(kwargs))], now=now)
     built.schedule, built.scheduled_for = row.name, tick
     return built

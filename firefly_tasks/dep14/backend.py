@@ -156,8 +156,19 @@ class FireflyBackend(BaseTaskBackend):  # type: ignore[misc]  # the framework's,
     def enqueue(self, task: Any, args: Any, kwargs: Any) -> Any:
         """Store a row for a consumer to run. Inside a transaction it is seen only on commit."""
         self.validate_task(task)
+        built = [self.build_row(task, args, kwargs, timezone.now())]
+        (row,) = calls.store(built)
+        result = build_result(row, task, attempts=[])
+        task_enqueued.send(type(self), task_result=result)
+        if settings.RUN_IMMEDIATELY:
+            calls.run_if_immediate([row])
+            copy_state(self.get_result(result.id), into=result)
+        return result
+
+    def build_row(self, task: Any, args: Any, kwargs: Any, now: datetime.datetime) -> Any:
+        """The unsaved row of one call of the framework ``task`` (checked already), as
+        ``enqueue()`` stores it; periodic schedules store theirs the same way."""
         call_args, call_kwargs = to_json([list(args), dict(kwargs)])
-        now = timezone.now()
         run_after = task.run_after
         if isinstance(run_after, datetime.timedelta):
             run_after = now + run_after
@@ -171,7 +182,7 @@ class FireflyBackend(BaseTaskBackend):  # type: ignore[misc]  # the framework's,
                 retry_backoff=self._option("RETRY_BACKOFF"),
             )
             # The framework's contract is JSON, whatever FIREFLY_SERIALIZER says.
-            built = calls.build_rows(
+            (row,) = calls.build_rows(
                 task.module_path,
                 options,
                 [(tuple(call_args), call_kwargs)],
@@ -181,13 +192,7 @@ class FireflyBackend(BaseTaskBackend):  # type: ignore[misc]  # the framework's,
             )
         except InvalidTaskError as exc:
             raise InvalidTask(str(exc)) from exc
-        (row,) = calls.store(built)
-        result = build_result(row, task, attempts=[])
-        task_enqueued.send(type(self), task_result=result)
-        if settings.RUN_IMMEDIATELY:
-            calls.run_if_immediate([row])
-            copy_state(self.get_result(result.id), into=result)
-        return result
+        return row
 
     # Results ----------------------------------------------------------------------------------
 

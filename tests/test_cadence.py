@@ -142,3 +142,25 @@ def test_every_ticks_on_a_fixed_grid_from_its_anchor() -> None:
 def test_bad_cadences_say_what_is_wrong(options: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidScheduleError, match=message):
         Cadence(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York", "Australia/Lord_Howe"])
+@pytest.mark.parametrize("cron", ["30 2 * * *", "0 * * * *", "30 1 * * *", "*/20 * * * *"])
+def test_the_latest_tick_at_a_tick_is_that_tick_across_both_changes_of_a_year(
+    zone: str, cron: str
+) -> None:
+    # Missed ticks are found with latest_at_or_before(): it must agree with next_after()
+    # on every tick, the odd ones of daylight-saving days included.
+    cadence = Cadence(cron=cron, zone=zone)
+    for start in (
+        datetime.datetime(2026, 3, 1, tzinfo=UTC),
+        datetime.datetime(2026, 9, 25, tzinfo=UTC),
+    ):
+        moment = start
+        while moment < start + datetime.timedelta(days=45):
+            tick = cadence.next_after(moment)
+            assert cadence.latest_at_or_before(tick) == tick
+            assert cadence.latest_at_or_before(tick - datetime.timedelta(microseconds=1)) in (
+                moment if moment != start else cadence.latest_at_or_before(moment),
+            )
+            moment = tick

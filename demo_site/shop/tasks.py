@@ -10,7 +10,7 @@ import asyncio
 import time
 from decimal import Decimal
 
-from firefly_tasks import atask, current_task, task
+from firefly_tasks import atask, current_task, periodic, task
 
 # Queue "default" -------------------------------------------------------------------------------
 
@@ -52,6 +52,7 @@ def charge_card(order_id: int) -> None:
     raise PaymentDeclined(f"card declined for order {order_id}")
 
 
+@periodic(cron="0 * * * *", kwargs={"seconds": 0.5})  # every hour, on the hour
 @task(priority=-10, atomic=False)
 def build_sales_report(seconds: float = 3.0) -> dict[str, object]:
     """Slow. ``atomic=False``: a long task should not hold a transaction open all along."""
@@ -85,3 +86,12 @@ def send_newsletter(subscriber_id: int) -> str:
 def send_cart_reminder(cart_id: int) -> str:
     """Scheduled with an ``eta``: it waits in the queue until then."""
     return f"reminder sent for cart {cart_id}"
+
+
+@periodic(every=60, overlap="skip")  # a minute apart, never two at once
+@task()
+def release_expired_reservations() -> int:
+    """Periodic: the schedule's tick is what the task works from."""
+    running = current_task()
+    tick = running.scheduled_for if running else None
+    return 0 if tick is None else tick.minute

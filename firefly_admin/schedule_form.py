@@ -30,19 +30,24 @@ else:
 
 
 class ScheduleForm(_ModelForm):
-    func_name = forms.ChoiceField(label="task", choices=())
+    func_name = forms.ChoiceField(label="Task", choices=())
     time_zone = forms.ChoiceField(
-        label="time zone", choices=(), required=False, help_text="where cron is read"
+        label="Time zone", choices=(), required=False, help_text="where cron is read"
     )
     every_seconds = forms.FloatField(
-        label="every",
+        label="Every",
         required=False,
         min_value=0.001,
         help_text="seconds between ticks; give this or cron, not both",
     )
-    args = forms.JSONField(required=False, initial=list, help_text='a JSON list, e.g. ["daily", 3]')
+    args = forms.JSONField(
+        label="Arguments", required=False, initial=list, help_text='a JSON list, e.g. ["daily", 3]'
+    )
     kwargs = forms.JSONField(
-        required=False, initial=dict, help_text='a JSON object, e.g. {"limit": 100}'
+        label="Keyword arguments",
+        required=False,
+        initial=dict,
+        help_text='a JSON object, e.g. {"limit": 100}',
     )
 
     class Meta:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import DatabaseError, connections, transaction
 
@@ -52,7 +52,7 @@ class Tick:
     tick: datetime.datetime | None = None
     task: TaskModel | None = None
     problem: str = ""
-    skipped: str = field(default="")
+    skipped: str = ""
 
 
 def enqueue_due(using: str = "default") -> tuple[int, datetime.datetime]:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from firefly_tasks.clock import database_now
-from firefly_tasks.models import ScheduleModel, TaskModel
+from firefly_tasks.models import ScheduleModel, TaskModel, WorkerModel
 from tests.conftest import Consumer, wait_until
 
 SECOND = datetime.timedelta(seconds=1)
@@ -96,3 +96,32 @@ def test_consumers_down_for_ten_seconds_make_one_catch_up_run_not_ten(
     assert catch_up >= restarted - SECOND
     assert [b - a for a, b in itertools.pairwise(after)] == [SECOND] * (len(after) - 1)
     assert len(stored) == len(set(stored))
+
+
+def test_consumers_of_two_deploys_side_by_side_change_a_schedule_once(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    def deployed(cron: str, name: str) -> Consumer:
+        schedules = {"report": {"task": "tests.testapp.tasks.note_tick", "cron": cron}}
+        return start_consumer("--worker-name", name, FIREFLY_SCHEDULES=schedules)
+
+    def cron() -> str | None:
+        return ScheduleModel.objects.filter(name="report").values_list("cron", flat=True).first()
+
+    def synced(name: str) -> bool:
+        return WorkerModel.objects.filter(name=name, schedules_since__isnull=False).exists()
+
+    old = deployed("0 2 * * *", "old")
+    wait_until(lambda: cron() == "0 2 * * *", timeout=60)
+    new = deployed("0 4 * * *", "new")
+    wait_until(lambda: cron() == "0 4 * * *", timeout=60)
+
+    old.kill()  # the old release's consumer crashes and its supervisor restarts it
+    restarted = deployed("0 2 * * *", "old-restarted")
+    wait_until(lambda: synced("old-restarted"), timeout=60)
+    time.sleep(0.5)
+
+    assert cron() == "0 4 * * *"  # not put back
+    for running in (new, restarted):
+        running.signal(signal.SIGTERM)
+        assert running.wait(60) == 0

@@ -86,7 +86,7 @@ def make_schedules(due: bool) -> None:
             name=f"s{i:04}",
             func_name="bench.benchapp.tasks.noop",
             every=hour,
-            anchor=now - hour + datetime.timedelta(seconds=1 if due else 1800),
+            anchor=now - hour / 2,  # the grid's next tick half an hour away
             next_tick=now - datetime.timedelta(seconds=1) if due else now + hour / 2,
         )
         for i in range(SCHEDULES)

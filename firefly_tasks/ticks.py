@@ -70,8 +70,7 @@ def enqueue_due(using: str = "default") -> tuple[int, datetime.datetime]:
     ticks = [plan(row, now, busy) for row in due]
     try:
         with transaction.atomic(using=using):
-            for tick in ticks:
-                _enqueue(tick, using)
+            _enqueue(ticks, using)
     except DatabaseError as exc:
         if not _is_row_error(exc, using):
             raise
@@ -145,39 +144,44 @@ def task_row(
     return built
 
 
-def _enqueue(tick: Tick, using: str) -> bool:
-    """Move the schedule on and insert its task, if the schedule still stands where the
-    pass read it; False if another process got there first."""
-    row = tick.schedule
-    changes: dict[str, object] = {"next_tick": tick.next_tick, "problem": tick.problem}
-    if tick.task is not None:
-        changes["last_tick"] = tick.tick
-    moved = (
-        ScheduleModel.objects.using(using)
-        .filter(pk=row.pk, next_tick=row.next_tick, enabled=True)
-        .update(**changes)
-    )
-    if not moved:
-        return False
-    if tick.task is not None:
-        calls.store([tick.task])
-    elif tick.problem:
-        logger.warning("schedule skipped name=%s problem=%s", row.name, tick.problem)
-    elif tick.skipped:
-        logger.info("schedule tick skipped name=%s reason=%s", row.name, tick.skipped)
-    return True
+def _enqueue(ticks: list[Tick], using: str) -> list[Tick]:
+    """Move each schedule on and insert its task, where the schedule still stands where the
+    pass read it (in name order, the order ``ticks`` come in); the tasks go in one statement
+    where the database allows. Returns the ticks this process won."""
+    statements = dialect(connections[using])
+    won = [
+        tick
+        for tick in ticks
+        if statements.move_schedule(
+            ScheduleModel,
+            tick.schedule.pk,
+            tick=tick.schedule.next_tick,
+            next_tick=tick.next_tick,
+            last_tick=tick.tick if tick.task is not None else None,
+            problem=tick.problem,
+        )
+    ]
+    tasks = [tick.task for tick in won if tick.task is not None]
+    if tasks:
+        calls.store(tasks)
+    for tick in won:
+        if tick.problem:
+            logger.warning("schedule skipped name=%s problem=%s", tick.schedule.name, tick.problem)
+        elif tick.skipped:
+            logger.info("schedule tick skipped name=%s reason=%s", tick.schedule.name, tick.skipped)
+    return won
 
 
 def _enqueue_alone(tick: Tick, using: str) -> None:
     try:
         with transaction.atomic(using=using):
-            _enqueue(tick, using)
+            _enqueue([tick], using)
     except DatabaseError as exc:
         if not _is_row_error(exc, using):
             raise
         tick.task, tick.problem = None, f"the task could not be stored: {exc}"
         with transaction.atomic(using=using):
-            _enqueue(tick, using)
+            _enqueue([tick], using)
 
 
 def _is_row_error(exc: DatabaseError, using: str) -> bool:

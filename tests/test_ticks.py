@@ -191,7 +191,7 @@ def test_disabled_schedules_and_schedules_moved_on_meanwhile_do_not_fire(db: Non
     # Another process takes the tick between this one's read and its write.
     ScheduleModel.objects.filter(pk=schedule.pk).update(next_tick=now + datetime.timedelta(hours=1))
 
-    assert ticks._enqueue(planned, "default") is False
+    assert ticks._enqueue([planned], "default") == []
 
     assert ticks.enqueue_due()[0] == 0
     assert not TaskModel.objects.exists()
@@ -202,7 +202,7 @@ def test_a_tick_disabled_after_it_was_read_does_not_fire(db: None) -> None:
     planned = ticks.plan(schedule, database_now(), set())
     ScheduleModel.objects.filter(pk=schedule.pk).update(enabled=False)
 
-    assert ticks._enqueue(planned, "default") is False
+    assert ticks._enqueue([planned], "default") == []
     assert not TaskModel.objects.exists()
 
 

@@ -18,6 +18,7 @@ from django.db import Error, models
 
 from firefly_tasks.dialects.bookkeeping import TransactionBookkeeping
 from firefly_tasks.dialects.rollup_rows import RollupRows
+from firefly_tasks.dialects.ticking import TickStatements
 
 T = TypeVar("T")
 
@@ -71,7 +72,7 @@ class Claim:
     engine: int  # the claiming consumer's engine version: rows above it are left alone
 
 
-class Dialect(TransactionBookkeeping):
+class Dialect(TransactionBookkeeping, TickStatements):
     """One database connection's dialect. One instance per connection (see ``dialect()``):
     what it builds is cached here, once per connection."""
 

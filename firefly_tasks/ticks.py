@@ -28,6 +28,7 @@ from firefly_tasks.cadence import Cadence
 from firefly_tasks.clock import DatabaseNow, database_now
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import dialect
+from firefly_tasks.dialects.ticking import Move
 from firefly_tasks.exceptions import FireflyError
 from firefly_tasks.models import ScheduleModel, TaskModel
 from firefly_tasks.registry import registry
@@ -146,21 +147,32 @@ def task_row(
 
 def _enqueue(ticks: list[Tick], using: str) -> list[Tick]:
     """Move each schedule on and insert its task, where the schedule still stands where the
-    pass read it (in name order, the order ``ticks`` come in); the tasks go in one statement
-    where the database allows. Returns the ticks this process won."""
-    statements = dialect(connections[using])
-    won = [
-        tick
-        for tick in ticks
-        if statements.move_schedule(
-            ScheduleModel,
-            tick.schedule.pk,
-            tick=tick.schedule.next_tick,
-            next_tick=tick.next_tick,
-            last_tick=tick.tick if tick.task is not None else None,
-            problem=tick.problem,
-        )
-    ]
+    pass read it: its row locked, its next tick still the one read, and enabled (the
+    compare-and-set, checked again by the ``UPDATE`` itself). The tasks go in one statement.
+    Returns the ticks this process won."""
+    # Locked in name order, as every writer of several schedule rows takes them.
+    locked = (
+        ScheduleModel.objects.using(using)
+        .select_for_update()
+        .filter(name__in=[tick.schedule.name for tick in ticks])
+        .order_by("name")
+        .values_list("pk", "next_tick", "enabled")
+    )
+    waiting = {pk: tick for pk, tick, enabled in locked if enabled}
+    won = [tick for tick in ticks if waiting.get(tick.schedule.pk) == tick.schedule.next_tick]
+    dialect(connections[using]).move_schedules(
+        ScheduleModel,
+        [
+            Move(
+                pk=tick.schedule.pk,
+                tick=tick.schedule.next_tick,
+                next_tick=tick.next_tick,
+                last_tick=tick.tick if tick.task is not None else None,
+                problem=tick.problem,
+            )
+            for tick in won
+        ],
+    )
     tasks = [tick.task for tick in won if tick.task is not None]
     if tasks:
         calls.store(tasks)

@@ -176,9 +176,9 @@ def test_the_dashboard_shows_the_next_ticks_and_the_schedules_that_need_a_look(
     now = database_now()
     make("hourly", cron="0 * * * *", next_tick=now + datetime.timedelta(minutes=30))
     make("later", cron="0 3 * * *", next_tick=now + datetime.timedelta(hours=20))
-    # Daily, twelve hours from now: its next tick stays out of the next few hours whenever this runs.
-    twelve_hours_off = f"0 {(now.hour + 12) % 24} * * *"
-    make("stuck", cron=twelve_hours_off, next_tick=now - datetime.timedelta(hours=2))  # not enqueued
+    # Daily, twelve hours from now: its next tick stays out of the hours the test looks at.
+    far_off = f"0 {(now.hour + 12) % 24} * * *"
+    make("stuck", cron=far_off, next_tick=now - datetime.timedelta(hours=2))  # not enqueued
     make("renamed", problem="'shop.tasks.old' is not a registered task. <b>x</b>",
          next_tick=now + datetime.timedelta(days=3))  # fmt: skip
     make("off", enabled=False, next_tick=now - datetime.timedelta(hours=2))

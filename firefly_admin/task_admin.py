@@ -111,9 +111,10 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
             },
         ),
         (
-            "Retries",
+            "Retries and timeout",
             {
                 "fields": (
+                    "timeout",
                     "attempt",
                     "retry_attempts",
                     "max_retries",

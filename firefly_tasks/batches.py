@@ -28,6 +28,7 @@ from django.utils import timezone
 from firefly_tasks import signals
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import dialect
+from firefly_tasks.exceptions import TaskTimeout
 from firefly_tasks.execution import (
     ConnectionLost,
     announce_failure,
@@ -349,7 +350,7 @@ class BatchRunner:
         try:
             done = invoke(row, call, preview_length=run.preview_length, clock=run.clock)
             savepoint.release()
-        except Exception as exc:
+        except (Exception, TaskTimeout) as exc:
             if run.dialect.is_connection_error(exc):
                 raise ConnectionLost(str(exc)) from exc
             savepoint.rollback()

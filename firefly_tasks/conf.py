@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_LISTEN_NOTIFY": True,
     "FIREFLY_ROLLUP_RETENTION_DAYS": 90,
     "FIREFLY_SCHEDULES": {},
+    "FIREFLY_TASK_TIMEOUT": None,
 }
 
 SERIALIZERS = ("json", "pickle")
@@ -166,6 +167,13 @@ class Settings:
     def SCHEDULES(self) -> dict[str, Any]:
         """Periodic schedules by name, as configured (``firefly_tasks.schedules`` reads them)."""
         return dict(self._get("FIREFLY_SCHEDULES"))
+
+    @property
+    def TASK_TIMEOUT(self) -> float | None:
+        """Seconds a task's attempt may run when neither its decorator nor the call sets a
+        ``timeout``; ``None``: no limit."""
+        timeout = self._get("FIREFLY_TASK_TIMEOUT")
+        return None if timeout is None else float(timeout)
 
     # Django's own settings that Firefly reads: not remembered, since Firefly does not own them.
 

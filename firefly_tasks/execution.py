@@ -19,15 +19,16 @@ from asgiref.sync import async_to_sync
 from django.db import connection, transaction
 from django.utils import timezone
 
-from firefly_tasks import serialization, signals
+from firefly_tasks import deadlines, serialization, signals
 from firefly_tasks.conf import settings
 from firefly_tasks.context import RunningTask, current_task_var
 from firefly_tasks.dialects import dialect
+from firefly_tasks.exceptions import TaskTimeout
 from firefly_tasks.models import TaskModel
 from firefly_tasks.registry import RegisteredTask, registry
 from firefly_tasks.rollups import Tally
 from firefly_tasks.rows import Completion
-from firefly_tasks.states import RunOutcome
+from firefly_tasks.states import AttemptOutcome, RunOutcome
 
 if TYPE_CHECKING:
     from firefly_tasks.models import WorkerModel
@@ -69,14 +70,18 @@ def invoke(
     raised, or what serializing its result did."""
     task, args, kwargs = call
     token = current_task_var.set(RunningTask(row))
+    timeout = row.timeout
     began = time.monotonic()
     try:
         if task.is_async:
             # In this thread: the coroutine's sync_to_async ORM calls come back to this
             # thread, so they share its connection and its atomic block.
-            result = async_to_sync(task.func)(*args, **kwargs)
-        else:
+            func = task.func if timeout is None else deadlines.bounded(task.func, timeout)
+            result = async_to_sync(func)(*args, **kwargs)
+        elif timeout is None:
             result = task.func(*args, **kwargs)
+        else:
+            result = deadlines.call(task.func, args, kwargs, timeout)
     finally:
         row.run_seconds = time.monotonic() - began
         current_task_var.reset(token)
@@ -116,6 +121,8 @@ def run_alone(
             "writes rolled back" if atomic else "its writes (atomic=False) were kept",
         )
         return RunOutcome.FENCED
+    except TaskTimeout as exc:
+        return record_failure(row, worker, exc, retry=True)
     except Exception as exc:
         if dialect(connection).is_connection_error(exc):
             raise ConnectionLost(str(exc)) from exc
@@ -154,11 +161,15 @@ def write_failure(
     retry: bool,
     tally: Tally | None = None,
 ) -> RunOutcome:
-    """Record a failed attempt inside the caller's transaction; return the outcome. A group
-    commit passes its ``tally``, written to the rollups with its completions."""
+    """Record a failed attempt inside the caller's transaction (``timed_out`` for a
+    :class:`TaskTimeout`); return the outcome. A group commit passes its ``tally``, written to
+    the rollups with its completions."""
     tb = "".join(traceback.format_exception(exc))
     error = describe_error(exc)
-    return TaskModel.objects.fail_or_retry(row, worker, error, tb, retryable=retry, tally=tally)
+    attempt = AttemptOutcome.TIMED_OUT if isinstance(exc, TaskTimeout) else AttemptOutcome.FAILED
+    return TaskModel.objects.fail_or_retry(
+        row, worker, error, tb, retryable=retry, tally=tally, outcome=attempt
+    )
 
 
 def describe_error(exc: BaseException) -> str:

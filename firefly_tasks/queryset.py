@@ -178,16 +178,18 @@ class TaskQuerySet(models.QuerySet[Any]):
         *,
         retryable: bool,
         tally: Tally | None = None,
+        outcome: AttemptOutcome = AttemptOutcome.FAILED,
     ) -> RunOutcome:
         """A failed attempt: :meth:`retry` if ``retryable`` and the task has retries left,
         else :meth:`fail`. ``FENCED`` when the row is no longer this attempt's.
 
         It is added to the rollups now, or to ``tally`` when given: a group commit writes its
-        failures with its completions."""
+        failures with its completions. ``outcome`` is the attempt's: ``FAILED``, or
+        ``TIMED_OUT`` for an attempt that ran past its timeout."""
         if retryable and row.retry_attempts < row.max_retries:
-            retried = self.retry(row, worker, error, tb, tally=tally)
+            retried = self.retry(row, worker, error, tb, tally=tally, outcome=outcome)
             return RunOutcome.RETRY if retried else RunOutcome.FENCED
-        failed = self.fail(row, worker, error, tb, tally=tally)
+        failed = self.fail(row, worker, error, tb, tally=tally, outcome=outcome)
         return RunOutcome.FAILED if failed else RunOutcome.FENCED
 
     def retry(
@@ -198,6 +200,7 @@ class TaskQuerySet(models.QuerySet[Any]):
         tb: str,
         *,
         tally: Tally | None = None,
+        outcome: AttemptOutcome = AttemptOutcome.FAILED,
     ) -> bool:
         """A failed attempt, and the task back to the queue after its retry delay (inside the
         caller's transaction)."""
@@ -212,7 +215,8 @@ class TaskQuerySet(models.QuerySet[Any]):
             error=error,
             traceback=tb,
         )
-        return self._failed_attempt(updated, row, worker, now, error, tb, tally, retried=True)
+        attempt = (outcome, now, error, tb)
+        return self._failed_attempt(updated, row, worker, attempt, tally, retried=True)
 
     def fail(
         self,
@@ -222,27 +226,28 @@ class TaskQuerySet(models.QuerySet[Any]):
         tb: str,
         *,
         tally: Tally | None = None,
+        outcome: AttemptOutcome = AttemptOutcome.FAILED,
     ) -> bool:
         """A failed attempt, and the task failed for good (inside the caller's transaction)."""
         now = timezone.now()
         updated = self._attempt_of(row)._move(Event.FAIL, failed=now, error=error, traceback=tb)
-        return self._failed_attempt(updated, row, worker, now, error, tb, tally, retried=False)
+        attempt = (outcome, now, error, tb)
+        return self._failed_attempt(updated, row, worker, attempt, tally, retried=False)
 
     def _failed_attempt(
         self,
         updated: int,
         row: TaskRow,
         worker: WorkerRow | None,
-        now: datetime.datetime,
-        error: str,
-        tb: str,
+        attempt: tuple[AttemptOutcome, datetime.datetime, str, str],
         tally: Tally | None,
         *,
         retried: bool,
     ) -> bool:
         if not updated:
             return False
-        self._add_attempt(row, worker, AttemptOutcome.FAILED, now, error=error, tb=tb)
+        outcome, now, error, tb = attempt
+        self._add_attempt(row, worker, outcome, now, error=error, tb=tb)
         row.error, row.traceback = error, tb
         own = Tally() if tally is None else tally
         own.failed(row, now, retried=retried)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.db import models
 
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2
 """The version of the state machine and the row format this code runs. A release that adds a
 state, a column a consumer must honour, or an option an older consumer would ignore raises it.
 Each row records the lowest version that may run it (``TaskModel.min_engine``), and a consumer
@@ -41,6 +41,7 @@ class AttemptOutcome(models.TextChoices):
     INTERRUPTED = "interrupted", "interrupted"
     # Claimed by a worker that died before the task was known to start: not charged.
     RELEASED = "released", "released"
+    TIMED_OUT = "timed_out", "timed out"  # ran past its timeout: retried like a failure
 
 
 class Overlap(models.TextChoices):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -258,3 +259,42 @@ def note_tick(label: str) -> str:
     text = f"{label} {tick.isoformat() if tick else None} {running.row.schedule}"
     Note.objects.create(text=text)
     return text
+
+
+def _spin(seconds: float) -> None:
+    """Pure Python for ``seconds``: a timeout's exception reaches it between two bytecodes."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@task(timeout=2)
+def spin(seconds: float) -> str:
+    Note.objects.create(text="spin began")  # rolled back with the timed-out attempt
+    _spin(seconds)
+    return "spun"
+
+
+@task(timeout=1, max_retries=1, retry_delay=0)
+def spin_swallowing_timeouts(seconds: float) -> str:
+    try:
+        _spin(seconds)
+    except BaseException:  # what a task must not do: it still ends timed_out
+        _spin(0.2)
+        return "swallowed"
+    return "spun"
+
+
+@task()
+def spin_at(i: int, slow: int) -> int:
+    """Fast, except call ``slow``, which spins a minute (give the calls a timeout)."""
+    Note.objects.create(text=f"spin_at {i}")
+    if i == slow:
+        _spin(60)
+    return i
+
+
+@atask(timeout=1)
+async def async_sleep(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "slept"

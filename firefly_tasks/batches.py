@@ -132,6 +132,12 @@ class BatchRunner:
         # The task this thread executes now, and since when (None between tasks): what the
         # heartbeat reports, so the dashboard tells executing tasks from merely claimed ones.
         self.executing: tuple[TaskModel, datetime.datetime] | None = None
+        # The thread that runs the batches, its database session (firefly_tasks.fence ends it
+        # when the thread is stuck in a task past its timeout), and whether it was fenced: then
+        # it hands the rest of its batch back.
+        self.thread = threading.get_ident()
+        self.session: int | None = None
+        self.fenced = False
 
     def batch_size(self) -> int:
         """How many tasks to claim next: about ``BATCH_SECONDS`` of work, at least one, and
@@ -152,8 +158,10 @@ class BatchRunner:
         ``revivals`` is the worker's :attr:`~firefly_tasks.liveness.Liveness.revivals`, read
         before the claim. Raises :class:`BatchInterrupted` when the connection breaks.
         """
+        run = _Run(revivals)
+        self.session, self.fenced = run.dialect.session_id(), False
         try:
-            return self._run(rows, _Run(revivals))
+            return self._run(rows, run)
         finally:
             self.executing = None
 
@@ -162,7 +170,7 @@ class BatchRunner:
         not_run: list[TaskModel] = []
         index = 0
         while index < len(rows):
-            if self.stopping.is_set():
+            if self.stopping.is_set() or self.fenced:
                 return outcomes, not_run + rows[index:]
             if not self._holds_tasks(run):
                 try:
@@ -302,7 +310,9 @@ class BatchRunner:
         try:
             with transaction.atomic():
                 for row in rows:
-                    if group and (time.monotonic() > deadline or not self._holds_tasks(run)):
+                    if group and (
+                        time.monotonic() > deadline or self.fenced or not self._holds_tasks(run)
+                    ):
                         break
                     group.started += 1
                     self._run_in_group(run, row, group)

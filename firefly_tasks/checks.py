@@ -75,17 +75,35 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 
 def _check_timeout() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
     try:
         validate_timeout(settings.raw("FIREFLY_TASK_TIMEOUT"))
     except InvalidTaskError as exc:
-        return [
+        errors.append(
             Error(
                 "FIREFLY_TASK_TIMEOUT must be a positive number of seconds, or None.",
                 hint=str(exc),
                 id="firefly_tasks.E010",
             )
-        ]
-    return []
+        )
+    grace = settings.raw("FIREFLY_TIMEOUT_GRACE")
+    if grace is None or not _is_positive_number(grace):
+        errors.append(
+            Error(
+                "FIREFLY_TIMEOUT_GRACE must be a positive number of seconds.",
+                hint=f"It is {grace!r}; the default is 10.",
+                id="firefly_tasks.E010",
+            )
+        )
+    return errors
+
+
+def _is_positive_number(value: object) -> bool:
+    try:
+        validate_timeout(value)
+    except InvalidTaskError:
+        return False
+    return True
 
 
 def _check_payloads() -> list[CheckMessage]:

@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_ROLLUP_RETENTION_DAYS": 90,
     "FIREFLY_SCHEDULES": {},
     "FIREFLY_TASK_TIMEOUT": None,
+    "FIREFLY_TIMEOUT_GRACE": 10.0,
 }
 
 SERIALIZERS = ("json", "pickle")
@@ -174,6 +175,11 @@ class Settings:
         ``timeout``; ``None``: no limit."""
         timeout = self._get("FIREFLY_TASK_TIMEOUT")
         return None if timeout is None else float(timeout)
+
+    @property
+    def TIMEOUT_GRACE(self) -> float:
+        """Seconds a task past its timeout has to stop before its thread is fenced."""
+        return float(self._get("FIREFLY_TIMEOUT_GRACE"))
 
     # Django's own settings that Firefly reads: not remembered, since Firefly does not own them.
 

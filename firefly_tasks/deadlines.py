@@ -36,12 +36,14 @@ _withdraw = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
 
 @dataclass(slots=True)
 class Deadline:
-    """One armed body: its thread, when it must end (monotonic), and whether it was told."""
+    """One armed body: its thread, when it must end (monotonic), whether it was told, and
+    whether it was reported overdue (see :meth:`Watchdog.overdue`)."""
 
     thread: int
     at: float
     seconds: float
     fired: bool = False
+    overdue: bool = False
 
 
 class Watchdog:
@@ -85,6 +87,23 @@ class Watchdog:
                 return fired
             except TaskTimeout:
                 continue
+
+    def overdue(self, grace: float) -> list[Deadline]:
+        """The bodies still running ``grace`` seconds past their deadline, each reported once:
+        their threads did not stop (blocked in C code), and the consumer fences them."""
+        now = time.monotonic()
+        with self._lock:
+            found = [
+                d for d in self._armed.values() if d.fired and not d.overdue and d.at + grace <= now
+            ]
+            for deadline in found:
+                deadline.overdue = True
+        return found
+
+    def stuck(self) -> set[int]:
+        """The threads whose bodies were reported overdue and still run."""
+        with self._lock:
+            return {d.thread for d in self._armed.values() if d.overdue}
 
     def _watch(self) -> None:
         with self._lock:

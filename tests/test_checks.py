@@ -215,7 +215,16 @@ def test_a_task_timeout_that_is_not_a_positive_number_is_error_e010(value: objec
     assert message.hint is not None and repr(value) in message.hint
 
 
-@override_settings(FIREFLY_TASK_TIMEOUT=2.5)
+@pytest.mark.parametrize("value", [0, None, "10", False], ids=repr)
+def test_a_timeout_grace_that_is_not_a_positive_number_is_error_e010(value: object) -> None:
+    with override_settings(FIREFLY_TIMEOUT_GRACE=value):
+        (message,) = check_settings()
+
+    assert message.id == "firefly_tasks.E010"
+    assert message.hint is not None and repr(value) in message.hint
+
+
+@override_settings(FIREFLY_TASK_TIMEOUT=2.5, FIREFLY_TIMEOUT_GRACE=0.5)
 def test_a_task_timeout_in_seconds_passes() -> None:
     assert check_settings() == []
 

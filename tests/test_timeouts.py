@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection
 from django.test import override_settings
 
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus
@@ -118,3 +119,64 @@ def test_the_timeout_is_stored_from_the_call_the_decorator_or_the_setting(db: No
     rows = TaskModel.objects.order_by("pk")
     # A consumer of an older release would ignore the column: it leaves these rows alone.
     assert [row.min_engine for row in rows] == [2, 2, 1, 2, 2]
+
+
+# A thread that does not stop -----------------------------------------------------------------
+
+GRACE = {"FIREFLY_TIMEOUT_GRACE": 1}
+EXIT_STUCK = 3  # docs/consumer.md
+can_end_sessions = pytest.mark.skipif(
+    connection.vendor == "sqlite", reason="an SQLite connection is a file handle: no session"
+)
+
+
+def test_a_thread_blocked_in_c_is_fenced_and_a_consumer_with_one_exits_with_status_3(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    blocked = tasks.sleep_in_c.schedule(60)
+    consumer = start_consumer("--concurrency", "1", **GRACE)
+
+    # Timeout 1 s, grace 1 s, a check a second: well within the wait.
+    assert consumer.wait(FINISHED_WITHIN) == EXIT_STUCK, consumer.output()
+
+    blocked.refresh_from_db()
+    assert (blocked.status, outcomes(blocked)) == (TaskStatus.FAILED, ["timed_out"])
+    assert "did not stop within FIREFLY_TIMEOUT_GRACE (1 s): its thread was fenced" in (
+        blocked.error
+    )
+    assert "stuck" in consumer.output()
+
+
+@can_end_sessions
+def test_one_stuck_thread_of_two_is_fenced_and_the_other_goes_on_until_half_are_stuck(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    first = tasks.sleep_in_c.schedule(60)
+    consumer = start_consumer("--concurrency", "2", **GRACE)
+    wait_until(finished(first), timeout=FINISHED_WITHIN)
+    after = tasks.add.schedule(2, 3)
+
+    wait_until(finished(after), timeout=FINISHED_WITHIN)
+    assert consumer.process.poll() is None  # one of two stuck: it goes on
+    after.refresh_from_db()
+    assert after.returned == 5
+
+    tasks.sleep_in_c.schedule(60)  # the second thread gets stuck too
+    assert consumer.wait(FINISHED_WITHIN) == EXIT_STUCK, consumer.output()
+
+
+@can_end_sessions
+def test_a_thread_blocked_on_its_query_is_freed_by_ending_its_session(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    blocked = tasks.sleep_in_query.schedule(60)
+    after = tasks.add.schedule(1, 1)
+    consumer = start_consumer("--concurrency", "1", **GRACE)
+
+    wait_until(finished(blocked, after), timeout=FINISHED_WITHIN)
+
+    blocked.refresh_from_db()
+    assert (blocked.status, outcomes(blocked)) == (TaskStatus.FAILED, ["timed_out"])
+    assert not Note.objects.filter(text="query began").exists()  # rolled back with the session
+    assert TaskModel.objects.get(pk=after.pk).returned == 2
+    assert consumer.process.poll() is None  # its thread came back: nothing is stuck

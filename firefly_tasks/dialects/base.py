@@ -18,6 +18,7 @@ from django.db import Error, models
 
 from firefly_tasks.dialects.bookkeeping import TransactionBookkeeping
 from firefly_tasks.dialects.rollup_rows import RollupRows
+from firefly_tasks.dialects.sessions import Sessions
 from firefly_tasks.dialects.ticking import TickStatements
 
 T = TypeVar("T")
@@ -28,8 +29,7 @@ ORDER = "priority DESC, not_before, id"
 # statement longer than its max_allowed_packet, 16 MiB by default).
 INSERT_BYTES = 4 * 1024 * 1024
 ROW_BYTES = 1024  # a row's longest name, queue and backend, dates, flags, share of the text
-# The most statement texts a dialect keeps (rollup statements vary with their columns).
-BUILT_MOST = 256
+BUILT_MOST = 256  # the most statement texts a dialect keeps (rollup ones vary with columns)
 
 
 def row_bytes(row: Any) -> int:
@@ -72,7 +72,7 @@ class Claim:
     engine: int  # the claiming consumer's engine version: rows above it are left alone
 
 
-class Dialect(TransactionBookkeeping, TickStatements):
+class Dialect(TransactionBookkeeping, TickStatements, Sessions):
     """One database connection's dialect. One instance per connection (see ``dialect()``):
     what it builds is cached here, once per connection."""
 

@@ -15,6 +15,7 @@ from firefly_tasks.dialects.rollup_rows import RollupRows
 # disconnected by the server (4031).
 _CONNECTION_CODES = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 4031})
 _LOCK_WAIT_TIMEOUT = 1205
+UNKNOWN_THREAD = 1094  # KILL of a session that is gone
 
 
 def _code(exc: BaseException) -> Any:
@@ -89,6 +90,20 @@ class MySQLDialect(Dialect):
             f"{self.qn(c)} = {self.qn(c)} + VALUES({self.qn(c)})" for c in rollup.added
         )
         return f"ON DUPLICATE KEY UPDATE {sets}"
+
+    def session_id(self) -> int | None:
+        raw = self.connection.connection
+        return None if raw is None else int(raw.thread_id())
+
+    def end_session(self, session: int) -> bool:
+        with self.connection.cursor() as cursor:
+            try:
+                cursor.execute("KILL CONNECTION %s", [session])
+            except OperationalError as exc:
+                if _code(exc) == UNKNOWN_THREAD:
+                    return False
+                raise
+        return True
 
     def is_connection_error(self, exc: BaseException) -> bool:
         if isinstance(exc, OperationalError) and isinstance(_code(exc), int):

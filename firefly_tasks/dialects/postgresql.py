@@ -230,6 +230,15 @@ class PostgreSQLDialect(Dialect):
 
     # Wake-ups ---------------------------------------------------------------------------------
 
+    def session_id(self) -> int | None:
+        raw = self.connection.connection
+        return None if raw is None else int(raw.info.backend_pid)  # psycopg 3 and psycopg2
+
+    def end_session(self, session: int) -> bool:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [session])
+            return bool(cursor.fetchone()[0])
+
     def can_listen(self) -> bool:
         """psycopg 3 only: the listener uses its ``notifies()``, which psycopg2 lacks."""
         from django.db.backends.postgresql.psycopg_any import is_psycopg3

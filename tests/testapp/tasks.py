@@ -8,6 +8,8 @@ import signal
 import threading
 import time
 
+from django.db import connection
+
 from firefly_tasks import atask, current_task, task
 from tests.testapp.models import Execution, Note
 
@@ -297,4 +299,21 @@ def spin_at(i: int, slow: int) -> int:
 @atask(timeout=1)
 async def async_sleep(seconds: float) -> str:
     await asyncio.sleep(seconds)
+    return "slept"
+
+
+@task(timeout=1)
+def sleep_in_c(seconds: float) -> str:
+    """Blocked outside Python code: the timeout's exception cannot reach it until it returns."""
+    time.sleep(seconds)
+    return "slept"
+
+
+@task(timeout=1)
+def sleep_in_query(seconds: float) -> str:
+    """Blocked on its database session (PostgreSQL and MariaDB)."""
+    Note.objects.create(text="query began")  # its transaction holds this until it ends
+    sql = "SELECT pg_sleep(%s)" if connection.vendor == "postgresql" else "SELECT SLEEP(%s)"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [seconds])
     return "slept"

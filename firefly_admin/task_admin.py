@@ -24,6 +24,7 @@ from django_htmx.middleware import HtmxDetails
 
 from firefly_admin import controls, display, previews, views
 from firefly_admin.actions import (
+    cancel_running_tasks,
     cancel_tasks,
     delete_tasks,
     held_by_a_worker,
@@ -86,7 +87,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-    actions = (requeue_tasks, cancel_tasks, rename_tasks, delete_tasks)
+    actions = (requeue_tasks, cancel_tasks, cancel_running_tasks, rename_tasks, delete_tasks)
     change_list_template = "firefly_admin/task/change_list.html"
     change_form_template = "firefly_admin/task/change_form.html"
     fieldsets = (
@@ -298,6 +299,11 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
                 ),
                 can_cancel=(
                     (obj.status == TaskStatus.CREATED or orphan)
+                    and self.has_cancel_permission(request)
+                ),
+                can_stop=(
+                    obj.status == TaskStatus.RUNNING
+                    and not orphan
                     and self.has_cancel_permission(request)
                 ),
                 can_rename=(

@@ -28,7 +28,7 @@ from django.utils import timezone
 from firefly_tasks import signals
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import dialect
-from firefly_tasks.exceptions import TaskTimeout
+from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 from firefly_tasks.execution import (
     ConnectionLost,
     announce_failure,
@@ -138,6 +138,7 @@ class BatchRunner:
         self.thread = threading.get_ident()
         self.session: int | None = None
         self.fenced = False
+        self.dropped: set[int] = set()  # ids of claimed tasks cancelled since: not to start
 
     def batch_size(self) -> int:
         """How many tasks to claim next: about ``BATCH_SECONDS`` of work, at least one, and
@@ -159,7 +160,7 @@ class BatchRunner:
         before the claim. Raises :class:`BatchInterrupted` when the connection breaks.
         """
         run = _Run(revivals)
-        self.session, self.fenced = run.dialect.session_id(), False
+        self.session, self.fenced, self.dropped = run.dialect.session_id(), False, set()
         try:
             return self._run(rows, run)
         finally:
@@ -182,6 +183,10 @@ class BatchRunner:
                 if index == len(rows):
                     break
             row = rows[index]
+            if row.pk in self.dropped:  # cancelled while it waited in this batch
+                not_run.append(row)
+                index += 1
+                continue
             group = [] if row.isolation else self._fast_run(run, rows, index)
             try:
                 if row.isolation:
@@ -360,7 +365,7 @@ class BatchRunner:
         try:
             done = invoke(row, call, preview_length=run.preview_length, clock=run.clock)
             savepoint.release()
-        except (Exception, TaskTimeout) as exc:
+        except (Exception, TaskTimeout, TaskCancelled) as exc:
             if run.dialect.is_connection_error(exc):
                 raise ConnectionLost(str(exc)) from exc
             savepoint.rollback()

@@ -23,7 +23,7 @@ from firefly_tasks import deadlines, serialization, signals
 from firefly_tasks.conf import settings
 from firefly_tasks.context import RunningTask, current_task_var
 from firefly_tasks.dialects import dialect
-from firefly_tasks.exceptions import TaskTimeout
+from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 from firefly_tasks.models import TaskModel
 from firefly_tasks.registry import RegisteredTask, registry
 from firefly_tasks.rollups import Tally
@@ -78,10 +78,10 @@ def invoke(
             # thread, so they share its connection and its atomic block.
             func = task.func if timeout is None else deadlines.bounded(task.func, timeout)
             result = async_to_sync(func)(*args, **kwargs)
-        elif timeout is None:
-            result = task.func(*args, **kwargs)
         else:
-            result = deadlines.call(task.func, args, kwargs, timeout)
+            # Armed with or without a timeout: a cancel stops it either way.
+            body = (row.pk, row.attempt)
+            result = deadlines.call(task.func, args, kwargs, timeout, body)
     finally:
         row.run_seconds = time.monotonic() - began
         current_task_var.reset(token)
@@ -121,7 +121,7 @@ def run_alone(
             "writes rolled back" if atomic else "its writes (atomic=False) were kept",
         )
         return RunOutcome.FENCED
-    except TaskTimeout as exc:
+    except (TaskTimeout, TaskCancelled) as exc:
         return record_failure(row, worker, exc, retry=True)
     except Exception as exc:
         if dialect(connection).is_connection_error(exc):
@@ -164,6 +164,8 @@ def write_failure(
     """Record a failed attempt inside the caller's transaction (``timed_out`` for a
     :class:`TaskTimeout`); return the outcome. A group commit passes its ``tally``, written to
     the rollups with its completions."""
+    if isinstance(exc, TaskCancelled):
+        return RunOutcome.CANCELLED  # the canceller recorded it: the row is not ours any more
     tb = "".join(traceback.format_exception(exc))
     error = describe_error(exc)
     attempt = AttemptOutcome.TIMED_OUT if isinstance(exc, TaskTimeout) else AttemptOutcome.FAILED
@@ -187,6 +189,9 @@ def announce_failure(row: TaskModel, exc: BaseException, outcome: RunOutcome) ->
     """Log and signal a failure once it has committed."""
     if outcome == RunOutcome.FENCED:
         logger.warning("task fenced id=%s attempt=%s: failure not recorded", row.pk, row.attempt)
+        return
+    if outcome == RunOutcome.CANCELLED:
+        logger.warning("task stopped id=%s attempt=%s: cancelled while it ran", row.pk, row.attempt)
         return
     will_retry = outcome == RunOutcome.RETRY
     logger.error(

@@ -22,6 +22,7 @@ from django.db import Error, connection, transaction
 from firefly_tasks.conf import settings
 from firefly_tasks.deadlines import Deadline, watchdog
 from firefly_tasks.dialects import dialect
+from firefly_tasks.exceptions import TaskCancelled
 from firefly_tasks.models import TaskModel, WorkerModel
 from firefly_tasks.states import AttemptOutcome
 
@@ -74,12 +75,17 @@ class Fence:
         runner.fenced = True  # if the thread returns, it hands the rest of its batch back
         executing = runner.executing
         grace = settings.TIMEOUT_GRACE
+        why = (
+            "it was cancelled"
+            if deadline.raised is TaskCancelled
+            else f"the attempt ran past its timeout of {deadline.seconds:g} s"
+        )
         logger.error(
-            "task thread stuck task_id=%s: %.3g s past its timeout of %.3g s and still running "
-            "(blocked outside Python code?); fencing it",
+            "task thread stuck task_id=%s: %s and it did not stop within %.3g s (blocked "
+            "outside Python code?); fencing it",
             executing[0].pk if executing else None,
+            why,
             grace,
-            deadline.seconds,
         )
         try:
             if runner.session is None:
@@ -87,20 +93,21 @@ class Fence:
             else:
                 dialect(connection).end_session(runner.session)
             if executing is not None:
-                self._settle(executing[0], rows, deadline.seconds, grace)
+                error = (
+                    f"TaskTimeout: {why} and did not stop within FIREFLY_TIMEOUT_GRACE "
+                    f"({grace:g} s): its thread was fenced"
+                )
+                self._settle(executing[0], rows, error)
         except Error as exc:
             logger.warning("could not fence the stuck task error=%s", exc)
             connection.close()
 
-    def _settle(self, row: TaskModel, rows: list[TaskModel], seconds: float, grace: float) -> None:
-        """Record the stuck attempt ``timed_out``, and put the rest of its batch back: what
-        ran before it in an uncommitted group ``interrupted``, what had not started released.
-        Every step is fenced by the rows' attempt, so what did commit is left alone."""
+    def _settle(self, row: TaskModel, rows: list[TaskModel], error: str) -> None:
+        """Record the stuck attempt ``timed_out`` (a cancelled one was recorded by its
+        canceller), and put the rest of its batch back: what ran before it in an uncommitted
+        group ``interrupted``, what had not started released. Every step is fenced by the rows'
+        attempt, so what did commit is left alone."""
         worker = self.worker.row
-        error = (
-            f"TaskTimeout: the attempt ran past its timeout of {seconds:g} s and did not stop "
-            f"within FIREFLY_TIMEOUT_GRACE ({grace:g} s): its thread was fenced"
-        )
         with transaction.atomic():
             TaskModel.objects.fail_or_retry(
                 row, worker, error, "", retryable=True, outcome=AttemptOutcome.TIMED_OUT

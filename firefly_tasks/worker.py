@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from firefly_tasks import states
 from firefly_tasks.batches import BatchInterrupted, BatchRunner
+from firefly_tasks.cancellation import stop_cancelled
 from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import dialect
@@ -128,7 +129,7 @@ class Worker:
         if self.scheduler:
             Scheduler(self.row, self.stopping).start()
         if settings.LISTEN_NOTIFY and dialect(connection).can_listen():
-            Listener(self.wake, self.stopping).start()
+            Listener(self.wake, self.stopping, on_cancel=self.stop_cancelled).start()
         threads = [
             threading.Thread(target=self._run_thread, args=(i,), name=f"firefly-{i}", daemon=True)
             for i in range(self.concurrency)
@@ -249,6 +250,16 @@ class Worker:
         releaser.join(INTERRUPT_TIMEOUT)
         heartbeat.stop()
         return status
+
+    def stop_cancelled(self) -> None:
+        """Stop the tasks running here that were cancelled (``firefly_tasks.cancellation``)."""
+        with self._lock:
+            held = [(r, list(self._running.get(r.thread, []))) for r in self._runners]
+        try:
+            stop_cancelled(held)
+        except Error as exc:  # the next heartbeat looks again
+            logger.warning("could not look for cancelled tasks error=%s", exc)
+            connection.close()
 
     def held_by(self, thread: int) -> tuple[BatchRunner, list[TaskModel]] | None:
         """The runner of task thread ``thread`` and the batch it holds, if it is one of ours."""

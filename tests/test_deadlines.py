@@ -8,7 +8,7 @@ import threading
 import time
 
 from firefly_tasks import deadlines
-from firefly_tasks.exceptions import TaskTimeout
+from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 
 THREADS = 4
 ROUNDS = 400
@@ -59,4 +59,44 @@ def test_an_unfired_deadline_costs_its_thread_nothing() -> None:
     watchdog = deadlines.Watchdog()
     for _ in range(1000):
         watchdog.arm(60)
-        assert watchdog.disarm() is False
+        assert watchdog.disarm() is None
+
+
+def test_a_cancel_lands_in_the_body_it_names_and_nowhere_else() -> None:
+    # One thread runs bodies 0, 1, 2, ... of random lengths; another cancels the body running
+    # now or the one before (gone already) at random moments.
+    rounds = 3000
+    current = {"body": -1}
+    told: set[int] = set()
+    stopped: set[int] = set()
+    outside = []
+    ready = threading.Barrier(2)
+    runner_thread: list[int] = []
+
+    def runner() -> None:
+        runner_thread.append(threading.get_ident())
+        ready.wait()
+        for body in range(rounds):
+            current["body"] = body
+            try:
+                deadlines.call(spin, [random.uniform(0, 0.0005)], {}, None, body)
+            except TaskCancelled:
+                stopped.add(body)
+            try:
+                spin(0.00005)
+            except TaskCancelled:
+                outside.append(body)
+        current["body"] = rounds
+
+    thread = threading.Thread(target=runner)
+    thread.start()
+    ready.wait()
+    while current["body"] < rounds:
+        body = current["body"] - random.choice((0, 0, 1))
+        if deadlines.watchdog.interrupt(runner_thread[0], body):
+            told.add(body)
+        spin(random.uniform(0, 0.001))
+    thread.join(60)
+
+    assert not thread.is_alive() and not outside
+    assert told and stopped == told  # every cancel told was felt, by that body only

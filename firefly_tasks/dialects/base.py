@@ -391,8 +391,8 @@ class Dialect(TransactionBookkeeping, TickStatements, Sessions):
         (only where :meth:`can_listen`)."""
         raise NotImplementedError
 
-    def notified(self, raw: Any) -> bool:
-        """Whether a :meth:`listen` connection has been notified since the last call."""
+    def notified(self, raw: Any) -> set[str]:
+        """The payloads a :meth:`listen` connection was notified of since the last call."""
         raise NotImplementedError
 
     def check(self) -> list[CheckMessage]:

@@ -253,9 +253,15 @@ class PostgreSQLDialect(Dialect):
         raw.execute(f"LISTEN {CHANNEL}")
         return raw
 
-    def notified(self, raw: Any) -> bool:
-        """Whether notifications have arrived on a :meth:`listen` connection (read them)."""
-        return len(list(raw.notifies(timeout=0))) > 0
+    def notified(self, raw: Any) -> set[str]:
+        """The payloads of the notifications that have arrived on a :meth:`listen` connection
+        (read them): ``""`` for a task that became ready."""
+        return {notice.payload for notice in raw.notifies(timeout=0)}
+
+    def notify(self, payload: str) -> None:
+        """Notify the consumers' listeners, when this transaction commits (now, outside one)."""
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, payload])
 
     def check(self) -> list[CheckMessage]:
         if not settings.LISTEN_NOTIFY or self.can_listen():

@@ -1,6 +1,7 @@
-"""Ending another connection's session: how a consumer fences a task thread that ran past its
-timeout and would not stop (docs/timeouts.md). Part of every dialect (``Dialect`` inherits it);
-PostgreSQL and MariaDB can, SQLite cannot (a connection there is a file handle)."""
+"""Reaching other sessions: ending one, how a consumer fences a task thread that ran past its
+timeout and would not stop (docs/timeouts.md), and notifying the consumers' listeners. Part of
+every dialect (``Dialect`` inherits it). PostgreSQL and MariaDB can end a session, SQLite
+cannot (a connection there is a file handle); only PostgreSQL notifies."""
 
 from __future__ import annotations
 
@@ -19,3 +20,7 @@ class Sessions:
         """End ``session`` (roll back its transaction, release its locks, break its
         connection) from this connection; whether it was still there."""
         raise NotImplementedError(f"{self.connection.vendor} sessions cannot be ended")
+
+    def notify(self, payload: str) -> None:
+        """Tell the consumers' listeners ``payload`` once this transaction commits; where
+        nobody listens, they learn at their next heartbeat instead."""

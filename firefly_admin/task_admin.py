@@ -17,6 +17,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django_htmx.http import HttpResponseClientRefresh
@@ -240,10 +241,14 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
 
     @admin.display(description="duration")
     def duration_display(self, obj: TaskModel) -> str:
-        """How long the latest attempt ran."""
+        """How long the latest attempt ran; for an executing task, how long it has run so
+        far, against its timeout (``12.5 s of 30.0 s``)."""
+        if obj.status == TaskStatus.RUNNING:
+            since = getattr(obj, "executing_since", None)
+            return display.elapsed(timezone.now() - since, obj.timeout) if since else "—"
         started = getattr(obj, "attempt_started", None)
         finished = getattr(obj, "attempt_finished", None)
-        if obj.status == TaskStatus.RUNNING or started is None or finished is None:
+        if started is None or finished is None:
             return display.duration(None)
         return display.duration(max(finished - started, datetime.timedelta(0)))
 

@@ -25,6 +25,7 @@ from firefly_tasks.context import RunningTask, current_task_var
 from firefly_tasks.dialects import dialect
 from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 from firefly_tasks.models import TaskModel
+from firefly_tasks.query_limit import QueryLimit
 from firefly_tasks.registry import RegisteredTask, registry
 from firefly_tasks.rollups import Tally
 from firefly_tasks.rows import Completion
@@ -81,13 +82,35 @@ def invoke(
         else:
             # Armed with or without a timeout: a cancel stops it either way.
             body = (row.pk, row.attempt)
-            result = deadlines.call(task.func, args, kwargs, timeout, body)
+            result = _bounded_call(task.func, args, kwargs, timeout, body)
     finally:
         row.run_seconds = time.monotonic() - began
         current_task_var.reset(token)
     returned = serialization.dumps(result, row.serializer, what="the return value")
     preview = serialization.value_preview(result, preview_length)
     return Completion(row, result, returned, preview, clock())
+
+
+def _bounded_call(
+    func: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    timeout: float | None,
+    body: Any,
+) -> Any:
+    """The body, its thread interrupted past ``timeout`` or on a cancel, and, with a timeout,
+    its queries bounded by what is left of it."""
+    if timeout is None:
+        return deadlines.call(func, args, kwargs, None, body)
+    ours = dialect(connection)
+    limit = QueryLimit(connection, ours, timeout)
+    ours.push_execute_wrapper(limit)
+    try:
+        result = deadlines.call(func, args, kwargs, timeout, body)
+    finally:
+        ours.pop_execute_wrapper()
+    limit.lift()
+    return result
 
 
 def run_alone(

@@ -166,10 +166,29 @@ def test_one_stuck_thread_of_two_is_fenced_and_the_other_goes_on_until_half_are_
 
 
 @can_end_sessions
-def test_a_thread_blocked_on_its_query_is_freed_by_ending_its_session(
+def test_a_query_past_the_timeout_is_stopped_by_the_database(
     start_consumer: Callable[..., Consumer],
 ) -> None:
     blocked = tasks.sleep_in_query.schedule(60)
+    after = tasks.add.schedule(1, 1)
+    consumer = start_consumer("--concurrency", "1", FIREFLY_TIMEOUT_GRACE=30)
+
+    wait_until(finished(blocked, after), timeout=FINISHED_WITHIN)
+
+    blocked.refresh_from_db()
+    assert (blocked.status, outcomes(blocked)) == (TaskStatus.FAILED, ["timed_out"])
+    # Stopped at its timeout by the statement bound, not fenced after the grace.
+    assert blocked.error == "TaskTimeout: the attempt ran past its timeout of 1 s"
+    assert not Note.objects.filter(text="query began").exists()  # rolled back
+    assert TaskModel.objects.get(pk=after.pk).returned == 2
+    assert consumer.process.poll() is None
+
+
+@can_end_sessions
+def test_a_thread_blocked_on_its_query_is_freed_by_ending_its_session(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    blocked = tasks.sleep_in_unbounded_query.schedule(60)
     after = tasks.add.schedule(1, 1)
     consumer = start_consumer("--concurrency", "1", **GRACE)
 
@@ -177,6 +196,6 @@ def test_a_thread_blocked_on_its_query_is_freed_by_ending_its_session(
 
     blocked.refresh_from_db()
     assert (blocked.status, outcomes(blocked)) == (TaskStatus.FAILED, ["timed_out"])
-    assert not Note.objects.filter(text="query began").exists()  # rolled back with the session
+    assert "its thread was fenced" in blocked.error
     assert TaskModel.objects.get(pk=after.pk).returned == 2
     assert consumer.process.poll() is None  # its thread came back: nothing is stuck

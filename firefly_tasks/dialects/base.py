@@ -19,6 +19,7 @@ from django.db import Error, models
 from firefly_tasks.dialects.bookkeeping import TransactionBookkeeping
 from firefly_tasks.dialects.rollup_rows import RollupRows
 from firefly_tasks.dialects.sessions import Sessions
+from firefly_tasks.dialects.statement_limits import StatementLimits
 from firefly_tasks.dialects.ticking import TickStatements
 
 T = TypeVar("T")
@@ -72,7 +73,7 @@ class Claim:
     engine: int  # the claiming consumer's engine version: rows above it are left alone
 
 
-class Dialect(TransactionBookkeeping, TickStatements, Sessions):
+class Dialect(TransactionBookkeeping, TickStatements, Sessions, StatementLimits):
     """One database connection's dialect. One instance per connection (see ``dialect()``):
     what it builds is cached here, once per connection."""
 
@@ -85,9 +86,8 @@ class Dialect(TransactionBookkeeping, TickStatements, Sessions):
         self._built: dict[Any, Any] = {}
 
     def built(self, key: Any, build: Callable[[], T]) -> T:
-        """``build()``'s result for ``key``, built once: statement texts of the hot paths,
-        whose building would otherwise cost more than running them. Bounded: past
-        :data:`BUILT_MOST` texts, the cache starts over."""
+        """``build()``'s result for ``key``, built once: statement texts of the hot paths.
+        Bounded: past :data:`BUILT_MOST` texts, the cache starts over."""
         found = self._built.get(key)
         if found is None:
             if len(self._built) >= BUILT_MOST:

@@ -9,6 +9,7 @@ from django.db import OperationalError, models, transaction
 
 from firefly_tasks.dialects.base import ORDER, Claim, Dialect
 from firefly_tasks.dialects.rollup_rows import RollupRows
+from firefly_tasks.dialects.statement_limits import is_bounded
 
 # Client and server codes of a lost connection: can't connect (2002, 2003), gone away
 # (2006), lost during query (2013), server shutdown (1053), connection killed (1927, MariaDB),
@@ -90,6 +91,11 @@ class MySQLDialect(Dialect):
             f"{self.qn(c)} = {self.qn(c)} + VALUES({self.qn(c)})" for c in rollup.added
         )
         return f"ON DUPLICATE KEY UPDATE {sets}"
+
+    def bounded_statement(self, sql: str, seconds: float) -> str:
+        if not is_bounded(sql):
+            return sql
+        return f"SET STATEMENT max_statement_time={max(seconds, 0.001):.3f} FOR {sql}"
 
     def session_id(self) -> int | None:
         raw = self.connection.connection

@@ -230,6 +230,11 @@ class PostgreSQLDialect(Dialect):
 
     # Wake-ups ---------------------------------------------------------------------------------
 
+    def transaction_limit(self, seconds: float | None) -> str | None:
+        if seconds is None:
+            return "SET LOCAL statement_timeout TO DEFAULT"
+        return f"SET LOCAL statement_timeout = {max(int(seconds * 1000), 1)}"
+
     def session_id(self) -> int | None:
         raw = self.connection.connection
         return None if raw is None else int(raw.info.backend_pid)  # psycopg 3 and psycopg2

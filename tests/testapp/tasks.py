@@ -334,3 +334,13 @@ def spin_then_note(seconds: float, text: str) -> str:
     _spin(seconds)
     Note.objects.create(text=text)
     return text
+
+
+@task(timeout=1, atomic=False)
+def sleep_in_unbounded_query(seconds: float) -> str:
+    """Blocked on its database session in a statement no bound reaches: PostgreSQL bounds an
+    atomic task's transaction only, MariaDB bounds queries, not ``DO``."""
+    sql = "SELECT pg_sleep(%s)" if connection.vendor == "postgresql" else "DO SLEEP(%s)"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [seconds])
+    return "slept"

@@ -363,7 +363,9 @@ class BatchRunner:
         began = time.monotonic()
         run.dialect.push_execute_wrapper(savepoint)
         try:
-            done = invoke(row, call, preview_length=run.preview_length, clock=run.clock)
+            done = invoke(
+                row, call, preview_length=run.preview_length, clock=run.clock, where=run.dialect
+            )
             savepoint.release()
         except (Exception, TaskTimeout, TaskCancelled) as exc:
             if run.dialect.is_connection_error(exc):

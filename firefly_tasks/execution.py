@@ -22,7 +22,7 @@ from django.utils import timezone
 from firefly_tasks import deadlines, serialization, signals
 from firefly_tasks.conf import settings
 from firefly_tasks.context import RunningTask, current_task_var
-from firefly_tasks.dialects import dialect
+from firefly_tasks.dialects import Dialect, dialect
 from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 from firefly_tasks.models import TaskModel
 from firefly_tasks.query_limit import QueryLimit
@@ -65,10 +65,12 @@ def invoke(
     *,
     preview_length: int,
     clock: Callable[[], datetime.datetime] = timezone.now,
+    where: Dialect | None = None,
 ) -> Completion:
     """Call the task in its context (``current_task()``) and serialize what it returned.
     The function's own running time is kept in ``row.run_seconds``. Raises what the task
-    raised, or what serializing its result did."""
+    raised, or what serializing its result did. ``where`` is this thread's connection's
+    dialect, if the caller has it (looking it up costs more than a no-op task)."""
     task, args, kwargs = call
     token = current_task_var.set(RunningTask(row))
     timeout = row.timeout
@@ -82,7 +84,11 @@ def invoke(
         else:
             # Armed with or without a timeout: a cancel stops it either way.
             body = (row.pk, row.attempt)
-            result = _bounded_call(task.func, args, kwargs, timeout, body)
+            if timeout is None:
+                result = deadlines.call(task.func, args, kwargs, None, body)
+            else:
+                where = where or dialect(connection)
+                result = _bounded_call(task.func, args, kwargs, (timeout, body), where)
     finally:
         row.run_seconds = time.monotonic() - began
         current_task_var.reset(token)
@@ -95,21 +101,19 @@ def _bounded_call(
     func: Callable[..., Any],
     args: list[Any],
     kwargs: dict[str, Any],
-    timeout: float | None,
-    body: Any,
+    limit: tuple[float, Any],
+    where: Dialect,
 ) -> Any:
-    """The body, its thread interrupted past ``timeout`` or on a cancel, and, with a timeout,
-    its queries bounded by what is left of it."""
-    if timeout is None:
-        return deadlines.call(func, args, kwargs, None, body)
-    ours = dialect(connection)
-    limit = QueryLimit(connection, ours, timeout)
-    ours.push_execute_wrapper(limit)
+    """The body, its thread interrupted past its timeout (``limit``: the timeout, and the
+    body's token) or on a cancel, and its queries bounded by what is left of the timeout."""
+    timeout, body = limit
+    queries = QueryLimit(where.connection, where, timeout)
+    where.push_execute_wrapper(queries)
     try:
         result = deadlines.call(func, args, kwargs, timeout, body)
     finally:
-        ours.pop_execute_wrapper()
-    limit.lift()
+        where.pop_execute_wrapper()
+    queries.lift()
     return result
 
 
@@ -127,8 +131,9 @@ def run_alone(
     began = time.monotonic()
     try:
         if atomic:
-            with dialect(connection).atomic_from_first_query():
-                done = invoke(row, call, preview_length=settings.PREVIEW_LENGTH)
+            where = dialect(connection)
+            with where.atomic_from_first_query():
+                done = invoke(row, call, preview_length=settings.PREVIEW_LENGTH, where=where)
                 _complete(done, worker)
         else:
             done = invoke(row, call, preview_length=settings.PREVIEW_LENGTH)

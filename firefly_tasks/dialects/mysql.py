@@ -93,7 +93,8 @@ class MySQLDialect(Dialect):
         return f"ON DUPLICATE KEY UPDATE {sets}"
 
     def bounded_statement(self, sql: str, seconds: float) -> str:
-        if not is_bounded(sql):
+        # SET STATEMENT is MariaDB's; MySQL has no bound for every kind of statement.
+        if not is_bounded(sql) or not self.connection.mysql_is_mariadb:
             return sql
         return f"SET STATEMENT max_statement_time={max(seconds, 0.001):.3f} FOR {sql}"
 

@@ -74,3 +74,17 @@ def test_a_cancel_racing_the_tasks_end_leaves_one_outcome_each_time(
             assert outcomes(row.pk) == ["cancelled"] and text not in notes, row.pk
         ended[row.status] += 1
     assert ended["cancelled"] > 0 and ended["completed"] > 0, ended
+
+
+def test_a_stopped_task_sees_its_cancel_requested(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    row = tasks.spin_and_report_cancel.schedule(120)
+    start_consumer("--concurrency", "1", **FAST_BEAT)
+    wait_until(lambda: TaskModel.objects.filter(pk=row.pk, status="running").exists(), WITHIN)
+    time.sleep(0.2)  # executing, not only claimed
+
+    TaskModel.objects.filter(pk=row.pk).cancel(running=True)
+
+    wait_until(lambda: Note.objects.exists(), WITHIN)
+    assert list(Note.objects.values_list("text", flat=True)) == ["cancel_requested=True"]

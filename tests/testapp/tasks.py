@@ -344,3 +344,17 @@ def sleep_in_unbounded_query(seconds: float) -> str:
     with connection.cursor() as cursor:
         cursor.execute(sql, [seconds])
     return "slept"
+
+
+@task(atomic=False)
+def spin_and_report_cancel(seconds: float) -> str:
+    """Spins; when stopped, notes what ``current_task().cancel_requested`` said (its writes
+    are its own: ``atomic=False``)."""
+    try:
+        _spin(seconds)
+    except BaseException:
+        running = current_task()
+        assert running is not None
+        Note.objects.create(text=f"cancel_requested={running.cancel_requested}")
+        raise
+    return "spun"

@@ -320,14 +320,6 @@ def sleep_in_query(seconds: float) -> str:
 
 
 @task()
-def note_then_spin(text: str, seconds: float) -> str:
-    """Writes, then runs Python code for ``seconds``: a cancel stops it and rolls it back."""
-    Note.objects.create(text=text)
-    _spin(seconds)
-    return text
-
-
-@task()
 def spin_then_note(seconds: float, text: str) -> str:
     """Runs Python code for ``seconds``, then writes (holding no lock until then, even on
     SQLite)."""

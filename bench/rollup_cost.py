@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import paired
+from bench import paired, scratch
 
 
 def main() -> None:
@@ -33,18 +31,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--db", choices=("sqlite", "postgres", "mariadb"), default="sqlite")
     args = parser.parse_args()
-    if args.db != "sqlite":
-        from bench import lib
-
-        database = lib.Database(args.db, "rollup")  # dropped when this script exits
-        measure(args.tasks, args.db, database.name)
-        return
-    where = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    folder = tempfile.mkdtemp(prefix="ffrollup-", dir=where)
-    try:
-        measure(args.tasks, "sqlite", os.path.join(folder, "rollup.sqlite3"))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with scratch.database(args.db, "rollup", in_memory=True) as name:
+        measure(args.tasks, args.db, name)
 
 
 @contextmanager

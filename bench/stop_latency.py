@@ -19,15 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 BEAT = 1.0
@@ -38,19 +38,8 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres", "mariadb"), default="sqlite")
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    folder = None
-    if args.db == "sqlite":
-        folder = tempfile.mkdtemp(prefix="ffstop-")
-        name = os.path.join(folder, "stop.sqlite3")
-    else:
-        from bench import lib
-
-        name = lib.Database(args.db, "stop").name  # dropped when this script exits
-    try:
+    with scratch.database(args.db, "stop") as name:
         measure(args, name)
-    finally:
-        if folder:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def wait_for(pk: int, status: str, timeout: float = 120) -> None:

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import paired
+from bench import paired, scratch
 
 
 def main() -> None:
@@ -27,18 +25,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--db", choices=("sqlite", "postgres", "mariadb"), default="sqlite")
     args = parser.parse_args()
-    if args.db != "sqlite":
-        from bench import lib
-
-        database = lib.Database(args.db, "timeouts")  # dropped when this script exits
-        measure(args.tasks, args.db, database.name)
-        return
-    where = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    folder = tempfile.mkdtemp(prefix="fftimeout-", dir=where)
-    try:
-        measure(args.tasks, "sqlite", os.path.join(folder, "timeouts.sqlite3"))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with scratch.database(args.db, "timeouts", in_memory=True) as name:
+        measure(args.tasks, args.db, name)
 
 
 def measure(tasks: int, vendor: str, name: str) -> None:

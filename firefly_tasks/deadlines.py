@@ -7,7 +7,7 @@ in that thread once the deadline passes, and :meth:`Watchdog.interrupt` raises
 :class:`~firefly_tasks.exceptions.TaskCancelled` in it, with CPython's
 ``PyThreadState_SetAsyncExc``: the exception arrives between two bytecodes of the task's Python
 code, so ``finally:`` blocks run. The thread *disarms* when the body ends, and from then on
-nothing is raised in it: an exception raised but not delivered yet is withdrawn, so it never
+nothing is raised in it: an exception raised but not delivered yet is taken there, so it never
 lands in the runner's own code.
 
 A thread blocked in C (a socket read, ``time.sleep``) receives the exception only when it
@@ -27,15 +27,18 @@ from typing import Any
 
 from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 
-# PyThreadState_SetAsyncExc(thread id, exception): to raise one, and (given NULL) to withdraw
-# one not delivered yet. Holding the GIL, as every pythonapi call does.
+# PyThreadState_SetAsyncExc(thread id, exception), holding the GIL as every pythonapi call
+# does. (Never with NULL to withdraw one: CPython then leaves its eval breaker set for good,
+# which costs every thread a check at each call, and under a tracer loops for ever.)
 _raise_in = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
     ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
 )
-_withdraw = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
-    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
-)
 NEVER = float("inf")
+
+
+def _arrive() -> None:
+    """Nothing: calling it checks for a pending exception (a call's first instruction does),
+    so one raised in this thread arrives here at the latest."""
 
 
 @dataclass(slots=True)
@@ -60,7 +63,7 @@ class Watchdog:
         self._changed = threading.Condition(self._lock)
         self._armed: dict[int, Deadline] = {}  # by thread id
         # What was raised in each thread's current (or last) body, kept until its next body:
-        # disarm() may be interrupted by the very exception it withdraws, and must still know.
+        # disarm() may be interrupted by the very exception it takes, and must still know.
         self._told: dict[int, type[BaseException]] = {}
         self._wake_at = NEVER  # when the watchdog thread looks next
         self._thread: threading.Thread | None = None
@@ -89,15 +92,20 @@ class Watchdog:
         """This thread's task body ended; what was raised in it, if anything. Nothing is
         raised in this thread after this returns."""
         thread = threading.get_ident()
+        taken = False
         while True:
             try:
                 with self._lock:
                     self._armed.pop(thread, None)
                 raised = self._told.get(thread)
-                if raised is not None:
-                    # Withdraw the exception if it has not arrived yet (it may arrive here,
-                    # before this line: then the loop takes it, and the answer is the same).
-                    _withdraw(thread, None)
+                if raised is not None and not taken:
+                    # The exception may still be on its way (CPython's flag for it is shared
+                    # by all threads, and one thread's taking its own clears it for all).
+                    # Raise it again, which replaces any still pending, and take it here: the
+                    # next call's first instruction delivers it, to the loop's except.
+                    taken = True
+                    _raise_in(thread, raised)
+                    _arrive()
                 return raised
             except (TaskTimeout, TaskCancelled):
                 continue

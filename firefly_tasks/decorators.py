@@ -24,7 +24,6 @@ class DecoratorOptions(TypedDict, total=False):
     priority: int
     atomic: bool
     retry_backoff: bool
-    timeout: float | None
 
 
 def task(

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import scratch
 
 
 def main() -> None:
@@ -33,18 +33,8 @@ def main() -> None:
     parser.add_argument("--systems", help=argparse.SUPPRESS)
     parser.add_argument("--runs", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.db != "sqlite":
-        from bench import lib
-
-        database = lib.Database(args.db, "loop")  # dropped when this script exits
-        measure(args.tasks, args.db, database.name)
-        return
-    where = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    folder = tempfile.mkdtemp(prefix="ffloop-", dir=where)
-    try:
-        measure(args.tasks, "sqlite", os.path.join(folder, "loop.sqlite3"))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with scratch.database(args.db, "loop", in_memory=True) as name:
+        measure(args.tasks, args.db, name)
 
 
 def measure(tasks: int, vendor: str, name: str) -> None:

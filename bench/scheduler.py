@@ -18,16 +18,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEDULES = 1000
@@ -40,19 +40,8 @@ def main() -> None:
     parser.add_argument("--segment", type=float, default=2.0)
     parser.add_argument("--segments", type=int, default=32)
     args = parser.parse_args()
-    folder = None
-    if args.db == "sqlite":
-        folder = tempfile.mkdtemp(prefix="ffsched-")
-        name = os.path.join(folder, "sched.sqlite3")
-    else:
-        from bench import lib
-
-        name = lib.Database(args.db, "sched").name  # dropped when this script exits
-    try:
+    with scratch.database(args.db, "sched") as name:
         measure(args, name)
-    finally:
-        if folder:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def measure(args: argparse.Namespace, name: str) -> None:

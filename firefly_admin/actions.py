@@ -252,6 +252,25 @@ def cancel_tasks(
     )
 
 
+@admin.action(permissions=["cancel"], description="Cancel selected tasks, stopping running ones")
+def cancel_running_tasks(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
+) -> None:
+    """As :func:`cancel_tasks`, and running tasks too: each is cancelled now, and the consumer
+    running it stops it (``TaskCancelled``; docs/timeouts.md)."""
+    move_selected(
+        modeladmin,
+        request,
+        queryset,
+        verb="Cancel",
+        past_tense="cancelled",
+        expected=Q(status__in=sources(Event.CANCEL) + sources(Event.ABORT)),
+        move=lambda rows: rows.cancel(running=True),
+        message="Cancelled (stopped if it was running).",
+        skipped_because="already finished",
+    )
+
+
 @admin.action(permissions=["rename"], description="Rename selected tasks…")
 def rename_tasks(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]

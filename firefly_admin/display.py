@@ -50,6 +50,14 @@ def moment(value: datetime.datetime | None) -> SafeString | str:
     )
 
 
+def elapsed(delta: datetime.timedelta, timeout: float | None) -> str:
+    """How long a running attempt has run, against its timeout if it has one."""
+    ran = duration(max(delta, datetime.timedelta(0)))
+    if timeout is None:
+        return ran
+    return f"{ran} of {duration(datetime.timedelta(seconds=timeout))}"
+
+
 def duration(delta: datetime.timedelta | None) -> str:
     """``0.2 ms``, ``850 ms``, ``12.3 s``, then as :func:`age`."""
     if delta is None:

@@ -17,6 +17,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django_htmx.http import HttpResponseClientRefresh
@@ -24,6 +25,7 @@ from django_htmx.middleware import HtmxDetails
 
 from firefly_admin import controls, display, previews, views
 from firefly_admin.actions import (
+    cancel_running_tasks,
     cancel_tasks,
     delete_tasks,
     held_by_a_worker,
@@ -86,7 +88,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-    actions = (requeue_tasks, cancel_tasks, rename_tasks, delete_tasks)
+    actions = (requeue_tasks, cancel_tasks, cancel_running_tasks, rename_tasks, delete_tasks)
     change_list_template = "firefly_admin/task/change_list.html"
     change_form_template = "firefly_admin/task/change_form.html"
     fieldsets = (
@@ -111,9 +113,10 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
             },
         ),
         (
-            "Retries",
+            "Retries and timeout",
             {
                 "fields": (
+                    "timeout",
                     "attempt",
                     "retry_attempts",
                     "max_retries",
@@ -238,10 +241,14 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
 
     @admin.display(description="duration")
     def duration_display(self, obj: TaskModel) -> str:
-        """How long the latest attempt ran."""
+        """How long the latest attempt ran; for an executing task, how long it has run so
+        far, against its timeout (``12.5 s of 30.0 s``)."""
+        if obj.status == TaskStatus.RUNNING:
+            since = getattr(obj, "executing_since", None)
+            return display.elapsed(timezone.now() - since, obj.timeout) if since else "—"
         started = getattr(obj, "attempt_started", None)
         finished = getattr(obj, "attempt_finished", None)
-        if obj.status == TaskStatus.RUNNING or started is None or finished is None:
+        if started is None or finished is None:
             return display.duration(None)
         return display.duration(max(finished - started, datetime.timedelta(0)))
 
@@ -297,6 +304,11 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
                 ),
                 can_cancel=(
                     (obj.status == TaskStatus.CREATED or orphan)
+                    and self.has_cancel_permission(request)
+                ),
+                can_stop=(
+                    obj.status == TaskStatus.RUNNING
+                    and not orphan
                     and self.has_cancel_permission(request)
                 ),
                 can_rename=(

@@ -28,6 +28,7 @@ from django.utils import timezone
 from firefly_tasks import signals
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import dialect
+from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 from firefly_tasks.execution import (
     ConnectionLost,
     announce_failure,
@@ -131,6 +132,13 @@ class BatchRunner:
         # The task this thread executes now, and since when (None between tasks): what the
         # heartbeat reports, so the dashboard tells executing tasks from merely claimed ones.
         self.executing: tuple[TaskModel, datetime.datetime] | None = None
+        # The thread that runs the batches, its database session (firefly_tasks.fence ends it
+        # when the thread is stuck in a task past its timeout), and whether it was fenced: then
+        # it hands the rest of its batch back.
+        self.thread = threading.get_ident()
+        self.session: int | None = None
+        self.fenced = False
+        self.dropped: set[int] = set()  # ids of claimed tasks cancelled since: not to start
 
     def batch_size(self) -> int:
         """How many tasks to claim next: about ``BATCH_SECONDS`` of work, at least one, and
@@ -151,8 +159,10 @@ class BatchRunner:
         ``revivals`` is the worker's :attr:`~firefly_tasks.liveness.Liveness.revivals`, read
         before the claim. Raises :class:`BatchInterrupted` when the connection breaks.
         """
+        run = _Run(revivals)
+        self.session, self.fenced, self.dropped = run.dialect.session_id(), False, set()
         try:
-            return self._run(rows, _Run(revivals))
+            return self._run(rows, run)
         finally:
             self.executing = None
 
@@ -161,7 +171,7 @@ class BatchRunner:
         not_run: list[TaskModel] = []
         index = 0
         while index < len(rows):
-            if self.stopping.is_set():
+            if self.stopping.is_set() or self.fenced:
                 return outcomes, not_run + rows[index:]
             if not self._holds_tasks(run):
                 try:
@@ -173,6 +183,10 @@ class BatchRunner:
                 if index == len(rows):
                     break
             row = rows[index]
+            if row.pk in self.dropped:  # cancelled while it waited in this batch
+                not_run.append(row)
+                index += 1
+                continue
             group = [] if row.isolation else self._fast_run(run, rows, index)
             try:
                 if row.isolation:
@@ -301,7 +315,9 @@ class BatchRunner:
         try:
             with transaction.atomic():
                 for row in rows:
-                    if group and (time.monotonic() > deadline or not self._holds_tasks(run)):
+                    if group and (
+                        time.monotonic() > deadline or self.fenced or not self._holds_tasks(run)
+                    ):
                         break
                     group.started += 1
                     self._run_in_group(run, row, group)
@@ -347,9 +363,11 @@ class BatchRunner:
         began = time.monotonic()
         run.dialect.push_execute_wrapper(savepoint)
         try:
-            done = invoke(row, call, preview_length=run.preview_length, clock=run.clock)
+            done = invoke(
+                row, call, preview_length=run.preview_length, clock=run.clock, where=run.dialect
+            )
             savepoint.release()
-        except Exception as exc:
+        except (Exception, TaskTimeout, TaskCancelled) as exc:
             if run.dialect.is_connection_error(exc):
                 raise ConnectionLost(str(exc)) from exc
             savepoint.rollback()

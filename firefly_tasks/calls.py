@@ -3,6 +3,7 @@ check and insert them, with every option resolved once."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 from typing import Any
@@ -45,6 +46,8 @@ def build_rows(
     if not calls:
         return []
     serializer = serializer or settings.SERIALIZER
+    if options.timeout is None and settings.TASK_TIMEOUT is not None:
+        options = dataclasses.replace(options, timeout=settings.TASK_TIMEOUT)
     length = settings.PREVIEW_LENGTH
     values = dict(_unsaved_row())
     values.update(
@@ -57,6 +60,7 @@ def build_rows(
         max_retries=settings.MAX_RETRIES if options.max_retries is None else options.max_retries,
         retry_delay=settings.RETRY_DELAY if options.retry_delay is None else options.retry_delay,
         retry_backoff=options.retry_backoff,
+        timeout=options.timeout,
         backend=backend,
         min_engine=options.min_engine,
     )

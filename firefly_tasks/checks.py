@@ -11,7 +11,8 @@ from django.db import connections
 
 from firefly_tasks.conf import SERIALIZERS, settings
 from firefly_tasks.dialects import DIALECTS, dialect
-from firefly_tasks.exceptions import InvalidScheduleError, UnknownTaskError
+from firefly_tasks.exceptions import InvalidScheduleError, InvalidTaskError, UnknownTaskError
+from firefly_tasks.options import validate_timeout
 
 # A payload limit below 1 KiB refuses ordinary calls. Quoted in an INSERT, a payload can take up
 # to twice its size (escaped quotes and backslashes), so above 8 MiB a statement can exceed
@@ -69,8 +70,40 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="firefly_tasks.E004",
             )
         )
-    errors += _check_liveness() + _check_sizes() + _check_payloads()
+    errors += _check_liveness() + _check_sizes() + _check_payloads() + _check_timeout()
     return errors
+
+
+def _check_timeout() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    try:
+        validate_timeout(settings.raw("FIREFLY_TASK_TIMEOUT"))
+    except InvalidTaskError as exc:
+        errors.append(
+            Error(
+                "FIREFLY_TASK_TIMEOUT must be a positive number of seconds, or None.",
+                hint=str(exc),
+                id="firefly_tasks.E010",
+            )
+        )
+    grace = settings.raw("FIREFLY_TIMEOUT_GRACE")
+    if grace is None or not _is_positive_number(grace):
+        errors.append(
+            Error(
+                "FIREFLY_TIMEOUT_GRACE must be a positive number of seconds.",
+                hint=f"It is {grace!r}; the default is 10.",
+                id="firefly_tasks.E010",
+            )
+        )
+    return errors
+
+
+def _is_positive_number(value: object) -> bool:
+    try:
+        validate_timeout(value)
+    except InvalidTaskError:
+        return False
+    return True
 
 
 def _check_payloads() -> list[CheckMessage]:

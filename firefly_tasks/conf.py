@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_LISTEN_NOTIFY": True,
     "FIREFLY_ROLLUP_RETENTION_DAYS": 90,
     "FIREFLY_SCHEDULES": {},
+    "FIREFLY_TASK_TIMEOUT": None,
+    "FIREFLY_TIMEOUT_GRACE": 10.0,
 }
 
 SERIALIZERS = ("json", "pickle")
@@ -166,6 +168,18 @@ class Settings:
     def SCHEDULES(self) -> dict[str, Any]:
         """Periodic schedules by name, as configured (``firefly_tasks.schedules`` reads them)."""
         return dict(self._get("FIREFLY_SCHEDULES"))
+
+    @property
+    def TASK_TIMEOUT(self) -> float | None:
+        """Seconds a task's attempt may run when neither its decorator nor the call sets a
+        ``timeout``; ``None``: no limit."""
+        timeout = self._get("FIREFLY_TASK_TIMEOUT")
+        return None if timeout is None else float(timeout)
+
+    @property
+    def TIMEOUT_GRACE(self) -> float:
+        """Seconds a task past its timeout has to stop before its thread is fenced."""
+        return float(self._get("FIREFLY_TIMEOUT_GRACE"))
 
     # Django's own settings that Firefly reads: not remembered, since Firefly does not own them.
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextvars
 import datetime
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from firefly_tasks.deadlines import watchdog
 
 if TYPE_CHECKING:
     from firefly_tasks.models import TaskModel
@@ -41,6 +44,13 @@ class RunningTask:
         """The tick of a periodic schedule this run belongs to (None for any other task,
         and for a schedule's "run now")."""
         return self.row.scheduled_for
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether this run was cancelled (``cancel(running=True)``) and its consumer has been
+        told: ``TaskCancelled`` is on its way; a task that catches it can still look here.
+        Sync tasks (``@task``) only."""
+        return watchdog.cancelled(threading.get_ident())
 
     @property
     def name(self) -> str:

@@ -24,6 +24,7 @@ class DecoratorOptions(TypedDict, total=False):
     priority: int
     atomic: bool
     retry_backoff: bool
+    timeout: float | None
 
 
 def task(

@@ -29,3 +29,15 @@ class AsyncContextError(FireflyError, RuntimeError):
 
 class InvalidScheduleError(FireflyError, ValueError):
     """A periodic schedule that cannot be used: see ``firefly_tasks.schedules``."""
+
+
+class TaskTimeout(BaseException):
+    """Raised inside a task that ran past its ``timeout``. It derives from ``BaseException``,
+    as ``KeyboardInterrupt`` does, so that ``except Exception`` in the task cannot swallow it;
+    ``finally:`` blocks and context managers still run. A task that catches it anyway still
+    ends ``timed_out``."""
+
+
+class TaskCancelled(BaseException):
+    """Raised inside a task cancelled while it runs (``cancel(running=True)``), as
+    :class:`TaskTimeout` is at a timeout. The attempt ends ``cancelled`` and is never retried."""

@@ -19,15 +19,17 @@ from asgiref.sync import async_to_sync
 from django.db import connection, transaction
 from django.utils import timezone
 
-from firefly_tasks import serialization, signals
+from firefly_tasks import deadlines, serialization, signals
 from firefly_tasks.conf import settings
 from firefly_tasks.context import RunningTask, current_task_var
-from firefly_tasks.dialects import dialect
+from firefly_tasks.dialects import Dialect, dialect
+from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 from firefly_tasks.models import TaskModel
+from firefly_tasks.query_limit import QueryLimit
 from firefly_tasks.registry import RegisteredTask, registry
 from firefly_tasks.rollups import Tally
 from firefly_tasks.rows import Completion
-from firefly_tasks.states import RunOutcome
+from firefly_tasks.states import AttemptOutcome, RunOutcome
 
 if TYPE_CHECKING:
     from firefly_tasks.models import WorkerModel
@@ -63,26 +65,56 @@ def invoke(
     *,
     preview_length: int,
     clock: Callable[[], datetime.datetime] = timezone.now,
+    where: Dialect | None = None,
 ) -> Completion:
     """Call the task in its context (``current_task()``) and serialize what it returned.
     The function's own running time is kept in ``row.run_seconds``. Raises what the task
-    raised, or what serializing its result did."""
+    raised, or what serializing its result did. ``where`` is this thread's connection's
+    dialect, if the caller has it (looking it up costs more than a no-op task)."""
     task, args, kwargs = call
     token = current_task_var.set(RunningTask(row))
+    timeout = row.timeout
     began = time.monotonic()
     try:
         if task.is_async:
             # In this thread: the coroutine's sync_to_async ORM calls come back to this
             # thread, so they share its connection and its atomic block.
-            result = async_to_sync(task.func)(*args, **kwargs)
+            func = task.func if timeout is None else deadlines.bounded(task.func, timeout)
+            result = async_to_sync(func)(*args, **kwargs)
         else:
-            result = task.func(*args, **kwargs)
+            # Armed with or without a timeout: a cancel stops it either way.
+            body = (row.pk, row.attempt)
+            if timeout is None:
+                result = deadlines.call(task.func, args, kwargs, None, body)
+            else:
+                where = where or dialect(connection)
+                result = _bounded_call(task.func, args, kwargs, (timeout, body), where)
     finally:
         row.run_seconds = time.monotonic() - began
         current_task_var.reset(token)
     returned = serialization.dumps(result, row.serializer, what="the return value")
     preview = serialization.value_preview(result, preview_length)
     return Completion(row, result, returned, preview, clock())
+
+
+def _bounded_call(
+    func: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    limit: tuple[float, Any],
+    where: Dialect,
+) -> Any:
+    """The body, its thread interrupted past its timeout (``limit``: the timeout, and the
+    body's token) or on a cancel, and its queries bounded by what is left of the timeout."""
+    timeout, body = limit
+    queries = QueryLimit(where.connection, where, timeout)
+    where.push_execute_wrapper(queries)
+    try:
+        result = deadlines.call(func, args, kwargs, timeout, body)
+    finally:
+        where.pop_execute_wrapper()
+    queries.lift()
+    return result
 
 
 def run_alone(
@@ -99,8 +131,9 @@ def run_alone(
     began = time.monotonic()
     try:
         if atomic:
-            with dialect(connection).atomic_from_first_query():
-                done = invoke(row, call, preview_length=settings.PREVIEW_LENGTH)
+            where = dialect(connection)
+            with where.atomic_from_first_query():
+                done = invoke(row, call, preview_length=settings.PREVIEW_LENGTH, where=where)
                 _complete(done, worker)
         else:
             done = invoke(row, call, preview_length=settings.PREVIEW_LENGTH)
@@ -116,6 +149,8 @@ def run_alone(
             "writes rolled back" if atomic else "its writes (atomic=False) were kept",
         )
         return RunOutcome.FENCED
+    except (TaskTimeout, TaskCancelled) as exc:
+        return record_failure(row, worker, exc, retry=True)
     except Exception as exc:
         if dialect(connection).is_connection_error(exc):
             raise ConnectionLost(str(exc)) from exc
@@ -154,11 +189,17 @@ def write_failure(
     retry: bool,
     tally: Tally | None = None,
 ) -> RunOutcome:
-    """Record a failed attempt inside the caller's transaction; return the outcome. A group
-    commit passes its ``tally``, written to the rollups with its completions."""
+    """Record a failed attempt inside the caller's transaction (``timed_out`` for a
+    :class:`TaskTimeout`); return the outcome. A group commit passes its ``tally``, written to
+    the rollups with its completions."""
+    if isinstance(exc, TaskCancelled):
+        return RunOutcome.CANCELLED  # the canceller recorded it: the row is not ours any more
     tb = "".join(traceback.format_exception(exc))
     error = describe_error(exc)
-    return TaskModel.objects.fail_or_retry(row, worker, error, tb, retryable=retry, tally=tally)
+    attempt = AttemptOutcome.TIMED_OUT if isinstance(exc, TaskTimeout) else AttemptOutcome.FAILED
+    return TaskModel.objects.fail_or_retry(
+        row, worker, error, tb, retryable=retry, tally=tally, outcome=attempt
+    )
 
 
 def describe_error(exc: BaseException) -> str:
@@ -176,6 +217,9 @@ def announce_failure(row: TaskModel, exc: BaseException, outcome: RunOutcome) ->
     """Log and signal a failure once it has committed."""
     if outcome == RunOutcome.FENCED:
         logger.warning("task fenced id=%s attempt=%s: failure not recorded", row.pk, row.attempt)
+        return
+    if outcome == RunOutcome.CANCELLED:
+        logger.warning("task stopped id=%s attempt=%s: cancelled while it ran", row.pk, row.attempt)
         return
     will_retry = outcome == RunOutcome.RETRY
     logger.error(

@@ -35,6 +35,8 @@ class HeartbeatOwner(Protocol):
 
     def executing(self) -> list[dict[str, Any]]: ...
 
+    def stop_cancelled(self) -> None: ...
+
 
 class Heartbeat(threading.Thread):
     def __init__(self, worker: HeartbeatOwner) -> None:
@@ -66,6 +68,7 @@ class Heartbeat(threading.Thread):
         try:
             if not self.beat():
                 self._grace_until = time.monotonic() + settings.WORKER_TIMEOUT
+            self.worker.stop_cancelled()
             if time.monotonic() >= self._grace_until:
                 # Never held up by a frozen consumer's locks for longer than a beat.
                 mark_dead_workers(lock_wait=settings.HEARTBEAT_INTERVAL)

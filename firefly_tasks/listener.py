@@ -1,4 +1,5 @@
-"""PostgreSQL wake-ups: a thread that LISTENs for new tasks so idle consumers start at once.
+"""PostgreSQL wake-ups: a thread that LISTENs for new tasks so idle consumers start at once,
+and for cancels of running tasks (``firefly_tasks.cancellation``) so they stop at once.
 
 Triggers created by the migrations ``NOTIFY firefly_tasks`` when tasks are inserted, or set
 back to ``created`` ready to run, in the same transaction: the notification arrives when the
@@ -12,10 +13,12 @@ import contextlib
 import logging
 import select
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connection
 
+from firefly_tasks.cancellation import NOTICE
 from firefly_tasks.dialects import dialect
 
 logger = logging.getLogger("firefly_tasks")
@@ -27,10 +30,16 @@ STOP_CHECK_SECONDS = 0.5
 class Listener(threading.Thread):
     """Sets ``wake`` whenever a task may have become ready; reconnects with backoff."""
 
-    def __init__(self, wake: threading.Event, stopping: threading.Event) -> None:
+    def __init__(
+        self,
+        wake: threading.Event,
+        stopping: threading.Event,
+        on_cancel: Callable[[], None] = lambda: None,
+    ) -> None:
         super().__init__(name="firefly-listener", daemon=True)
         self.wake = wake
         self.stopping = stopping
+        self.on_cancel = on_cancel  # running tasks were cancelled: stop ours
 
     def run(self) -> None:
         delay = 0.1
@@ -45,8 +54,11 @@ class Listener(threading.Thread):
                     # Waiting on the socket costs next to nothing; psycopg's own waiting
                     # notifies(timeout=...) costs a millisecond of CPU per call.
                     readable, _, _ = select.select([raw.fileno()], [], [], STOP_CHECK_SECONDS)
-                    if readable and listening.notified(raw):
+                    notices = listening.notified(raw) if readable else set()
+                    if notices:
                         self.wake.set()
+                    if NOTICE in notices:
+                        self.on_cancel()
             except Exception as exc:
                 logger.warning(
                     "listener lost its connection, retrying in %.1fs error=%s", delay, exc

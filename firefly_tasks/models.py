@@ -95,6 +95,7 @@ class TaskModel(models.Model):
     max_retries = models.PositiveIntegerField(default=0)
     retry_delay = models.PositiveIntegerField(default=120, help_text="seconds")
     retry_backoff = models.BooleanField(default=False)
+    timeout = models.FloatField(null=True, blank=True, help_text="seconds an attempt may run")
     attempt = models.PositiveIntegerField(default=0)
     lost_attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)

@@ -21,6 +21,7 @@ from firefly_tasks.exceptions import InvalidTaskError, UnknownQueueError
 MIN_PRIORITY = -100
 MAX_PRIORITY = 100
 QUEUE_NAME_MAX_LENGTH = 100
+MAX_TIMEOUT = 365 * 24 * 3600.0
 
 
 def validate_priority(priority: object) -> int:
@@ -52,6 +53,22 @@ def validate_non_negative(name: str, value: object) -> None:
         raise InvalidTaskError(f"{name} must be a non-negative int, not {value!r}.")
 
 
+def validate_timeout(timeout: object) -> float | None:
+    """``timeout`` in seconds as a float: a positive, finite number, or ``None`` for none."""
+    if timeout is None:
+        return None
+    if (
+        not isinstance(timeout, int | float)
+        or isinstance(timeout, bool)
+        or not 0 < timeout < MAX_TIMEOUT
+    ):
+        raise InvalidTaskError(
+            f"timeout must be a positive number of seconds below {MAX_TIMEOUT:.0f} (a year), "
+            f"or None, not {timeout!r}."
+        )
+    return float(timeout)
+
+
 def resolve_eta(eta: object, now: datetime.datetime) -> datetime.datetime:
     """When a call may run: ``eta``, or ``now`` without one."""
     if eta is None:
@@ -79,6 +96,7 @@ class TaskOptions:
     max_retries: int | None = None
     retry_delay: int | None = None
     retry_backoff: bool = False
+    timeout: float | None = None
 
     @property
     def min_engine(self) -> int:
@@ -127,11 +145,12 @@ VALIDATORS: dict[str, Callable[[Any], object]] = {
     "max_retries": _non_negative("max_retries"),
     "retry_delay": _non_negative("retry_delay"),
     "retry_backoff": bool,
+    "timeout": validate_timeout,
 }
 """Each option's check, returning the value to keep, by name: the options that
 ``TaskOptions.replace()`` (and so ``using()`` and the decorators) knows."""
 
-OPTION_ENGINES: dict[str, int] = {}
+OPTION_ENGINES: dict[str, int] = {"timeout": 2}
 """The engine version (``states.ENGINE_VERSION``) that introduced an option, for options an
 older consumer would ignore: a call using one is left to consumers that know it."""
 

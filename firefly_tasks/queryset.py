@@ -13,8 +13,8 @@ import datetime
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import models, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from firefly_tasks import states
@@ -24,7 +24,6 @@ from firefly_tasks.dialects import Claim, Completions, writing
 from firefly_tasks.rollups import Tally
 from firefly_tasks.rows import Completion, TaskRow, WorkerRow
 from firefly_tasks.states import (
-    FINISHED_STATUSES,
     AttemptOutcome,
     Event,
     Isolation,
@@ -33,50 +32,12 @@ from firefly_tasks.states import (
     sources,
     target,
 )
+from firefly_tasks.task_reads import TaskReads, attempt_model
+
+CANCEL_NOTICE = "cancel"  # what a consumer's listener hears (firefly_tasks.cancellation)
 
 
-class TaskQuerySet(models.QuerySet[Any]):
-    # Reading ----------------------------------------------------------------------------------
-
-    def ready(self, now: datetime.datetime | None = None) -> TaskQuerySet:
-        """Tasks that a consumer may claim now."""
-        return self.filter(status__in=sources(Event.CLAIM), not_before__lte=now or timezone.now())
-
-    def scheduled(self, now: datetime.datetime | None = None) -> TaskQuerySet:
-        """Tasks waiting for their ``eta`` or retry delay."""
-        return self.filter(status__in=sources(Event.CLAIM), not_before__gt=now or timezone.now())
-
-    def running(self) -> TaskQuerySet:
-        return self.filter(status=TaskStatus.RUNNING)
-
-    def finished(self) -> TaskQuerySet:
-        return self.filter(status__in=FINISHED_STATUSES)
-
-    def finished_before(
-        self, cutoff: datetime.datetime, statuses: Sequence[str] = FINISHED_STATUSES
-    ) -> TaskQuerySet:
-        """Finished tasks whose completion, failure or cancellation came before ``cutoff``."""
-        condition = Q()
-        for status, field in (
-            (TaskStatus.COMPLETED, "completed"),
-            (TaskStatus.FAILED, "failed"),
-            (TaskStatus.CANCELLED, "cancelled"),
-        ):
-            if status in statuses:
-                condition |= Q(status=status, **{f"{field}__lt": cutoff})
-        return self.filter(condition) if condition else self.none()
-
-    def prune(self, chunk_size: int = 1000) -> int:
-        """Delete these tasks and their attempts in chunks; return how many tasks went."""
-        attempts = _attempt_model(self.model)._default_manager.using(self.db)
-        deleted = 0
-        while ids := list(self.values_list("pk", flat=True)[:chunk_size]):
-            with transaction.atomic(using=self.db):
-                attempts.filter(task_id__in=ids).delete()
-                self.model._default_manager.using(self.db).filter(pk__in=ids).delete()
-            deleted += len(ids)
-        return deleted
-
+class TaskQuerySet(TaskReads):
     # Scheduling -------------------------------------------------------------------------------
 
     def insert_calls(self, rows: list[Any]) -> list[Any]:
@@ -161,8 +122,8 @@ class TaskQuerySet(models.QuerySet[Any]):
             outcome=AttemptOutcome.COMPLETED,
             rollup=tally.take(worker),
         )
-        attempt_model = _attempt_model(self.model)
-        updated = writing(self).complete(self.model, attempt_model, columns)
+        attempts = attempt_model(self.model)
+        updated = writing(self).complete(self.model, attempts, columns)
         if updated == len(done):
             for d in done:
                 d.row.status, d.row.completed = target(Event.COMPLETE), finished
@@ -178,16 +139,18 @@ class TaskQuerySet(models.QuerySet[Any]):
         *,
         retryable: bool,
         tally: Tally | None = None,
+        outcome: AttemptOutcome = AttemptOutcome.FAILED,
     ) -> RunOutcome:
         """A failed attempt: :meth:`retry` if ``retryable`` and the task has retries left,
         else :meth:`fail`. ``FENCED`` when the row is no longer this attempt's.
 
         It is added to the rollups now, or to ``tally`` when given: a group commit writes its
-        failures with its completions."""
+        failures with its completions. ``outcome`` is the attempt's: ``FAILED``, or
+        ``TIMED_OUT`` for an attempt that ran past its timeout."""
         if retryable and row.retry_attempts < row.max_retries:
-            retried = self.retry(row, worker, error, tb, tally=tally)
+            retried = self.retry(row, worker, error, tb, tally=tally, outcome=outcome)
             return RunOutcome.RETRY if retried else RunOutcome.FENCED
-        failed = self.fail(row, worker, error, tb, tally=tally)
+        failed = self.fail(row, worker, error, tb, tally=tally, outcome=outcome)
         return RunOutcome.FAILED if failed else RunOutcome.FENCED
 
     def retry(
@@ -198,6 +161,7 @@ class TaskQuerySet(models.QuerySet[Any]):
         tb: str,
         *,
         tally: Tally | None = None,
+        outcome: AttemptOutcome = AttemptOutcome.FAILED,
     ) -> bool:
         """A failed attempt, and the task back to the queue after its retry delay (inside the
         caller's transaction)."""
@@ -212,7 +176,8 @@ class TaskQuerySet(models.QuerySet[Any]):
             error=error,
             traceback=tb,
         )
-        return self._failed_attempt(updated, row, worker, now, error, tb, tally, retried=True)
+        attempt = (outcome, now, error, tb)
+        return self._failed_attempt(updated, row, worker, attempt, tally, retried=True)
 
     def fail(
         self,
@@ -222,27 +187,28 @@ class TaskQuerySet(models.QuerySet[Any]):
         tb: str,
         *,
         tally: Tally | None = None,
+        outcome: AttemptOutcome = AttemptOutcome.FAILED,
     ) -> bool:
         """A failed attempt, and the task failed for good (inside the caller's transaction)."""
         now = timezone.now()
         updated = self._attempt_of(row)._move(Event.FAIL, failed=now, error=error, traceback=tb)
-        return self._failed_attempt(updated, row, worker, now, error, tb, tally, retried=False)
+        attempt = (outcome, now, error, tb)
+        return self._failed_attempt(updated, row, worker, attempt, tally, retried=False)
 
     def _failed_attempt(
         self,
         updated: int,
         row: TaskRow,
         worker: WorkerRow | None,
-        now: datetime.datetime,
-        error: str,
-        tb: str,
+        attempt: tuple[AttemptOutcome, datetime.datetime, str, str],
         tally: Tally | None,
         *,
         retried: bool,
     ) -> bool:
         if not updated:
             return False
-        self._add_attempt(row, worker, AttemptOutcome.FAILED, now, error=error, tb=tb)
+        outcome, now, error, tb = attempt
+        self._add_attempt(row, worker, outcome, now, error=error, tb=tb)
         row.error, row.traceback = error, tb
         own = Tally() if tally is None else tally
         own.failed(row, now, retried=retried)
@@ -326,9 +292,29 @@ class TaskQuerySet(models.QuerySet[Any]):
             cancelled=None,
         )
 
-    def cancel(self) -> int:
-        """Tasks still waiting to run become ``cancelled``; running tasks are left alone."""
-        return self._move(Event.CANCEL, cancelled=timezone.now())
+    def cancel(self, *, running: bool = False) -> int:
+        """Tasks still waiting to run become ``cancelled``; running tasks are left alone, unless
+        ``running``: then they are cancelled too, their attempt recorded ``cancelled``, and
+        their workers stop them (docs/timeouts.md). Returns how many were cancelled."""
+        cancelled = self._move(Event.CANCEL, cancelled=timezone.now())
+        if running:
+            running_now = self.filter(status__in=sources(Event.ABORT)).select_related("worker")
+            stopped = sum(self._abort(row, row.worker) for row in running_now)
+            if stopped:
+                writing(self).notify(CANCEL_NOTICE)  # their consumers stop them at once
+            cancelled += stopped
+        return cancelled
+
+    def _abort(self, row: TaskRow, worker: WorkerRow | None) -> bool:
+        """Cancel the running attempt ``row``: whichever commits first, this or the attempt's
+        own end, wins, and the other finds the row moved on (the attempt fence)."""
+        now = timezone.now()
+        with transaction.atomic(using=self.db):
+            if not self._attempt_of(row)._move(Event.ABORT, cancelled=now):
+                return False
+            error = "Cancelled: cancelled while it ran, at an operator's request"
+            self._add_attempt(row, worker, AttemptOutcome.CANCELLED, now, error=error)
+        return True
 
     def rename(self, func_name: str) -> int:
         """Point tasks that are not running at another task name (e.g. after a move)."""
@@ -354,7 +340,7 @@ class TaskQuerySet(models.QuerySet[Any]):
         error: str = "",
         tb: str = "",
     ) -> None:
-        _attempt_model(self.model)._default_manager.using(self.db).create(
+        attempt_model(self.model)._default_manager.using(self.db).create(
             task_id=row.pk,
             number=row.attempt,
             worker_id=worker.pk if worker else None,
@@ -371,7 +357,3 @@ def _only(states: tuple[TaskStatus, ...]) -> TaskStatus:
     """The one source state of a transition that a statement guards on."""
     (state,) = states
     return state
-
-
-def _attempt_model(model: type[models.Model]) -> Any:
-    return model._meta.get_field("attempts").related_model

@@ -33,6 +33,7 @@ class TaskRow(Protocol):
     error: str
     traceback: str
     run_seconds: float | None  # the function's own running time in this attempt, if it ran
+    timeout: float | None
 
 
 class WorkerRow(Protocol):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.db import models
 
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2
 """The version of the state machine and the row format this code runs. A release that adds a
 state, a column a consumer must honour, or an option an older consumer would ignore raises it.
 Each row records the lowest version that may run it (``TaskModel.min_engine``), and a consumer
@@ -41,6 +41,8 @@ class AttemptOutcome(models.TextChoices):
     INTERRUPTED = "interrupted", "interrupted"
     # Claimed by a worker that died before the task was known to start: not charged.
     RELEASED = "released", "released"
+    TIMED_OUT = "timed_out", "timed out"  # ran past its timeout: retried like a failure
+    CANCELLED = "cancelled", "cancelled"  # cancelled while it ran: never retried
 
 
 class Overlap(models.TextChoices):
@@ -94,6 +96,7 @@ class RunOutcome(enum.StrEnum):
     FAILED = "failed"
     RETRY = "retry"  # failed, and will run again
     FENCED = "fenced"  # the row moved on to a newer attempt: nothing was written
+    CANCELLED = "cancelled"  # stopped because it was cancelled while it ran
 
     @property
     def is_failure(self) -> bool:
@@ -111,6 +114,7 @@ class Event(enum.StrEnum):
     RELEASE = "release"  # claimed, never started: back as if never claimed
     RECOVER = "recover"  # its consumer died or was interrupted: back to the queue
     CANCEL = "cancel"
+    ABORT = "abort"  # cancel a running task: its worker stops it
     REQUEUE = "requeue"
     RENAME = "rename"  # point it at another task name; its state does not change
 
@@ -133,6 +137,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(Event.RELEASE, _S.RUNNING, _S.CREATED, "claimed, never started"),
     Transition(Event.RECOVER, _S.RUNNING, _S.CREATED, "worker died or was interrupted"),
     Transition(Event.CANCEL, _S.CREATED, _S.CANCELLED, "before it runs"),
+    Transition(Event.ABORT, _S.RUNNING, _S.CANCELLED, "while it runs: its worker stops it"),
     Transition(Event.REQUEUE, _S.FAILED, _S.CREATED, "by an operator"),
     Transition(Event.REQUEUE, _S.CANCELLED, _S.CREATED, "by an operator"),
     *(

@@ -62,6 +62,10 @@ class Task:
     def retry_backoff(self) -> bool:
         return self.options.retry_backoff
 
+    @property
+    def timeout(self) -> float | None:
+        return self.options.timeout
+
     def using(self, **options: Any) -> Self:
         """A copy of this task whose calls get ``options`` (the decorator's names, and
         ``eta``): ``add.using(queue="urgent", priority=10).schedule(1, 2)``. Each option is

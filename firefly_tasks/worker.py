@@ -8,7 +8,6 @@ claiming and lets running tasks finish; a second one returns them to the queue a
 from __future__ import annotations
 
 import contextlib
-import datetime
 import logging
 import os
 import signal
@@ -16,7 +15,6 @@ import socket
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -25,11 +23,14 @@ from django.utils import timezone
 
 from firefly_tasks import states
 from firefly_tasks.batches import BatchInterrupted, BatchRunner
+from firefly_tasks.cancellation import stop_cancelled
 from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import dialect
+from firefly_tasks.fence import EXIT_STUCK, Fence
 from firefly_tasks.heartbeat import Heartbeat
 from firefly_tasks.isolation import IsolationLock
+from firefly_tasks.leftovers import Leftovers
 from firefly_tasks.listener import Listener
 from firefly_tasks.liveness import Liveness
 from firefly_tasks.models import TaskModel, WorkerModel
@@ -124,10 +125,11 @@ class Worker:
         )
         heartbeat = Heartbeat(self)
         heartbeat.start()
+        fence = Fence(self)
         if self.scheduler:
             Scheduler(self.row, self.stopping).start()
         if settings.LISTEN_NOTIFY and dialect(connection).can_listen():
-            Listener(self.wake, self.stopping).start()
+            Listener(self.wake, self.stopping, on_cancel=self.stop_cancelled).start()
         threads = [
             threading.Thread(target=self._run_thread, args=(i,), name=f"firefly-{i}", daemon=True)
             for i in range(self.concurrency)
@@ -143,6 +145,8 @@ class Worker:
             self._supervise.clear()
             if self.signals_received >= 2:
                 return self._interrupt(heartbeat)
+            if fence.check():
+                return self._interrupt(heartbeat, EXIT_STUCK)
             if self.stopping.is_set() and not marked_stopping:
                 marked_stopping = self._set_state(WorkerState.STOPPING)
         heartbeat.stop()
@@ -226,8 +230,9 @@ class Worker:
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
 
-    def _interrupt(self, heartbeat: Heartbeat) -> int:
-        """Second signal: return running tasks to the queue and exit without waiting."""
+    def _interrupt(self, heartbeat: Heartbeat, status: int = 1) -> int:
+        """Second signal (or stuck task threads): return running tasks to the queue and exit
+        with ``status`` without waiting."""
         with self._lock:
             running = [row for rows in self._running.values() for row in rows]
         logger.warning("worker interrupted name=%s running_tasks=%s", self.name, len(running))
@@ -244,7 +249,23 @@ class Worker:
         releaser.start()
         releaser.join(INTERRUPT_TIMEOUT)
         heartbeat.stop()
-        return 1
+        return status
+
+    def stop_cancelled(self) -> None:
+        """Stop the tasks running here that were cancelled (``firefly_tasks.cancellation``)."""
+        with self._lock:
+            held = [(r, list(self._running.get(r.thread, []))) for r in self._runners]
+        try:
+            stop_cancelled(held)
+        except Error as exc:  # the next heartbeat looks again
+            logger.warning("could not look for cancelled tasks error=%s", exc)
+            connection.close()
+
+    def held_by(self, thread: int) -> tuple[BatchRunner, list[TaskModel]] | None:
+        """The runner of task thread ``thread`` and the batch it holds, if it is one of ours."""
+        with self._lock:
+            runner = next((r for r in self._runners if r.thread == thread), None)
+            return None if runner is None else (runner, list(self._running.get(thread, [])))
 
     def executing(self) -> list[dict[str, Any]]:
         """What the threads execute at this moment (each thread's task, if any), as the
@@ -358,40 +379,3 @@ class Worker:
         connection.close()
         self.stopping.wait(delay)
         return min(delay * 2, RECONNECT_MAX_DELAY)
-
-
-@dataclass
-class Leftovers:
-    """What a lost connection left a worker thread to put back once the database answers:
-    tasks that started (their completion may or may not have committed), tasks that never
-    started, and the stamp of a claim whose reply was lost (it may have committed).
-
-    Every step is guarded by the rows' state and attempt, so repeating one is harmless: a
-    task whose completion did commit is left as it is, and so is one another consumer took.
-    """
-
-    worker: WorkerModel
-    started: list[TaskModel] = field(default_factory=list)
-    unstarted: list[TaskModel] = field(default_factory=list)
-    claim_stamp: datetime.datetime | None = None
-
-    def put_back(self) -> None:
-        """Requeue what is left; each part is forgotten once done, so a failure (the
-        database is still away) leaves only the rest for the next call."""
-        while self.started:
-            TaskModel.objects.recover(self.started[0], self.worker, AttemptOutcome.INTERRUPTED)
-            self.started.pop(0)
-        if self.unstarted:
-            TaskModel.objects.release(self.unstarted)
-            self.unstarted = []
-        if self.claim_stamp is not None:
-            TaskModel.objects.release_claim(self.worker.pk, self.claim_stamp)
-            self.claim_stamp = None
-
-    def put_back_before_exit(self) -> None:
-        left = len(self.started) + len(self.unstarted)
-        try:
-            self.put_back()
-        except Error as exc:
-            # Still unreachable: other consumers recover these once this worker is dead.
-            logger.warning("could not requeue %s task(s) before exit error=%s", left, exc)

@@ -7,7 +7,6 @@ Runs on ``django.tasks`` (Django 6) and on the ``django_tasks`` backport (Django
 from __future__ import annotations
 
 import datetime
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -29,26 +28,15 @@ from firefly_tasks.models import AttemptOutcome, Isolation, TaskModel, TaskStatu
 from firefly_tasks.registry import registry
 from firefly_tasks.testing import run_pending_tasks
 from tests.conftest import Consumer, wait_until
-from tests.dep14 import TASKS
-from tests.dep14 import framework as installed_framework
+from tests.dep14 import TASKS, require_framework
 from tests.testapp import tasks as firefly_tasks
 from tests.testapp.models import Note
 
-if installed_framework is None:
-    if os.environ.get("FIREFLY_REQUIRE_DEP14"):
-        raise RuntimeError(
-            "FIREFLY_REQUIRE_DEP14 is set but neither django.tasks (Django 6) nor the "
-            'django-tasks backport is installed: pip install -e ".[dep14]"'
-        )
-    pytest.skip(
-        "DEP 14 backend tests need Django 6 (django.tasks) or, on Django "
-        f'{django.get_version()}, the django-tasks backport: pip install -e ".[dep14]"',
-        allow_module_level=True,
-    )
+installed_framework = require_framework()
 
-from firefly_tasks import backends  # needs the framework
-from firefly_tasks.dep14 import framework as dep14_framework
-from tests.dep14 import InvalidTask, exceptions, signals
+from firefly_tasks import backends  # noqa: E402 - needs the framework
+from firefly_tasks.dep14 import framework as dep14_framework  # noqa: E402
+from tests.dep14 import InvalidTask, exceptions, signals  # noqa: E402
 
 if TYPE_CHECKING:
     from django.tasks import TaskResult

@@ -206,6 +206,29 @@ def test_payload_limit_that_is_not_an_int_of_at_least_1024_is_error_e009(value: 
     assert repr(value) in message.hint
 
 
+@pytest.mark.parametrize("value", [0, -5, "30", True, float("inf")], ids=repr)
+def test_a_task_timeout_that_is_not_a_positive_number_is_error_e010(value: object) -> None:
+    with override_settings(FIREFLY_TASK_TIMEOUT=value):
+        (message,) = check_settings()
+
+    assert message.id == "firefly_tasks.E010"
+    assert message.hint is not None and repr(value) in message.hint
+
+
+@pytest.mark.parametrize("value", [0, None, "10", False], ids=repr)
+def test_a_timeout_grace_that_is_not_a_positive_number_is_error_e010(value: object) -> None:
+    with override_settings(FIREFLY_TIMEOUT_GRACE=value):
+        (message,) = check_settings()
+
+    assert message.id == "firefly_tasks.E010"
+    assert message.hint is not None and repr(value) in message.hint
+
+
+@override_settings(FIREFLY_TASK_TIMEOUT=2.5, FIREFLY_TIMEOUT_GRACE=0.5)
+def test_a_task_timeout_in_seconds_passes() -> None:
+    assert check_settings() == []
+
+
 @override_settings(FIREFLY_ACCEPT_PICKLE=True, FIREFLY_MAX_PAYLOAD_BYTES=1024)
 def test_accepting_pickle_and_the_smallest_payload_limit_pass() -> None:
     assert check_settings() == []

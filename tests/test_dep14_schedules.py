@@ -4,10 +4,8 @@ the ``TASKS`` alias of a FireflyBackend, and enqueued as that backend enqueues t
 from __future__ import annotations
 
 import datetime
-import os
 from collections.abc import Iterator
 
-import django
 import pytest
 from django.test import override_settings
 
@@ -16,17 +14,10 @@ from firefly_tasks.clock import database_now
 from firefly_tasks.exceptions import InvalidScheduleError
 from firefly_tasks.models import ScheduleModel, TaskModel, TaskStatus
 from firefly_tasks.testing import run_pending_tasks
-from tests.dep14 import TASKS
-from tests.dep14 import framework as installed_framework
+from tests.dep14 import TASKS, require_framework
 from tests.testapp.models import Note
 
-if installed_framework is None:
-    if os.environ.get("FIREFLY_REQUIRE_DEP14"):
-        raise RuntimeError("FIREFLY_REQUIRE_DEP14 is set but no DEP 14 framework is installed")
-    pytest.skip(
-        f"DEP 14 needs Django 6 or, on Django {django.get_version()}, the django-tasks backport",
-        allow_module_level=True,
-    )
+installed_framework = require_framework()
 
 with override_settings(TASKS=TASKS):
     from tests.testapp import dep14_tasks as t

@@ -22,3 +22,11 @@ def sleep10() -> None:
 def stamp() -> float:
     """The moment the task started, for the latency figure."""
     return time.time()
+
+
+@task()
+def spin(seconds: float) -> None:
+    """Python code for ``seconds``: what a timeout or a cancel stops (bench/stop_latency.py)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass

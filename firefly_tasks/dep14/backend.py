@@ -41,13 +41,14 @@ from firefly_tasks.dep14.results import build_result, copy_state
 from firefly_tasks.dep14.results import exception_class_path as exception_class_path
 from firefly_tasks.exceptions import InvalidTaskError
 from firefly_tasks.models import TaskAttempt, TaskModel
-from firefly_tasks.options import TaskOptions, validate_queue
+from firefly_tasks.options import TaskOptions, validate_queue, validate_timeout
 
 OPTION_DEFAULTS: dict[str, Any] = {
     "MAX_RETRIES": 0,
     "RETRY_DELAY": None,  # FIREFLY_RETRY_DELAY
     "RETRY_BACKOFF": False,
     "ATOMIC": True,
+    "TIMEOUT": None,  # FIREFLY_TASK_TIMEOUT
 }
 
 _MAX_ID = 2**63 - 1
@@ -59,7 +60,8 @@ class FireflyBackend(BaseTaskBackend):  # type: ignore[misc]  # the framework's,
 
     ``OPTIONS`` (all optional): ``MAX_RETRIES`` (default 0: one attempt, as the framework
     assumes), ``RETRY_DELAY`` in seconds (default ``FIREFLY_RETRY_DELAY``), ``RETRY_BACKOFF``
-    (default False) and ``ATOMIC`` (default True: the task's writes commit with its result).
+    (default False), ``ATOMIC`` (default True: the task's writes commit with its result) and
+    ``TIMEOUT`` in seconds (default ``FIREFLY_TASK_TIMEOUT``: docs/timeouts.md).
     """
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
@@ -89,6 +91,11 @@ class FireflyBackend(BaseTaskBackend):  # type: ignore[misc]  # the framework's,
             value = options.get(key, 0)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 problems.append(f"OPTIONS[{key!r}] must be a non-negative int, not {value!r}.")
+        timeout = options.get("TIMEOUT")
+        try:
+            validate_timeout(timeout)
+        except InvalidTaskError as exc:
+            problems.append(f"OPTIONS['TIMEOUT']: {exc}")
         for key in ("RETRY_BACKOFF", "ATOMIC"):
             if not isinstance(options.get(key, False), bool):
                 problems.append(f"OPTIONS[{key!r}] must be True or False.")
@@ -180,6 +187,7 @@ class FireflyBackend(BaseTaskBackend):  # type: ignore[misc]  # the framework's,
                 max_retries=self._option("MAX_RETRIES"),
                 retry_delay=self._option("RETRY_DELAY"),
                 retry_backoff=self._option("RETRY_BACKOFF"),
+                timeout=self._option("TIMEOUT"),
             )
             # The framework's contract is JSON, whatever FIREFLY_SERIALIZER says.
             (row,) = calls.build_rows(

@@ -94,7 +94,7 @@ def _class_path(cls: type) -> str:
 
 
 def _task_error(attempt: TaskAttempt) -> Any | None:
-    if attempt.outcome == AttemptOutcome.FAILED:
+    if attempt.outcome in (AttemptOutcome.FAILED, AttemptOutcome.TIMED_OUT):
         return TaskError(
             exception_class_path=exception_class_path(attempt.error, attempt.traceback),
             traceback=attempt.traceback or attempt.error,

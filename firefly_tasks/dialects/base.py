@@ -18,6 +18,8 @@ from django.db import Error, models
 
 from firefly_tasks.dialects.bookkeeping import TransactionBookkeeping
 from firefly_tasks.dialects.rollup_rows import RollupRows
+from firefly_tasks.dialects.sessions import Sessions
+from firefly_tasks.dialects.statement_limits import StatementLimits
 from firefly_tasks.dialects.ticking import TickStatements
 
 T = TypeVar("T")
@@ -28,8 +30,7 @@ ORDER = "priority DESC, not_before, id"
 # statement longer than its max_allowed_packet, 16 MiB by default).
 INSERT_BYTES = 4 * 1024 * 1024
 ROW_BYTES = 1024  # a row's longest name, queue and backend, dates, flags, share of the text
-# The most statement texts a dialect keeps (rollup statements vary with their columns).
-BUILT_MOST = 256
+BUILT_MOST = 256  # the most statement texts a dialect keeps (rollup ones vary with columns)
 
 
 def row_bytes(row: Any) -> int:
@@ -72,7 +73,7 @@ class Claim:
     engine: int  # the claiming consumer's engine version: rows above it are left alone
 
 
-class Dialect(TransactionBookkeeping, TickStatements):
+class Dialect(TransactionBookkeeping, TickStatements, Sessions, StatementLimits):
     """One database connection's dialect. One instance per connection (see ``dialect()``):
     what it builds is cached here, once per connection."""
 
@@ -85,9 +86,8 @@ class Dialect(TransactionBookkeeping, TickStatements):
         self._built: dict[Any, Any] = {}
 
     def built(self, key: Any, build: Callable[[], T]) -> T:
-        """``build()``'s result for ``key``, built once: statement texts of the hot paths,
-        whose building would otherwise cost more than running them. Bounded: past
-        :data:`BUILT_MOST` texts, the cache starts over."""
+        """``build()``'s result for ``key``, built once: statement texts of the hot paths.
+        Bounded: past :data:`BUILT_MOST` texts, the cache starts over."""
         found = self._built.get(key)
         if found is None:
             if len(self._built) >= BUILT_MOST:
@@ -391,8 +391,8 @@ class Dialect(TransactionBookkeeping, TickStatements):
         (only where :meth:`can_listen`)."""
         raise NotImplementedError
 
-    def notified(self, raw: Any) -> bool:
-        """Whether a :meth:`listen` connection has been notified since the last call."""
+    def notified(self, raw: Any) -> set[str]:
+        """The payloads a :meth:`listen` connection was notified of since the last call."""
         raise NotImplementedError
 
     def check(self) -> list[CheckMessage]:

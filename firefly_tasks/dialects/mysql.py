@@ -9,12 +9,14 @@ from django.db import OperationalError, models, transaction
 
 from firefly_tasks.dialects.base import ORDER, Claim, Dialect
 from firefly_tasks.dialects.rollup_rows import RollupRows
+from firefly_tasks.dialects.statement_limits import is_bounded
 
 # Client and server codes of a lost connection: can't connect (2002, 2003), gone away
 # (2006), lost during query (2013), server shutdown (1053), connection killed (1927, MariaDB),
 # disconnected by the server (4031).
 _CONNECTION_CODES = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 4031})
 _LOCK_WAIT_TIMEOUT = 1205
+UNKNOWN_THREAD = 1094  # KILL of a session that is gone
 
 
 def _code(exc: BaseException) -> Any:
@@ -89,6 +91,26 @@ class MySQLDialect(Dialect):
             f"{self.qn(c)} = {self.qn(c)} + VALUES({self.qn(c)})" for c in rollup.added
         )
         return f"ON DUPLICATE KEY UPDATE {sets}"
+
+    def bounded_statement(self, sql: str, seconds: float) -> str:
+        # SET STATEMENT is MariaDB's; MySQL has no bound for every kind of statement.
+        if not is_bounded(sql) or not self.connection.mysql_is_mariadb:
+            return sql
+        return f"SET STATEMENT max_statement_time={max(seconds, 0.001):.3f} FOR {sql}"
+
+    def session_id(self) -> int | None:
+        raw = self.connection.connection
+        return None if raw is None else int(raw.thread_id())
+
+    def end_session(self, session: int) -> bool:
+        with self.connection.cursor() as cursor:
+            try:
+                cursor.execute("KILL CONNECTION %s", [session])
+            except OperationalError as exc:
+                if _code(exc) == UNKNOWN_THREAD:
+                    return False
+                raise
+        return True
 
     def is_connection_error(self, exc: BaseException) -> bool:
         if isinstance(exc, OperationalError) and isinstance(_code(exc), int):

@@ -230,6 +230,20 @@ class PostgreSQLDialect(Dialect):
 
     # Wake-ups ---------------------------------------------------------------------------------
 
+    def transaction_limit(self, seconds: float | None) -> str | None:
+        if seconds is None:
+            return "SET LOCAL statement_timeout TO DEFAULT"
+        return f"SET LOCAL statement_timeout = {max(int(seconds * 1000), 1)}"
+
+    def session_id(self) -> int | None:
+        raw = self.connection.connection
+        return None if raw is None else int(raw.info.backend_pid)  # psycopg 3 and psycopg2
+
+    def end_session(self, session: int) -> bool:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [session])
+            return bool(cursor.fetchone()[0])
+
     def can_listen(self) -> bool:
         """psycopg 3 only: the listener uses its ``notifies()``, which psycopg2 lacks."""
         from django.db.backends.postgresql.psycopg_any import is_psycopg3
@@ -244,9 +258,15 @@ class PostgreSQLDialect(Dialect):
         raw.execute(f"LISTEN {CHANNEL}")
         return raw
 
-    def notified(self, raw: Any) -> bool:
-        """Whether notifications have arrived on a :meth:`listen` connection (read them)."""
-        return len(list(raw.notifies(timeout=0))) > 0
+    def notified(self, raw: Any) -> set[str]:
+        """The payloads of the notifications that have arrived on a :meth:`listen` connection
+        (read them): ``""`` for a task that became ready."""
+        return {notice.payload for notice in raw.notifies(timeout=0)}
+
+    def notify(self, payload: str) -> None:
+        """Notify the consumers' listeners, when this transaction commits (now, outside one)."""
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, payload])
 
     def check(self) -> list[CheckMessage]:
         if not settings.LISTEN_NOTIFY or self.can_listen():

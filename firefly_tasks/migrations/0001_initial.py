@@ -41,122 +41,203 @@ def drop_notify_triggers(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='QueueModel',
+            name="QueueModel",
             fields=[
-                ('name', models.CharField(max_length=100, primary_key=True, serialize=False)),
-                ('paused', models.BooleanField(default=False)),
-                ('paused_at', models.DateTimeField(blank=True, null=True)),
-                ('paused_by', models.CharField(blank=True, max_length=150)),
-                ('reason', models.TextField(blank=True)),
+                ("name", models.CharField(max_length=100, primary_key=True, serialize=False)),
+                ("paused", models.BooleanField(default=False)),
+                ("paused_at", models.DateTimeField(blank=True, null=True)),
+                ("paused_by", models.CharField(blank=True, max_length=150)),
+                ("reason", models.TextField(blank=True)),
             ],
             options={
-                'verbose_name': 'queue',
+                "verbose_name": "queue",
             },
         ),
         migrations.CreateModel(
-            name='WorkerModel',
+            name="WorkerModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(db_index=True, max_length=200)),
-                ('hostname', models.CharField(max_length=255)),
-                ('pid', models.PositiveIntegerField()),
-                ('queues', models.JSONField(default=list)),
-                ('concurrency', models.PositiveSmallIntegerField(default=1)),
-                ('started', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_heartbeat', models.DateTimeField(default=django.utils.timezone.now)),
-                ('stopped', models.DateTimeField(blank=True, null=True)),
-                ('state', models.CharField(choices=[('running', 'running'), ('stopping', 'stopping'), ('stopped', 'stopped'), ('dead', 'dead')], default='running', max_length=16)),
-                ('processed', models.PositiveIntegerField(default=0)),
-                ('failed', models.PositiveIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(db_index=True, max_length=200)),
+                ("hostname", models.CharField(max_length=255)),
+                ("pid", models.PositiveIntegerField()),
+                ("queues", models.JSONField(default=list)),
+                ("concurrency", models.PositiveSmallIntegerField(default=1)),
+                ("started", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_heartbeat", models.DateTimeField(default=django.utils.timezone.now)),
+                ("stopped", models.DateTimeField(blank=True, null=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("running", "running"),
+                            ("stopping", "stopping"),
+                            ("stopped", "stopped"),
+                            ("dead", "dead"),
+                        ],
+                        default="running",
+                        max_length=16,
+                    ),
+                ),
+                ("processed", models.PositiveIntegerField(default=0)),
+                ("failed", models.PositiveIntegerField(default=0)),
             ],
             options={
-                'verbose_name': 'worker',
-                'indexes': [models.Index(fields=['state', 'last_heartbeat'], name='firefly_worker_state')],
+                "verbose_name": "worker",
+                "indexes": [
+                    models.Index(fields=["state", "last_heartbeat"], name="firefly_worker_state")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='TaskModel',
+            name="TaskModel",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('func_name', models.CharField(db_index=True, max_length=255)),
-                ('queue', models.CharField(max_length=100)),
-                ('status', models.CharField(choices=[('created', 'created'), ('running', 'running'), ('completed', 'completed'), ('failed', 'failed'), ('cancelled', 'cancelled')], default='created', max_length=16)),
-                ('priority', models.SmallIntegerField(default=0)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('not_before', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started', models.DateTimeField(blank=True, null=True)),
-                ('completed', models.DateTimeField(blank=True, null=True)),
-                ('failed', models.DateTimeField(blank=True, null=True)),
-                ('cancelled', models.DateTimeField(blank=True, null=True)),
-                ('serializer', models.CharField(default='json', max_length=16)),
-                ('params_data', models.TextField(db_column='params')),
-                ('returned_data', models.TextField(blank=True, db_column='returned', null=True)),
-                ('params_preview', models.TextField(blank=True)),
-                ('returned_preview', models.TextField(blank=True)),
-                ('retry_attempts', models.PositiveIntegerField(default=0)),
-                ('max_retries', models.PositiveIntegerField(default=0)),
-                ('retry_delay', models.PositiveIntegerField(default=120, help_text='seconds')),
-                ('retry_backoff', models.BooleanField(default=False)),
-                ('attempt', models.PositiveIntegerField(default=0)),
-                ('lost_attempts', models.PositiveIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
-                ('traceback', models.TextField(blank=True)),
-                ('backend', models.CharField(blank=True, max_length=100)),
-                ('worker', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='tasks', to='firefly_tasks.workermodel')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("func_name", models.CharField(db_index=True, max_length=255)),
+                ("queue", models.CharField(max_length=100)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("created", "created"),
+                            ("running", "running"),
+                            ("completed", "completed"),
+                            ("failed", "failed"),
+                            ("cancelled", "cancelled"),
+                        ],
+                        default="created",
+                        max_length=16,
+                    ),
+                ),
+                ("priority", models.SmallIntegerField(default=0)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("not_before", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started", models.DateTimeField(blank=True, null=True)),
+                ("completed", models.DateTimeField(blank=True, null=True)),
+                ("failed", models.DateTimeField(blank=True, null=True)),
+                ("cancelled", models.DateTimeField(blank=True, null=True)),
+                ("serializer", models.CharField(default="json", max_length=16)),
+                ("params_data", models.TextField(db_column="params")),
+                ("returned_data", models.TextField(blank=True, db_column="returned", null=True)),
+                ("params_preview", models.TextField(blank=True)),
+                ("returned_preview", models.TextField(blank=True)),
+                ("retry_attempts", models.PositiveIntegerField(default=0)),
+                ("max_retries", models.PositiveIntegerField(default=0)),
+                ("retry_delay", models.PositiveIntegerField(default=120, help_text="seconds")),
+                ("retry_backoff", models.BooleanField(default=False)),
+                ("attempt", models.PositiveIntegerField(default=0)),
+                ("lost_attempts", models.PositiveIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
+                ("traceback", models.TextField(blank=True)),
+                ("backend", models.CharField(blank=True, max_length=100)),
+                (
+                    "worker",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="tasks",
+                        to="firefly_tasks.workermodel",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'task',
+                "verbose_name": "task",
             },
         ),
         migrations.CreateModel(
-            name='TaskAttempt',
+            name="TaskAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('worker_name', models.CharField(blank=True, max_length=200)),
-                ('started', models.DateTimeField(blank=True, null=True)),
-                ('finished', models.DateTimeField(default=django.utils.timezone.now)),
-                ('outcome', models.CharField(choices=[('completed', 'completed'), ('failed', 'failed'), ('lost', 'lost'), ('interrupted', 'interrupted')], max_length=16)),
-                ('error', models.TextField(blank=True)),
-                ('traceback', models.TextField(blank=True)),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='firefly_tasks.taskmodel')),
-                ('worker', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='attempts', to='firefly_tasks.workermodel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("worker_name", models.CharField(blank=True, max_length=200)),
+                ("started", models.DateTimeField(blank=True, null=True)),
+                ("finished", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("completed", "completed"),
+                            ("failed", "failed"),
+                            ("lost", "lost"),
+                            ("interrupted", "interrupted"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("traceback", models.TextField(blank=True)),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempts",
+                        to="firefly_tasks.taskmodel",
+                    ),
+                ),
+                (
+                    "worker",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="attempts",
+                        to="firefly_tasks.workermodel",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'task attempt',
+                "verbose_name": "task attempt",
             },
         ),
         migrations.AddIndex(
-            model_name='taskmodel',
-            index=firefly_tasks.indexes.ReadyTasksIndex(fields=['status', 'queue', '-priority', 'not_before', 'id'], name='firefly_task_ready'),
+            model_name="taskmodel",
+            index=firefly_tasks.indexes.ReadyTasksIndex(
+                fields=["status", "queue", "-priority", "not_before", "id"],
+                name="firefly_task_ready",
+            ),
         ),
         migrations.AddIndex(
-            model_name='taskmodel',
-            index=models.Index(fields=['status', 'queue'], name='firefly_task_status_queue'),
+            model_name="taskmodel",
+            index=models.Index(fields=["status", "queue"], name="firefly_task_status_queue"),
         ),
         migrations.AddIndex(
-            model_name='taskmodel',
-            index=models.Index(fields=['completed'], name='firefly_task_completed'),
+            model_name="taskmodel",
+            index=models.Index(fields=["completed"], name="firefly_task_completed"),
         ),
         migrations.AddIndex(
-            model_name='taskmodel',
-            index=models.Index(fields=['failed'], name='firefly_task_failed'),
+            model_name="taskmodel",
+            index=models.Index(fields=["failed"], name="firefly_task_failed"),
         ),
         migrations.AddConstraint(
-            model_name='taskmodel',
-            constraint=models.CheckConstraint(condition=models.Q(('priority__gte', -100), ('priority__lte', 100)), name='firefly_task_priority_range'),
+            model_name="taskmodel",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("priority__gte", -100), ("priority__lte", 100)),
+                name="firefly_task_priority_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='taskattempt',
-            constraint=models.UniqueConstraint(fields=('task', 'number'), name='firefly_attempt_unique'),
+            model_name="taskattempt",
+            constraint=models.UniqueConstraint(
+                fields=("task", "number"), name="firefly_attempt_unique"
+            ),
         ),
         migrations.RunPython(create_notify_triggers, drop_notify_triggers, elidable=False),
     ]

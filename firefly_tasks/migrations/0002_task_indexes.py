@@ -9,49 +9,63 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('firefly_tasks', '0001_initial'),
+        ("firefly_tasks", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='taskmodel',
-            name='firefly_task_completed',
+            model_name="taskmodel",
+            name="firefly_task_completed",
         ),
         migrations.RemoveIndex(
-            model_name='taskmodel',
-            name='firefly_task_failed',
+            model_name="taskmodel",
+            name="firefly_task_failed",
         ),
         migrations.AlterField(
-            model_name='taskattempt',
-            name='task',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='firefly_tasks.taskmodel'),
+            model_name="taskattempt",
+            name="task",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="attempts",
+                to="firefly_tasks.taskmodel",
+            ),
         ),
         migrations.AlterField(
-            model_name='taskmodel',
-            name='func_name',
+            model_name="taskmodel",
+            name="func_name",
             field=models.CharField(max_length=255),
         ),
         migrations.AlterField(
-            model_name='taskmodel',
-            name='worker',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='tasks', to='firefly_tasks.workermodel'),
+            model_name="taskmodel",
+            name="worker",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="tasks",
+                to="firefly_tasks.workermodel",
+            ),
         ),
         migrations.AddIndex(
-            model_name='taskmodel',
-            index=models.Index(fields=['func_name'], name='firefly_task_func_name'),
+            model_name="taskmodel",
+            index=models.Index(fields=["func_name"], name="firefly_task_func_name"),
         ),
         migrations.AddIndex(
-            model_name='taskmodel',
-            index=firefly_tasks.indexes.NotNullIndex(fields=['completed'], name='firefly_task_completed'),
+            model_name="taskmodel",
+            index=firefly_tasks.indexes.NotNullIndex(
+                fields=["completed"], name="firefly_task_completed"
+            ),
         ),
         migrations.AddIndex(
-            model_name='taskmodel',
-            index=firefly_tasks.indexes.NotNullIndex(fields=['failed'], name='firefly_task_failed'),
+            model_name="taskmodel",
+            index=firefly_tasks.indexes.NotNullIndex(fields=["failed"], name="firefly_task_failed"),
         ),
         migrations.AddIndex(
-            model_name='taskmodel',
-            index=firefly_tasks.indexes.NotNullIndex(fields=['worker'], name='firefly_task_worker'),
+            model_name="taskmodel",
+            index=firefly_tasks.indexes.NotNullIndex(fields=["worker"], name="firefly_task_worker"),
         ),
     ]

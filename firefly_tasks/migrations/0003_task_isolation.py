@@ -4,20 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('firefly_tasks', '0002_task_indexes'),
+        ("firefly_tasks", "0002_task_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='taskmodel',
-            name='isolation',
-            field=models.PositiveSmallIntegerField(choices=[(0, 'batched'), (1, 'runs alone'), (2, 'started alone')], default=0),
+            model_name="taskmodel",
+            name="isolation",
+            field=models.PositiveSmallIntegerField(
+                choices=[(0, "batched"), (1, "runs alone"), (2, "started alone")], default=0
+            ),
         ),
         migrations.AlterField(
-            model_name='taskattempt',
-            name='outcome',
-            field=models.CharField(choices=[('completed', 'completed'), ('failed', 'failed'), ('lost', 'lost'), ('interrupted', 'interrupted'), ('released', 'released')], max_length=16),
+            model_name="taskattempt",
+            name="outcome",
+            field=models.CharField(
+                choices=[
+                    ("completed", "completed"),
+                    ("failed", "failed"),
+                    ("lost", "lost"),
+                    ("interrupted", "interrupted"),
+                    ("released", "released"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

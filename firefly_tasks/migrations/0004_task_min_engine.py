@@ -4,20 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('firefly_tasks', '0003_task_isolation'),
+        ("firefly_tasks", "0003_task_isolation"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='taskmodel',
-            name='min_engine',
-            field=models.PositiveSmallIntegerField(db_default=1, default=1, help_text='the lowest engine version that may run it (states.ENGINE_VERSION)'),
+            model_name="taskmodel",
+            name="min_engine",
+            field=models.PositiveSmallIntegerField(
+                db_default=1,
+                default=1,
+                help_text="the lowest engine version that may run it (states.ENGINE_VERSION)",
+            ),
         ),
         migrations.AddField(
-            model_name='workermodel',
-            name='engine',
-            field=models.PositiveSmallIntegerField(db_default=1, default=1, help_text='the engine version the consumer runs (states.ENGINE_VERSION)'),
+            model_name="workermodel",
+            name="engine",
+            field=models.PositiveSmallIntegerField(
+                db_default=1,
+                default=1,
+                help_text="the engine version the consumer runs (states.ENGINE_VERSION)",
+            ),
         ),
     ]

@@ -6,72 +6,139 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('firefly_tasks', '0006_task_filters_index'),
+        ("firefly_tasks", "0006_task_filters_index"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ScheduleModel',
+            name="ScheduleModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('func_name', models.CharField(max_length=255, verbose_name='task')),
-                ('backend', models.CharField(blank=True, max_length=100)),
-                ('cron', models.CharField(blank=True, help_text='five fields, or @daily etc.', max_length=200)),
-                ('every', models.DurationField(blank=True, help_text='a fixed interval', null=True)),
-                ('time_zone', models.CharField(blank=True, help_text='where cron is read (default: TIME_ZONE)', max_length=64)),
-                ('anchor', models.DateTimeField(default=django.utils.timezone.now, help_text="where every's grid starts")),
-                ('params_data', models.TextField(db_column='params', default='[[], {}]', verbose_name='arguments')),
-                ('params_preview', models.TextField(blank=True)),
-                ('queue', models.CharField(blank=True, help_text="default: the task's", max_length=100)),
-                ('priority', models.SmallIntegerField(blank=True, help_text="default: the task's", null=True)),
-                ('overlap', models.CharField(choices=[('allow', 'enqueue anyway'), ('skip', 'skip the tick')], default='allow', max_length=8)),
-                ('missed', models.CharField(choices=[('once', 'run once'), ('skip', 'skip them')], default='once', max_length=8)),
-                ('enabled', models.BooleanField(default=True)),
-                ('source', models.CharField(choices=[('settings', 'settings'), ('admin', 'admin')], default='admin', max_length=8)),
-                ('next_tick', models.DateTimeField()),
-                ('last_tick', models.DateTimeField(blank=True, null=True)),
-                ('problem', models.TextField(blank=True)),
-                ('digest', models.CharField(blank=True, max_length=64)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("func_name", models.CharField(max_length=255, verbose_name="task")),
+                ("backend", models.CharField(blank=True, max_length=100)),
+                (
+                    "cron",
+                    models.CharField(
+                        blank=True, help_text="five fields, or @daily etc.", max_length=200
+                    ),
+                ),
+                (
+                    "every",
+                    models.DurationField(blank=True, help_text="a fixed interval", null=True),
+                ),
+                (
+                    "time_zone",
+                    models.CharField(
+                        blank=True,
+                        help_text="where cron is read (default: TIME_ZONE)",
+                        max_length=64,
+                    ),
+                ),
+                (
+                    "anchor",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, help_text="where every's grid starts"
+                    ),
+                ),
+                (
+                    "params_data",
+                    models.TextField(
+                        db_column="params", default="[[], {}]", verbose_name="arguments"
+                    ),
+                ),
+                ("params_preview", models.TextField(blank=True)),
+                (
+                    "queue",
+                    models.CharField(blank=True, help_text="default: the task's", max_length=100),
+                ),
+                (
+                    "priority",
+                    models.SmallIntegerField(
+                        blank=True, help_text="default: the task's", null=True
+                    ),
+                ),
+                (
+                    "overlap",
+                    models.CharField(
+                        choices=[("allow", "enqueue anyway"), ("skip", "skip the tick")],
+                        default="allow",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "missed",
+                    models.CharField(
+                        choices=[("once", "run once"), ("skip", "skip them")],
+                        default="once",
+                        max_length=8,
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("settings", "settings"), ("admin", "admin")],
+                        default="admin",
+                        max_length=8,
+                    ),
+                ),
+                ("next_tick", models.DateTimeField()),
+                ("last_tick", models.DateTimeField(blank=True, null=True)),
+                ("problem", models.TextField(blank=True)),
+                ("digest", models.CharField(blank=True, max_length=64)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'verbose_name': 'schedule',
+                "verbose_name": "schedule",
             },
         ),
         migrations.AddField(
-            model_name='taskmodel',
-            name='schedule',
+            model_name="taskmodel",
+            name="schedule",
             field=models.CharField(blank=True, max_length=200, null=True),
         ),
         migrations.AddField(
-            model_name='taskmodel',
-            name='scheduled_for',
+            model_name="taskmodel",
+            name="scheduled_for",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='workermodel',
-            name='schedules_digest',
-            field=models.CharField(blank=True, db_default='', default='', max_length=64),
+            model_name="workermodel",
+            name="schedules_digest",
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AddField(
-            model_name='workermodel',
-            name='schedules_since',
+            model_name="workermodel",
+            name="schedules_since",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='taskmodel',
-            index=firefly_tasks.indexes.NotNullIndex(fields=['schedule', 'id'], name='firefly_task_schedule'),
+            model_name="taskmodel",
+            index=firefly_tasks.indexes.NotNullIndex(
+                fields=["schedule", "id"], name="firefly_task_schedule"
+            ),
         ),
         migrations.AddIndex(
-            model_name='schedulemodel',
-            index=models.Index(fields=['enabled', 'next_tick'], name='firefly_schedule_due'),
+            model_name="schedulemodel",
+            index=models.Index(fields=["enabled", "next_tick"], name="firefly_schedule_due"),
         ),
         migrations.AddConstraint(
-            model_name='schedulemodel',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('cron', ''), ('every__isnull', False)), models.Q(models.Q(('cron', ''), _negated=True), ('every__isnull', True)), _connector='OR'), name='firefly_schedule_cron_or_every'),
+            model_name="schedulemodel",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("cron", ""), ("every__isnull", False)),
+                    models.Q(models.Q(("cron", ""), _negated=True), ("every__isnull", True)),
+                    _connector="OR",
+                ),
+                name="firefly_schedule_cron_or_every",
+            ),
         ),
     ]

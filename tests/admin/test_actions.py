@@ -353,3 +353,40 @@ def test_select_across_requeues_ten_thousand_failed_tasks_in_one_quick_request(
     assert TaskModel.objects.filter(status=TaskStatus.RUNNING).count() == 1
     assert LogEntry.objects.count() == 10_000
     assert elapsed < 30, f"bulk requeue took {elapsed:.1f}s"
+
+
+def test_cancel_stopping_running_ones_cancels_waiting_and_running_tasks(
+    admin_client: Client,
+) -> None:
+    rows = one_of_each()
+    live = make_worker("live", state=WorkerState.RUNNING)
+    TaskModel.objects.filter(pk=rows["running"].pk).update(worker=live, attempt=1)
+    page = admin_client.get(reverse("admin:firefly_admin_task_change", args=[rows["running"].pk]))
+    assert 'value="cancel_running_tasks"' in page.content.decode()  # the running task's page
+
+    response = run_action(admin_client, "cancel_running_tasks", rows.values())
+
+    assert messages_of(response) == ["Cancel: 2 done, 3 skipped (already finished)."]
+    assert statuses(rows) == {
+        "created": "cancelled",
+        "running": "cancelled",
+        "completed": "completed",
+        "failed": "failed",
+        "cancelled": "cancelled",
+    }
+    (attempt,) = TaskAttempt.objects.filter(task_id=rows["running"].pk)
+    assert (attempt.outcome, attempt.worker_id, attempt.number) == ("cancelled", live.pk, 1)
+    assert logged_ids() == {rows["created"].pk, rows["running"].pk}
+
+
+def test_cancel_stopping_running_ones_needs_the_cancel_permission(
+    staff_client: Callable[..., Client],
+) -> None:
+    row = make_task(TaskStatus.RUNNING)
+    client = staff_client("view_task")
+
+    run_action(client, "cancel_running_tasks", [row])
+
+    assert TaskModel.objects.get(pk=row.pk).status == TaskStatus.RUNNING
+    page = client.get(reverse("admin:firefly_admin_task_change", args=[row.pk])).content.decode()
+    assert "cancel_running_tasks" not in page

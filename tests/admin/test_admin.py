@@ -85,9 +85,12 @@ def test_the_list_shows_when_the_latest_attempt_started_and_how_long_it_ran(
 def test_the_list_tells_executing_tasks_from_claimed_ones(admin_client: Client) -> None:
     now = timezone.now()
     worker = make_worker("busy")
-    executing = make_task(TaskStatus.RUNNING, worker=worker)
+    executing = make_task(TaskStatus.RUNNING, worker=worker, timeout=30)
     claimed = make_task(TaskStatus.RUNNING, worker=worker)
-    snapshot = [{"id": executing.pk, "name": "n", "queue": "default", "started": now.isoformat()}]
+    started = now - datetime.timedelta(seconds=12)
+    snapshot = [
+        {"id": executing.pk, "name": "n", "queue": "default", "started": started.isoformat()}
+    ]
     WorkerModel.objects.filter(pk=worker.pk).update(executing=snapshot)
 
     html = admin_client.get(CHANGELIST).content.decode()
@@ -95,7 +98,10 @@ def test_the_list_tells_executing_tasks_from_claimed_ones(admin_client: Client) 
     shown = (executing.pk, claimed.pk)
     rows = {pk: html.partition(f"/{pk}/change/")[2].split("</tr>")[0] for pk in shown}
     assert "ff-badge-executing" in rows[executing.pk]
-    assert f'datetime="{now.isoformat()}"' in rows[executing.pk]
+    assert f'datetime="{started.isoformat()}"' in rows[executing.pk]
+    assert re.search(
+        r">1[23]\.\d s of 30\.0 s<", rows[executing.pk]
+    )  # elapsed, against its timeout
     assert "ff-badge-claimed" in rows[claimed.pk]
     dashboard = admin_client.get(reverse("admin:firefly_admin_task_dashboard"))
     assert dashboard.content.decode().count("ff-badge-executing") == 1

@@ -6,9 +6,13 @@ None when neither is installed (the tests then skip, unless ``FIREFLY_REQUIRE_DE
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from types import ModuleType
 from typing import Any
+
+import django
+import pytest
 
 FIREFLY = "firefly_tasks.backends.FireflyBackend"
 
@@ -21,6 +25,7 @@ TASKS: dict[str, Any] = {
     },
     "non_atomic": {"BACKEND": FIREFLY, "OPTIONS": {"ATOMIC": False}},
     "open_queues": {"BACKEND": FIREFLY, "QUEUES": []},
+    "timed": {"BACKEND": FIREFLY, "OPTIONS": {"TIMEOUT": 1}},
 }
 
 
@@ -44,3 +49,20 @@ if framework is not None:
     signals = import_module(f"{framework.__name__}.signals")
     # Django 6 renamed the backport's InvalidTaskError.
     InvalidTask: Any = getattr(exceptions, "InvalidTask", None) or exceptions.InvalidTaskError
+
+
+def require_framework() -> ModuleType:
+    """The framework, for a test module that needs it: the module is skipped when neither is
+    installed, unless ``FIREFLY_REQUIRE_DEP14`` is set (CI sets it), which makes that an error."""
+    if framework is not None:
+        return framework
+    if os.environ.get("FIREFLY_REQUIRE_DEP14"):
+        raise RuntimeError(
+            "FIREFLY_REQUIRE_DEP14 is set but neither django.tasks (Django 6) nor the "
+            'django-tasks backport is installed: pip install -e ".[dep14]"'
+        )
+    pytest.skip(
+        "DEP 14 tests need Django 6 (django.tasks) or, on Django "
+        f'{django.get_version()}, the django-tasks backport: pip install -e ".[dep14]"',
+        allow_module_level=True,
+    )

@@ -59,6 +59,15 @@ def write_note(text: str) -> str:
     return text
 
 
+@task()
+def spin(seconds: float) -> str:
+    """Pure Python for ``seconds``: the ``timed`` alias stops it after one."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "spun"
+
+
 @task(priority=50)
 def write_note_urgent(text: str) -> str:
     Note.objects.create(text=text)

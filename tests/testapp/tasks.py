@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
 import time
+
+from django.db import connection
 
 from firefly_tasks import atask, current_task, task
 from tests.testapp.models import Execution, Note
@@ -258,3 +261,92 @@ def note_tick(label: str) -> str:
     text = f"{label} {tick.isoformat() if tick else None} {running.row.schedule}"
     Note.objects.create(text=text)
     return text
+
+
+def _spin(seconds: float) -> None:
+    """Pure Python for ``seconds``: a timeout's exception reaches it between two bytecodes."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@task(timeout=2)
+def spin(seconds: float) -> str:
+    Note.objects.create(text="spin began")  # rolled back with the timed-out attempt
+    _spin(seconds)
+    return "spun"
+
+
+@task(timeout=1, max_retries=1, retry_delay=0)
+def spin_swallowing_timeouts(seconds: float) -> str:
+    try:
+        _spin(seconds)
+    except BaseException:  # what a task must not do: it still ends timed_out
+        _spin(0.2)
+        return "swallowed"
+    return "spun"
+
+
+@task()
+def spin_at(i: int, slow: int) -> int:
+    """Fast, except call ``slow``, which spins a minute (give the calls a timeout)."""
+    Note.objects.create(text=f"spin_at {i}")
+    if i == slow:
+        _spin(60)
+    return i
+
+
+@atask(timeout=1)
+async def async_sleep(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "slept"
+
+
+@task(timeout=1)
+def sleep_in_c(seconds: float) -> str:
+    """Blocked outside Python code: the timeout's exception cannot reach it until it returns."""
+    time.sleep(seconds)
+    return "slept"
+
+
+@task(timeout=1)
+def sleep_in_query(seconds: float) -> str:
+    """Blocked on its database session (PostgreSQL and MariaDB)."""
+    Note.objects.create(text="query began")  # its transaction holds this until it ends
+    sql = "SELECT pg_sleep(%s)" if connection.vendor == "postgresql" else "SELECT SLEEP(%s)"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [seconds])
+    return "slept"
+
+
+@task()
+def spin_then_note(seconds: float, text: str) -> str:
+    """Runs Python code for ``seconds``, then writes (holding no lock until then, even on
+    SQLite)."""
+    _spin(seconds)
+    Note.objects.create(text=text)
+    return text
+
+
+@task(timeout=1, atomic=False)
+def sleep_in_unbounded_query(seconds: float) -> str:
+    """Blocked on its database session in a statement no bound reaches: PostgreSQL bounds an
+    atomic task's transaction only, MariaDB bounds queries, not ``DO``."""
+    sql = "SELECT pg_sleep(%s)" if connection.vendor == "postgresql" else "DO SLEEP(%s)"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [seconds])
+    return "slept"
+
+
+@task(atomic=False)
+def spin_and_report_cancel(seconds: float) -> str:
+    """Spins; when stopped, notes what ``current_task().cancel_requested`` said (its writes
+    are its own: ``atomic=False``)."""
+    try:
+        _spin(seconds)
+    except BaseException:
+        running = current_task()
+        assert running is not None
+        Note.objects.create(text=f"cancel_requested={running.cancel_requested}")
+        raise
+    return "spun"

@@ -1,0 +1,222 @@
+"""Deadlines: stopping a task's body in the thread that runs it, at its ``timeout`` or when it
+is cancelled while it runs.
+
+A thread that starts a task's body *arms* it (with its timeout, if any); a watchdog thread (one
+a process, started by the first timeout) raises :class:`~firefly_tasks.exceptions.TaskTimeout`
+in that thread once the deadline passes, and :meth:`Watchdog.interrupt` raises
+:class:`~firefly_tasks.exceptions.TaskCancelled` in it, with CPython's
+``PyThreadState_SetAsyncExc``: the exception arrives between two bytecodes of the task's Python
+code, so ``finally:`` blocks run. The thread *disarms* when the body ends, and from then on
+nothing is raised in it: an exception raised but not delivered yet is taken there, so it never
+lands in the runner's own code.
+
+A thread blocked in C (a socket read, ``time.sleep``) receives the exception only when it
+returns to Python: ``firefly_tasks.fence`` deals with a thread that does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import functools
+import threading
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
+
+# PyThreadState_SetAsyncExc(thread id, exception), holding the GIL as every pythonapi call
+# does. (Never with NULL to withdraw one: CPython then leaves its eval breaker set for good,
+# which costs every thread a check at each call, and under a tracer loops for ever.)
+_raise_in = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+)
+NEVER = float("inf")
+
+
+def _arrive() -> None:
+    """Nothing: calling it checks for a pending exception (a call's first instruction does),
+    so one raised in this thread arrives here at the latest."""
+
+
+@dataclass(slots=True)
+class Deadline:
+    """One armed body: its thread, what it runs (``token``), when it must end (monotonic;
+    ``NEVER`` without a timeout), what it was told (``raised``: the exception's class, once),
+    and whether it was reported overdue (see :meth:`Watchdog.overdue`)."""
+
+    thread: int
+    token: Hashable
+    at: float
+    seconds: float | None
+    raised: type[BaseException] | None = None
+    overdue: bool = False
+
+
+class Watchdog:
+    """The armed bodies of a process's task threads, and the thread that times them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._armed: dict[int, Deadline] = {}  # by thread id
+        # What was raised in each thread's current (or last) body, kept until its next body:
+        # disarm() may be interrupted by the very exception it takes, and must still know.
+        self._told: dict[int, type[BaseException]] = {}
+        self._wake_at = NEVER  # when the watchdog thread looks next
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float | None, token: Hashable = None) -> None:
+        """This thread's task body starts, may run ``seconds`` (``None``: no limit), and is
+        known as ``token`` to :meth:`interrupt`."""
+        at = NEVER if seconds is None else time.monotonic() + seconds
+        deadline = Deadline(threading.get_ident(), token, at, seconds)
+        with self._lock:
+            self._armed[deadline.thread] = deadline
+            self._told.pop(deadline.thread, None)
+            if at == NEVER:
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="firefly-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif at < self._wake_at:
+                # Only an earlier deadline wakes the watchdog: arming a task costs no switch
+                # of threads when every task has the same timeout.
+                self._changed.notify()
+
+    def disarm(self) -> type[BaseException] | None:
+        """This thread's task body ended; what was raised in it, if anything. Nothing is
+        raised in this thread after this returns."""
+        thread = threading.get_ident()
+        taken = False
+        while True:
+            try:
+                with self._lock:
+                    self._armed.pop(thread, None)
+                raised = self._told.get(thread)
+                if raised is not None and not taken:
+                    # The exception may still be on its way (CPython's flag for it is shared
+                    # by all threads, and one thread's taking its own clears it for all).
+                    # Raise it again, which replaces any still pending, and take it here: the
+                    # next call's first instruction delivers it, to the loop's except.
+                    taken = True
+                    _raise_in(thread, raised)
+                    _arrive()
+                return raised
+            except (TaskTimeout, TaskCancelled):
+                continue
+
+    def interrupt(self, thread: int, token: Hashable) -> bool:
+        """Raise ``TaskCancelled`` in ``thread`` if it is still running the body ``token``;
+        whether it was. Its grace for stopping counts from now (see :meth:`overdue`)."""
+        with self._lock:
+            deadline = self._armed.get(thread)
+            if deadline is None or deadline.token != token or deadline.raised is not None:
+                return False
+            deadline.raised, deadline.at = TaskCancelled, time.monotonic()
+            self._told[thread] = TaskCancelled
+            _raise_in(thread, TaskCancelled)
+            return True
+
+    def cancelled(self, thread: int) -> bool:
+        """Whether the body ``thread`` runs was cancelled (``current_task().cancel_requested``)."""
+        return self._told.get(thread) is TaskCancelled
+
+    def overdue(self, grace: float) -> list[Deadline]:
+        """The bodies still running ``grace`` seconds after they were told to stop, each
+        reported once: their threads did not stop (blocked in C code), and are fenced."""
+        now = time.monotonic()
+        with self._lock:
+            found = [
+                d
+                for d in self._armed.values()
+                if d.raised is not None and not d.overdue and d.at + grace <= now
+            ]
+            for deadline in found:
+                deadline.overdue = True
+        return found
+
+    def stuck(self) -> set[int]:
+        """The threads whose bodies were reported overdue and still run."""
+        with self._lock:
+            return {d.thread for d in self._armed.values() if d.overdue}
+
+    def _watch(self) -> None:
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                for deadline in self._armed.values():
+                    if deadline.raised is None and deadline.at <= now:
+                        deadline.raised = self._told[deadline.thread] = TaskTimeout
+                        _raise_in(deadline.thread, TaskTimeout)
+                pending = [d.at for d in self._armed.values() if d.raised is None]
+                self._wake_at = min(pending, default=NEVER)
+                wait = None if self._wake_at == NEVER else max(self._wake_at - now, 0.0)
+                self._changed.wait(wait)
+
+
+watchdog = Watchdog()
+
+
+def ran_past(seconds: float | None) -> str:
+    return f"the attempt ran past its timeout of {seconds:g} s"
+
+
+CANCELLED = "the task was cancelled while it ran"
+
+
+def _stopped(raised: type[BaseException], seconds: float | None) -> BaseException:
+    return TaskTimeout(ran_past(seconds)) if raised is TaskTimeout else TaskCancelled(CANCELLED)
+
+
+def call(
+    func: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    seconds: float | None,
+    token: Hashable = None,
+) -> Any:
+    """``func(*args, **kwargs)`` in this thread, interrupted by :class:`TaskTimeout` past
+    ``seconds`` (``None``: never) and by :class:`TaskCancelled` at :meth:`Watchdog.interrupt`.
+    Whenever one was raised, it raises it, even if the function caught it and returned or
+    raised something else."""
+    raised = None
+    try:
+        try:
+            watchdog.arm(seconds, token)
+            result = func(*args, **kwargs)
+        finally:
+            raised = watchdog.disarm()
+    except (TaskTimeout, TaskCancelled) as exc:
+        # It may have arrived after the body, before ``disarm()`` began: disarm now (again).
+        watchdog.disarm()
+        raise _stopped(type(exc), seconds).with_traceback(exc.__traceback__) from None
+    except BaseException as exc:
+        if raised is not None:
+            raise _stopped(raised, seconds) from exc
+        raise
+    if raised is not None:
+        raise _stopped(raised, seconds)
+    return result
+
+
+def bounded(func: Callable[..., Awaitable[Any]], seconds: float) -> Callable[..., Awaitable[Any]]:
+    """The coroutine function ``func``, cancelled past ``seconds`` (``asyncio.timeout``) and
+    then raising :class:`TaskTimeout`."""
+
+    @functools.wraps(func)
+    async def within(*args: Any, **kwargs: Any) -> Any:
+        limit = asyncio.timeout(seconds)
+        try:
+            async with limit:
+                return await func(*args, **kwargs)
+        except BaseException as exc:
+            if limit.expired():
+                raise TaskTimeout(ran_past(seconds)) from exc
+            raise
+
+    return within

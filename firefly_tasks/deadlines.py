@@ -12,6 +12,12 @@ lands in the runner's own code.
 
 A thread blocked in C (a socket read, ``time.sleep``) receives the exception only when it
 returns to Python: ``firefly_tasks.fence`` deals with a thread that does not.
+
+On CPython 3.11, while an exception raised in a thread waits for it, every other thread that
+runs under a tracer (a debugger, coverage.py) spins at its next call until it arrives, which for
+a thread blocked in C may be never. Nothing is raised there while a tracer is set: the body
+runs on, ends ``timed_out`` (or ``cancelled``) when it returns, and is fenced if it has not
+within the grace.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import functools
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable
@@ -36,6 +43,11 @@ _raise_in = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
 NEVER = float("inf")
 
 
+def _can_raise() -> bool:
+    """Whether raising in another thread is safe from this one (see the module's docstring)."""
+    return sys.version_info >= (3, 12) or (sys.gettrace() is None and threading.gettrace() is None)
+
+
 def _arrive() -> None:
     """Nothing: calling it checks for a pending exception (a call's first instruction does),
     so one raised in this thread arrives here at the latest."""
@@ -45,14 +57,23 @@ def _arrive() -> None:
 class Deadline:
     """One armed body: its thread, what it runs (``token``), when it must end (monotonic;
     ``NEVER`` without a timeout), what it was told (``raised``: the exception's class, once),
-    and whether it was reported overdue (see :meth:`Watchdog.overdue`)."""
+    whether that was raised in its thread (``sent``: not under a tracer on CPython 3.11), and
+    whether it was reported overdue (see :meth:`Watchdog.overdue`)."""
 
     thread: int
     token: Hashable
     at: float
     seconds: float | None
     raised: type[BaseException] | None = None
+    sent: bool = False
     overdue: bool = False
+
+    def tell(self, raised: type[BaseException]) -> None:
+        """Stop, with ``raised``: raise it in the body's thread if that is safe."""
+        self.raised = raised
+        if _can_raise():
+            _raise_in(self.thread, raised)
+            self.sent = True
 
 
 class Watchdog:
@@ -62,9 +83,9 @@ class Watchdog:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._armed: dict[int, Deadline] = {}  # by thread id
-        # What was raised in each thread's current (or last) body, kept until its next body:
-        # disarm() may be interrupted by the very exception it takes, and must still know.
-        self._told: dict[int, type[BaseException]] = {}
+        # Each thread's current (or last) body once it was told to stop, kept until its next
+        # body: disarm() may be interrupted by the very exception it takes, and must still know.
+        self._told: dict[int, Deadline] = {}
         self._wake_at = NEVER  # when the watchdog thread looks next
         self._thread: threading.Thread | None = None
 
@@ -97,16 +118,19 @@ class Watchdog:
             try:
                 with self._lock:
                     self._armed.pop(thread, None)
-                raised = self._told.get(thread)
-                if raised is not None and not taken:
+                told = self._told.get(thread)
+                if told is None:
+                    return None
+                if told.sent and not taken:
                     # The exception may still be on its way (CPython's flag for it is shared
                     # by all threads, and one thread's taking its own clears it for all).
                     # Raise it again, which replaces any still pending, and take it here: the
                     # next call's first instruction delivers it, to the loop's except.
                     taken = True
-                    _raise_in(thread, raised)
+                    assert told.raised is not None
+                    _raise_in(thread, told.raised)
                     _arrive()
-                return raised
+                return told.raised
             except (TaskTimeout, TaskCancelled):
                 continue
 
@@ -117,14 +141,15 @@ class Watchdog:
             deadline = self._armed.get(thread)
             if deadline is None or deadline.token != token or deadline.raised is not None:
                 return False
-            deadline.raised, deadline.at = TaskCancelled, time.monotonic()
-            self._told[thread] = TaskCancelled
-            _raise_in(thread, TaskCancelled)
+            deadline.at = time.monotonic()
+            self._told[thread] = deadline
+            deadline.tell(TaskCancelled)
             return True
 
     def cancelled(self, thread: int) -> bool:
         """Whether the body ``thread`` runs was cancelled (``current_task().cancel_requested``)."""
-        return self._told.get(thread) is TaskCancelled
+        told = self._told.get(thread)
+        return told is not None and told.raised is TaskCancelled
 
     def overdue(self, grace: float) -> list[Deadline]:
         """The bodies still running ``grace`` seconds after they were told to stop, each
@@ -151,8 +176,8 @@ class Watchdog:
                 now = time.monotonic()
                 for deadline in self._armed.values():
                     if deadline.raised is None and deadline.at <= now:
-                        deadline.raised = self._told[deadline.thread] = TaskTimeout
-                        _raise_in(deadline.thread, TaskTimeout)
+                        self._told[deadline.thread] = deadline
+                        deadline.tell(TaskTimeout)
                 pending = [d.at for d in self._armed.values() if d.raised is None]
                 self._wake_at = min(pending, default=NEVER)
                 wait = None if self._wake_at == NEVER else max(self._wake_at - now, 0.0)

@@ -4,6 +4,7 @@ the code around it, however close the deadline falls to the body's end."""
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
 
@@ -100,3 +101,52 @@ def test_a_cancel_lands_in_the_body_it_names_and_nowhere_else() -> None:
 
     assert not thread.is_alive() and not outside
     assert told and stopped == told  # every cancel told was felt, by that body only
+
+
+def test_a_thread_blocked_in_c_past_its_deadline_stalls_no_traced_thread() -> None:
+    # On CPython 3.11, an exception raised in a thread that is blocked in C makes every traced
+    # thread (a debugger, coverage.py) spin at its next call until the exception arrives. Here
+    # the watchdog's thread, the body's and this one are traced; the body waits in C until this
+    # thread has made its calls, and the wait would run out if those calls stalled.
+    def tracer(frame: object, event: str, arg: object) -> None:
+        return None
+
+    own = threading.gettrace() is None, sys.gettrace() is None
+    if own[0]:
+        threading.settrace(tracer)
+    if own[1]:
+        sys.settrace(tracer)
+    try:
+        watchdog = deadlines.Watchdog()
+        release, done = threading.Event(), threading.Event()
+        outcome: dict[str, object] = {}
+
+        def body() -> None:
+            try:
+                watchdog.arm(0.05)
+                outcome["released"] = release.wait(10)  # blocked in C: the lock's acquire
+                spin(0.01)
+            except TaskTimeout:
+                outcome["interrupted"] = True
+            finally:
+                outcome["told"] = watchdog.disarm()
+                done.set()
+
+        thread = threading.Thread(target=body)
+        thread.start()
+        while watchdog.overdue(0) == []:  # the deadline passed, and it was told
+            time.sleep(0.01)
+        calls = sum(len(str(n)) for n in range(10_000))  # many Python calls
+        release.set()
+        assert done.wait(20) and calls > 0
+        thread.join(10)
+    finally:
+        if own[0]:
+            threading.settrace(None)  # type: ignore[arg-type]
+        if own[1]:
+            sys.settrace(None)
+
+    # The calls ran while the body was still blocked, and it was told it timed out.
+    assert outcome["released"] is True and outcome["told"] is TaskTimeout
+    # Where raising is safe, the exception arrived in the body once it returned to Python.
+    assert outcome.get("interrupted", False) is (sys.version_info >= (3, 12))

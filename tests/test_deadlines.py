@@ -106,11 +106,30 @@ def test_a_cancel_lands_in_the_body_it_names_and_nowhere_else() -> None:
 def test_a_thread_blocked_in_c_past_its_deadline_stalls_no_traced_thread() -> None:
     # On CPython 3.11, an exception raised in a thread that is blocked in C makes every traced
     # thread (a debugger, coverage.py) spin at its next call until the exception arrives. Here
-    # the watchdog's thread, the body's and this one are traced; the body waits in C until this
-    # thread has made its calls, and the wait would run out if those calls stalled.
+    # the watchdog's thread, the body's and this one are traced; the body is blocked in C on a
+    # lock that this thread releases once it has made its calls. An untraced rescuer releases
+    # it after 10 s if they stalled.
     def tracer(frame: object, event: str, arg: object) -> None:
         return None
 
+    gate, once = threading.Lock(), threading.Lock()
+    gate.acquire()
+    calls_done, done = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {"stalled": False, "interrupted": False}
+
+    def open_gate() -> None:
+        with once:
+            if gate.locked():
+                gate.release()
+
+    def rescuer() -> None:
+        sys.settrace(None)  # untraced: it never spins
+        if not calls_done.wait(10):
+            outcome["stalled"] = True
+            open_gate()
+
+    rescue = threading.Thread(target=rescuer)
+    rescue.start()
     own = threading.gettrace() is None, sys.gettrace() is None
     if own[0]:
         threading.settrace(tracer)
@@ -118,13 +137,11 @@ def test_a_thread_blocked_in_c_past_its_deadline_stalls_no_traced_thread() -> No
         sys.settrace(tracer)
     try:
         watchdog = deadlines.Watchdog()
-        release, done = threading.Event(), threading.Event()
-        outcome: dict[str, object] = {}
 
         def body() -> None:
             try:
                 watchdog.arm(0.05)
-                outcome["released"] = release.wait(10)  # blocked in C: the lock's acquire
+                gate.acquire()  # blocked in C
                 spin(0.01)
             except TaskTimeout:
                 outcome["interrupted"] = True
@@ -136,17 +153,19 @@ def test_a_thread_blocked_in_c_past_its_deadline_stalls_no_traced_thread() -> No
         thread.start()
         while watchdog.overdue(0) == []:  # the deadline passed, and it was told
             time.sleep(0.01)
-        calls = sum(len(str(n)) for n in range(10_000))  # many Python calls
-        release.set()
-        assert done.wait(20) and calls > 0
+        assert sum(len(str(n)) for n in range(10_000)) > 0  # many Python calls
+        calls_done.set()
+        open_gate()
+        assert done.wait(20)
         thread.join(10)
     finally:
         if own[0]:
             threading.settrace(None)  # type: ignore[arg-type]
         if own[1]:
             sys.settrace(None)
+    rescue.join(20)
 
     # The calls ran while the body was still blocked, and it was told it timed out.
-    assert outcome["released"] is True and outcome["told"] is TaskTimeout
+    assert outcome["stalled"] is False and outcome["told"] is TaskTimeout
     # Where raising is safe, the exception arrived in the body once it returned to Python.
-    assert outcome.get("interrupted", False) is (sys.version_info >= (3, 12))
+    assert outcome["interrupted"] is (sys.version_info >= (3, 12))

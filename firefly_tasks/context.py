@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from firefly_tasks.deadlines import watchdog
+from firefly_tasks import deadlines
 
 if TYPE_CHECKING:
     from firefly_tasks.models import TaskModel
@@ -50,7 +50,7 @@ class RunningTask:
         """Whether this run was cancelled (``cancel(running=True)``) and its consumer has been
         told: ``TaskCancelled`` is on its way; a task that catches it can still look here.
         Sync tasks (``@task``) only."""
-        return watchdog.cancelled(threading.get_ident())
+        return deadlines.guard().cancelled(threading.get_ident())
 
     @property
     def name(self) -> str:

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 
@@ -184,7 +184,30 @@ class Watchdog:
                 self._changed.wait(wait)
 
 
+class Guard(Protocol):
+    """What stops a task's body in the thread that runs it: this process's :class:`Watchdog`,
+    or in a process pool's child, its alarms (``firefly_tasks.alarms``)."""
+
+    def arm(self, seconds: float | None, token: Hashable = None) -> None: ...
+
+    def disarm(self) -> type[BaseException] | None: ...
+
+    def cancelled(self, thread: int) -> bool: ...
+
+
 watchdog = Watchdog()
+_guard: Guard = watchdog
+
+
+def guard() -> Guard:
+    """What stops task bodies in this process."""
+    return _guard
+
+
+def use(new: Guard) -> None:
+    """Stop task bodies with ``new`` from now on (a process pool's child, at its start)."""
+    global _guard
+    _guard = new
 
 
 def ran_past(seconds: float | None) -> str:
@@ -210,15 +233,16 @@ def call(
     Whenever one was raised, it raises it, even if the function caught it and returned or
     raised something else."""
     raised = None
+    stopper = _guard
     try:
         try:
-            watchdog.arm(seconds, token)
+            stopper.arm(seconds, token)
             result = func(*args, **kwargs)
         finally:
-            raised = watchdog.disarm()
+            raised = stopper.disarm()
     except (TaskTimeout, TaskCancelled) as exc:
         # It may have arrived after the body, before ``disarm()`` began: disarm now (again).
-        watchdog.disarm()
+        stopper.disarm()
         raise _stopped(type(exc), seconds).with_traceback(exc.__traceback__) from None
     except BaseException as exc:
         if raised is not None:

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from firefly_tasks import signals
 from firefly_tasks.conf import settings
+from firefly_tasks.deadlines import watchdog
 from firefly_tasks.dialects import dialect
 from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 from firefly_tasks.execution import (
@@ -139,6 +140,14 @@ class BatchRunner:
         self.session: int | None = None
         self.fenced = False
         self.dropped: set[int] = set()  # ids of claimed tasks cancelled since: not to start
+
+    def drop(self, pk: int) -> None:
+        """A task of the batch was cancelled before it started: skip it."""
+        self.dropped.add(pk)
+
+    def interrupt(self, token: tuple[int, int]) -> bool:
+        """Cancel the body ``token`` if this runner's thread executes it."""
+        return watchdog.interrupt(self.thread, token)
 
     def batch_size(self) -> int:
         """How many tasks to claim next: about ``BATCH_SECONDS`` of work, at least one, and

@@ -13,13 +13,13 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from firefly_tasks.deadlines import watchdog
 from firefly_tasks.models import TaskModel
 from firefly_tasks.queryset import CANCEL_NOTICE
 from firefly_tasks.states import Event, target
 
 if TYPE_CHECKING:
     from firefly_tasks.batches import BatchRunner
+    from firefly_tasks.pool import Child
 
 logger = logging.getLogger("firefly_tasks")
 
@@ -27,7 +27,7 @@ NOTICE = CANCEL_NOTICE
 """The payload of the NOTIFY a cancel of running tasks sends on PostgreSQL."""
 
 
-def stop_cancelled(held: Sequence[tuple[BatchRunner, list[TaskModel]]]) -> int:
+def stop_cancelled(held: Sequence[tuple[BatchRunner | Child, list[TaskModel]]]) -> int:
     """Of the batches ``held`` (each thread's runner and claimed rows), stop the tasks that
     were cancelled: ``TaskCancelled`` in the thread running one, and the runner told to skip
     the others when it reaches them. One query, none when idle; returns how many were found."""
@@ -46,9 +46,9 @@ def stop_cancelled(held: Sequence[tuple[BatchRunner, list[TaskModel]]]) -> int:
         for row in batch:
             if (row.pk, row.attempt) not in cancelled:
                 continue
-            runner.dropped.add(row.pk)
+            runner.drop(row.pk)
             if executing is not None and executing[0] is row:
                 token = (row.pk, row.attempt)
-                if watchdog.interrupt(runner.thread, token):
+                if runner.interrupt(token):
                     logger.warning("stopping task id=%s attempt=%s: cancelled while it ran", *token)
     return len(cancelled)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from django.db import Error, connection, transaction
 
+from firefly_tasks.batches import BatchRunner
 from firefly_tasks.conf import settings
 from firefly_tasks.deadlines import Deadline, watchdog
 from firefly_tasks.dialects import dialect
@@ -27,7 +28,7 @@ from firefly_tasks.models import TaskModel, WorkerModel
 from firefly_tasks.states import AttemptOutcome
 
 if TYPE_CHECKING:
-    from firefly_tasks.batches import BatchRunner
+    from firefly_tasks.pool import Child
 
 logger = logging.getLogger("firefly_tasks")
 
@@ -41,7 +42,7 @@ class FenceOwner(Protocol):
     row: WorkerModel | None
     concurrency: int
 
-    def held_by(self, thread: int) -> tuple[BatchRunner, list[TaskModel]] | None: ...
+    def held_by(self, thread: int) -> tuple[BatchRunner | Child, list[TaskModel]] | None: ...
 
 
 class Fence:
@@ -57,8 +58,8 @@ class Fence:
         stuck = [t for t in watchdog.stuck() if self.worker.held_by(t) is not None]
         for deadline in watchdog.overdue(settings.TIMEOUT_GRACE):
             held = self.worker.held_by(deadline.thread)
-            if held is not None:  # a task thread of this consumer
-                self._fence(deadline, *held)
+            if held is not None and isinstance(held[0], BatchRunner):  # a task thread of ours
+                self._fence(deadline, held[0], held[1])
         if not (self.unended or 2 * len(stuck) > self.worker.concurrency):
             return False
         stuck = stuck or [t for t in watchdog.stuck() if self.worker.held_by(t) is not None]

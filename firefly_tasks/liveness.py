@@ -7,6 +7,7 @@ claimed may have been taken from them; the heartbeat keeps it up to date.
 from __future__ import annotations
 
 import time
+from collections.abc import MutableSequence
 
 from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.models import WorkerModel
@@ -37,3 +38,29 @@ class Liveness:
             return False
         self.proved_at = began
         return True
+
+
+class SharedLiveness(Liveness):
+    """A :class:`Liveness` in memory a process pool's parent shares with its children (two
+    doubles: ``proved_at``, ``revivals``): the parent's heartbeat keeps it, and the children's
+    runners read it as threads read their process's."""
+
+    def __init__(self, cells: MutableSequence[float]) -> None:
+        self.cells = cells
+        super().__init__()
+
+    @property
+    def proved_at(self) -> float:
+        return float(self.cells[0])
+
+    @proved_at.setter
+    def proved_at(self, value: float) -> None:
+        self.cells[0] = value
+
+    @property
+    def revivals(self) -> int:
+        return int(self.cells[1])
+
+    @revivals.setter
+    def revivals(self, value: int) -> None:
+        self.cells[1] = value

@@ -236,17 +236,21 @@ class TaskQuerySet(TaskReads):
         *,
         error: str = "",
         orphan: bool = False,
+        charge: bool = False,
     ) -> bool:
         """Record an attempt that never finished and requeue the task, to run alone next time.
 
         ``lost`` (its worker died) is charged only to a task that was proven to run alone
         (``Isolation.STARTED_ALONE``): any other is recorded as ``released``, uncharged, since
-        nothing shows it had started. ``interrupted`` attempts are never charged. A task
+        nothing shows it had started, unless ``charge`` (a pool child died running it).
+        ``interrupted`` attempts are never charged. A task
         charged more than ``FIREFLY_MAX_LOST_ATTEMPTS`` times fails as poison instead.
         Returns False, writing nothing, if the task finished or moved on meanwhile.
         """
         now = timezone.now()
-        charged = outcome == AttemptOutcome.LOST and row.isolation == Isolation.STARTED_ALONE
+        charged = outcome == AttemptOutcome.LOST and (
+            charge or row.isolation == Isolation.STARTED_ALONE
+        )
         if outcome == AttemptOutcome.LOST and not charged:
             outcome = AttemptOutcome.RELEASED
         error = error or recovery_error(outcome, charged=charged, orphan=orphan)

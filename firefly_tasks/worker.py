@@ -34,6 +34,7 @@ from firefly_tasks.leftovers import Leftovers
 from firefly_tasks.listener import Listener
 from firefly_tasks.liveness import Liveness
 from firefly_tasks.models import TaskModel, WorkerModel
+from firefly_tasks.pool import Child, ProcessPool
 from firefly_tasks.rollups import use_slot
 from firefly_tasks.scheduler import Scheduler
 from firefly_tasks.states import AttemptOutcome, WorkerState
@@ -83,9 +84,11 @@ class Worker:
         max_tasks: int | None = None,
         name: str | None = None,
         scheduler: bool = True,
+        pool: ProcessPool | None = None,
     ) -> None:
         self.queues = list(dict.fromkeys(queues))
         self.scheduler = scheduler
+        self.pool = pool  # None: the tasks run on this process's threads
         self.concurrency = concurrency
         self.burst = burst
         self.budget = Budget(max_tasks)
@@ -98,7 +101,7 @@ class Worker:
         self.failed = 0
         self._lock = threading.Lock()
         self._running: dict[int, list[TaskModel]] = {}
-        self._runners: list[BatchRunner] = []
+        self._runners: list[BatchRunner | Child] = []
         # Set when tasks may be ready: by a NOTIFY on PostgreSQL, and on stop.
         self.wake = threading.Event()
         # Set when the main thread has something to look at: a signal, a stop, a thread's end.
@@ -111,7 +114,7 @@ class Worker:
 
     def run(self) -> int:
         """Consume until stopped (or drained with ``burst``); return the exit status."""
-        self.liveness = Liveness()
+        self.liveness = self.pool.liveness() if self.pool else Liveness()
         self._install_signal_handlers()
         self.row = self._register()
         if self.row is None:
@@ -147,6 +150,8 @@ class Worker:
                 return self._interrupt(heartbeat)
             if fence.check():
                 return self._interrupt(heartbeat, EXIT_STUCK)
+            if self.pool is not None:
+                self.pool.supervise()
             if self.stopping.is_set() and not marked_stopping:
                 marked_stopping = self._set_state(WorkerState.STOPPING)
         heartbeat.stop()
@@ -233,6 +238,8 @@ class Worker:
     def _interrupt(self, heartbeat: Heartbeat, status: int = 1) -> int:
         """Second signal (or stuck task threads): return running tasks to the queue and exit
         with ``status`` without waiting."""
+        if self.pool is not None:
+            self.pool.kill_all()  # first: no child may run a task put back
         with self._lock:
             running = [row for rows in self._running.values() for row in rows]
         logger.warning("worker interrupted name=%s running_tasks=%s", self.name, len(running))
@@ -261,7 +268,7 @@ class Worker:
             logger.warning("could not look for cancelled tasks error=%s", exc)
             connection.close()
 
-    def held_by(self, thread: int) -> tuple[BatchRunner, list[TaskModel]] | None:
+    def held_by(self, thread: int) -> tuple[BatchRunner | Child, list[TaskModel]] | None:
         """The runner of task thread ``thread`` and the batch it holds, if it is one of ours."""
         with self._lock:
             runner = next((r for r in self._runners if r.thread == thread), None)
@@ -289,7 +296,7 @@ class Worker:
     def _run_thread(self, slot: int) -> None:
         use_slot(slot)  # this thread's own rollup rows: no other thread waits on them
         try:
-            self._loop()
+            self._loop(slot)
         except Exception:
             logger.exception("worker thread crashed name=%s", self.name)
             self.crashed = True
@@ -298,10 +305,12 @@ class Worker:
             connections.close_all()
             self._supervise.set()
 
-    def _loop(self) -> None:
+    def _loop(self, slot: int) -> None:
         assert self.row is not None
-        runner = BatchRunner(
-            self.row, self.stopping, liveness=self.liveness, lock=self.isolation_lock
+        runner: BatchRunner | Child = (
+            BatchRunner(self.row, self.stopping, liveness=self.liveness, lock=self.isolation_lock)
+            if self.pool is None
+            else self.pool.runner(self.row, slot)
         )
         with self._lock:
             self._runners.append(runner)
@@ -330,6 +339,8 @@ class Worker:
             self._run_claimed(runner, claimed, revivals, leftovers)
             dialect(connection).check_connection()
         leftovers.put_back_before_exit()
+        if isinstance(runner, Child):
+            runner.close()
 
     def _claim(self, wanted: int, leftovers: Leftovers) -> list[TaskModel] | None:
         """Claim what this thread may run next; ``None`` when ``--max-tasks`` is used up."""
@@ -348,7 +359,11 @@ class Worker:
         return rows
 
     def _run_claimed(
-        self, runner: BatchRunner, rows: list[TaskModel], revivals: int, leftovers: Leftovers
+        self,
+        runner: BatchRunner | Child,
+        rows: list[TaskModel],
+        revivals: int,
+        leftovers: Leftovers,
     ) -> None:
         """Run claimed rows; what a lost connection leaves behind goes to ``leftovers``."""
         with self._lock:

@@ -160,7 +160,7 @@ def test_a_thread_blocked_in_c_past_its_deadline_stalls_no_traced_thread() -> No
         thread.join(10)
     finally:
         if own[0]:
-            threading.settrace(None)  # type: ignore[arg-type]
+            threading.settrace(None)
         if own[1]:
             sys.settrace(None)
     rescue.join(20)

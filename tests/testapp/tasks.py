@@ -350,3 +350,27 @@ def spin_and_report_cancel(seconds: float) -> str:
         Note.objects.create(text=f"cancel_requested={running.cancel_requested}")
         raise
     return "spun"
+
+
+@task(atomic=False)
+def note_pid_then_sleep(seconds: float) -> int:
+    """Writes its process id (committed at once), then sleeps: a pool child to kill."""
+    Note.objects.create(text=f"pid {os.getpid()}")
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@task()
+def note_pid() -> int:
+    Note.objects.create(text=f"pid {os.getpid()}")
+    return os.getpid()
+
+
+@task(timeout=1)
+def sleep_through_timeouts(seconds: float) -> str:
+    """Catches its timeout and sleeps on: its pool child is killed after the grace."""
+    try:
+        time.sleep(seconds)
+    except BaseException:
+        time.sleep(seconds)
+    return "slept"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
@@ -13,6 +14,7 @@ from django.utils import autoreload
 from firefly_tasks.conf import settings
 from firefly_tasks.exceptions import InvalidTaskError
 from firefly_tasks.options import validate_queue
+from firefly_tasks.pool import ProcessPool
 from firefly_tasks.worker import Worker
 
 
@@ -40,6 +42,31 @@ class Command(BaseCommand):
             default=1,
             metavar="N",
             help="Threads running tasks, each with its own database connection (default: 1).",
+        )
+        parser.add_argument(
+            "--pool",
+            choices=("thread", "process"),
+            default="thread",
+            help=(
+                "Where tasks run: on the consumer's threads (default), or each slot in a child "
+                "process of its own, killed and replaced past a task's timeout or cancel "
+                "(docs/consumer.md)."
+            ),
+        )
+        parser.add_argument(
+            "--max-tasks-per-child",
+            type=positive_int,
+            metavar="N",
+            help="With --pool process: replace a child once it has run N tasks.",
+        )
+        parser.add_argument(
+            "--max-memory-per-child",
+            type=positive_int,
+            metavar="KIB",
+            help=(
+                "With --pool process: replace a child after the task that took its peak "
+                "memory (resident set) past KIB kibibytes."
+            ),
         )
         parser.add_argument(
             "--burst",
@@ -87,6 +114,8 @@ class Command(BaseCommand):
                 "--reload runs until stopped: it cannot be used with --burst or --max-tasks."
             )
 
+        pool = make_pool(options)
+
         def make_worker() -> Worker:
             return Worker(
                 queues,
@@ -95,12 +124,38 @@ class Command(BaseCommand):
                 max_tasks=options["max_tasks"],
                 name=options["worker_name"],
                 scheduler=options["scheduler"],
+                pool=pool,
             )
 
         if options["reload"]:
             consume_with_reloader(make_worker)
         else:
             sys.exit(make_worker().run())
+
+
+def make_pool(options: dict[str, Any]) -> ProcessPool | None:
+    """The process pool the options ask for, or ``None`` for threads; refuses what cannot be."""
+    per_child = options["max_tasks_per_child"] or options["max_memory_per_child"]
+    if options["pool"] != "process":
+        if per_child:
+            raise CommandError(
+                "--max-tasks-per-child and --max-memory-per-child need --pool process."
+            )
+        return None
+    if options["reload"]:
+        raise CommandError(
+            "--pool process cannot be used with --reload: the reloader restarts the consumer, "
+            "not its children. Use the default thread pool in development."
+        )
+    if "spawn" not in multiprocessing.get_all_start_methods() or not hasattr(signal, "SIGALRM"):
+        raise CommandError(
+            f"--pool process is not supported on this platform ({sys.platform}): it needs the "
+            "spawn start method and POSIX signals."
+        )
+    return ProcessPool(
+        max_tasks_per_child=options["max_tasks_per_child"],
+        max_memory_per_child=options["max_memory_per_child"],
+    )
 
 
 def consume_with_reloader(make_worker: Callable[[], Worker]) -> None:

@@ -1,0 +1,130 @@
+"""A process pool's child: runs the batches its parent claimed, one task at a time.
+
+Started by ``firefly_tasks.pool`` with the ``spawn`` method (a fresh interpreter: forking a
+parent that runs threads can deadlock), it sets Django up, then takes batches from its pipe and
+runs each as a thread of the thread pool would (``BatchRunner``: the same execution path, group
+commits included), on its own database connection: a task's writes commit with its completion
+here. Its timeouts and cancels are signals (``firefly_tasks.alarms``). It ignores SIGINT and
+SIGTERM (its parent stops it, between batches), and dies with its parent (Linux).
+
+Each reply says how the batch went and whether the child is retiring: once it has run
+``--max-tasks-per-child`` tasks, or its peak memory passed ``--max-memory-per-child`` KiB.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime
+import resource
+import signal
+import sys
+import threading
+from collections.abc import MutableSequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ChildOptions:
+    worker_id: int
+    slot: int
+    max_tasks: int | None = None
+    max_memory_kib: int | None = None
+
+
+def main(
+    conn: Connection,
+    board_cells: MutableSequence[float],
+    liveness_cells: MutableSequence[float],
+    options: ChildOptions,
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    import django
+
+    django.setup()
+    _serve(conn, board_cells, liveness_cells, options)
+
+
+def _serve(
+    conn: Connection,
+    board_cells: MutableSequence[float],
+    liveness_cells: MutableSequence[float],
+    options: ChildOptions,
+) -> None:
+    from django.db import connection, connections
+
+    from firefly_tasks import deadlines
+    from firefly_tasks.alarms import Alarms
+    from firefly_tasks.batches import BatchInterrupted, BatchRunner
+    from firefly_tasks.board import Board
+    from firefly_tasks.liveness import SharedLiveness
+    from firefly_tasks.models import TaskModel, WorkerModel
+    from firefly_tasks.rollups import use_slot
+
+    class ChildRunner(BatchRunner):
+        """A batch runner that writes what it executes on the board."""
+
+        def run(self, rows: list[TaskModel], revivals: int | None = None) -> Any:
+            self._positions = {row.pk: i for i, row in enumerate(rows)}
+            return super().run(rows, revivals)
+
+        @property
+        def executing(self) -> tuple[TaskModel, datetime.datetime] | None:
+            return self._executing
+
+        @executing.setter
+        def executing(self, value: tuple[TaskModel, datetime.datetime] | None) -> None:
+            self._executing = value
+            if value is None:
+                board.set(pk=-1)
+                return
+            row, started = value
+            board.set(
+                pk=row.pk,
+                attempt=row.attempt,
+                started=started.timestamp(),
+                position=self._positions.get(row.pk, -1),
+                ran=board.ran + 1,
+            )
+
+    board = Board(board_cells)
+    board.clear()
+    deadlines.use(Alarms(board))
+    use_slot(options.slot)
+    worker = WorkerModel.objects.get(pk=options.worker_id)
+    runner = ChildRunner(worker, threading.Event(), liveness=SharedLiveness(liveness_cells))
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:
+                return  # the parent is gone
+            if message is None:
+                return
+            rows, revivals = message
+            try:
+                outcomes, handed_back = runner.run(rows, revivals)
+                reply: tuple[Any, ...] = ("ran", list(outcomes), [r.pk for r in handed_back])
+            except BatchInterrupted as exc:
+                connection.close()
+                reply = ("lost", [r.pk for r in exc.started], [r.pk for r in exc.unstarted])
+            board.clear()
+            retiring = _retiring(board, options)
+            conn.send((reply, runner.batch_size(), retiring))
+            if retiring:
+                return
+    finally:
+        connections.close_all()
+
+
+def _retiring(board: Any, options: ChildOptions) -> bool:
+    if options.max_tasks is not None and board.ran >= options.max_tasks:
+        return True
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return options.max_memory_kib is not None and peak > options.max_memory_kib

@@ -1,0 +1,151 @@
+"""``consume_tasks --pool process``: each slot's tasks run in a child process, which is killed
+and replaced past a task's timeout and grace, or when it was cancelled and did not stop; a child
+that dies charges only its own task. Real consumers and children, every database."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from firefly_tasks.models import TaskModel, TaskStatus
+from tests.conftest import Consumer, wait_until
+from tests.testapp import tasks
+from tests.testapp.models import Note
+
+pytestmark = pytest.mark.slow
+
+# A child starts in well under a second here; a timeout of 1 s fires in about that: ten
+# times as long, and more for a loaded machine.
+FINISHED_WITHIN = 60
+POOL = ("--pool", "process", "--concurrency", "1")
+
+
+def outcomes(row: TaskModel) -> list[str]:
+    return list(row.attempts.order_by("number").values_list("outcome", flat=True))
+
+
+def finished(*rows: TaskModel) -> Callable[[], bool]:
+    ids = [row.pk for row in rows]
+    return lambda: (
+        not TaskModel.objects.filter(
+            pk__in=ids, status__in=(TaskStatus.CREATED, TaskStatus.RUNNING)
+        ).exists()
+    )
+
+
+def pids() -> list[int]:
+    return [
+        int(text.split()[1]) for text in Note.objects.order_by("pk").values_list("text", flat=True)
+    ]
+
+
+def test_a_task_blocked_in_c_past_its_timeout_is_stopped_in_its_child_and_the_next_runs(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    sleeping = tasks.sleep_in_c.schedule(60)  # timeout=1: SIGALRM interrupts the sleep
+    after = tasks.add.schedule(1, 2)
+    consumer = start_consumer(*POOL)
+
+    wait_until(finished(sleeping, after), timeout=FINISHED_WITHIN)
+
+    sleeping.refresh_from_db()
+    after.refresh_from_db()
+    assert (sleeping.status, outcomes(sleeping)) == (TaskStatus.FAILED, ["timed_out"])
+    assert sleeping.error == "TaskTimeout: the attempt ran past its timeout of 1 s"
+    assert "time.sleep" in sleeping.traceback  # stopped where it was blocked
+    assert (after.status, after.returned) == (TaskStatus.COMPLETED, 3)
+    assert consumer.process.poll() is None
+
+
+def test_a_child_that_ignores_its_timeout_is_killed_after_the_grace_and_replaced(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    before = tasks.note_pid.schedule()  # in the first child, which then runs the next
+    stubborn = tasks.sleep_through_timeouts.schedule(600)
+    start_consumer(*POOL, FIREFLY_TIMEOUT_GRACE=1)
+    wait_until(finished(before), timeout=FINISHED_WITHIN)
+    after = tasks.note_pid.schedule()
+
+    wait_until(finished(stubborn, after), timeout=FINISHED_WITHIN)
+
+    stubborn.refresh_from_db()
+    assert (stubborn.status, outcomes(stubborn)) == (TaskStatus.FAILED, ["timed_out"])
+    assert stubborn.error.startswith("TaskTimeout: the attempt ran past its timeout of 1 s")
+    assert stubborn.error.endswith("its pool child was killed")
+    first, second = pids()
+    assert first != second  # the killed child was replaced
+
+
+def test_a_child_killed_by_sigkill_charges_its_task_lost_once_and_the_rest_run(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    victim = tasks.note_pid_then_sleep.schedule(600)
+    others = [tasks.add.schedule(i, i) for i in range(5)]
+    start_consumer(*POOL)
+    wait_until(lambda: Note.objects.exists(), timeout=FINISHED_WITHIN)
+    (child,) = pids()
+
+    os.kill(child, signal.SIGKILL)
+
+    wait_until(lambda: outcomes(victim) == ["lost"], timeout=FINISHED_WITHIN)
+    victim.refresh_from_db()
+    assert victim.lost_attempts == 1 and "pool child running it died" in victim.error
+    assert "SIGKILL" in victim.error
+    wait_until(finished(*others), timeout=FINISHED_WITHIN)
+    assert [o.status for o in TaskModel.objects.filter(pk__in=[o.pk for o in others])] == [
+        TaskStatus.COMPLETED
+    ] * 5
+    # The victim runs again (alone), in a new child.
+    wait_until(lambda: len(pids()) == 2, timeout=FINISHED_WITHIN)
+    assert pids()[1] != child
+    TaskModel.objects.filter(pk=victim.pk).cancel(running=True)
+
+
+def test_max_tasks_per_child_recycles_children(start_consumer: Callable[..., Consumer]) -> None:
+    rows = tasks.note_pid.schedule_many([((), {})] * 100)
+    consumer = start_consumer(*POOL, "--max-tasks-per-child", "10", "--burst")
+
+    assert consumer.wait(FINISHED_WITHIN * 2) == 0, consumer.output()
+
+    assert (
+        TaskModel.objects.filter(pk__in=[r.pk for r in rows], status=TaskStatus.COMPLETED).count()
+        == 100
+    )
+    seen = pids()
+    assert len(seen) == 100 and len(set(seen)) == 10
+    assert all(seen.count(pid) == 10 for pid in set(seen))
+
+
+def test_cancelling_a_running_task_stops_it_in_its_child(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    sleeping = tasks.note_pid_then_sleep.schedule(600)
+    start_consumer(*POOL)
+    wait_until(lambda: Note.objects.exists(), timeout=FINISHED_WITHIN)
+
+    assert TaskModel.objects.filter(pk=sleeping.pk).cancel(running=True) == 1
+    after = tasks.note_pid.schedule()
+
+    wait_until(finished(after), timeout=FINISHED_WITHIN)
+    sleeping.refresh_from_db()
+    assert (sleeping.status, outcomes(sleeping)) == (TaskStatus.CANCELLED, ["cancelled"])
+    # SIGUSR1 stopped it: the same child ran the next task.
+    first, second = pids()
+    assert first == second
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pool", "process", "--reload"], "--pool process cannot be used with --reload"),
+        (["--max-tasks-per-child", "3"], "need --pool process"),
+        (["--max-memory-per-child", "300000"], "need --pool process"),
+    ],
+)
+def test_the_pool_options_refuse_what_cannot_work(args: list[str], message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        call_command("consume_tasks", *args)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from firefly_tasks.models import TaskModel, TaskStatus
-from tests.conftest import Consumer, wait_until
+from tests.conftest import Consumer, raises_in_threads, wait_until
 from tests.testapp import tasks
 from tests.testapp.models import Note
 
@@ -29,6 +29,7 @@ def outcomes(pk: int) -> list[str]:
     return list(row.attempts.order_by("number").values_list("outcome", flat=True))
 
 
+@raises_in_threads
 def test_cancelling_a_running_loop_stops_it_rolls_it_back_and_the_next_task_runs(
     start_consumer: Callable[..., Consumer],
 ) -> None:
@@ -80,6 +81,7 @@ def test_a_cancel_racing_the_tasks_end_leaves_one_outcome_each_time(
     assert ended["cancelled"] > 0 and ended["completed"] > 0, ended
 
 
+@raises_in_threads
 def test_a_stopped_task_sees_its_cancel_requested(
     start_consumer: Callable[..., Consumer],
 ) -> None:

@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from firefly_tasks.models import TaskModel
-from tests.conftest import Consumer
+from tests.conftest import Consumer, raises_in_threads
 from tests.dep14 import FIREFLY, TASKS, require_framework
 
 installed_framework = require_framework()
@@ -29,6 +29,7 @@ def tasks_setting() -> Iterator[None]:
 
 
 @pytest.mark.slow
+@raises_in_threads
 def test_a_task_past_the_backends_timeout_is_a_failed_result_with_a_timeout_error(
     start_consumer: Callable[..., Consumer],
 ) -> None:

@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus
 from firefly_tasks.states import AttemptOutcome
-from tests.conftest import Consumer, wait_until
+from tests.conftest import Consumer, raises_in_threads, wait_until
 from tests.testapp import tasks
 from tests.testapp.models import Note
 
@@ -36,6 +36,7 @@ def finished(*rows: TaskModel) -> Callable[[], bool]:
     )
 
 
+@raises_in_threads
 def test_a_busy_loop_past_its_timeout_ends_timed_out_and_the_next_task_runs(
     start_consumer: Callable[..., Consumer],
 ) -> None:
@@ -54,6 +55,7 @@ def test_a_busy_loop_past_its_timeout_ends_timed_out_and_the_next_task_runs(
     assert (after.status, after.returned) == (TaskStatus.COMPLETED, 3)
 
 
+@raises_in_threads
 def test_a_task_that_swallows_its_timeout_still_times_out_and_is_retried(
     start_consumer: Callable[..., Consumer],
 ) -> None:
@@ -85,6 +87,7 @@ def test_an_async_task_past_its_timeout_is_cancelled_and_times_out(
     assert (quick.status, quick.returned) == (TaskStatus.COMPLETED, "slept")
 
 
+@raises_in_threads
 def test_a_timeout_in_a_group_commit_rolls_back_only_that_task(
     start_consumer: Callable[..., Consumer],
 ) -> None:

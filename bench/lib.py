@@ -302,6 +302,7 @@ class System:
     burst: bool = True  # the consumer exits by itself once the queue is empty
     concurrency: bool = False  # the consumer has a --concurrency of its own
     admin: bool = False
+    pool: str = ""  # Firefly's --pool, when not its default
 
     @property
     def python(self) -> str:
@@ -312,7 +313,7 @@ class System:
         env.update(db.env())
         env["PYTHONPATH"] = str(REPO)
         env["PYTHONUNBUFFERED"] = "1"
-        env["FIREFLY_BENCH_SYSTEM"] = self.key
+        env["FIREFLY_BENCH_SYSTEM"] = "firefly" if self.pool else self.key
         if self.settings:
             env["DJANGO_SETTINGS_MODULE"] = self.settings
         env.update(extra)
@@ -322,8 +323,10 @@ class System:
         self, workload: str, concurrency: int | None = None, burst: bool = True
     ) -> list[str]:
         """The system's own consumer command (Django systems)."""
-        if self.key == "firefly":
+        if self.key == "firefly" or self.pool:
             cmd = [self.python, "-m", "django", "consume_tasks"]
+            if self.pool:
+                cmd += ["--pool", self.pool]
             if concurrency:
                 cmd += ["--concurrency", str(concurrency)]
             return cmd + (["--burst"] if burst else [])
@@ -337,6 +340,8 @@ class System:
 
 FIREFLY = System("firefly", "Firefly", "django", settings="bench.settings", concurrency=True,
                  admin=True)  # fmt: skip
+FFPROC = System("ffproc", "Firefly, --pool process", "django", settings="bench.settings",
+                concurrency=True, pool="process")  # fmt: skip
 FF04 = System("ff04", "django-firefly-tasks 0.4.0", "django", venv="ff04",
               settings="bench.peers.ff04.settings", burst=False, admin=True)  # fmt: skip
 DTDB = System("dtdb", "django-tasks-db 0.13.0", "django", venv="dtdb",
@@ -347,7 +352,7 @@ RAW1 = System("raw1", "raw SQL, 1 task per claim + ack", "raw")
 RAW100 = System("raw100", "raw SQL, claim 100 / ack 100", "raw")
 RAWSTMT = System("rawstmt", "raw SQL, ack 100 + claim 100 in 1 statement", "raw",
                  vendors=("postgres",))  # fmt: skip
-SYSTEMS = [FIREFLY, FF04, DTDB, PGQ, RAW1, RAW100, RAWSTMT]
+SYSTEMS = [FIREFLY, FFPROC, FF04, DTDB, PGQ, RAW1, RAW100, RAWSTMT]
 RAW_MODES = {"raw1": "single", "raw100": "batch", "rawstmt": "onestatement"}
 
 
@@ -512,7 +517,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--systems",
-        default=",".join(s.key for s in SYSTEMS),
+        default=",".join(s.key for s in SYSTEMS if not s.pool),
         help="comma-separated systems among " + ",".join(s.key for s in SYSTEMS),
     )
     return p

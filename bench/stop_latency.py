@@ -1,7 +1,9 @@
-"""How long a task takes to stop, with the thread pool, after its timeout or its cancel.
+"""How long a task takes to stop, with either pool, after its timeout or its cancel.
 
-A real ``consume_tasks`` process (``--concurrency 1``, heartbeats every second) runs, one
-after another, ``--rounds`` tasks that spin in Python for a minute:
+A real ``consume_tasks`` process (``--concurrency 1``, ``--pool thread`` or ``process``,
+heartbeats every second) runs, one after another, ``--rounds`` tasks that spin in Python for a
+minute (``--task spin``) or sleep in C (``--task sleep``: only the process pool stops those
+before the grace):
 
 1. **Timeout**: with ``timeout=1``; the figure is the attempt's end minus its start minus the
    timeout (the attempt's times are the consumer's).
@@ -12,6 +14,7 @@ after another, ``--rounds`` tasks that spin in Python for a minute:
    1 s here, 5 s by default).
 
     .venv/bin/python bench/stop_latency.py [--db sqlite|postgres|mariadb] [--rounds 10]
+        [--pool thread|process] [--task spin|sleep]
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgres", "mariadb"), default="sqlite")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--pool", choices=("thread", "process"), default="thread")
+    parser.add_argument("--task", choices=("spin", "sleep"), default="spin")
     args = parser.parse_args()
     with scratch.database(args.db, "stop") as name:
         measure(args, name)
@@ -62,13 +67,22 @@ def measure(args: argparse.Namespace, name: str) -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from bench.benchapp.tasks import spin, stamp
+    from bench.benchapp.tasks import sleep, spin, stamp
     from firefly_tasks.models import TaskModel
 
     call_command("migrate", verbosity=0)
     overrides = {"FIREFLY_HEARTBEAT_INTERVAL": BEAT, "FIREFLY_WORKER_TIMEOUT": 30}
     process = subprocess.Popen(
-        [sys.executable, "-m", "django", "consume_tasks", "--concurrency", "1"],
+        [
+            sys.executable,
+            "-m",
+            "django",
+            "consume_tasks",
+            "--concurrency",
+            "1",
+            "--pool",
+            args.pool,
+        ],
         cwd=ROOT,
         env={
             **os.environ,
@@ -80,14 +94,15 @@ def measure(args: argparse.Namespace, name: str) -> None:
         stderr=subprocess.DEVNULL,
     )
     late, delivered = [], []
+    body = spin if args.task == "spin" else sleep
     try:
         for _ in range(args.rounds):
-            row = spin.using(timeout=1).schedule(60)
+            row = body.using(timeout=1).schedule(60)
             wait_for(row.pk, "failed")
             attempt = TaskModel.objects.get(pk=row.pk).attempts.get()
             late.append((attempt.finished - attempt.started).total_seconds() - 1.0)
         for _ in range(args.rounds):
-            row = spin.schedule(60)
+            row = body.schedule(60)
             marker = stamp.schedule()
             wait_for(row.pk, "running")
             time.sleep(0.3)  # executing, not only claimed
@@ -103,7 +118,7 @@ def measure(args: argparse.Namespace, name: str) -> None:
         ms = sorted(v * 1000 for v in values)
         print(
             f"stop {args.db} {label}: median {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms "
-            f"over {len(ms)} tasks (threads)"
+            f"over {len(ms)} tasks ({args.pool} pool, {args.task})"
         )
 
 

@@ -46,8 +46,14 @@ class SharedLiveness(Liveness):
     runners read it as threads read their process's."""
 
     def __init__(self, cells: MutableSequence[float]) -> None:
-        self.cells = cells
-        super().__init__()
+        self.cells = cells  # a child attaches to its parent's: nothing is reset here
+
+    @classmethod
+    def fresh(cls, cells: MutableSequence[float]) -> SharedLiveness:
+        """The parent's, as :class:`Liveness` starts: proved now, never revived."""
+        liveness = cls(cells)
+        Liveness.__init__(liveness)
+        return liveness
 
     @property
     def proved_at(self) -> float:

@@ -38,6 +38,9 @@ logger = logging.getLogger("firefly_tasks")
 
 # How long a child has to exit once told to (between batches), before it is killed.
 CHILD_EXIT_SECONDS = 10.0
+# Between two children that die before running a task (a broken import, say): doubling, capped.
+RESTART_FIRST_DELAY = 0.1
+RESTART_MAX_DELAY = 5.0
 
 
 class ProcessPool:
@@ -55,7 +58,7 @@ class ProcessPool:
         self._lock = threading.Lock()
 
     def liveness(self) -> SharedLiveness:
-        return SharedLiveness(self.liveness_cells)
+        return SharedLiveness.fresh(self.liveness_cells)
 
     def runner(self, worker: WorkerModel, slot: int) -> Child:
         child = Child(self, worker, slot)
@@ -97,6 +100,7 @@ class Child:
         self.pids: list[int] = []
         self._size = 1
         self._ran = 0  # tasks the current child started, as it reported them
+        self._restart_delay = RESTART_FIRST_DELAY
         self._rows: dict[int, TaskModel] = {}
         self._batch: list[TaskModel] = []
         self._killed: tuple[str, tuple[int, int] | None] | None = None
@@ -247,7 +251,19 @@ class Child:
             row = None
         ran_before = rows[: max(position, 0)] if row is not None else rows[: position + 1]
         unstarted = rows[position + 1 :]
-        why = killed[0] if killed is not None else f"exit code {process.exitcode}"
+        why = killed[0] if killed is not None else _describe_exit(process.exitcode)
+        if killed is None and self.board.ran == 0:
+            # It died before running anything: not a task's doing. Do not spin starting more.
+            logger.error(
+                "pool child pid=%s died before running a task (%s); starting another in %.1fs",
+                process.pid,
+                why,
+                self._restart_delay,
+            )
+            time.sleep(self._restart_delay)
+            self._restart_delay = min(self._restart_delay * 2, RESTART_MAX_DELAY)
+            return [], rows
+        self._restart_delay = RESTART_FIRST_DELAY
         if killed is None or killed[0] != "interrupted":
             logger.error(
                 "pool child died pid=%s (%s) task_id=%s; starting another",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 from django.core.management import CommandError, call_command
 
+from firefly_tasks.liveness import SharedLiveness
 from firefly_tasks.models import TaskModel, TaskStatus
 from tests.conftest import Consumer, wait_until
 from tests.testapp import tasks
@@ -136,6 +137,33 @@ def test_cancelling_a_running_task_stops_it_in_its_child(
     # SIGUSR1 stopped it: the same child ran the next task.
     first, second = pids()
     assert first == second
+
+
+def test_a_child_past_its_memory_limit_is_replaced_after_its_batch(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    for _ in range(3):
+        tasks.note_pid.schedule()
+    # 1 KiB: every child is past it after its first batch.
+    consumer = start_consumer(*POOL, "--max-memory-per-child", "1", "--burst")
+
+    assert consumer.wait(FINISHED_WITHIN) == 0, consumer.output()
+
+    seen = pids()
+    assert len(seen) == 3 and len(set(seen)) >= 2
+
+
+def test_a_child_attaches_to_its_parents_liveness_without_resetting_it() -> None:
+    cells = [0.0, 0.0]
+    parent = SharedLiveness.fresh(cells)
+    parent.revivals += 2
+    parent.proved_at = 12.5
+
+    child = SharedLiveness(cells)
+
+    assert (child.revivals, child.proved_at) == (2, 12.5)
+    child.proved_at = 13.0
+    assert parent.proved_at == 13.0
 
 
 @pytest.mark.parametrize(

@@ -30,3 +30,9 @@ def spin(seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         pass
+
+
+@task()
+def sleep(seconds: float) -> None:
+    """Blocked in C for ``seconds``: the process pool's signals stop it (bench/stop_latency.py)."""
+    time.sleep(seconds)

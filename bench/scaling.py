@@ -64,7 +64,7 @@ def main() -> None:
         lib.log(f"scaling on {db.durability()}")
         systems = [
             s for s in opts.systems
-            if vendor in s.vendors and (s.key == "firefly" or vendor in peer_dbs)
+            if vendor in s.vendors and (s.key == "firefly" or s.pool or vendor in peer_dbs)
         ]  # fmt: skip
         for _ in range(opts.runs):
             for system in systems:

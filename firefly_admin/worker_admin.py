@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from firefly_admin import display
@@ -30,6 +30,7 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
         "pid",
         "queue_list",
         "concurrency",
+        "pool",
         "liveness_badge",
         "state",
         "heartbeat",
@@ -50,6 +51,8 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
         "pid",
         "queue_list",
         "concurrency",
+        "pool",
+        "children_table",
         "liveness_badge",
         "state",
         "started",
@@ -71,6 +74,24 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
     def queue_list(self, obj: WorkerModel) -> str:
         return ", ".join(obj.queues or ())
 
+    @admin.display(description="children")
+    def children_table(self, obj: WorkerModel) -> SafeString | str:
+        """The process pool's children at the last heartbeat: slot, pid, memory, task."""
+        children = obj.children if isinstance(obj.children, list) else []
+        if not children:
+            return "-" if obj.pool != "process" else "none reported yet"
+        site = self.admin_site.name
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (_child_cells(child, site) for child in children if isinstance(child, dict)),
+        )
+        return format_html(
+            '<table class="firefly-children"><thead><tr><th>slot</th><th>pid</th>'
+            "<th>memory</th><th>task</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
     @admin.display(description="liveness")
     def liveness_badge(self, obj: WorkerModel) -> SafeString:
         return display.badge(liveness(obj, timezone.now()))
@@ -87,3 +108,14 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
     def tasks_link(self, obj: WorkerModel) -> SafeString:
         url = reverse(f"{self.admin_site.name}:firefly_admin_task_changelist")
         return format_html('<a href="{}?worker={}">Tasks it ran</a>', url, obj.pk)
+
+
+def _child_cells(child: dict[str, Any], site: str) -> tuple[Any, ...]:
+    """One child's cells, whatever its JSON holds (escaped by format_html_join)."""
+    memory, task, pid = child.get("memory_kib"), child.get("task"), child.get("pid")
+    shown_memory = f"{memory / 1024:,.1f} MiB" if isinstance(memory, int | float) else "-"
+    shown_task: Any = "idle"
+    if isinstance(task, int):
+        url = reverse(f"{site}:firefly_admin_task_change", args=[task])
+        shown_task = format_html('<a href="{}">{}</a>', url, task)
+    return (child.get("slot", "?"), "starting" if pid is None else pid, shown_memory, shown_task)

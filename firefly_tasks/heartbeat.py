@@ -35,6 +35,8 @@ class HeartbeatOwner(Protocol):
 
     def executing(self) -> list[dict[str, Any]]: ...
 
+    def children(self) -> list[dict[str, Any]] | None: ...
+
     def stop_cancelled(self) -> None: ...
 
 
@@ -86,6 +88,7 @@ class Heartbeat(threading.Thread):
             "processed": worker.processed,
             "failed": worker.failed,
             "executing": worker.executing(),
+            "children": worker.children(),
         }
         if worker.liveness.beat(worker.row.pk, **counts):
             return True

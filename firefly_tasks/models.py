@@ -37,6 +37,13 @@ class WorkerModel(models.Model):
     pid = models.PositiveIntegerField()
     queues = models.JSONField(default=list)
     concurrency = models.PositiveSmallIntegerField(default=1)
+    # db_default: a consumer of an older release registers without naming the column.
+    pool = models.CharField(
+        max_length=16,
+        default="thread",
+        db_default="thread",
+        help_text="where its tasks run: thread, or process (consume_tasks --pool)",
+    )
     started = models.DateTimeField(default=timezone.now)
     last_heartbeat = models.DateTimeField(default=timezone.now)
     stopped = models.DateTimeField(null=True, blank=True)
@@ -57,6 +64,13 @@ class WorkerModel(models.Model):
         blank=True,
         help_text="the tasks its threads executed at its last heartbeat (id, name, queue, "
         "started): the rest of what it holds is claimed, waiting in its batches",
+    )
+
+    children = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="with --pool process, its children at its last heartbeat: slot, pid, "
+        "memory (resident, KiB) and the task each executes",
     )
 
     # Which FIREFLY_SCHEDULES it runs with, and since when (the database's time) consumers

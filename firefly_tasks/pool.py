@@ -66,6 +66,13 @@ class ProcessPool:
             self.children.append(child)
         return child
 
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Each slot's child now: slot, pid, resident memory (KiB) and task (for the
+        heartbeat; pid ``None`` while the slot has none)."""
+        with self._lock:
+            children = list(self.children)
+        return [child.snapshot() for child in sorted(children, key=lambda c: c.slot)]
+
     def supervise(self) -> None:
         """Kill the children whose task ran past its timeout, or a cancel, and the grace."""
         with self._lock:
@@ -123,6 +130,16 @@ class Child:
             return None
         started = datetime.datetime.fromtimestamp(self.board.started, tz=datetime.UTC)
         return row, started
+
+    def snapshot(self) -> dict[str, Any]:
+        process, executing = self.process, self.board.executing()
+        pid = None if process is None else process.pid
+        return {
+            "slot": self.slot,
+            "pid": pid,
+            "memory_kib": None if pid is None else resident_kib(pid),
+            "task": None if executing is None else executing[0],
+        }
 
     def drop(self, pk: int) -> None:
         """A task of the batch was cancelled before it started. (Not passed on to the child
@@ -313,6 +330,16 @@ class Child:
         )
         TaskModel.objects.recover(row, worker, AttemptOutcome.LOST, error=error, charge=True)
         return [RunOutcome.FAILED]
+
+
+def resident_kib(pid: int) -> int | None:
+    """The resident memory of process ``pid`` in KiB (Linux's /proc), or None."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def _describe_exit(exitcode: int | None) -> str:

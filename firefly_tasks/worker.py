@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from firefly_tasks import states
 from firefly_tasks.batches import BatchInterrupted, BatchRunner
+from firefly_tasks.budget import Budget
 from firefly_tasks.cancellation import stop_cancelled
 from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.conf import settings
@@ -48,28 +49,6 @@ RECONNECT_MAX_DELAY = 5.0
 INTERRUPT_TIMEOUT = 5.0
 # Longest the main thread sleeps between looks at its worker threads, when nothing wakes it.
 SUPERVISE_SECONDS = 1.0
-
-
-class Budget:
-    """How many more attempts may start under ``--max-tasks`` (unbounded when ``None``)."""
-
-    def __init__(self, limit: int | None) -> None:
-        self._left = limit
-        self._lock = threading.Lock()
-
-    def take(self, wanted: int) -> int:
-        with self._lock:
-            if self._left is None:
-                return wanted
-            granted = min(wanted, self._left)
-            self._left -= granted
-            return granted
-
-    def give_back(self, count: int) -> None:
-        if count:
-            with self._lock:
-                if self._left is not None:
-                    self._left += count
 
 
 class Worker:
@@ -175,6 +154,7 @@ class Worker:
                     pid=os.getpid(),
                     queues=self.queues,
                     concurrency=self.concurrency,
+                    pool="thread" if self.pool is None else "process",
                     engine=states.ENGINE_VERSION,
                     last_heartbeat=DatabaseNow(),
                 )
@@ -290,6 +270,10 @@ class Worker:
                 (e for e in now if e is not None), key=lambda executing: executing[1]
             )
         ]
+
+    def children(self) -> list[dict[str, Any]] | None:
+        """The process pool's children, as the heartbeat reports them (``None``: threads)."""
+        return None if self.pool is None else self.pool.snapshot()
 
     # One thread's loop --------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from firefly_tasks.liveness import SharedLiveness
-from firefly_tasks.models import TaskModel, TaskStatus
+from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
 from tests.conftest import Consumer, wait_until
 from tests.testapp import tasks
 from tests.testapp.models import Note
@@ -177,3 +177,24 @@ def test_a_child_attaches_to_its_parents_liveness_without_resetting_it() -> None
 def test_the_pool_options_refuse_what_cannot_work(args: list[str], message: str) -> None:
     with pytest.raises(CommandError, match=message):
         call_command("consume_tasks", *args)
+
+
+def test_the_heartbeat_reports_the_pool_and_each_childs_pid_memory_and_task(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    sleeping = tasks.note_pid_then_sleep.schedule(600)
+    consumer = start_consumer(*POOL, FIREFLY_HEARTBEAT_INTERVAL=0.2)
+    wait_until(lambda: Note.objects.exists(), timeout=FINISHED_WITHIN)
+    (child,) = pids()
+
+    def reported() -> list[dict[str, object]] | None:
+        worker = WorkerModel.objects.filter(pid=consumer.pid).first()
+        return None if worker is None else worker.children
+
+    wait_until(lambda: (reported() or [{}])[0].get("task") == sleeping.pk, timeout=FINISHED_WITHIN)
+    worker = WorkerModel.objects.get(pid=consumer.pid)
+    (entry,) = worker.children or []
+    assert worker.pool == "process"
+    assert (entry["slot"], entry["pid"], entry["task"]) == (0, child, sleeping.pk)
+    assert isinstance(entry["memory_kib"], int) and entry["memory_kib"] > 1024
+    TaskModel.objects.filter(pk=sleeping.pk).cancel(running=True)

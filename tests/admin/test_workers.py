@@ -1,0 +1,61 @@
+"""The workers page: a process pool's children, whatever the heartbeat's JSON holds."""
+
+from __future__ import annotations
+
+from django.test import Client
+from django.urls import reverse
+
+from firefly_tasks.models import TaskStatus
+from tests.admin.conftest import make_task, make_worker
+
+
+def test_a_process_pool_workers_page_lists_its_children(admin_client: Client) -> None:
+    task = make_task(TaskStatus.RUNNING)
+    worker = make_worker(
+        "w-pool",
+        pool="process",
+        children=[
+            {"slot": 0, "pid": 4242, "memory_kib": 204800, "task": task.pk},
+            {"slot": 1, "pid": None, "memory_kib": None, "task": None},
+        ],
+    )
+
+    html = admin_client.get(reverse("admin:firefly_admin_worker_change", args=[worker.pk]))
+
+    page = html.content.decode()
+    table = page.split('class="firefly-children"')[1].split("</table>")[0]
+    rows = table.split("<tr>")[2:]
+    assert "4242" in rows[0] and "200.0 MiB" in rows[0]
+    assert reverse("admin:firefly_admin_task_change", args=[task.pk]) in rows[0]
+    assert "starting" in rows[1] and "idle" in rows[1]
+    listed = admin_client.get(reverse("admin:firefly_admin_worker_changelist")).content.decode()
+    assert "process" in listed.split(">w-pool<")[1].split("</tr>")[0]
+
+
+def test_a_thread_pool_worker_has_no_children(admin_client: Client) -> None:
+    worker = make_worker("w-threads")
+
+    page = admin_client.get(reverse("admin:firefly_admin_worker_change", args=[worker.pk]))
+
+    assert 'class="firefly-children"' not in page.content.decode()
+
+
+def test_children_render_escaped_whatever_their_json_holds(admin_client: Client) -> None:
+    worker = make_worker(
+        "w-odd",
+        pool="process",
+        children=[
+            {"slot": "<script>alert(1)</script>", "pid": "<b>9</b>", "task": "1; drop"},
+            "not a child",
+            7,
+            {"memory_kib": "lots"},
+        ],
+    )
+
+    response = admin_client.get(reverse("admin:firefly_admin_worker_change", args=[worker.pk]))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "<b>9</b>" not in page
+    assert "1; drop" not in page  # not a task id: shown as idle

@@ -25,7 +25,7 @@ from firefly_tasks.conf import settings as engine_settings
 from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
 from firefly_tasks.queues import known_queues
 from firefly_tasks.registry import registry
-from firefly_tasks.states import TaskStatus
+from firefly_tasks.states import AttemptOutcome, TaskStatus
 
 
 def task_name_choices() -> list[tuple[str, str]]:
@@ -52,6 +52,30 @@ class StatusFilter(admin.SimpleListFilter):
         value = self.value()
         if value in TaskStatus.values:
             return queryset.filter(status=value)
+        return queryset
+
+
+class OutcomeFilter(admin.SimpleListFilter):
+    """Tasks with an attempt that ended so: the outcomes that need an operator's eye (a
+    subquery over the attempts, which have no index on the outcome: completions stay cheap)."""
+
+    title = "attempt outcome"
+    parameter_name = "outcome"
+    OUTCOMES = (
+        AttemptOutcome.TIMED_OUT,
+        AttemptOutcome.CANCELLED,
+        AttemptOutcome.LOST,
+        AttemptOutcome.INTERRUPTED,
+    )
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(outcome.value, outcome.label) for outcome in self.OUTCOMES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value in {outcome.value for outcome in self.OUTCOMES}:
+            attempts = TaskAttempt.objects.filter(outcome=value).values("task_id")
+            return queryset.filter(pk__in=attempts)
         return queryset
 
 

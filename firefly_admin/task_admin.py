@@ -37,6 +37,7 @@ from firefly_admin.changelist import TaskChangeList
 from firefly_admin.conf import settings
 from firefly_admin.filters import (
     DateRangeFilter,
+    OutcomeFilter,
     QueueFilter,
     ScheduleFilter,
     StatusFilter,
@@ -73,6 +74,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
     list_display_links = ("id", "task_name")
     list_filter = (
         StatusFilter,
+        OutcomeFilter,
         QueueFilter,
         TaskNameFilter,
         ("created", DateRangeFilter),

@@ -1,4 +1,5 @@
-"""The workers page: a process pool's children, whatever the heartbeat's JSON holds."""
+"""The workers page (a process pool's children, whatever the heartbeat's JSON holds) and the
+task list's filter by attempt outcome."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from firefly_tasks.models import TaskStatus
-from tests.admin.conftest import make_task, make_worker
+from tests.admin.conftest import make_attempt, make_task, make_worker
 
 
 def test_a_process_pool_workers_page_lists_its_children(admin_client: Client) -> None:
@@ -59,3 +60,25 @@ def test_children_render_escaped_whatever_their_json_holds(admin_client: Client)
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "<b>9</b>" not in page
     assert "1; drop" not in page  # not a task id: shown as idle
+
+
+def test_the_task_list_filters_by_an_attempts_outcome(admin_client: Client) -> None:
+    timed_out = make_task(TaskStatus.FAILED)
+    make_attempt(timed_out, 1, outcome="timed_out")
+    retried = make_task(TaskStatus.COMPLETED)
+    make_attempt(retried, 1, outcome="timed_out")
+    make_attempt(retried, 2, outcome="completed")
+    cancelled = make_task(TaskStatus.CANCELLED)
+    make_attempt(cancelled, 1, outcome="cancelled")
+    plain = make_task(TaskStatus.FAILED)
+    make_attempt(plain, 1, outcome="failed")
+    changelist = reverse("admin:firefly_admin_task_changelist")
+
+    def listed(outcome: str) -> set[int]:
+        response = admin_client.get(f"{changelist}?outcome={outcome}")
+        return {row.pk for row in response.context["cl"].result_list}
+
+    assert listed("timed_out") == {timed_out.pk, retried.pk}
+    assert listed("cancelled") == {cancelled.pk}
+    assert listed("completed") == {timed_out.pk, retried.pk, cancelled.pk, plain.pk}  # not offered
+    assert "?outcome=timed_out" in admin_client.get(changelist).content.decode()

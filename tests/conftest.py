@@ -11,11 +11,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from django.conf import settings
 from django.db import connection
+
+if TYPE_CHECKING:
+    from firefly_tasks.models import TaskModel
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -187,3 +190,20 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30, interval: flo
             return
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def outcomes(row: TaskModel) -> list[str]:
+    """The outcomes of a task's attempts, in order."""
+    return list(row.attempts.order_by("number").values_list("outcome", flat=True))
+
+
+def finished(*rows: TaskModel) -> Callable[[], bool]:
+    """A condition for :func:`wait_until`: none of ``rows`` waits or runs any more."""
+    from firefly_tasks.models import TaskModel, TaskStatus
+
+    ids = [row.pk for row in rows]
+    return lambda: (
+        not TaskModel.objects.filter(
+            pk__in=ids, status__in=(TaskStatus.CREATED, TaskStatus.RUNNING)
+        ).exists()
+    )

@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from firefly_tasks.liveness import SharedLiveness
 from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
-from tests.conftest import Consumer, wait_until
+from tests.conftest import Consumer, finished, outcomes, wait_until
 from tests.testapp import tasks
 from tests.testapp.models import Note
 
@@ -23,19 +23,6 @@ pytestmark = pytest.mark.slow
 # times as long, and more for a loaded machine.
 FINISHED_WITHIN = 60
 POOL = ("--pool", "process", "--concurrency", "1")
-
-
-def outcomes(row: TaskModel) -> list[str]:
-    return list(row.attempts.order_by("number").values_list("outcome", flat=True))
-
-
-def finished(*rows: TaskModel) -> Callable[[], bool]:
-    ids = [row.pk for row in rows]
-    return lambda: (
-        not TaskModel.objects.filter(
-            pk__in=ids, status__in=(TaskStatus.CREATED, TaskStatus.RUNNING)
-        ).exists()
-    )
 
 
 def pids() -> list[int]:

@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus
 from firefly_tasks.states import AttemptOutcome
-from tests.conftest import Consumer, raises_in_threads, wait_until
+from tests.conftest import Consumer, finished, outcomes, raises_in_threads, wait_until
 from tests.testapp import tasks
 from tests.testapp.models import Note
 
@@ -21,19 +21,6 @@ pytestmark = pytest.mark.slow
 
 # A timeout of 1 or 2 s fires in about that: ten times as long, and more for a loaded machine.
 FINISHED_WITHIN = 60
-
-
-def outcomes(row: TaskModel) -> list[str]:
-    return list(row.attempts.order_by("number").values_list("outcome", flat=True))
-
-
-def finished(*rows: TaskModel) -> Callable[[], bool]:
-    ids = [row.pk for row in rows]
-    return lambda: (
-        not TaskModel.objects.filter(
-            pk__in=ids, status__in=(TaskStatus.CREATED, TaskStatus.RUNNING)
-        ).exists()
-    )
 
 
 @raises_in_threads

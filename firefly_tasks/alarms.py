@@ -49,6 +49,9 @@ class Alarms:
                 self.armed = False  # from here on, the handlers raise nothing
                 if self.seconds is not None:
                     signal.setitimer(signal.ITIMER_REAL, 0)
+                    # The next task shows on the board before it is armed: not with this
+                    # deadline, or its child could be killed for this one's.
+                    self.board.set(deadline=math.inf)
                 return self.raised
             except (TaskTimeout, TaskCancelled):
                 continue  # raised just before ``armed`` was cleared: already recorded

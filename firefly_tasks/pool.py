@@ -13,6 +13,7 @@ run again ``interrupted``, uncharged, and those not started go back to the queue
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import logging
@@ -56,6 +57,9 @@ class ProcessPool:
         self.liveness_cells = self.context.Array("d", 2, lock=False)
         self.children: list[Child] = []
         self._lock = threading.Lock()
+        # Before multiprocessing's own exit handler (atexit runs the last registered first),
+        # which would wait for children that ignore its SIGTERM and die only with this process.
+        atexit.register(self.kill_all)
 
     def liveness(self) -> SharedLiveness:
         return SharedLiveness.fresh(self.liveness_cells)
@@ -306,6 +310,8 @@ class Child:
         if row is None:
             return []
         worker = self.worker
+        if killed is not None and killed[1] != (row.pk, row.attempt):
+            killed = ("interrupted", None)  # killed for the task before, which ended since
         if killed is not None and killed[0] == "cancelled":
             return [RunOutcome.CANCELLED]  # its canceller recorded it
         if killed is not None and killed[0] == "interrupted":

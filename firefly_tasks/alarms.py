@@ -19,6 +19,7 @@ from collections.abc import Hashable
 from types import FrameType
 
 from firefly_tasks.board import Board
+from firefly_tasks.deadlines import cancel_async
 from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 
 
@@ -66,6 +67,9 @@ class Alarms:
 
     def _on_cancel(self, signum: int, frame: FrameType | None) -> None:
         wanted = (int(self.board.cancel_pk), int(self.board.cancel_attempt))
-        if self.armed and self.raised is None and wanted == self.token:
+        if not self.armed:
+            cancel_async(wanted)  # an ``@atask`` body, in its loop's thread
+            return
+        if self.raised is None and wanted == self.token:
             self.raised = TaskCancelled
             raise TaskCancelled("the task was cancelled while it ran")

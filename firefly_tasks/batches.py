@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from firefly_tasks import signals
 from firefly_tasks.conf import settings
-from firefly_tasks.deadlines import watchdog
+from firefly_tasks.deadlines import cancel_async, watchdog
 from firefly_tasks.dialects import dialect
 from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 from firefly_tasks.execution import (
@@ -147,7 +147,7 @@ class BatchRunner:
 
     def interrupt(self, token: tuple[int, int]) -> bool:
         """Cancel the body ``token`` if this runner's thread executes it."""
-        return watchdog.interrupt(self.thread, token)
+        return watchdog.interrupt(self.thread, token) or cancel_async(token)
 
     def batch_size(self) -> int:
         """How many tasks to claim next: about ``BATCH_SECONDS`` of work, at least one, and

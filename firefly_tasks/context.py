@@ -48,8 +48,10 @@ class RunningTask:
     @property
     def cancel_requested(self) -> bool:
         """Whether this run was cancelled (``cancel(running=True)``) and its consumer has been
-        told: ``TaskCancelled`` is on its way; a task that catches it can still look here.
-        Sync tasks (``@task``) only."""
+        told: ``TaskCancelled`` (an ``@atask``: ``CancelledError`` at its ``await``) is on
+        its way; a task that catches it can still look here."""
+        if deadlines.async_cancelled((self.row.pk, self.row.attempt)):
+            return True
         return deadlines.guard().cancelled(threading.get_ident())
 
     @property

@@ -253,19 +253,61 @@ def call(
     return result
 
 
-def bounded(func: Callable[..., Awaitable[Any]], seconds: float) -> Callable[..., Awaitable[Any]]:
-    """The coroutine function ``func``, cancelled past ``seconds`` (``asyncio.timeout``) and
-    then raising :class:`TaskTimeout`."""
+@dataclass(slots=True)
+class _AsyncBody:
+    """A running ``@atask`` body: its loop and task, for a cancel from another thread."""
+
+    loop: asyncio.AbstractEventLoop
+    task: asyncio.Task[Any] | None
+    cancelled: bool = False
+
+
+_async_bodies: dict[Hashable, _AsyncBody] = {}
+
+
+def cancel_async(token: Hashable) -> bool:
+    """Cancel the ``@atask`` body ``token`` if it runs (from any thread, or a signal
+    handler): its task is cancelled at its current ``await``, then ends ``TaskCancelled``."""
+    body = _async_bodies.get(token)
+    if body is None or body.cancelled or body.task is None:
+        return False
+    body.cancelled = True
+    body.loop.call_soon_threadsafe(body.task.cancel)
+    return True
+
+
+def async_cancelled(token: Hashable) -> bool:
+    body = _async_bodies.get(token)
+    return body is not None and body.cancelled
+
+
+def bounded(
+    func: Callable[..., Awaitable[Any]], seconds: float | None, token: Hashable = None
+) -> Callable[..., Awaitable[Any]]:
+    """The coroutine function ``func``, cancelled past ``seconds`` (``asyncio.timeout``; None:
+    never) and then raising :class:`TaskTimeout`, or at :func:`cancel_async` of ``token`` and
+    then raising :class:`TaskCancelled`, even if it caught the cancellation."""
 
     @functools.wraps(func)
     async def within(*args: Any, **kwargs: Any) -> Any:
+        body = _AsyncBody(asyncio.get_running_loop(), asyncio.current_task())
+        if token is not None:
+            _async_bodies[token] = body
         limit = asyncio.timeout(seconds)
         try:
             async with limit:
-                return await func(*args, **kwargs)
+                result = await func(*args, **kwargs)
         except BaseException as exc:
+            if body.cancelled:
+                raise TaskCancelled(CANCELLED) from exc
             if limit.expired():
                 raise TaskTimeout(ran_past(seconds)) from exc
             raise
+        finally:
+            if token is not None:
+                _async_bodies.pop(token, None)
+        if body.cancelled:
+            raise TaskCancelled(CANCELLED)
+        return result
 
     return within

@@ -79,7 +79,7 @@ def invoke(
         if task.is_async:
             # In this thread: the coroutine's sync_to_async ORM calls come back to this
             # thread, so they share its connection and its atomic block.
-            func = task.func if timeout is None else deadlines.bounded(task.func, timeout)
+            func = deadlines.bounded(task.func, timeout, (row.pk, row.attempt))
             result = async_to_sync(func)(*args, **kwargs)
         else:
             # Armed with or without a timeout: a cancel stops it either way.

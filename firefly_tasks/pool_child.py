@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import ctypes
 import datetime
+import math
 import resource
 import signal
 import sys
 import threading
+import time
 from collections.abc import MutableSequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -89,6 +91,9 @@ def _serve(
                 pk=row.pk,
                 attempt=row.attempt,
                 started=started.timestamp(),
+                # From about now; a sync body's own, exact one replaces it as it is armed.
+                # An ``@atask`` keeps this one: past it and the grace, its child is killed.
+                deadline=math.inf if row.timeout is None else time.monotonic() + row.timeout,
                 position=self._positions.get(row.pk, -1),
                 ran=board.ran + 1,
             )

@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 
 import pytest
+from asgiref.sync import async_to_sync
 
-from firefly_tasks.models import TaskModel, TaskStatus
+from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
 from tests.conftest import Consumer, raises_in_threads, wait_until
 from tests.testapp import tasks
 from tests.testapp.models import Note
@@ -94,3 +95,25 @@ def test_a_stopped_task_sees_its_cancel_requested(
 
     wait_until(lambda: Note.objects.exists(), WITHIN)
     assert list(Note.objects.values_list("text", flat=True)) == ["cancel_requested=True"]
+
+
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_cancelling_a_running_async_task_stops_it_at_its_await(
+    start_consumer: Callable[..., Consumer], pool: str
+) -> None:
+    waiting = async_to_sync(tasks.async_wait_then_note.schedule)(120, "waited")
+    start_consumer("--concurrency", "1", "--pool", pool, **FAST_BEAT)
+
+    def executing() -> bool:  # at a heartbeat: not only claimed (then it would be skipped)
+        reported = WorkerModel.objects.values_list("executing", flat=True)
+        return any(task["id"] == waiting.pk for tasks in reported for task in tasks or [])
+
+    wait_until(executing, WITHIN)
+    after = tasks.add.schedule(2, 2)
+
+    assert TaskModel.objects.filter(pk=waiting.pk).cancel(running=True) == 1
+    wait_until(lambda: TaskModel.objects.filter(pk=after.pk, status="completed").exists(), WITHIN)
+
+    waiting.refresh_from_db()
+    assert (waiting.status, outcomes(waiting.pk)) == (TaskStatus.CANCELLED, ["cancelled"])
+    assert not Note.objects.filter(text="waited").exists()

@@ -9,6 +9,7 @@ import signal
 from collections.abc import Callable
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.management import CommandError, call_command
 
 from firefly_tasks.liveness import SharedLiveness
@@ -185,3 +186,18 @@ def test_the_heartbeat_reports_the_pool_and_each_childs_pid_memory_and_task(
     assert (entry["slot"], entry["pid"], entry["task"]) == (0, child, sleeping.pk)
     assert isinstance(entry["memory_kib"], int) and entry["memory_kib"] > 1024
     TaskModel.objects.filter(pk=sleeping.pk).cancel(running=True)
+
+
+def test_an_async_task_that_blocks_its_loop_is_killed_after_its_timeout_and_grace(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    blocking = async_to_sync(tasks.async_blocking.schedule)(600)
+    after = tasks.add.schedule(1, 1)
+    start_consumer(*POOL, FIREFLY_TIMEOUT_GRACE=1)
+
+    wait_until(finished(blocking, after), timeout=FINISHED_WITHIN)
+
+    blocking.refresh_from_db()
+    assert (blocking.status, outcomes(blocking)) == (TaskStatus.FAILED, ["timed_out"])
+    assert blocking.error.endswith("its pool child was killed")
+    assert TaskModel.objects.get(pk=after.pk).returned == 2

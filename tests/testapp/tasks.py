@@ -374,3 +374,18 @@ def sleep_through_timeouts(seconds: float) -> str:
     except BaseException:
         time.sleep(seconds)
     return "slept"
+
+
+@atask()
+async def async_wait_then_note(seconds: float, text: str) -> str:
+    """Awaits ``seconds`` (no timeout), then writes: what a cancel stops at its ``await``."""
+    await asyncio.sleep(seconds)
+    await Note.objects.acreate(text=text)
+    return text
+
+
+@atask(timeout=1)
+async def async_blocking(seconds: float) -> str:
+    """Blocks its event loop (no ``await``): ``asyncio.timeout`` cannot stop it."""
+    time.sleep(seconds)
+    return "blocked"

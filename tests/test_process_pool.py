@@ -201,3 +201,29 @@ def test_an_async_task_that_blocks_its_loop_is_killed_after_its_timeout_and_grac
     assert (blocking.status, outcomes(blocking)) == (TaskStatus.FAILED, ["timed_out"])
     assert blocking.error.endswith("its pool child was killed")
     assert TaskModel.objects.get(pk=after.pk).returned == 2
+
+
+def test_a_child_dying_in_a_group_commit_charges_its_task_and_reruns_the_group_uncharged(
+    start_consumer: Callable[..., Consumer], figure: Callable[..., None]
+) -> None:
+    # Fast calls share commits once the child has seen a few: call 150 kills its child in the
+    # middle of a group, whose earlier members had not committed.
+    calls = tasks.crash_at.schedule_many([(i, 150) for i in range(300)])
+    consumer = start_consumer(*POOL, "--burst")
+
+    assert consumer.wait(FINISHED_WITHIN) == 0, consumer.output()
+
+    crashed = calls[150]
+    ended = {row.pk: (row.status, row.lost_attempts) for row in TaskModel.objects.all()}
+    assert set(ended.values()) == {(TaskStatus.COMPLETED, 0), (TaskStatus.COMPLETED, 1)}
+    assert ended[crashed.pk] == (TaskStatus.COMPLETED, 1)
+    assert outcomes(crashed) == ["lost", "completed"]
+    interrupted = 0
+    for row in calls:
+        if row.pk != crashed.pk:
+            assert outcomes(row) in (["completed"], ["interrupted", "completed"]), row.pk
+            interrupted += outcomes(row) == ["interrupted", "completed"]
+    # Each call's note committed once: the killed group's writes rolled back with it.
+    notes = list(Note.objects.values_list("text", flat=True))
+    assert sorted(notes) == sorted(f"crash_at {i}" for i in range(300))
+    figure(interrupted=interrupted)

@@ -389,3 +389,14 @@ async def async_blocking(seconds: float) -> str:
     """Blocks its event loop (no ``await``): ``asyncio.timeout`` cannot stop it."""
     time.sleep(seconds)
     return "blocked"
+
+
+@task()
+def crash_at(i: int, crash: int) -> int:
+    """Atomic and fast; call ``crash`` takes its process down (SIGKILL) on its first attempt,
+    after writing: as a segfault in the middle of a group commit would."""
+    Note.objects.create(text=f"crash_at {i}")
+    running = current_task()
+    if i == crash and running is not None and running.attempt == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return i

@@ -118,10 +118,11 @@ def start_consumer(transactional_db: None) -> Iterator[Callable[..., Consumer]]:
     if os.environ.get("COVERAGE_RUN"):
         # Measured: a consumer still running is stopped at once (two SIGTERMs) rather than
         # killed, so that it writes its coverage data as it exits.
-        for consumer in started:
-            if consumer.process.poll() is None:
-                consumer.signal(signal.SIGTERM)
-                consumer.signal(signal.SIGTERM)
+        running = [consumer for consumer in started if consumer.process.poll() is None]
+        for signum in (signal.SIGTERM, signal.SIGTERM):  # apart: two at once count as one
+            for consumer in running:
+                consumer.signal(signum)
+            time.sleep(0.2)
         for consumer in started:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 consumer.process.wait(10)

@@ -227,3 +227,59 @@ def test_a_child_dying_in_a_group_commit_charges_its_task_and_reruns_the_group_u
     notes = list(Note.objects.values_list("text", flat=True))
     assert sorted(notes) == sorted(f"crash_at {i}" for i in range(300))
     figure(interrupted=interrupted)
+
+
+def test_two_children_run_every_task_once(start_consumer: Callable[..., Consumer]) -> None:
+    tasks.note_pid.schedule_many([((), {})] * 200)
+    consumer = start_consumer("--pool", "process", "--concurrency", "2", "--burst")
+
+    assert consumer.wait(FINISHED_WITHIN) == 0, consumer.output()
+
+    assert TaskModel.objects.filter(status=TaskStatus.COMPLETED).count() == 200
+    assert len(pids()) == 200  # each task's note committed once
+    assert len(set(pids())) == 2
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_sigterm_lets_the_childs_task_finish_then_the_child_and_consumer_exit(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    row = tasks.note_pid_then_sleep.schedule(2)
+    consumer = start_consumer(*POOL)
+    wait_until(lambda: Note.objects.exists(), timeout=FINISHED_WITHIN)
+    (child,) = pids()
+
+    consumer.signal(signal.SIGTERM)
+
+    assert consumer.wait(FINISHED_WITHIN) == 0, consumer.output()
+    assert TaskModel.objects.get(pk=row.pk).status == TaskStatus.COMPLETED
+    wait_until(lambda: not alive(child), timeout=10)
+
+
+def test_a_second_sigterm_kills_the_child_and_puts_its_task_back(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    row = tasks.note_pid_then_sleep.schedule(600)
+    consumer = start_consumer(*POOL)
+    wait_until(lambda: Note.objects.exists(), timeout=FINISHED_WITHIN)
+    (child,) = pids()
+
+    consumer.signal(signal.SIGTERM)
+    wait_until(
+        lambda: WorkerModel.objects.filter(pid=consumer.pid, state="stopping").exists(),
+        timeout=FINISHED_WITHIN,
+    )
+    consumer.signal(signal.SIGTERM)
+
+    assert consumer.wait(FINISHED_WITHIN) == 1, consumer.output()
+    wait_until(lambda: not alive(child), timeout=10)
+    row.refresh_from_db()
+    assert (row.status, outcomes(row)) == (TaskStatus.CREATED, ["interrupted"])
+    assert row.lost_attempts == 0

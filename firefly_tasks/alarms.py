@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from types import FrameType
 
 from firefly_tasks.board import Board
@@ -26,8 +26,9 @@ from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 class Alarms:
     """The child's :class:`~firefly_tasks.deadlines.Guard`: install once, in the main thread."""
 
-    def __init__(self, board: Board) -> None:
+    def __init__(self, board: Board, on_drop: Callable[[frozenset[int]], None]) -> None:
         self.board = board
+        self.on_drop = on_drop  # tasks of the batch cancelled before they started
         self.token: Hashable = None
         self.seconds: float | None = None
         self.armed = False
@@ -66,6 +67,7 @@ class Alarms:
             raise TaskTimeout(f"the attempt ran past its timeout of {self.seconds:g} s")
 
     def _on_cancel(self, signum: int, frame: FrameType | None) -> None:
+        self.on_drop(self.board.dropped())
         wanted = (int(self.board.cancel_pk), int(self.board.cancel_attempt))
         if not self.armed:
             cancel_async(wanted)  # an ``@atask`` body, in its loop's thread

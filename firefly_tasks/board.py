@@ -22,7 +22,10 @@ _FIELDS = (
     "cancel_pk",  # the task the parent asks the child to stop (then SIGUSR1)
     "cancel_attempt",
     "ran",  # tasks started since the child started
+    "drops",  # how many tasks of the batch the parent dropped (cancelled before they started)
+    *(f"drop_{i}" for i in range(8)),  # the last 8 of them, a ring
 )
+DROP_RING = 8
 _INDEX = {name: i for i, name in enumerate(_FIELDS)}
 SIZE = len(_FIELDS)
 
@@ -47,7 +50,19 @@ class Board:
 
     def clear(self) -> None:
         """Between batches: nothing executing, nothing to cancel."""
-        self.set(pk=-1, attempt=0, started=0, deadline=math.inf, position=-1, cancel_pk=-1)
+        self.set(pk=-1, attempt=0, started=0, deadline=math.inf, position=-1, cancel_pk=-1, drops=0)
+
+    def drop(self, pk: int) -> None:
+        """The parent: task ``pk`` of the batch must not start (then SIGUSR1)."""
+        count = int(self.drops)
+        self.cells[_INDEX[f"drop_{count % DROP_RING}"]] = float(pk)
+        self.cells[_INDEX["drops"]] = float(count + 1)
+
+    def dropped(self) -> frozenset[int]:
+        """The child: the tasks of its batch that must not start (the last ``DROP_RING``:
+        more cancels of one batch at once than that, and the others start and are fenced)."""
+        count = min(int(self.drops), DROP_RING)
+        return frozenset(int(self.cells[_INDEX[f"drop_{i}"]]) for i in range(count))
 
     def executing(self) -> tuple[int, int] | None:
         """The task executing, as ``(pk, attempt)``, if any."""

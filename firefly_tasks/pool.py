@@ -146,9 +146,14 @@ class Child:
         }
 
     def drop(self, pk: int) -> None:
-        """A task of the batch was cancelled before it started. (Not passed on to the child
-        yet: it runs the task, whose completion the attempt fence then refuses.)"""
+        """A task of the batch was cancelled: the child must not start it (SIGUSR1)."""
+        process = self.process
+        if process is None or pk not in self._rows or pk in self.dropped:
+            return
         self.dropped.add(pk)
+        self.board.drop(pk)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGUSR1)
 
     def interrupt(self, token: tuple[int, int]) -> bool:
         """Cancel the task ``token`` if the child executes it: SIGUSR1, the kill after the
@@ -167,6 +172,7 @@ class Child:
         assert self.conn is not None
         self._batch, self._rows = rows, {row.pk: row for row in rows}
         self._killed = self._cancel_told = None
+        self.dropped = set()
         try:
             self.conn.send((rows, revivals))
             reply, self._size, retiring = self.conn.recv()

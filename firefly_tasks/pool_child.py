@@ -100,10 +100,10 @@ def _serve(
 
     board = Board(board_cells)
     board.clear()
-    deadlines.use(Alarms(board))
     use_slot(options.slot)
     worker = WorkerModel.objects.get(pk=options.worker_id)
     runner = ChildRunner(worker, threading.Event(), liveness=SharedLiveness(liveness_cells))
+    deadlines.use(Alarms(board, lambda pks: runner.dropped.update(pks)))
     try:
         while True:
             try:

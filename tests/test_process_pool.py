@@ -12,6 +12,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import CommandError, call_command
 
+from firefly_tasks.alarms import Alarms
+from firefly_tasks.board import SIZE, Board
 from firefly_tasks.liveness import SharedLiveness
 from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
 from tests.conftest import Consumer, finished, outcomes, wait_until
@@ -283,3 +285,23 @@ def test_a_second_sigterm_kills_the_child_and_puts_its_task_back(
     row.refresh_from_db()
     assert (row.status, outcomes(row)) == (TaskStatus.CREATED, ["interrupted"])
     assert row.lost_attempts == 0
+
+
+def test_a_childs_sigusr1_hands_its_runner_the_tasks_dropped_from_its_batch() -> None:
+    board = Board([0.0] * SIZE)
+    board.clear()
+    dropped: set[int] = set()
+    before = signal.getsignal(signal.SIGALRM), signal.getsignal(signal.SIGUSR1)
+    try:
+        Alarms(board, dropped.update)
+        for pk in range(100, 111):  # more than the ring holds: the last 8 are kept
+            board.drop(pk)
+        os.kill(os.getpid(), signal.SIGUSR1)  # this process is the child here
+        wait_until(lambda: bool(dropped), timeout=10)
+    finally:
+        signal.signal(signal.SIGALRM, before[0])
+        signal.signal(signal.SIGUSR1, before[1])
+
+    assert dropped == set(range(103, 111))
+    board.clear()
+    assert board.dropped() == frozenset()

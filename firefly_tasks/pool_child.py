@@ -14,13 +14,9 @@ Each reply says how the batch went and whether the child is retiring: once it ha
 from __future__ import annotations
 
 import ctypes
-import datetime
-import math
 import resource
 import signal
 import sys
-import threading
-import time
 from collections.abc import MutableSequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -59,50 +55,23 @@ def _serve(
     liveness_cells: MutableSequence[float],
     options: ChildOptions,
 ) -> None:
+    # Imported here: the spawned interpreter imports this module before Django is set up.
     from django.db import connection, connections
 
     from firefly_tasks import deadlines
     from firefly_tasks.alarms import Alarms
-    from firefly_tasks.batches import BatchInterrupted, BatchRunner
+    from firefly_tasks.batches import BatchInterrupted
     from firefly_tasks.board import Board
+    from firefly_tasks.child_runner import ChildRunner
     from firefly_tasks.liveness import SharedLiveness
-    from firefly_tasks.models import TaskModel, WorkerModel
+    from firefly_tasks.models import WorkerModel
     from firefly_tasks.rollups import use_slot
-
-    class ChildRunner(BatchRunner):
-        """A batch runner that writes what it executes on the board."""
-
-        def run(self, rows: list[TaskModel], revivals: int | None = None) -> Any:
-            self._positions = {row.pk: i for i, row in enumerate(rows)}
-            return super().run(rows, revivals)
-
-        @property
-        def executing(self) -> tuple[TaskModel, datetime.datetime] | None:
-            return self._executing
-
-        @executing.setter
-        def executing(self, value: tuple[TaskModel, datetime.datetime] | None) -> None:
-            self._executing = value
-            if value is None:
-                board.set(pk=-1)
-                return
-            row, started = value
-            board.set(
-                pk=row.pk,
-                attempt=row.attempt,
-                started=started.timestamp(),
-                # From about now; a sync body's own, exact one replaces it as it is armed.
-                # An ``@atask`` keeps this one: past it and the grace, its child is killed.
-                deadline=math.inf if row.timeout is None else time.monotonic() + row.timeout,
-                position=self._positions.get(row.pk, -1),
-                ran=board.ran + 1,
-            )
 
     board = Board(board_cells)
     board.clear()
     use_slot(options.slot)
     worker = WorkerModel.objects.get(pk=options.worker_id)
-    runner = ChildRunner(worker, threading.Event(), liveness=SharedLiveness(liveness_cells))
+    runner = ChildRunner(worker, board, SharedLiveness(liveness_cells))
     deadlines.use(Alarms(board, lambda pks: runner.dropped.update(pks)))
     try:
         while True:

@@ -12,12 +12,14 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import CommandError, call_command
 
+from firefly_tasks import pool as pool_module
 from firefly_tasks.alarms import Alarms
 from firefly_tasks.board import SIZE, Board
 from firefly_tasks.liveness import SharedLiveness
 from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.pool import ProcessPool
 from tests.conftest import Consumer, finished, outcomes, wait_until
-from tests.testapp import tasks
+from tests.testapp import children, tasks
 from tests.testapp.models import Note
 
 pytestmark = pytest.mark.slow
@@ -305,3 +307,28 @@ def test_a_childs_sigusr1_hands_its_runner_the_tasks_dropped_from_its_batch() ->
     assert dropped == set(range(103, 111))
     board.clear()
     assert board.dropped() == frozenset()
+
+
+def test_a_child_that_dies_before_running_a_task_hands_its_batch_back_and_backs_off(
+    transactional_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool_module, "main", children.exit_at_once)
+    worker = WorkerModel.objects.create(name="w", hostname="h", pid=1, queues=["default"])
+    row = tasks.add.schedule(1, 2)
+    pool = ProcessPool()
+    child = pool.runner(worker, 0)
+
+    outcomes_, handed_back = child.run([row])
+    again = child.run([row])
+
+    assert (outcomes_, handed_back) == ([], [row]) and again == ([], [row])
+    assert len(child.pids) == 2 and child._restart_delay == 4 * pool_module.RESTART_FIRST_DELAY
+    assert TaskModel.objects.get(pk=row.pk).status == TaskStatus.CREATED  # never touched
+    # Between children, nothing to stop, drop or show.
+    assert child.interrupt((row.pk, 1)) is False
+    child.drop(row.pk)
+    assert not child.dropped and child.executing is None
+    assert pool.snapshot() == [{"slot": 0, "pid": None, "memory_kib": None, "task": None}]
+    assert pool_module._describe_exit(3) == "exit code 3"
+    assert pool_module._describe_exit(-9) == "killed by SIGKILL"
+    assert pool_module._describe_exit(-200) == "killed by signal 200"

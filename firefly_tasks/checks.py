@@ -165,6 +165,7 @@ def _check_sizes() -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     for name, least in (
         ("MAX_LOST_ATTEMPTS", 0),
+        ("MAX_SNOOZES", 0),
         ("PREVIEW_LENGTH", 1),
         ("CLAIM_BATCH_SIZE", 1),
         ("ROLLUP_RETENTION_DAYS", 1),

@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_HEARTBEAT_INTERVAL": 5.0,
     "FIREFLY_WORKER_TIMEOUT": 30.0,
     "FIREFLY_MAX_LOST_ATTEMPTS": 2,
+    "FIREFLY_MAX_SNOOZES": 100,
     "FIREFLY_CLAIM_BATCH_SIZE": 250,
     "FIREFLY_GROUP_COMMIT_WINDOW": 0.005,
     "FIREFLY_LISTEN_NOTIFY": True,
@@ -138,6 +139,11 @@ class Settings:
     def WORKER_TIMEOUT(self) -> float:
         """Seconds without a heartbeat after which a worker is dead and its tasks recovered."""
         return float(self._get("FIREFLY_WORKER_TIMEOUT"))
+
+    @property
+    def MAX_SNOOZES(self) -> int:
+        """Snoozes a task may take; the next one fails it."""
+        return int(self._get("FIREFLY_MAX_SNOOZES"))
 
     @property
     def MAX_LOST_ATTEMPTS(self) -> int:

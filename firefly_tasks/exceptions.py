@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 
 class FireflyError(Exception):
     """Base class of every exception Firefly raises on purpose."""
@@ -29,6 +31,30 @@ class AsyncContextError(FireflyError, RuntimeError):
 
 class InvalidScheduleError(FireflyError, ValueError):
     """A periodic schedule that cannot be used: see ``firefly_tasks.schedules``."""
+
+
+class Snooze(Exception):
+    """Raise it in a task, ``raise Snooze(30)`` (or call :func:`firefly_tasks.snooze`), to run
+    the task again ``seconds`` from now without spending a retry: the attempt is recorded
+    ``snoozed``, and an atomic task's writes roll back. A task snoozed more than
+    ``FIREFLY_MAX_SNOOZES`` times fails instead."""
+
+    MAX_SECONDS = 366 * 24 * 3600
+
+    def __init__(self, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise TypeError(f"Snooze takes a number of seconds, not {seconds!r}.")
+        if not 0 <= seconds <= self.MAX_SECONDS:  # NaN fails this too
+            raise ValueError(
+                f"Snooze takes seconds from 0 to {self.MAX_SECONDS} (a year), not {seconds!r}."
+            )
+        self.seconds = float(seconds)
+        super().__init__(f"snoozed for {self.seconds:g} s")
+
+
+def snooze(seconds: float) -> NoReturn:
+    """Put the running task back to run ``seconds`` from now: ``raise Snooze(seconds)``."""
+    raise Snooze(seconds)
 
 
 class TaskTimeout(BaseException):

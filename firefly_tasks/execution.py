@@ -23,7 +23,7 @@ from firefly_tasks import deadlines, serialization, signals
 from firefly_tasks.conf import settings
 from firefly_tasks.context import RunningTask, current_task_var
 from firefly_tasks.dialects import Dialect, dialect
-from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
+from firefly_tasks.exceptions import Snooze, TaskCancelled, TaskTimeout
 from firefly_tasks.models import TaskModel
 from firefly_tasks.query_limit import QueryLimit
 from firefly_tasks.registry import RegisteredTask, registry
@@ -194,6 +194,8 @@ def write_failure(
     the rollups with its completions."""
     if isinstance(exc, TaskCancelled):
         return RunOutcome.CANCELLED  # the canceller recorded it: the row is not ours any more
+    if isinstance(exc, Snooze):
+        return TaskModel.objects.snooze(row, worker, exc.seconds, tally=tally)
     tb = "".join(traceback.format_exception(exc))
     error = describe_error(exc)
     attempt = AttemptOutcome.TIMED_OUT if isinstance(exc, TaskTimeout) else AttemptOutcome.FAILED
@@ -220,6 +222,9 @@ def announce_failure(row: TaskModel, exc: BaseException, outcome: RunOutcome) ->
         return
     if outcome == RunOutcome.CANCELLED:
         logger.warning("task stopped id=%s attempt=%s: cancelled while it ran", row.pk, row.attempt)
+        return
+    if outcome == RunOutcome.SNOOZED:
+        logger.info("task snoozed id=%s attempt=%s: %s", row.pk, row.attempt, exc)
         return
     will_retry = outcome == RunOutcome.RETRY
     logger.error(

@@ -112,6 +112,10 @@ class TaskModel(models.Model):
     timeout = models.FloatField(null=True, blank=True, help_text="seconds an attempt may run")
     attempt = models.PositiveIntegerField(default=0)
     lost_attempts = models.PositiveIntegerField(default=0)
+    # db_default: a consumer of an older release stores tasks without naming the column.
+    snoozes = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="times the task put itself back (Snooze)"
+    )
     error = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
     worker = models.ForeignKey(

@@ -179,6 +179,33 @@ class TaskQuerySet(TaskReads):
         attempt = (outcome, now, error, tb)
         return self._failed_attempt(updated, row, worker, attempt, tally, retried=True)
 
+    def snooze(
+        self, row: TaskRow, worker: WorkerRow | None, seconds: float, *, tally: Tally | None = None
+    ) -> RunOutcome:
+        """The task asked to run again ``seconds`` from now (``Snooze``): back to the queue
+        with an attempt ``snoozed``, no retry spent; past ``FIREFLY_MAX_SNOOZES`` it fails."""
+        limit = settings.MAX_SNOOZES
+        if row.snoozes >= limit:
+            error = (
+                f"SnoozeLimit: the task snoozed {row.snoozes + 1} times "
+                f"(FIREFLY_MAX_SNOOZES = {limit})"
+            )
+            failed = self.fail(row, worker, error, "", tally=tally)
+            return RunOutcome.FAILED if failed else RunOutcome.FENCED
+        now = timezone.now()
+        moved = self._attempt_of(row)._move(
+            Event.SNOOZE,
+            not_before=now + datetime.timedelta(seconds=seconds),
+            snoozes=F("snoozes") + 1,
+            worker=None,
+            isolation=Isolation.BATCHED,
+        )
+        if not moved:
+            return RunOutcome.FENCED
+        note = f"Snooze: runs again in {seconds:g} s"
+        self._add_attempt(row, worker, AttemptOutcome.SNOOZED, now, error=note)
+        return RunOutcome.SNOOZED
+
     def fail(
         self,
         row: TaskRow,
@@ -292,6 +319,7 @@ class TaskQuerySet(TaskReads):
             traceback="",
             retry_attempts=0,
             lost_attempts=0,
+            snoozes=0,
             failed=None,
             cancelled=None,
         )

@@ -29,6 +29,7 @@ class TaskRow(Protocol):
     retry_delay: int
     retry_backoff: bool
     lost_attempts: int
+    snoozes: int
     isolation: int
     error: str
     traceback: str

@@ -43,6 +43,7 @@ class AttemptOutcome(models.TextChoices):
     RELEASED = "released", "released"
     TIMED_OUT = "timed_out", "timed out"  # ran past its timeout: retried like a failure
     CANCELLED = "cancelled", "cancelled"  # cancelled while it ran: never retried
+    SNOOZED = "snoozed", "snoozed"  # the task raised Snooze: runs again later, no retry spent
 
 
 class Overlap(models.TextChoices):
@@ -97,6 +98,7 @@ class RunOutcome(enum.StrEnum):
     RETRY = "retry"  # failed, and will run again
     FENCED = "fenced"  # the row moved on to a newer attempt: nothing was written
     CANCELLED = "cancelled"  # stopped because it was cancelled while it ran
+    SNOOZED = "snoozed"  # put back by the task itself (Snooze), to run later
 
     @property
     def is_failure(self) -> bool:
@@ -110,6 +112,7 @@ class Event(enum.StrEnum):
     START = "start"  # a task that must run alone records its start first
     COMPLETE = "complete"
     RETRY = "retry"  # it failed, and has retries left
+    SNOOZE = "snooze"  # it asked to run again later (Snooze): no retry spent
     FAIL = "fail"  # it failed for good (or was lost too often: poison)
     RELEASE = "release"  # claimed, never started: back as if never claimed
     RECOVER = "recover"  # its consumer died or was interrupted: back to the queue
@@ -133,6 +136,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(Event.START, _S.RUNNING, _S.RUNNING, "runs alone: its start is recorded"),
     Transition(Event.COMPLETE, _S.RUNNING, _S.COMPLETED, "returned"),
     Transition(Event.RETRY, _S.RUNNING, _S.CREATED, "raised, retries left"),
+    Transition(Event.SNOOZE, _S.RUNNING, _S.CREATED, "raised Snooze, under FIREFLY_MAX_SNOOZES"),
     Transition(Event.FAIL, _S.RUNNING, _S.FAILED, "raised, no retries left; or poison"),
     Transition(Event.RELEASE, _S.RUNNING, _S.CREATED, "claimed, never started"),
     Transition(Event.RECOVER, _S.RUNNING, _S.CREATED, "worker died or was interrupted"),

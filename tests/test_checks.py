@@ -150,6 +150,8 @@ def test_short_heartbeat_and_timeout_are_accepted() -> None:
     [
         ("FIREFLY_MAX_LOST_ATTEMPTS", -1),
         ("FIREFLY_MAX_LOST_ATTEMPTS", 1.5),
+        ("FIREFLY_MAX_SNOOZES", -1),
+        ("FIREFLY_MAX_SNOOZES", "100"),
         ("FIREFLY_PREVIEW_LENGTH", 0),
         ("FIREFLY_CLAIM_BATCH_SIZE", 0),
         ("FIREFLY_CLAIM_BATCH_SIZE", "100"),

@@ -10,7 +10,7 @@ import time
 
 from django.db import connection
 
-from firefly_tasks import atask, current_task, task
+from firefly_tasks import atask, current_task, snooze, task
 from tests.testapp.models import Execution, Note
 
 
@@ -400,3 +400,15 @@ def crash_at(i: int, crash: int) -> int:
     if i == crash and running is not None and running.attempt == 1:
         os.kill(os.getpid(), signal.SIGKILL)
     return i
+
+
+@task()
+def snooze_then_note(times: int, text: str) -> str:
+    """Writes, then snoozes (0.1 s) on its first ``times`` attempts; then writes and returns."""
+    Note.objects.create(text=f"{text} attempt")
+    running = current_task()
+    assert running is not None
+    if running.row.snoozes < times:
+        snooze(0.1)
+    Note.objects.create(text=text)
+    return text

@@ -38,12 +38,14 @@ class Alarms:
 
     def arm(self, seconds: float | None, token: Hashable = None) -> None:
         self.token, self.seconds, self.raised = token, seconds, None
+        # Armed first: a short timer may fire as soon as it is set (the caller's disarm()
+        # takes what it raises here).
+        self.armed = True
         if seconds is None:
             self.board.set(deadline=math.inf)
         else:
             self.board.set(deadline=time.monotonic() + seconds)
             signal.setitimer(signal.ITIMER_REAL, seconds)
-        self.armed = True
 
     def disarm(self) -> type[BaseException] | None:
         while True:

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import CommandError, call_command
 
+from firefly_tasks import deadlines
 from firefly_tasks import pool as pool_module
 from firefly_tasks.alarms import Alarms
 from firefly_tasks.board import SIZE, Board
+from firefly_tasks.exceptions import TaskTimeout
 from firefly_tasks.liveness import SharedLiveness
 from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
 from firefly_tasks.pool import ProcessPool
@@ -332,3 +335,31 @@ def test_a_child_that_dies_before_running_a_task_hands_its_batch_back_and_backs_
     assert pool_module._describe_exit(3) == "exit code 3"
     assert pool_module._describe_exit(-9) == "killed by SIGKILL"
     assert pool_module._describe_exit(-200) == "killed by signal 200"
+
+
+def test_a_childs_alarm_that_fires_as_it_is_set_still_stops_the_body() -> None:
+    # This process stands for a child: its main thread runs bodies under a pool's alarms.
+    board = Board([0.0] * SIZE)
+    board.clear()
+    before = signal.getsignal(signal.SIGALRM), signal.getsignal(signal.SIGUSR1)
+    try:
+        deadlines.use(Alarms(board, lambda pks: None))
+        stopped = 0
+        for _ in range(200):
+            try:
+                deadlines.call(spin, [0.005], {}, 1e-6)  # fires at once
+            except TaskTimeout:
+                stopped += 1
+    finally:
+        deadlines.use(deadlines.watchdog)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before[0])
+        signal.signal(signal.SIGUSR1, before[1])
+
+    assert stopped == 200
+
+
+def spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass

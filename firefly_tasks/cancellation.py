@@ -3,8 +3,10 @@
 The canceller moves the row to ``cancelled`` and records its attempt; the consumer running it
 learns at its next heartbeat (``FIREFLY_HEARTBEAT_INTERVAL``), or at once on PostgreSQL, where
 the canceller NOTIFYs and the consumer's listener hears it, and raises ``TaskCancelled`` in the
-thread running it (``firefly_tasks.deadlines``). A thread that does not stop is fenced after
-``FIREFLY_TIMEOUT_GRACE``, as at a timeout (``firefly_tasks.fence``).
+thread running it (``firefly_tasks.deadlines``), or cancels an ``@atask`` at its ``await``. A
+thread that does not stop is fenced after ``FIREFLY_TIMEOUT_GRACE``, as at a timeout
+(``firefly_tasks.fence``). With ``--pool process`` the child running it is told by SIGUSR1
+(``firefly_tasks.alarms``) and killed after the grace (``firefly_tasks.pool``).
 """
 
 from __future__ import annotations

@@ -111,6 +111,10 @@ def _bounded_call(
     where.push_execute_wrapper(queries)
     try:
         result = deadlines.call(func, args, kwargs, timeout, body)
+    except Exception as exc:
+        if queries.stopped(exc):  # the database was quicker than the watchdog
+            raise TaskTimeout(deadlines.ran_past(timeout)) from exc
+        raise
     finally:
         where.pop_execute_wrapper()
     queries.lift()

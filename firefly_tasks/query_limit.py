@@ -11,6 +11,10 @@ from typing import Any
 from firefly_tasks.dialects import Dialect
 from firefly_tasks.dialects.statement_limits import is_bounded
 
+# A bound the database applies ends its statement at the deadline, as the client's clock
+# reads it, give or take this much (the bound is rounded down to a millisecond).
+SLACK = 0.05
+
 
 class QueryLimit:
     """An execute wrapper, pushed while a task with a timeout runs.
@@ -40,6 +44,20 @@ class QueryLimit:
                 execute(bound, None, False, context)
                 self.bounded_transaction = True
         return execute(self.dialect.bounded_statement(sql, left), params, many, context)
+
+    def stopped(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a statement this limit bounded, stopped at the deadline: the
+        task timed out, even if the watchdog has not raised it in the thread yet."""
+        if time.monotonic() < self.deadline - SLACK:
+            return False
+        seen: BaseException | None = exc
+        for _ in range(8):  # also when the task caught it and raised another
+            if seen is None:
+                break
+            if self.dialect.is_statement_timeout(seen):
+                return True
+            seen = seen.__cause__ or seen.__context__
+        return False
 
     def lift(self) -> None:
         """Take a transaction's bound off (after a task that returned)."""

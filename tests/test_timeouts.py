@@ -4,13 +4,15 @@ failure, and the consumer goes on with the next task. Real consumers, every data
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 from django.test import override_settings
 
+from firefly_tasks import deadlines
+from firefly_tasks.execution import run_alone
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus
 from firefly_tasks.states import AttemptOutcome
 from tests.conftest import Consumer, finished, outcomes, raises_in_threads, wait_until
@@ -172,6 +174,38 @@ def test_a_query_past_the_timeout_is_stopped_by_the_database(
     assert not Note.objects.filter(text="query began").exists()  # rolled back
     assert TaskModel.objects.get(pk=after.pk).returned == 2
     assert consumer.process.poll() is None
+
+
+class _LateWatchdog:
+    """A watchdog that has not fired yet, as on a loaded machine."""
+
+    def arm(self, seconds: float | None, token: Hashable = None) -> None:
+        pass
+
+    def disarm(self) -> type[BaseException] | None:
+        return None
+
+    def cancelled(self, thread: int) -> bool:
+        return False
+
+
+@can_end_sessions
+def test_a_query_stopped_by_its_bound_before_the_watchdog_fires_is_a_timeout(
+    transactional_db: None,
+) -> None:
+    rounds = 3
+    deadlines.use(_LateWatchdog())
+    try:
+        for _ in range(rounds):
+            row = tasks.sleep_in_query.using(timeout=0.3).schedule(60)
+            claimed = TaskModel.objects.claim([row.queue], 1, None)
+            assert run_alone(claimed[0]) == "failed"
+    finally:
+        deadlines.use(deadlines.watchdog)
+    attempts = TaskAttempt.objects.order_by("pk")
+    assert [a.outcome for a in attempts] == [AttemptOutcome.TIMED_OUT] * rounds
+    assert {a.error for a in attempts} == {"TaskTimeout: the attempt ran past its timeout of 0.3 s"}
+    assert not Note.objects.exists()  # rolled back
 
 
 @can_end_sessions

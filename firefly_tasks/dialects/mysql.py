@@ -16,6 +16,7 @@ from firefly_tasks.dialects.statement_limits import is_bounded
 # disconnected by the server (4031).
 _CONNECTION_CODES = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 4031})
 _LOCK_WAIT_TIMEOUT = 1205
+_STATEMENT_TIMEOUT = 1969  # MariaDB's max_statement_time exceeded
 UNKNOWN_THREAD = 1094  # KILL of a session that is gone
 
 
@@ -97,6 +98,9 @@ class MySQLDialect(Dialect):
         if not is_bounded(sql) or not self.connection.mysql_is_mariadb:
             return sql
         return f"SET STATEMENT max_statement_time={max(seconds, 0.001):.3f} FOR {sql}"
+
+    def is_statement_timeout(self, exc: BaseException) -> bool:
+        return bool(_code(exc) == _STATEMENT_TIMEOUT)
 
     def session_id(self) -> int | None:
         raw = self.connection.connection

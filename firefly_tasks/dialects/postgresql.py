@@ -17,6 +17,7 @@ from firefly_tasks.dialects.rollup_rows import RollupRows
 # admin_shutdown, crash_shutdown, cannot_connect_now (a backend terminated or restarting).
 _CONNECTION_STATES = ("57P01", "57P02", "57P03")
 _LOCK_NOT_AVAILABLE = "55P03"
+_QUERY_CANCELED = "57014"  # statement_timeout, or a cancel request
 CHANNEL = "firefly_tasks"
 
 
@@ -234,6 +235,9 @@ class PostgreSQLDialect(Dialect):
         if seconds is None:
             return "SET LOCAL statement_timeout TO DEFAULT"
         return f"SET LOCAL statement_timeout = {max(int(seconds * 1000), 1)}"
+
+    def is_statement_timeout(self, exc: BaseException) -> bool:
+        return getattr(exc.__cause__, "sqlstate", None) == _QUERY_CANCELED
 
     def session_id(self) -> int | None:
         raw = self.connection.connection

@@ -22,6 +22,10 @@ class StatementLimits:
         ``seconds`` (``None``: lifts the bound), where a transaction is bounded."""
         return None
 
+    def is_statement_timeout(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the database stopping a statement at its time bound."""
+        return False
+
 
 def is_bounded(sql: str) -> bool:
     return sql.lstrip()[:7].lower().startswith(BOUNDED)

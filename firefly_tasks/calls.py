@@ -8,7 +8,7 @@ import datetime
 import functools
 from typing import Any
 
-from firefly_tasks import serialization, signals
+from firefly_tasks import serialization, signals, uniqueness
 from firefly_tasks.conf import settings
 from firefly_tasks.execution import run_immediately
 from firefly_tasks.models import TaskModel
@@ -67,22 +67,33 @@ def build_rows(
     fields = list(values)
     params_at, preview_at = fields.index("params_data"), fields.index("params_preview")
     row_values = list(values.values())
+    unique = options.unique or options.unique_key is not None
     rows = []
     for args, kwargs in calls:
         row_values[params_at] = serialization.dumps((list(args), kwargs), serializer, "arguments")
         row_values[preview_at] = serialization.call_preview(args, kwargs, length)
         # Positional, in field order: Django's fast way to build an instance.
-        rows.append(TaskModel(*row_values))  # type: ignore[misc]
+        row = TaskModel(*row_values)  # type: ignore[misc]
+        if unique:
+            key = uniqueness.key_for(name, options, args, kwargs)
+            uniqueness.hold(row, key, options.unique_for)
+        rows.append(row)
     return rows
 
 
-def store(rows: list[TaskModel]) -> list[TaskModel]:
-    """Insert built rows (one statement) and send ``task_scheduled`` for each."""
+def store(rows: list[TaskModel], on_duplicate: str = "return") -> list[TaskModel]:
+    """Insert built rows (one statement, unless some hold a unique key) and send
+    ``task_scheduled`` for each row stored. A call whose unique key an unfinished task holds
+    gets that task's row, ``deduplicated`` (or ``DuplicateTaskError``: ``on_duplicate``)."""
     if not rows:
         return rows
-    rows = TaskModel.objects.insert_calls(rows)
+    if any(row.unique_hold is not None for row in rows):
+        rows = uniqueness.store(rows, on_duplicate)
+    else:
+        rows = TaskModel.objects.insert_calls(rows)
     for row in rows:
-        signals.send(signals.task_scheduled, task=row)
+        if not row.deduplicated:
+            signals.send(signals.task_scheduled, task=row)
     return rows
 
 
@@ -90,4 +101,5 @@ def run_if_immediate(rows: list[TaskModel]) -> None:
     """Under ``FIREFLY_RUN_IMMEDIATELY``, run stored rows in this process now."""
     if settings.RUN_IMMEDIATELY:
         for row in rows:
-            run_immediately(row)
+            if not row.deduplicated:
+                run_immediately(row)

@@ -21,6 +21,24 @@ class UnknownQueueError(InvalidTaskError):
     """A queue name that ``FIREFLY_QUEUES`` does not allow."""
 
 
+class DuplicateTaskError(FireflyError):
+    """A call with ``on_duplicate="raise"`` whose unique key an unfinished task holds;
+    ``existing`` is that task's row. Nothing was stored."""
+
+    def __init__(self, message: str, existing: object) -> None:
+        super().__init__(message)
+        self.existing = existing
+
+
+class UniqueKeyHeldError(FireflyError):
+    """A task cannot be requeued: a newer unfinished task holds its unique key. ``held``
+    maps each refused task's id to the id of the task holding its key."""
+
+    def __init__(self, message: str, held: dict[int, int]) -> None:
+        super().__init__(message)
+        self.held = held
+
+
 class UnknownTaskError(FireflyError, LookupError):
     """A ``func_name`` that names no registered task."""
 

@@ -52,3 +52,33 @@ class NotNullIndex(_PartialWherePossible):
         for name in self.fields:
             condition &= Q(**{f"{name.lstrip('-')}__isnull": False})
         return models.Index(fields=self.fields, name=self.name, condition=condition)
+
+
+class UniqueWhereSet(models.UniqueConstraint):
+    """A unique constraint over the rows whose field is set (``unique_hold``): a partial
+    unique index with PostgreSQL and SQLite, a plain unique index on MariaDB, where NULLs
+    never collide either. Declared without the condition, which Django would refuse on
+    MariaDB (models.W036) and which changes nothing a check of the constraint finds."""
+
+    def __init__(self, *, field: str, name: str) -> None:
+        super().__init__(fields=[field], name=name)
+
+    def deconstruct(self) -> Any:
+        path, _, _ = super().deconstruct()
+        return path, (), {"field": self.fields[0], "name": self.name}
+
+    def _plain(self, schema_editor: Any) -> models.UniqueConstraint:
+        if schema_editor.connection.features.supports_partial_indexes:
+            (field,) = self.fields
+            condition = Q(**{f"{field}__isnull": False})
+            return models.UniqueConstraint(fields=self.fields, name=self.name, condition=condition)
+        return models.UniqueConstraint(fields=self.fields, name=self.name)
+
+    def constraint_sql(self, model: Any, schema_editor: Any) -> Any:
+        return self._plain(schema_editor).constraint_sql(model, schema_editor)
+
+    def create_sql(self, model: Any, schema_editor: Any) -> Any:
+        return self._plain(schema_editor).create_sql(model, schema_editor)
+
+    def remove_sql(self, model: Any, schema_editor: Any) -> Any:
+        return self._plain(schema_editor).remove_sql(model, schema_editor)

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from firefly_tasks import rollups, serialization
-from firefly_tasks.indexes import NotNullIndex, ReadyTasksIndex
+from firefly_tasks.indexes import NotNullIndex, ReadyTasksIndex, UniqueWhereSet
 from firefly_tasks.queryset import TaskQuerySet
 
 # Re-exported: where users and migrations have found them.
@@ -138,6 +138,13 @@ class TaskModel(models.Model):
         help_text="the lowest engine version that may run it (states.ENGINE_VERSION)",
     )
 
+    # A unique task's key, as given or derived; it is *held* (``unique_hold``, unique among
+    # the rows that hold one) from the insert until the task finishes, or with
+    # ``unique_for`` until ``unique_until`` too (firefly_tasks.uniqueness).
+    unique_key = models.CharField(max_length=255, null=True, blank=True)
+    unique_hold = models.CharField(max_length=255, null=True, blank=True, editable=False)
+    unique_until = models.DateTimeField(null=True, blank=True)
+
     # Null unless a periodic schedule enqueued it: the schedule's name, and for a tick (not
     # a "run now") the tick it belongs to.
     schedule = models.CharField(max_length=200, null=True, blank=True)
@@ -147,6 +154,8 @@ class TaskModel(models.Model):
 
     # Not stored: how long the function itself ran in this process's last call of it.
     run_seconds: float | None = None
+    # Not stored: ``schedule()`` returned an existing row, which holds the call's unique key.
+    deduplicated: bool = False
 
     class Meta:
         verbose_name = "task"
@@ -170,6 +179,7 @@ class TaskModel(models.Model):
             NotNullIndex(fields=["schedule", "id"], name="firefly_task_schedule"),
         ]
         constraints = [
+            UniqueWhereSet(field="unique_hold", name="firefly_task_unique_hold"),
             models.CheckConstraint(
                 condition=Q(priority__gte=-100, priority__lte=100),
                 name="firefly_task_priority_range",

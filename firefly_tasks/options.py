@@ -22,6 +22,8 @@ MIN_PRIORITY = -100
 MAX_PRIORITY = 100
 QUEUE_NAME_MAX_LENGTH = 100
 MAX_TIMEOUT = 365 * 24 * 3600.0
+UNIQUE_KEY_MAX_LENGTH = 255
+ON_DUPLICATE = ("return", "raise")
 
 
 def validate_priority(priority: object) -> int:
@@ -69,6 +71,47 @@ def validate_timeout(timeout: object) -> float | None:
     return float(timeout)
 
 
+def validate_unique_key(key: object, what: str = "unique_key") -> str:
+    """A unique key as stored: a non-empty string of at most 255 characters."""
+    if not isinstance(key, str) or not key:
+        raise InvalidTaskError(f"{what} must be a non-empty string, not {key!r}.")
+    if len(key) > UNIQUE_KEY_MAX_LENGTH:
+        raise InvalidTaskError(
+            f"{what} is {len(key)} characters long; at most {UNIQUE_KEY_MAX_LENGTH} are stored "
+            f"(hash a longer one, or use @task(unique=True)): {key[:40]!r}..."
+        )
+    return key
+
+
+def _unique_key(key: object) -> object:
+    """A string, a function of the call's arguments returning one, or ``None``."""
+    if key is None or callable(key):
+        return key
+    return validate_unique_key(key)
+
+
+def _unique_for(period: object) -> datetime.timedelta | None:
+    if period is None:
+        return None
+    seconds = period.total_seconds() if isinstance(period, datetime.timedelta) else period
+    if (
+        not isinstance(seconds, int | float)
+        or isinstance(seconds, bool)
+        or not 0 < seconds < MAX_TIMEOUT * 10
+    ):
+        raise InvalidTaskError(
+            "unique_for must be a positive timedelta (or seconds) under ten years, or None, "
+            f"not {period!r}."
+        )
+    return datetime.timedelta(seconds=seconds)
+
+
+def _on_duplicate(value: object) -> str:
+    if value not in ON_DUPLICATE:
+        raise InvalidTaskError(f"on_duplicate must be 'return' or 'raise', not {value!r}.")
+    return str(value)
+
+
 def resolve_eta(eta: object, now: datetime.datetime) -> datetime.datetime:
     """When a call may run: ``eta``, or ``now`` without one."""
     if eta is None:
@@ -97,6 +140,11 @@ class TaskOptions:
     retry_delay: int | None = None
     retry_backoff: bool = False
     timeout: float | None = None
+    # Unique tasks (firefly_tasks.uniqueness): a key, or derived from the call (``unique``).
+    unique: bool = False
+    unique_key: str | Callable[..., str] | None = None
+    unique_for: datetime.timedelta | None = None
+    on_duplicate: str = "return"
 
     @property
     def min_engine(self) -> int:
@@ -146,11 +194,15 @@ VALIDATORS: dict[str, Callable[[Any], object]] = {
     "retry_delay": _non_negative("retry_delay"),
     "retry_backoff": bool,
     "timeout": validate_timeout,
+    "unique": bool,
+    "unique_key": _unique_key,
+    "unique_for": _unique_for,
+    "on_duplicate": _on_duplicate,
 }
 """Each option's check, returning the value to keep, by name: the options that
 ``TaskOptions.replace()`` (and so ``using()`` and the decorators) knows."""
 
-OPTION_ENGINES: dict[str, int] = {"timeout": 2}
+OPTION_ENGINES: dict[str, int] = {"timeout": 2, "unique": 3, "unique_key": 3}
 """The engine version (``states.ENGINE_VERSION``) that introduced an option, for options an
 older consumer would ignore: a call using one is left to consumers that know it."""
 

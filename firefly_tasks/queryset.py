@@ -21,9 +21,11 @@ from firefly_tasks import states
 from firefly_tasks.attempts import recovery_error, retry_delay
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import Claim, Completions, writing
+from firefly_tasks.key_holds import RELEASED_HOLD, KeyHolds
 from firefly_tasks.rollups import Tally
 from firefly_tasks.rows import Completion, TaskRow, WorkerRow
 from firefly_tasks.states import (
+    FINISHED_STATUSES,
     AttemptOutcome,
     Event,
     Isolation,
@@ -32,12 +34,12 @@ from firefly_tasks.states import (
     sources,
     target,
 )
-from firefly_tasks.task_reads import TaskReads, attempt_model
+from firefly_tasks.task_reads import attempt_model
 
 CANCEL_NOTICE = "cancel"  # what a consumer's listener hears (firefly_tasks.cancellation)
 
 
-class TaskQuerySet(TaskReads):
+class TaskQuerySet(KeyHolds):
     # Scheduling -------------------------------------------------------------------------------
 
     def insert_calls(self, rows: list[Any]) -> list[Any]:
@@ -309,20 +311,18 @@ class TaskQuerySet(TaskReads):
 
     # An operator's transitions ----------------------------------------------------------------
 
-    def requeue(self) -> int:
-        """Failed or cancelled tasks back to ``created``, to run now; attempts are kept."""
-        return self._move(
-            Event.REQUEUE,
-            not_before=timezone.now(),
-            worker=None,
-            error="",
-            traceback="",
-            retry_attempts=0,
-            lost_attempts=0,
-            snoozes=0,
-            failed=None,
-            cancelled=None,
-        )
+    def requeue(self, *, skip_held: bool = False) -> int:
+        """Failed or cancelled tasks back to ``created``, to run now; attempts are kept.
+
+        A task with a unique key takes its key again; if an unfinished task holds it now,
+        ``UniqueKeyHeldError`` is raised and nothing is requeued, unless ``skip_held``: then
+        those tasks are left as they are. Returns how many were requeued."""
+        changes: dict[str, Any] = {"not_before": timezone.now(), "worker": None, "error": ""}
+        changes |= {"traceback": "", "failed": None, "cancelled": None}
+        changes |= {"retry_attempts": 0, "lost_attempts": 0, "snoozes": 0}
+        with transaction.atomic(using=self.db):
+            requeued = self.filter(unique_key__isnull=True)._move(Event.REQUEUE, **changes)
+            return requeued + self._requeue_keyed(changes, skip_held=skip_held)
 
     def cancel(self, *, running: bool = False) -> int:
         """Tasks still waiting to run become ``cancelled``; running tasks are left alone, unless
@@ -355,8 +355,12 @@ class TaskQuerySet(TaskReads):
     # The one way a state changes --------------------------------------------------------------
 
     def _move(self, event: Event, **changes: Any) -> int:
-        """Move the rows still in ``event``'s source states to its target, with ``changes``."""
-        return self.filter(status__in=sources(event)).update(status=target(event), **changes)
+        """Move the rows still in ``event``'s source states to its target, with ``changes``.
+        A task that finishes lets go of its unique key (``firefly_tasks.uniqueness``)."""
+        to = target(event)
+        if to in FINISHED_STATUSES:
+            changes["unique_hold"] = RELEASED_HOLD
+        return self.filter(status__in=sources(event)).update(status=to, **changes)
 
     def _attempt_of(self, row: TaskRow) -> TaskQuerySet:
         """``row`` only while it is still the attempt this process holds: the fence."""

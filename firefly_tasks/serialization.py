@@ -199,6 +199,12 @@ def parse_json(text: str) -> Any:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
+def canonical_json(value: Any, what: str = "value") -> str:
+    """``value`` as JSON with sorted keys: the same text for equal values, however their
+    dicts were ordered (a unique task's derived key)."""
+    return json.dumps(_to_json_safe(value, what, 0), sort_keys=True, separators=(",", ":"))
+
+
 def pickle_enabled() -> bool:
     """Whether this project reads pickle payloads at all."""
     return settings.SERIALIZER == "pickle" or settings.ACCEPT_PICKLE

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.db import models
 
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3
 """The version of the state machine and the row format this code runs. A release that adds a
 state, a column a consumer must honour, or an option an older consumer would ignore raises it.
 Each row records the lowest version that may run it (``TaskModel.min_engine``), and a consumer

@@ -107,7 +107,7 @@ class Task:
 
         now = timezone.now()
         rows = stored_calls.build_rows(self.name, self.options, calls, now=now, eta=eta)
-        rows = stored_calls.store(rows)
+        rows = stored_calls.store(rows, self.options.on_duplicate)
         stored_calls.run_if_immediate(rows)
         return rows
 

@@ -21,7 +21,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
@@ -52,6 +52,14 @@ def orphaned() -> Q:
     )
     no_live_worker = Q(worker_id__isnull=True) | ~Q(worker_id__in=live)
     return Q(status=TaskStatus.RUNNING) & claimed_long_ago & no_live_worker
+
+
+def key_held_elsewhere() -> Q:
+    """Tasks whose unique key another task holds now: requeueing them is refused."""
+    holders = TaskModel.objects.filter(unique_hold=OuterRef("unique_key")).exclude(
+        pk=OuterRef("pk")
+    )
+    return Q(unique_key__isnull=False) & Q(Exists(holders))
 
 
 def held_by_a_worker() -> Q:
@@ -191,13 +199,20 @@ def move_selected(
     move: Callable[[TaskQuerySet], object],
     message: str,
     skipped_because: str,
+    refuse: tuple[Q, str] | None = None,
 ) -> None:
     """Move the selected tasks still in the ``expected`` states, and the orphaned ones, to
     another state; an orphan's unfinished attempt is recorded as interrupted first, as a
-    consumer's maintenance would have."""
+    consumer's maintenance would have. ``refuse``: the tasks among them left alone, and why."""
     selection = selected(modeladmin, request, queryset)
     if selection is None:
         return
+    guard = expected | orphaned()
+    if refuse is not None:
+        refused = selection.rows.filter(guard & refuse[0]).count()
+        guard &= ~refuse[0]
+        if refused:
+            skipped_because += f"; {refused:,} because {refuse[1]}"
 
     def change(rows: TaskQuerySet) -> None:
         end_orphaned_attempts(rows, f"{past_tense} from the admin")
@@ -208,7 +223,7 @@ def move_selected(
         request,
         selection,
         verb=verb,
-        guard=expected | orphaned(),
+        guard=guard,
         change=change,
         message=lambda pk, name: message,
         skipped_because=skipped_because,
@@ -227,9 +242,11 @@ def requeue_tasks(
         verb="Requeue",
         past_tense="requeued",
         expected=Q(status__in=sources(Event.REQUEUE)),
-        move=lambda rows: rows.requeue(),
+        # skip_held: a key taken meanwhile leaves its task alone (and is counted as done).
+        move=lambda rows: rows.requeue(skip_held=True),
         message="Requeued to run now.",
         skipped_because="not failed, cancelled or orphaned",
+        refuse=(key_held_elsewhere(), "an unfinished task holds their unique key"),
     )
 
 

@@ -46,14 +46,15 @@ class KeyHolds(TaskReads):
         """The task holding the unique key ``key``, locked until the transaction ends; or
         ``None`` when none does. A finished task whose ``unique_for`` is over lets go of the
         key here. Inside a transaction."""
-        holder = self.select_for_update().filter(unique_hold=key).first()
+        tasks = self.model._default_manager.using(self.db)  # all of them, not this selection
+        holder = tasks.select_for_update().filter(unique_hold=key).first()
         if (
             holder is not None
             and holder.status in FINISHED_STATUSES
             and holder.unique_until is not None
             and holder.unique_until <= timezone.now()
         ):
-            self.filter(pk=holder.pk, unique_hold=key).update(unique_hold=None)
+            tasks.filter(pk=holder.pk, unique_hold=key).update(unique_hold=None)
             return None
         return holder
 

@@ -21,3 +21,16 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class Run(models.Model):
+    """One row per run of ``record_run``: when it began and ended (``time.time()``), to check
+    which runs overlapped."""
+
+    label = models.CharField(max_length=100, db_index=True)
+    task_id = models.BigIntegerField()
+    began = models.FloatField()
+    ended = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"{self.label} #{self.task_id}"

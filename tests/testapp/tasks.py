@@ -11,7 +11,7 @@ import time
 from django.db import connection
 
 from firefly_tasks import atask, current_task, snooze, task
-from tests.testapp.models import Execution, Note
+from tests.testapp.models import Execution, Note, Run
 
 
 @task()
@@ -412,3 +412,18 @@ def snooze_then_note(times: int, text: str) -> str:
         snooze(0.1)
     Note.objects.create(text=text)
     return text
+
+
+@task(atomic=False)
+def record_interval(label: str, seconds: float) -> None:
+    """Sleeps ``seconds`` and records when it ran (``Run``)."""
+    row = current_task()
+    assert row is not None
+    began = time.time()
+    time.sleep(seconds)
+    Run.objects.create(label=label, task_id=row.pk, began=began, ended=time.time())
+
+
+@task(unique=True)
+def unique_add(i: int, j: int = 0) -> int:
+    return i + j

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import datetime
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 from firefly_tasks.exceptions import InvalidTaskError
 from firefly_tasks.task import AsyncTask, Task
@@ -25,6 +26,10 @@ class DecoratorOptions(TypedDict, total=False):
     atomic: bool
     retry_backoff: bool
     timeout: float | None
+    unique: bool
+    unique_key: str | Callable[..., str] | None
+    unique_for: datetime.timedelta | float | None
+    on_duplicate: Literal["return", "raise"]
 
 
 def task(

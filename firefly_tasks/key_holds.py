@@ -1,26 +1,21 @@
-"""How a task holds its unique key (``TaskModel.unique_hold``; ``firefly_tasks.uniqueness``):
-let go of when the task finishes, unless held for a period (``unique_for``), and taken again
-when it is requeued."""
+"""How a task holds its unique key (``TaskModel.unique_hold``; ``firefly_tasks.uniqueness``).
+
+A finished task lets go of its key lazily: nothing on the way to a finished state touches the
+column (so a consumer's completion never waits on, nor deadlocks with, a call taking the
+key), and a call that finds its key in a finished task's row (past its ``unique_for``, if it
+has one) clears it there and takes it. So the key is held exactly while the task is
+unfinished, or within its period."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, CharField, F, Value, When
 from django.utils import timezone
 
 from firefly_tasks.exceptions import UniqueKeyHeldError
 from firefly_tasks.states import FINISHED_STATUSES, Event, sources
 from firefly_tasks.task_reads import TaskReads
-
-# What a transition to a finished state sets, in SQL (a dialect's completion) and as an
-# expression (``TaskQuerySet._move``).
-RELEASE_HOLD = "unique_hold = CASE WHEN unique_until IS NULL THEN NULL ELSE unique_hold END"
-RELEASED_HOLD = Case(
-    When(unique_until__isnull=True, then=Value(None, output_field=CharField())),
-    default=F("unique_hold"),
-)
 
 
 class KeyHolds(TaskReads):
@@ -42,18 +37,20 @@ class KeyHolds(TaskReads):
             raise UniqueKeyHeldError(held_message(held), held)
         return requeued
 
-    def holder_of(self, key: str) -> Any:
-        """The task holding the unique key ``key``, locked until the transaction ends; or
-        ``None`` when none does. A finished task whose ``unique_for`` is over lets go of the
-        key here. Inside a transaction."""
+    def holder_of(self, key: str, *, lock: bool = False) -> Any:
+        """The task holding the unique key ``key`` (unfinished, or finished within its
+        ``unique_for``), or ``None`` when none does; a finished task that no longer holds it
+        lets go of it here. Inside a transaction.
+
+        A plain read: on MariaDB, a transaction whose insert found the key taken keeps a
+        shared lock on the key's index entry, and waiting for a row lock then could deadlock.
+        It sees what was committed when it began (under MariaDB's repeatable read, at this
+        transaction's first read); if it finds nothing, ``lock`` reads the latest row."""
         tasks = self.model._default_manager.using(self.db)  # all of them, not this selection
-        holder = tasks.select_for_update().filter(unique_hold=key).first()
-        if (
-            holder is not None
-            and holder.status in FINISHED_STATUSES
-            and holder.unique_until is not None
-            and holder.unique_until <= timezone.now()
-        ):
+        holder = tasks.filter(unique_hold=key).first()
+        if holder is None and lock:
+            holder = tasks.select_for_update().filter(unique_hold=key).first()
+        if holder is not None and not holds(holder, timezone.now()):
             tasks.filter(pk=holder.pk, unique_hold=key).update(unique_hold=None)
             return None
         return holder
@@ -68,7 +65,7 @@ class KeyHolds(TaskReads):
                     moved = rows._move(Event.REQUEUE, unique_hold=key, **changes)
                 return None if moved else 0
             except IntegrityError:
-                holder = self.holder_of(key)
+                holder = self.holder_of(key, lock=True)
                 if holder is not None:
                     return int(holder.pk)
         return 0
@@ -81,3 +78,10 @@ def held_message(held: dict[int, int]) -> str:
         f"Not requeued: an unfinished task holds the unique key of {len(held)} of them "
         f"({shown}{more}); cancel or finish the holder first, or requeue with skip_held=True."
     )
+
+
+def holds(row: Any, now: Any) -> bool:
+    """Whether ``row``, whose ``unique_hold`` is set, still holds its key at ``now``."""
+    if row.status not in FINISHED_STATUSES:
+        return True
+    return row.unique_until is not None and row.unique_until > now

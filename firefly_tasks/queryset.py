@@ -21,11 +21,10 @@ from firefly_tasks import states
 from firefly_tasks.attempts import recovery_error, retry_delay
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import Claim, Completions, writing
-from firefly_tasks.key_holds import RELEASED_HOLD, KeyHolds
+from firefly_tasks.key_holds import KeyHolds
 from firefly_tasks.rollups import Tally
 from firefly_tasks.rows import Completion, TaskRow, WorkerRow
 from firefly_tasks.states import (
-    FINISHED_STATUSES,
     AttemptOutcome,
     Event,
     Isolation,
@@ -355,12 +354,8 @@ class TaskQuerySet(KeyHolds):
     # The one way a state changes --------------------------------------------------------------
 
     def _move(self, event: Event, **changes: Any) -> int:
-        """Move the rows still in ``event``'s source states to its target, with ``changes``.
-        A task that finishes lets go of its unique key (``firefly_tasks.uniqueness``)."""
-        to = target(event)
-        if to in FINISHED_STATUSES:
-            changes["unique_hold"] = RELEASED_HOLD
-        return self.filter(status__in=sources(event)).update(status=to, **changes)
+        """Move the rows still in ``event``'s source states to its target, with ``changes``."""
+        return self.filter(status__in=sources(event)).update(status=target(event), **changes)
 
     def _attempt_of(self, row: TaskRow) -> TaskQuerySet:
         """``row`` only while it is still the attempt this process holds: the fence."""

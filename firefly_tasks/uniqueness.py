@@ -3,10 +3,8 @@ key; otherwise ``schedule()`` returns the task that holds it (docs/tasks.md, "Un
 
 A task *holds* its key in ``TaskModel.unique_hold``, unique among the rows where it is set
 (``firefly_task_unique_hold``): the database decides every race, never a read before the
-insert. A transition to a finished state clears the hold in the same statement
-(``firefly_tasks.queryset``, and each dialect's completion), except for a task scheduled with
-``unique_for``: its hold lasts until ``unique_until`` too, and the next call that finds it
-finished and expired takes it over.
+insert. The key is held while the task is unfinished, and with ``unique_for`` until
+``unique_until`` too; a finished task lets go of it lazily (``firefly_tasks.key_holds``).
 """
 
 from __future__ import annotations
@@ -128,20 +126,22 @@ def _store(rows: list[TaskModel], on_duplicate: str) -> list[TaskModel]:
 
 
 def _insert_or_find(row: TaskModel) -> TaskModel:
-    """``row`` inserted, or the row that holds its key, marked ``deduplicated``."""
-    key = row.unique_hold
-    for _ in range(TRIES):
+    """``row`` inserted, or the row that holds its key, marked ``deduplicated``.
+
+    The insert decides; the read before it only spares an insert that would fail (and on
+    MariaDB, the shared lock a failed insert keeps on the key until the transaction ends)."""
+    key = row.unique_hold or ""
+    for tries in range(TRIES):
+        # After a failed insert, the holder committed: find it, locking if it must.
+        holder = TaskModel.objects.holder_of(key, lock=tries > 0)
+        if holder is not None:
+            return _duplicate(holder)
         try:
             with transaction.atomic():  # a savepoint: the error leaves the rest intact
                 TaskModel.objects.insert_calls([row])
             return row
         except IntegrityError:
             row.pk = None
-        # A locking read: it sees the holder's committed row whatever the snapshot is.
-        holder = TaskModel.objects.holder_of(key or "")
-        if holder is None:
-            continue  # it finished meanwhile, or its unique_for is over: try again
-        return _duplicate(holder)
     raise IntegrityError(
         f"The unique key {key!r} changed hands {TRIES} times while this call tried to take "
         "it; nothing was scheduled."

@@ -52,18 +52,24 @@ raises_in_threads = pytest.mark.skipif(
 )
 
 
+def child_env(overrides: dict[str, Any] | None = None) -> dict[str, str]:
+    """The environment of a process of the test project on the test database."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        FIREFLY_TEST_DB_NAME=str(connection.settings_dict["NAME"]),
+        FIREFLY_TEST_OVERRIDES=json.dumps({**CHILD_SETTINGS, **(overrides or {})}),
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
 class Consumer:
     """A real ``consume_tasks`` process against the test database."""
 
     def __init__(self, args: list[str], overrides: dict[str, Any]) -> None:
-        env = dict(os.environ)
-        env.update(
-            DJANGO_SETTINGS_MODULE="tests.settings",
-            FIREFLY_TEST_DB_NAME=str(connection.settings_dict["NAME"]),
-            FIREFLY_TEST_OVERRIDES=json.dumps({**CHILD_SETTINGS, **overrides}),
-            PYTHONPATH=str(ROOT),
-            PYTHONUNBUFFERED="1",
-        )
+        env = child_env(overrides)
         self.args = args
         # A file, not a pipe: a consumer that logs more than a pipe holds while nobody reads
         # would block on its next log line.

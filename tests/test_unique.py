@@ -14,6 +14,7 @@ from django.utils import timezone
 from firefly_tasks import signals
 from firefly_tasks.exceptions import DuplicateTaskError, InvalidTaskError, UniqueKeyHeldError
 from firefly_tasks.execution import run_alone
+from firefly_tasks.key_holds import holds
 from firefly_tasks.models import AttemptOutcome, TaskModel, TaskStatus, WorkerModel
 from tests.testapp import tasks
 
@@ -25,7 +26,9 @@ def claim(row: TaskModel) -> TaskModel:
 
 
 def holder(key: str) -> list[int]:
-    return list(TaskModel.objects.filter(unique_hold=key).values_list("pk", flat=True))
+    """The tasks that hold ``key`` (a finished one lets go of it lazily: ``key_holds``)."""
+    rows = TaskModel.objects.filter(unique_hold=key)
+    return [row.pk for row in rows if holds(row, timezone.now())]
 
 
 # Scheduling -----------------------------------------------------------------------------------

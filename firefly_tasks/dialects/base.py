@@ -2,7 +2,8 @@
 
 Everything here is either the same on every database or a default a dialect overrides. The
 statements themselves never name a task state: the caller (the task queryset, the only writer
-of task state) passes the states each statement guards on and sets."""
+of task state) passes the states each statement guards on and sets.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from firefly_tasks.dialects.rollup_rows import RollupRows
 from firefly_tasks.dialects.sessions import Sessions
 from firefly_tasks.dialects.statement_limits import StatementLimits
 from firefly_tasks.dialects.ticking import TickStatements
-from firefly_tasks.key_holds import RELEASE_HOLD
 
 T = TypeVar("T")
 
@@ -236,9 +236,9 @@ class Dialect(TransactionBookkeeping, TickStatements, Sessions, StatementLimits)
         params.append(done.running)
         sql = (
             f"UPDATE {self.qn(task_model._meta.db_table)} SET status = %s, completed = %s, "
-            f"error = '', traceback = '', returned = {returned}, returned_preview = {previews}, "
-            f"{RELEASE_HOLD} WHERE id IN ({', '.join(['%s'] * len(ids))}) "
-            f"AND attempt = {attempts} AND status = %s"
+            f"error = '', traceback = '', returned = {returned}, returned_preview = {previews} "
+            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND attempt = {attempts} "
+            f"AND status = %s"
         )
         with self.hot_cursor() as cursor:
             cursor.execute(sql, params)

@@ -12,7 +12,6 @@ from django.db import OperationalError, models
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects.base import ORDER, Claim, Completions, Dialect
 from firefly_tasks.dialects.rollup_rows import RollupRows
-from firefly_tasks.key_holds import RELEASE_HOLD
 
 # SQLSTATEs of a connection that is gone: class 08 (connection exception), and
 # admin_shutdown, crash_shutdown, cannot_connect_now (a backend terminated or restarting).
@@ -155,7 +154,7 @@ class PostgreSQLDialect(Dialect):
         if one:
             done = (
                 f"done AS (UPDATE {task} SET status = %s, completed = %s, error = '', "
-                f"traceback = '', returned = %s, returned_preview = %s, {RELEASE_HOLD} "
+                "traceback = '', returned = %s, returned_preview = %s "
                 "WHERE id = %s AND attempt = %s AND status = %s RETURNING id, attempt)"
             )
         else:
@@ -165,7 +164,7 @@ class PostgreSQLDialect(Dialect):
                 "AS u(id, attempt, returned, preview, started, finished)), "
                 f"done AS (UPDATE {task} AS t "
                 "SET status = %s, completed = %s, error = '', traceback = '', "
-                f"returned = u.returned, returned_preview = u.preview, {RELEASE_HOLD} FROM u "
+                "returned = u.returned, returned_preview = u.preview FROM u "
                 "WHERE t.id = u.id AND t.attempt = u.attempt AND t.status = %s RETURNING t.id)"
             )
         if rollup:

@@ -125,9 +125,11 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
                     "retry_delay",
                     "retry_backoff",
                     "lost_attempts",
+                    "snoozes",
                 )
             },
         ),
+        ("Flow control", {"fields": ("unique_key", "unique_until")}),
         ("Storage", {"classes": ("collapse",), "fields": ("serializer", "backend")}),
     )
     readonly_fields = flatten_fieldsets(fieldsets)  # nobody edits a task row by hand

@@ -390,3 +390,23 @@ def test_cancel_stopping_running_ones_needs_the_cancel_permission(
     assert TaskModel.objects.get(pk=row.pk).status == TaskStatus.RUNNING
     page = client.get(reverse("admin:firefly_admin_task_change", args=[row.pk])).content.decode()
     assert "cancel_running_tasks" not in page
+
+
+def test_requeue_skips_a_task_whose_unique_key_a_newer_task_holds_and_says_why(
+    admin_client: Client,
+) -> None:
+    held = make_task(TaskStatus.FAILED, unique_key="invoice-42")
+    free = make_task(TaskStatus.FAILED, unique_key="invoice-43")
+    newer = tasks.add.using(unique_key="invoice-42").schedule(1, 2)
+
+    response = run_action(admin_client, "requeue_tasks", [held, free])
+
+    assert messages_of(response) == [
+        "Requeue: 1 done, 1 skipped (not failed, cancelled or orphaned; 1 because an unfinished "
+        "task holds their unique key)."
+    ]
+    assert TaskModel.objects.get(pk=held.pk).status == TaskStatus.FAILED
+    assert TaskModel.objects.get(pk=free.pk).status == TaskStatus.CREATED
+    assert TaskModel.objects.get(pk=free.pk).unique_hold == "invoice-43"
+    assert TaskModel.objects.get(pk=newer.pk).unique_hold == "invoice-42"
+    assert logged_ids() == {free.pk}

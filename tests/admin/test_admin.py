@@ -629,3 +629,13 @@ def test_worker_list_runs_few_queries_however_many_workers(
 
     assert response.status_code == 200
     assert response.content.decode().count("w29") >= 1
+
+
+def test_detail_shows_the_unique_key_escaped(admin_client: Client) -> None:
+    task = tasks.add.using(unique_key="<b>invoice</b>-42").schedule(1, 2)
+
+    html = admin_client.get(change_url(task)).content.decode()
+
+    assert "Flow control" in html
+    assert "&lt;b&gt;invoice&lt;/b&gt;-42" in html
+    assert "<b>invoice</b>" not in html

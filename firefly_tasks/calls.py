@@ -68,6 +68,7 @@ def build_rows(
     params_at, preview_at = fields.index("params_data"), fields.index("params_preview")
     row_values = list(values.values())
     unique = options.unique or options.unique_key is not None
+    limit = options.concurrency_limit
     rows = []
     for args, kwargs in calls:
         row_values[params_at] = serialization.dumps((list(args), kwargs), serializer, "arguments")
@@ -77,8 +78,21 @@ def build_rows(
         if unique:
             key = uniqueness.key_for(name, options, args, kwargs)
             uniqueness.hold(row, key, options.unique_for)
+        if limit is not None:
+            row.concurrency_key = _concurrency_key(name, options, args, kwargs)
+            row.concurrency_limit = limit
         rows.append(row)
     return rows
+
+
+def _concurrency_key(
+    name: str, options: TaskOptions, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str:
+    """A limited call's concurrency key: given, a function's, or the task's name."""
+    key = options.concurrency_key
+    if callable(key):
+        return uniqueness.call_key_function(name, "concurrency_key", key, args, kwargs)
+    return name if key is None else key
 
 
 def store(rows: list[TaskModel], on_duplicate: str = "return") -> list[TaskModel]:

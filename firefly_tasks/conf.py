@@ -76,9 +76,23 @@ class Settings:
 
     @property
     def QUEUES(self) -> tuple[str, ...] | None:
-        """The allowed queue names, or ``None`` when any name is allowed."""
+        """The allowed queue names, or ``None`` when any name is allowed. An entry is a
+        name, or a dict with its ``"name"`` and options (``"concurrency"``)."""
         queues = self._get("FIREFLY_QUEUES")
-        return None if queues is None else tuple(queues)
+        if queues is None:
+            return None
+        return tuple(q["name"] if isinstance(q, dict) else q for q in queues)
+
+    @property
+    def QUEUE_LIMITS(self) -> dict[str, int]:
+        """How many tasks of a queue may run at once across all consumers, by queue: the
+        ``"concurrency"`` of ``FIREFLY_QUEUES`` entries that have one."""
+        entries = self._get("FIREFLY_QUEUES") or ()
+        return {
+            q["name"]: int(q["concurrency"])
+            for q in entries
+            if isinstance(q, dict) and q.get("concurrency") is not None
+        }
 
     @property
     def MAX_RETRIES(self) -> int:

@@ -146,6 +146,10 @@ class TaskModel(models.Model):
     unique_hold = models.CharField(max_length=255, null=True, blank=True, editable=False)
     unique_until = models.DateTimeField(null=True, blank=True)
 
+    # At most ``concurrency_limit`` tasks with this key run at once (firefly_tasks.slots).
+    concurrency_key = models.CharField(max_length=255, null=True, blank=True)
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+
     # Null unless a periodic schedule enqueued it: the schedule's name, and for a tick (not
     # a "run now") the tick it belongs to.
     schedule = models.CharField(max_length=200, null=True, blank=True)
@@ -178,6 +182,10 @@ class TaskModel(models.Model):
             NotNullIndex(fields=["failed"], name="firefly_task_failed"),
             NotNullIndex(fields=["worker"], name="firefly_task_worker"),
             NotNullIndex(fields=["schedule", "id"], name="firefly_task_schedule"),
+            NotNullIndex(
+                fields=["concurrency_key", "status", "-priority", "not_before", "id"],
+                name="firefly_task_concurrency",
+            ),
         ]
         constraints = [
             UniqueWhereSet(field="unique_hold", name="firefly_task_unique_hold"),
@@ -292,6 +300,20 @@ class TaskRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.func_name} on {self.queue} at {self.minute:%Y-%m-%d %H:%M}"
+
+
+class ConcurrencyKey(models.Model):
+    """One row per concurrency key in use: what claims and releases of the key's tasks lock,
+    one at a time (``firefly_tasks.slots``). The slots themselves are counted from the task
+    rows, never kept here, so nothing can leak."""
+
+    key = models.CharField(max_length=255, primary_key=True)
+
+    class Meta:
+        verbose_name = "concurrency key"
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class ScheduleModel(models.Model):

@@ -24,6 +24,7 @@ QUEUE_NAME_MAX_LENGTH = 100
 MAX_TIMEOUT = 365 * 24 * 3600.0
 UNIQUE_KEY_MAX_LENGTH = 255
 ON_DUPLICATE = ("return", "raise")
+MAX_LIMIT = 100_000
 
 
 def validate_priority(priority: object) -> int:
@@ -106,6 +107,22 @@ def _unique_for(period: object) -> datetime.timedelta | None:
     return datetime.timedelta(seconds=seconds)
 
 
+def _concurrency_limit(limit: object) -> int | None:
+    if limit is None:
+        return None
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidTaskError(
+            f"concurrency_limit must be an int from 1 to {MAX_LIMIT}, or None, not {limit!r}."
+        )
+    return limit
+
+
+def _concurrency_key(key: object) -> object:
+    if key is None or callable(key):
+        return key
+    return validate_unique_key(key, what="concurrency_key")
+
+
 def _on_duplicate(value: object) -> str:
     if value not in ON_DUPLICATE:
         raise InvalidTaskError(f"on_duplicate must be 'return' or 'raise', not {value!r}.")
@@ -145,6 +162,10 @@ class TaskOptions:
     unique_key: str | Callable[..., str] | None = None
     unique_for: datetime.timedelta | None = None
     on_duplicate: str = "return"
+    # Concurrency limits (firefly_tasks.slots): at most ``concurrency_limit`` tasks with
+    # the same key run at once; the key defaults to the task's name.
+    concurrency_limit: int | None = None
+    concurrency_key: str | Callable[..., str] | None = None
 
     @property
     def min_engine(self) -> int:
@@ -166,7 +187,13 @@ class TaskOptions:
             if validator is None:
                 raise InvalidTaskError(_unknown(name))
             checked[name] = validator(value)
-        return dataclasses.replace(self, **checked)
+        options = dataclasses.replace(self, **checked)
+        if options.concurrency_key is not None and options.concurrency_limit is None:
+            raise InvalidTaskError(
+                "concurrency_key needs a concurrency_limit: how many tasks with one key may "
+                "run at once."
+            )
+        return options
 
 
 def _queue(queue: object) -> str | None:
@@ -198,11 +225,18 @@ VALIDATORS: dict[str, Callable[[Any], object]] = {
     "unique_key": _unique_key,
     "unique_for": _unique_for,
     "on_duplicate": _on_duplicate,
+    "concurrency_limit": _concurrency_limit,
+    "concurrency_key": _concurrency_key,
 }
 """Each option's check, returning the value to keep, by name: the options that
 ``TaskOptions.replace()`` (and so ``using()`` and the decorators) knows."""
 
-OPTION_ENGINES: dict[str, int] = {"timeout": 2, "unique": 3, "unique_key": 3}
+OPTION_ENGINES: dict[str, int] = {
+    "timeout": 2,
+    "unique": 3,
+    "unique_key": 3,
+    "concurrency_limit": 3,
+}
 """The engine version (``states.ENGINE_VERSION``) that introduced an option, for options an
 older consumer would ignore: a call using one is left to consumers that know it."""
 

@@ -21,9 +21,9 @@ from firefly_tasks import states
 from firefly_tasks.attempts import recovery_error, retry_delay
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import Claim, Completions, writing
-from firefly_tasks.key_holds import KeyHolds
 from firefly_tasks.rollups import Tally
 from firefly_tasks.rows import Completion, TaskRow, WorkerRow
+from firefly_tasks.slots import Slots
 from firefly_tasks.states import (
     AttemptOutcome,
     Event,
@@ -38,7 +38,7 @@ from firefly_tasks.task_reads import attempt_model
 CANCEL_NOTICE = "cancel"  # what a consumer's listener hears (firefly_tasks.cancellation)
 
 
-class TaskQuerySet(KeyHolds):
+class TaskQuerySet(Slots):
     # Scheduling -------------------------------------------------------------------------------
 
     def insert_calls(self, rows: list[Any]) -> list[Any]:
@@ -61,21 +61,16 @@ class TaskQuerySet(KeyHolds):
         *,
         now: datetime.datetime | None = None,
     ) -> list[Any]:
-        """Claim up to ``limit`` ready tasks from ``queues`` for ``worker_id``, in run order:
-        ``running``, ``attempt`` bumped, ``started`` stamped, in one short transaction."""
+        """Claim up to ``limit`` ready tasks from ``queues`` for ``worker_id``, in run order
+        (``running``, ``attempt`` bumped, ``started`` stamped), in one short transaction."""
         if limit < 1 or not queues:
             return []
-        claim = Claim(
-            queues=list(queues),
-            limit=limit,
-            worker_id=worker_id,
-            now=now or timezone.now(),
-            ready=_only(sources(Event.CLAIM)),
-            running=target(Event.CLAIM),
-            engine=states.ENGINE_VERSION,
-        )
+        ready, running = _only(sources(Event.CLAIM)), target(Event.CLAIM)
+        now = now or timezone.now()
+        claim = Claim(list(queues), limit, worker_id, now, ready, running, states.ENGINE_VERSION)
         queue_model = self.model._meta.apps.get_model("firefly_tasks", "QueueModel")
-        rows = writing(self).claim(self.model, queue_model, claim)
+        with transaction.atomic(using=self.db):  # rows past a concurrency limit: undone
+            rows = self._claim_within_limits(claim, queue_model)
         rows.sort(key=lambda row: (-row.priority, row.not_before, row.pk))
         return rows
 
@@ -126,6 +121,7 @@ class TaskQuerySet(KeyHolds):
         attempts = attempt_model(self.model)
         updated = writing(self).complete(self.model, attempts, columns)
         if updated == len(done):
+            self._free_slots(d.row for d in done)
             for d in done:
                 d.row.status, d.row.completed = target(Event.COMPLETE), finished
                 d.row.returned_data = d.returned_data
@@ -203,6 +199,7 @@ class TaskQuerySet(KeyHolds):
         )
         if not moved:
             return RunOutcome.FENCED
+        self._free_slots([row])
         note = f"Snooze: runs again in {seconds:g} s"
         self._add_attempt(row, worker, AttemptOutcome.SNOOZED, now, error=note)
         return RunOutcome.SNOOZED
@@ -236,6 +233,7 @@ class TaskQuerySet(KeyHolds):
         if not updated:
             return False
         outcome, now, error, tb = attempt
+        self._free_slots([row])
         self._add_attempt(row, worker, outcome, now, error=error, tb=tb)
         row.error, row.traceback = error, tb
         own = Tally() if tally is None else tally
@@ -246,12 +244,20 @@ class TaskQuerySet(KeyHolds):
 
     def release(self, rows: Sequence[TaskRow]) -> int:
         """Claimed tasks that never started back to ``created``, as if never claimed."""
-        return sum(self._attempt_of(row)._unclaim() for row in rows)
+        released = [row for row in rows if self._attempt_of(row)._unclaim()]
+        self._free_slots(released)
+        return len(released)
 
     def release_claim(self, worker_id: int, stamp: datetime.datetime) -> int:
         """Undo a claim whose reply was lost with the connection (it may have committed): a
         claim stamps ``started`` with its own time, which identifies the rows it took."""
-        return self.filter(worker_id=worker_id, started=stamp)._unclaim()
+        taken = self.filter(worker_id=worker_id, started=stamp)
+        rows = list(
+            taken.exclude(concurrency_key=None).only("concurrency_key", "concurrency_limit")
+        )
+        released = taken._unclaim()
+        self._free_slots(rows)
+        return released
 
     def _unclaim(self) -> int:
         return self._move(Event.RELEASE, attempt=F("attempt") - 1, worker=None, started=None)
@@ -305,17 +311,16 @@ class TaskQuerySet(KeyHolds):
                 updated = self._attempt_of(row)._move(Event.RECOVER, not_before=now, **changes)
             if not updated:
                 return False
+            self._free_slots([row])
             self._add_attempt(row, worker, outcome, now, error=error)
         return True
 
     # An operator's transitions ----------------------------------------------------------------
 
     def requeue(self, *, skip_held: bool = False) -> int:
-        """Failed or cancelled tasks back to ``created``, to run now; attempts are kept.
-
-        A task with a unique key takes its key again; if an unfinished task holds it now,
-        ``UniqueKeyHeldError`` is raised and nothing is requeued, unless ``skip_held``: then
-        those tasks are left as they are. Returns how many were requeued."""
+        """Failed or cancelled tasks back to ``created``, to run now; attempts are kept. A
+        task takes its unique key again: where an unfinished task holds it, nothing is
+        requeued (``UniqueKeyHeldError``), or with ``skip_held`` those tasks are left alone."""
         changes: dict[str, Any] = {"not_before": timezone.now(), "worker": None, "error": ""}
         changes |= {"traceback": "", "failed": None, "cancelled": None}
         changes |= {"retry_attempts": 0, "lost_attempts": 0, "snoozes": 0}
@@ -343,6 +348,7 @@ class TaskQuerySet(KeyHolds):
         with transaction.atomic(using=self.db):
             if not self._attempt_of(row)._move(Event.ABORT, cancelled=now):
                 return False
+            self._free_slots([row])
             error = "Cancelled: cancelled while it ran, at an operator's request"
             self._add_attempt(row, worker, AttemptOutcome.CANCELLED, now, error=error)
         return True

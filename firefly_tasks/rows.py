@@ -35,6 +35,8 @@ class TaskRow(Protocol):
     traceback: str
     run_seconds: float | None  # the function's own running time in this attempt, if it ran
     timeout: float | None
+    concurrency_key: str | None
+    concurrency_limit: int | None
 
 
 class WorkerRow(Protocol):

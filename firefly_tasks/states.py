@@ -25,6 +25,8 @@ to new ones (docs/operations.md)."""
 
 class TaskStatus(models.TextChoices):
     CREATED = "created", "created"
+    # Waiting for a slot of its concurrency key (firefly_tasks.slots): not claimable.
+    BLOCKED = "blocked", "blocked"
     RUNNING = "running", "running"
     COMPLETED = "completed", "completed"
     FAILED = "failed", "failed"
@@ -113,6 +115,8 @@ class Event(enum.StrEnum):
     COMPLETE = "complete"
     RETRY = "retry"  # it failed, and has retries left
     SNOOZE = "snooze"  # it asked to run again later (Snooze): no retry spent
+    PARK = "park"  # its concurrency key is at its limit: it waits, unclaimed
+    UNPARK = "unpark"  # a slot of its key freed: it may be claimed again
     FAIL = "fail"  # it failed for good (or was lost too often: poison)
     RELEASE = "release"  # claimed, never started: back as if never claimed
     RECOVER = "recover"  # its consumer died or was interrupted: back to the queue
@@ -135,12 +139,16 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(Event.CLAIM, _S.CREATED, _S.RUNNING, "ready, in an unpaused queue"),
     Transition(Event.START, _S.RUNNING, _S.RUNNING, "runs alone: its start is recorded"),
     Transition(Event.COMPLETE, _S.RUNNING, _S.COMPLETED, "returned"),
+    Transition(Event.PARK, _S.CREATED, _S.BLOCKED, "its concurrency key is at its limit"),
+    Transition(Event.PARK, _S.RUNNING, _S.BLOCKED, "claimed past its key's limit: undone"),
+    Transition(Event.UNPARK, _S.BLOCKED, _S.CREATED, "a slot of its key freed"),
     Transition(Event.RETRY, _S.RUNNING, _S.CREATED, "raised, retries left"),
     Transition(Event.SNOOZE, _S.RUNNING, _S.CREATED, "raised Snooze, under FIREFLY_MAX_SNOOZES"),
     Transition(Event.FAIL, _S.RUNNING, _S.FAILED, "raised, no retries left; or poison"),
     Transition(Event.RELEASE, _S.RUNNING, _S.CREATED, "claimed, never started"),
     Transition(Event.RECOVER, _S.RUNNING, _S.CREATED, "worker died or was interrupted"),
     Transition(Event.CANCEL, _S.CREATED, _S.CANCELLED, "before it runs"),
+    Transition(Event.CANCEL, _S.BLOCKED, _S.CANCELLED, "before it runs"),
     Transition(Event.ABORT, _S.RUNNING, _S.CANCELLED, "while it runs: its worker stops it"),
     Transition(Event.REQUEUE, _S.FAILED, _S.CREATED, "by an operator"),
     Transition(Event.REQUEUE, _S.CANCELLED, _S.CREATED, "by an operator"),

@@ -34,8 +34,7 @@ def key_for(
     """The unique key of a call of the task ``name``, or ``None`` for a call without one."""
     key: object = options.unique_key
     if callable(key):
-        key = _call_key_function(name, key, args, kwargs)
-        return validate_unique_key(key, what=f"the unique_key function of {name}")
+        return call_key_function(name, "unique_key", key, args, kwargs)
     if key is not None:
         return str(key)
     if options.unique:
@@ -43,16 +42,22 @@ def key_for(
     return None
 
 
-def _call_key_function(
-    name: str, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> object:
+def call_key_function(
+    name: str,
+    option: str,
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> str:
+    """The key ``function`` (the ``option`` of the task ``name``) gives a call, checked."""
     try:
-        return function(*args, **kwargs)
+        key = function(*args, **kwargs)
     except Exception as exc:
         raise InvalidTaskError(
-            f"The unique_key function of {name} raised {type(exc).__name__}: {exc}; "
+            f"The {option} function of {name} raised {type(exc).__name__}: {exc}; "
             "nothing was scheduled."
         ) from exc
+    return validate_unique_key(key, what=f"the {option} function of {name}")
 
 
 def derived_key(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ IN_PROCESS_WORKER = "in-process"
 
 _STATUSES: dict[str, Any] = {
     TaskStatus.CREATED: TaskResultStatus.READY,
+    TaskStatus.BLOCKED: TaskResultStatus.READY,
     TaskStatus.RUNNING: TaskResultStatus.RUNNING,
     TaskStatus.COMPLETED: TaskResultStatus.SUCCESSFUL,
     TaskStatus.FAILED: TaskResultStatus.FAILED,

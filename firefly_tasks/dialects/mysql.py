@@ -48,7 +48,7 @@ class MySQLDialect(Dialect):
             if cursor.fetchone() is None:
                 return []
         alias = self.connection.alias
-        with transaction.atomic(using=alias), self.connection.cursor() as cursor:
+        with transaction.atomic(using=alias, savepoint=False), self.connection.cursor() as cursor:
             paused = set(
                 queue_model._default_manager.using(alias)
                 .filter(name__in=queues, paused=True)

@@ -24,6 +24,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import Claim, writing
@@ -116,8 +117,9 @@ class Slots(KeyHolds):
             self._lock_key(key)
             of_key = tasks.filter(concurrency_key=key)
             free = limit - of_key.filter(status=TaskStatus.RUNNING).count()
-            if free > 0:  # tasks already waiting to be claimed take free slots first
-                free -= of_key.filter(status=TaskStatus.CREATED).order_by()[:free].count()
+            if free > 0:  # tasks ready to be claimed take free slots first
+                ready = of_key.filter(status=TaskStatus.CREATED, not_before__lte=timezone.now())
+                free -= ready.order_by()[:free].count()
             if free <= 0:
                 return 0
             blocked = of_key.filter(status=TaskStatus.BLOCKED).order_by(*RUN_ORDER)

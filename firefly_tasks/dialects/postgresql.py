@@ -29,7 +29,12 @@ class PostgreSQLDialect(Dialect):
     def insert_tasks(self, model: type[models.Model], rows: list[Any]) -> list[Any]:
         """Many rows that differ only in their call are one ``INSERT ... SELECT FROM
         unnest()`` carrying the calls as two arrays, with every other column sent once."""
-        if len(rows) == 1 or rows[0].schedule is not None:  # ticks differ in more than that
+        key = rows[0].concurrency_key
+        if (
+            len(rows) == 1
+            or rows[0].schedule is not None  # ticks differ in more than that
+            or (key is not None and any(row.concurrency_key != key for row in rows))
+        ):
             return super().insert_tasks(model, rows)
         varying = ("params_data", "params_preview")
         fields = [

@@ -129,7 +129,10 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
                 )
             },
         ),
-        ("Flow control", {"fields": ("unique_key", "unique_until")}),
+        (
+            "Flow control",
+            {"fields": ("unique_key", "unique_until", "concurrency_key", "concurrency_limit")},
+        ),
         ("Storage", {"classes": ("collapse",), "fields": ("serializer", "backend")}),
     )
     readonly_fields = flatten_fieldsets(fieldsets)  # nobody edits a task row by hand

@@ -17,7 +17,7 @@ from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.conf import settings
 from firefly_tasks.liveness import Liveness
 from firefly_tasks.maintenance import mark_dead_workers, recover_orphans
-from firefly_tasks.models import WorkerModel
+from firefly_tasks.models import TaskModel, WorkerModel
 from firefly_tasks.states import WorkerState
 
 logger = logging.getLogger("firefly_tasks")
@@ -46,6 +46,7 @@ class Heartbeat(threading.Thread):
         self.worker = worker
         self._stop_event = threading.Event()
         # Until then (monotonic), declare no one dead: see tick().
+        self._reconcile_at = 0.0  # when to unpark what free slots allow (slots.py) next
         self._grace_until = 0.0
 
     def stop(self) -> None:
@@ -75,6 +76,9 @@ class Heartbeat(threading.Thread):
                 # Never held up by a frozen consumer's locks for longer than a beat.
                 mark_dead_workers(lock_wait=settings.HEARTBEAT_INTERVAL)
                 recover_orphans()
+                if time.monotonic() >= self._reconcile_at:
+                    self._reconcile_at = time.monotonic() + settings.WORKER_TIMEOUT
+                    TaskModel.objects.reconcile_slots()
         except Error as exc:
             logger.warning("heartbeat failed, will retry error=%s", exc)
             connection.close()

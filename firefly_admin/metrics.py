@@ -50,6 +50,8 @@ class QueueStats:
     ready: int = 0
     scheduled: int = 0
     running: int = 0  # rows in the running state: executing, or claimed and waiting in a batch
+    blocked: int = 0  # waiting for a slot of their concurrency key (firefly_tasks.slots)
+    limit: int | None = None  # FIREFLY_QUEUES' "concurrency" of the queue
     executing: int = 0  # of which threads were executing at the workers' last heartbeats
     oldest_ready: datetime.datetime | None = None
     window: Window = field(default_factory=Window)
@@ -150,13 +152,17 @@ def queue_stats(
         queue.reason = control.reason
 
     ready = Q(status=TaskStatus.CREATED, not_before__lte=now)
+    for name, limit in engine_settings.QUEUE_LIMITS.items():
+        get(name).limit = limit
+    unfinished = (TaskStatus.CREATED, TaskStatus.RUNNING, TaskStatus.BLOCKED)
     depths = (
-        TaskModel.objects.filter(status__in=(TaskStatus.CREATED, TaskStatus.RUNNING))
+        TaskModel.objects.filter(status__in=unfinished)
         .values("queue")
         .annotate(
             ready=Count("pk", filter=ready),
             scheduled=Count("pk", filter=Q(status=TaskStatus.CREATED, not_before__gt=now)),
             running=Count("pk", filter=Q(status=TaskStatus.RUNNING)),
+            blocked=Count("pk", filter=Q(status=TaskStatus.BLOCKED)),
             oldest_ready=Min("not_before", filter=ready),
         )
         .order_by()
@@ -164,7 +170,7 @@ def queue_stats(
     for row in depths:
         queue = get(row["queue"])
         queue.ready, queue.scheduled, queue.running = row["ready"], row["scheduled"], row["running"]
-        queue.oldest_ready = row["oldest_ready"]
+        queue.blocked, queue.oldest_ready = row["blocked"], row["oldest_ready"]
 
     for task in executing_tasks(now):
         get(task["queue"]).executing += 1

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries, Settings
 
-from firefly_tasks.models import TaskStatus, WorkerModel
+from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
 from firefly_tasks.queues import pause_queue
 from tests.admin import tasks as admin_tasks
 from tests.admin.conftest import make_rollup, make_task, make_worker
@@ -333,3 +333,20 @@ def test_workers_region_lists_executing_tasks_and_counts_the_claimed_ones(
     assert f"#{rows[0].pk}" in row and f"#{rows[1].pk}" in row
     assert f"?worker={busy.pk}&amp;status=running" in row
     assert "5 claimed, waiting" in row
+
+
+def test_the_queues_region_shows_blocked_tasks_and_the_queue_limit(
+    admin_client: Client, settings: Settings
+) -> None:
+    settings.FIREFLY_QUEUES = [{"name": "default", "concurrency": 4}, "emails"]
+    limited = tasks.add.using(concurrency_limit=1, concurrency_key="account-1")
+    limited.schedule_many([(i, 0) for i in range(3)])
+    TaskModel.objects.claim(["default"], 10)  # one runs, two wait for its slot
+
+    row = queue_row(htmx(admin_client, "ff-queues").content.decode(), "default")
+
+    assert metric(row, "blocked") == (
+        f'<a href="{reverse("admin:firefly_admin_task_changelist")}?status=blocked&amp;'
+        'queue=default">2</a>'
+    )
+    assert "limit 4" in row

@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django_htmx.http import HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
@@ -82,7 +82,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         ScheduleFilter,
     )
     search_fields = ("func_name",)
-    search_help_text = "A task id, or part of a task name."
+    search_help_text = "A task id, part of a task name, or tag:NAME for the tasks with a tag."
     # Pages are keyset pages by id (changelist.py): the id is the only order a million-row
     # table can be paged in without sorting it, so it is the only column that sorts.
     ordering = ("-id",)
@@ -131,7 +131,15 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         ),
         (
             "Flow control",
-            {"fields": ("unique_key", "unique_until", "concurrency_key", "concurrency_limit")},
+            {
+                "fields": (
+                    "tags_display",
+                    "unique_key",
+                    "unique_until",
+                    "concurrency_key",
+                    "concurrency_limit",
+                )
+            },
         ),
         ("Storage", {"classes": ("collapse",), "fields": ("serializer", "backend")}),
     )
@@ -180,6 +188,8 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         if term.isdigit():
             pk = task_id(term)
             return (queryset.none() if pk is None else queryset.filter(pk=pk)), False
+        if term.startswith("tag:") and term[4:].strip():  # one indexed lookup of the tag
+            return queryset.filter(tag_set__tag=term[4:].strip()), False
         return super().get_search_results(request, queryset, search_term)
 
     def changelist_view(
@@ -216,6 +226,15 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         if obj.status == TaskStatus.RUNNING and hasattr(obj, "executing"):
             return display.badge("executing" if obj.executing else "claimed")
         return display.badge(obj.status)
+
+    @admin.display(description="tags")
+    def tags_display(self, obj: TaskModel) -> SafeString | str:
+        tags = obj.tags
+        if not tags:
+            return "-"
+        return format_html_join(
+            " ", '<span class="ff-badge ff-tag">{}</span>', ((t,) for t in tags)
+        )
 
     @admin.display(description="attempts")
     def attempt_count(self, obj: TaskModel) -> int:

@@ -3,15 +3,18 @@ check and insert them, with every option resolved once."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import functools
 from typing import Any
 
+from django.db import transaction
+
 from firefly_tasks import serialization, signals, uniqueness
 from firefly_tasks.conf import settings
 from firefly_tasks.execution import run_immediately
-from firefly_tasks.models import TaskModel
+from firefly_tasks.models import TaskModel, TaskTag
 from firefly_tasks.options import TaskOptions, resolve_eta, validate_queue
 
 Call = tuple[tuple[Any, ...], dict[str, Any]]
@@ -81,6 +84,8 @@ def build_rows(
         if limit is not None:
             row.concurrency_key = _concurrency_key(name, options, args, kwargs)
             row.concurrency_limit = limit
+        if options.tags:
+            row.new_tags = options.tags
         rows.append(row)
     return rows
 
@@ -101,10 +106,19 @@ def store(rows: list[TaskModel], on_duplicate: str = "return") -> list[TaskModel
     gets that task's row, ``deduplicated`` (or ``DuplicateTaskError``: ``on_duplicate``)."""
     if not rows:
         return rows
-    if any(row.unique_hold is not None for row in rows):
-        rows = uniqueness.store(rows, on_duplicate)
-    else:
-        rows = TaskModel.objects.insert_calls(rows)
+    tagged = any(row.new_tags for row in rows)
+    with transaction.atomic() if tagged else contextlib.nullcontext():
+        if any(row.unique_hold is not None for row in rows):
+            rows = uniqueness.store(rows, on_duplicate)
+        else:
+            rows = TaskModel.objects.insert_calls(rows)
+        if tagged:
+            TaskTag.objects.bulk_create(
+                TaskTag(task_id=row.pk, tag=tag)
+                for row in rows
+                if not row.deduplicated
+                for tag in row.new_tags
+            )
     for row in rows:
         if not row.deduplicated:
             signals.send(signals.task_scheduled, task=row)

@@ -161,6 +161,8 @@ class TaskModel(models.Model):
     run_seconds: float | None = None
     # Not stored: ``schedule()`` returned an existing row, which holds the call's unique key.
     deduplicated: bool = False
+    # Not stored on the row: the tags ``schedule()`` stores with it (``TaskTag``).
+    new_tags: tuple[str, ...] = ()
 
     class Meta:
         verbose_name = "task"
@@ -210,6 +212,11 @@ class TaskModel(models.Model):
         if self.returned_data is None:
             return None
         return serialization.loads(self.returned_data, self.serializer)
+
+    @property
+    def tags(self) -> list[str]:
+        """The task's tags, in the order they were given."""
+        return [tag.tag for tag in sorted(self.tag_set.all(), key=lambda tag: tag.pk)]
 
     @property
     def duration(self) -> datetime.timedelta | None:
@@ -300,6 +307,23 @@ class TaskRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.func_name} on {self.queue} at {self.minute:%Y-%m-%d %H:%M}"
+
+
+class TaskTag(models.Model):
+    """A tag of a task (``@task(tags=...)``, ``using(tags=...)``): one row each, so that
+    finding tasks by tag is an index lookup on every database."""
+
+    task = models.ForeignKey(TaskModel, on_delete=models.CASCADE, related_name="tag_set")
+    tag = models.CharField(max_length=100)
+
+    class Meta:
+        verbose_name = "task tag"
+        constraints = [
+            models.UniqueConstraint(fields=["tag", "task"], name="firefly_tag_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.tag
 
 
 class ConcurrencyKey(models.Model):

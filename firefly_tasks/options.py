@@ -25,6 +25,8 @@ MAX_TIMEOUT = 365 * 24 * 3600.0
 UNIQUE_KEY_MAX_LENGTH = 255
 ON_DUPLICATE = ("return", "raise")
 MAX_LIMIT = 100_000
+TAG_MAX_LENGTH = 100
+MAX_TAGS = 32
 
 
 def validate_priority(priority: object) -> int:
@@ -123,6 +125,21 @@ def _concurrency_key(key: object) -> object:
     return validate_unique_key(key, what="concurrency_key")
 
 
+def _tags(tags: object) -> tuple[str, ...]:
+    """Tags as stored: distinct non-empty strings of at most 100 characters, in order."""
+    if isinstance(tags, str) or not isinstance(tags, list | tuple | set | frozenset):
+        raise InvalidTaskError(f"tags must be a list of strings, not {tags!r}.")
+    found = tuple(dict.fromkeys(tags))
+    for tag in found:
+        if not isinstance(tag, str) or not tag or len(tag) > TAG_MAX_LENGTH:
+            raise InvalidTaskError(
+                f"A tag is a non-empty string of at most {TAG_MAX_LENGTH} characters, not {tag!r}."
+            )
+    if len(found) > MAX_TAGS:
+        raise InvalidTaskError(f"A task has at most {MAX_TAGS} tags, not {len(found)}.")
+    return found
+
+
 def _on_duplicate(value: object) -> str:
     if value not in ON_DUPLICATE:
         raise InvalidTaskError(f"on_duplicate must be 'return' or 'raise', not {value!r}.")
@@ -166,6 +183,7 @@ class TaskOptions:
     # the same key run at once; the key defaults to the task's name.
     concurrency_limit: int | None = None
     concurrency_key: str | Callable[..., str] | None = None
+    tags: tuple[str, ...] = ()
 
     @property
     def min_engine(self) -> int:
@@ -187,6 +205,8 @@ class TaskOptions:
             if validator is None:
                 raise InvalidTaskError(_unknown(name))
             checked[name] = validator(value)
+        if "tags" in checked:  # a call's tags add to the task's
+            checked["tags"] = _tags((*self.tags, *checked["tags"]))
         options = dataclasses.replace(self, **checked)
         if options.concurrency_key is not None and options.concurrency_limit is None:
             raise InvalidTaskError(
@@ -227,6 +247,7 @@ VALIDATORS: dict[str, Callable[[Any], object]] = {
     "on_duplicate": _on_duplicate,
     "concurrency_limit": _concurrency_limit,
     "concurrency_key": _concurrency_key,
+    "tags": _tags,
 }
 """Each option's check, returning the value to keep, by name: the options that
 ``TaskOptions.replace()`` (and so ``using()`` and the decorators) knows."""

@@ -31,6 +31,17 @@ class TaskReads(models.QuerySet[Any]):
     def finished(self) -> TaskReads:
         return self.filter(status__in=FINISHED_STATUSES)
 
+    def blocked(self) -> TaskReads:
+        """Tasks waiting for a slot of their concurrency key (``firefly_tasks.slots``)."""
+        return self.filter(status=TaskStatus.BLOCKED)
+
+    def tagged(self, *tags: str) -> TaskReads:
+        """Tasks with every one of ``tags`` (an indexed lookup of ``TaskTag`` each)."""
+        found = self
+        for tag in tags:
+            found = found.filter(tag_set__tag=tag)
+        return found
+
     def finished_before(
         self, cutoff: datetime.datetime, statuses: Sequence[str] = FINISHED_STATUSES
     ) -> TaskReads:

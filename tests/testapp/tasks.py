@@ -427,3 +427,8 @@ def record_interval(label: str, seconds: float) -> None:
 @task(unique=True)
 def unique_add(i: int, j: int = 0) -> int:
     return i + j
+
+
+@task(tags=["billing"])
+def charge(account: int) -> int:
+    return account

@@ -70,34 +70,41 @@ def build_rows(
     fields = list(values)
     params_at, preview_at = fields.index("params_data"), fields.index("params_preview")
     row_values = list(values.values())
-    unique = options.unique or options.unique_key is not None
-    limit = options.concurrency_limit
+    flow = any((options.unique, options.unique_key, options.concurrency_limit, options.rate_limit))
     rows = []
     for args, kwargs in calls:
         row_values[params_at] = serialization.dumps((list(args), kwargs), serializer, "arguments")
         row_values[preview_at] = serialization.call_preview(args, kwargs, length)
         # Positional, in field order: Django's fast way to build an instance.
         row = TaskModel(*row_values)  # type: ignore[misc]
-        if unique:
-            key = uniqueness.key_for(name, options, args, kwargs)
-            uniqueness.hold(row, key, options.unique_for)
-        if limit is not None:
-            row.concurrency_key = _concurrency_key(name, options, args, kwargs)
-            row.concurrency_limit = limit
-        if options.tags:
-            row.new_tags = options.tags
+        if flow:
+            _flow_control(row, name, options, (args, kwargs))
+        row.new_tags = options.tags
         rows.append(row)
     return rows
 
 
-def _concurrency_key(
-    name: str, options: TaskOptions, args: tuple[Any, ...], kwargs: dict[str, Any]
+def _flow_control(row: TaskModel, name: str, options: TaskOptions, call: Call) -> None:
+    """Set a built row's unique key, concurrency key and rate key from ``options``."""
+    args, kwargs = call
+    if options.unique or options.unique_key is not None:
+        key = uniqueness.key_for(name, options, args, kwargs)
+        uniqueness.hold(row, key, options.unique_for)
+    if options.concurrency_limit is not None:
+        key = _limit_key(name, "concurrency_key", options.concurrency_key, args, kwargs)
+        row.concurrency_key, row.concurrency_limit = key, options.concurrency_limit
+    if options.rate_limit is not None:
+        key = _limit_key(name, "rate_key", options.rate_key, args, kwargs)
+        row.rate_key, row.rate_limit = key, options.rate_limit
+
+
+def _limit_key(
+    name: str, option: str, key: object, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> str:
-    """A limited call's concurrency key: given, a function's, or the task's name."""
-    key = options.concurrency_key
+    """A limited call's key (``option``): given, a function's, or the task's name."""
     if callable(key):
-        return uniqueness.call_key_function(name, "concurrency_key", key, args, kwargs)
-    return name if key is None else key
+        return uniqueness.call_key_function(name, option, key, args, kwargs)
+    return name if key is None else str(key)
 
 
 def store(rows: list[TaskModel], on_duplicate: str = "return") -> list[TaskModel]:

@@ -21,27 +21,6 @@ MIN_PAYLOAD_BYTES = 1024
 MARIADB_SAFE_PAYLOAD_BYTES = 8 * 1024 * 1024
 
 
-def _bad_queue_entries(entries: object) -> object:
-    """The first entry of ``FIREFLY_QUEUES`` that is neither a name nor a queue's dict."""
-    if entries is None:
-        return None
-    if isinstance(entries, str | bytes) or not isinstance(entries, list | tuple):
-        return entries
-    for entry in entries:
-        if isinstance(entry, str) and entry:
-            continue
-        if not isinstance(entry, dict) or set(entry) - {"name", "concurrency"}:
-            return entry
-        name, limit = entry.get("name"), entry.get("concurrency")
-        if not isinstance(name, str) or not name:
-            return entry
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
-        ):
-            return entry
-    return None
-
-
 def _is_non_negative_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -58,14 +37,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="firefly_tasks.E001",
             )
         )
-    bad = _bad_queue_entries(settings.raw("FIREFLY_QUEUES"))
+    from firefly_tasks.queues import invalid_entry
+
+    bad = invalid_entry(settings.raw("FIREFLY_QUEUES"))
     if bad:
         return [
             *errors,
             Error(
                 f"FIREFLY_QUEUES has an entry that is not a queue: {bad!r}.",
                 hint='Each entry is a name, or a dict such as {"name": "emails", '
-                '"concurrency": 5} (concurrency: a positive int, or None).',
+                '"concurrency": 5, "rate": "100/m"} (both optional).',
                 id="firefly_tasks.E011",
             ),
         ]

@@ -95,6 +95,17 @@ class Settings:
         }
 
     @property
+    def QUEUE_RATES(self) -> dict[str, str]:
+        """How many tasks of a queue may start a period (``"100/m"``), by queue: the
+        ``"rate"`` of ``FIREFLY_QUEUES`` entries that have one."""
+        entries = self._get("FIREFLY_QUEUES") or ()
+        return {
+            q["name"]: str(q["rate"])
+            for q in entries
+            if isinstance(q, dict) and q.get("rate") is not None
+        }
+
+    @property
     def MAX_RETRIES(self) -> int:
         return int(self._get("FIREFLY_MAX_RETRIES"))
 

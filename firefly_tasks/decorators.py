@@ -30,6 +30,11 @@ class DecoratorOptions(TypedDict, total=False):
     unique_key: str | Callable[..., str] | None
     unique_for: datetime.timedelta | float | None
     on_duplicate: Literal["return", "raise"]
+    concurrency_limit: int | None
+    concurrency_key: str | Callable[..., str] | None
+    rate_limit: str | None
+    rate_key: str | Callable[..., str] | None
+    tags: list[str] | tuple[str, ...]
 
 
 def task(

@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from firefly_tasks import rollups, serialization
 from firefly_tasks.indexes import NotNullIndex, ReadyTasksIndex, UniqueWhereSet
+from firefly_tasks.limit_models import ConcurrencyKey as ConcurrencyKey
+from firefly_tasks.limit_models import RateBucket as RateBucket
 from firefly_tasks.queryset import TaskQuerySet
 
 # Re-exported: where users and migrations have found them.
@@ -149,6 +151,9 @@ class TaskModel(models.Model):
     # At most ``concurrency_limit`` tasks with this key run at once (firefly_tasks.slots).
     concurrency_key = models.CharField(max_length=255, null=True, blank=True)
     concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    # At most so many starts a period (``"100/m"``) for this key (firefly_tasks.rates).
+    rate_key = models.CharField(max_length=255, null=True, blank=True)
+    rate_limit = models.CharField(max_length=20, null=True, blank=True)
 
     # Null unless a periodic schedule enqueued it: the schedule's name, and for a tick (not
     # a "run now") the tick it belongs to.
@@ -324,20 +329,6 @@ class TaskTag(models.Model):
 
     def __str__(self) -> str:
         return self.tag
-
-
-class ConcurrencyKey(models.Model):
-    """One row per concurrency key in use: what claims and releases of the key's tasks lock,
-    one at a time (``firefly_tasks.slots``). The slots themselves are counted from the task
-    rows, never kept here, so nothing can leak."""
-
-    key = models.CharField(max_length=255, primary_key=True)
-
-    class Meta:
-        verbose_name = "concurrency key"
-
-    def __str__(self) -> str:
-        return self.key
 
 
 class ScheduleModel(models.Model):

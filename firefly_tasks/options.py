@@ -119,10 +119,13 @@ def _concurrency_limit(limit: object) -> int | None:
     return limit
 
 
-def _concurrency_key(key: object) -> object:
-    if key is None or callable(key):
-        return key
-    return validate_unique_key(key, what="concurrency_key")
+def _limit_key(option: str) -> Callable[[object], object]:
+    def check(key: object) -> object:
+        if key is None or callable(key):
+            return key
+        return validate_unique_key(key, what=option)
+
+    return check
 
 
 def _tags(tags: object) -> tuple[str, ...]:
@@ -138,6 +141,27 @@ def _tags(tags: object) -> tuple[str, ...]:
     if len(found) > MAX_TAGS:
         raise InvalidTaskError(f"A task has at most {MAX_TAGS} tags, not {len(found)}.")
     return found
+
+
+RATE_PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_rate(rate: object, what: str = "rate_limit") -> tuple[int, float]:
+    """``"100/m"`` as (100 starts, per 60 seconds)."""
+    count, _, unit = rate.partition("/") if isinstance(rate, str) else ("", "", "")
+    if not count.isdigit() or not 0 < int(count) <= MAX_LIMIT or unit not in RATE_PERIODS:
+        raise InvalidTaskError(
+            f'{what} must be like "100/m": a count from 1 to {MAX_LIMIT} per s, m, h or d, '
+            f"not {rate!r}."
+        )
+    return int(count), RATE_PERIODS[unit]
+
+
+def _rate_limit(rate: object) -> str | None:
+    if rate is None:
+        return None
+    parse_rate(rate)
+    return str(rate)
 
 
 def _on_duplicate(value: object) -> str:
@@ -184,6 +208,9 @@ class TaskOptions:
     concurrency_limit: int | None = None
     concurrency_key: str | Callable[..., str] | None = None
     tags: tuple[str, ...] = ()
+    # Rate limits (firefly_tasks.rates): at most N starts a period for one key.
+    rate_limit: str | None = None
+    rate_key: str | Callable[..., str] | None = None
 
     @property
     def min_engine(self) -> int:
@@ -213,6 +240,8 @@ class TaskOptions:
                 "concurrency_key needs a concurrency_limit: how many tasks with one key may "
                 "run at once."
             )
+        if options.rate_key is not None and options.rate_limit is None:
+            raise InvalidTaskError('rate_key needs a rate_limit, such as "100/m".')
         return options
 
 
@@ -246,8 +275,10 @@ VALIDATORS: dict[str, Callable[[Any], object]] = {
     "unique_for": _unique_for,
     "on_duplicate": _on_duplicate,
     "concurrency_limit": _concurrency_limit,
-    "concurrency_key": _concurrency_key,
+    "concurrency_key": _limit_key("concurrency_key"),
     "tags": _tags,
+    "rate_limit": _rate_limit,
+    "rate_key": _limit_key("rate_key"),
 }
 """Each option's check, returning the value to keep, by name: the options that
 ``TaskOptions.replace()`` (and so ``using()`` and the decorators) knows."""
@@ -257,6 +288,7 @@ OPTION_ENGINES: dict[str, int] = {
     "unique": 3,
     "unique_key": 3,
     "concurrency_limit": 3,
+    "rate_limit": 3,
 }
 """The engine version (``states.ENGINE_VERSION``) that introduced an option, for options an
 older consumer would ignore: a call using one is left to consumers that know it."""

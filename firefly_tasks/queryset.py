@@ -21,9 +21,9 @@ from firefly_tasks import states
 from firefly_tasks.attempts import recovery_error, retry_delay
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import Claim, Completions, writing
+from firefly_tasks.rates import RateLimits
 from firefly_tasks.rollups import Tally
 from firefly_tasks.rows import Completion, TaskRow, WorkerRow
-from firefly_tasks.slots import Slots
 from firefly_tasks.states import (
     AttemptOutcome,
     Event,
@@ -38,7 +38,7 @@ from firefly_tasks.task_reads import attempt_model
 CANCEL_NOTICE = "cancel"  # what a consumer's listener hears (firefly_tasks.cancellation)
 
 
-class TaskQuerySet(Slots):
+class TaskQuerySet(RateLimits):
     # Scheduling -------------------------------------------------------------------------------
 
     def insert_calls(self, rows: list[Any]) -> list[Any]:

@@ -8,8 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from firefly_tasks.conf import settings
+from firefly_tasks.exceptions import InvalidTaskError
 from firefly_tasks.models import QueueModel
-from firefly_tasks.options import validate_queue
+from firefly_tasks.options import parse_rate, validate_queue
 from firefly_tasks.registry import registry
 
 
@@ -54,3 +55,36 @@ def known_queues(controls: Iterable[str] | None = None) -> list[str]:
         controls = QueueModel.objects.values_list("name", flat=True)
     names.update(controls)
     return sorted(names)
+
+
+def invalid_entry(entries: object) -> object:
+    """The first entry of ``FIREFLY_QUEUES`` (``entries``) that is neither a name nor a
+    queue's dict (``"name"``, and optionally ``"concurrency"`` and ``"rate"``); ``entries``
+    itself when it is not a list; ``None`` when every entry is right."""
+    if entries is None:
+        return None
+    if isinstance(entries, str | bytes) or not isinstance(entries, list | tuple):
+        return entries
+    for entry in entries:
+        if isinstance(entry, str) and entry:
+            continue
+        if not isinstance(entry, dict) or set(entry) - {"name", "concurrency", "rate"}:
+            return entry
+        if entry.get("rate") is not None and not _is_rate(entry["rate"]):
+            return entry
+        name, limit = entry.get("name"), entry.get("concurrency")
+        if not isinstance(name, str) or not name:
+            return entry
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            return entry
+    return None
+
+
+def _is_rate(rate: object) -> bool:
+    try:
+        parse_rate(rate)
+    except InvalidTaskError:
+        return False
+    return True

@@ -37,6 +37,8 @@ class TaskRow(Protocol):
     timeout: float | None
     concurrency_key: str | None
     concurrency_limit: int | None
+    rate_key: str | None
+    rate_limit: str | None
 
 
 class WorkerRow(Protocol):

@@ -19,6 +19,7 @@ which frees their slots). Claims and releases of a key's tasks take the key's ro
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,7 +48,7 @@ class Slots(KeyHolds):
         limits = settings.QUEUE_LIMITS
         limited = sorted(q for q in claim.queues if q in limits)
         if not limited:
-            return self._admit(dialect.claim(self.model, queue_model, claim))
+            return self._admit(dialect.claim(self.model, queue_model, claim), claim.now)
         rows: list[Any] = []
         controls = queue_model._default_manager.using(self.db)
         for queue in limited:
@@ -63,11 +64,17 @@ class Slots(KeyHolds):
         if rest and len(rows) < claim.limit:
             others = dataclasses.replace(claim, queues=rest, limit=claim.limit - len(rows))
             rows += dialect.claim(self.model, queue_model, others)
-        return self._admit(rows)
+        return self._admit(rows, claim.now)
 
-    def _admit(self, rows: list[Any]) -> list[Any]:
-        """Of rows just claimed (inside the claim's transaction), those their keys admit;
-        the others are parked, unclaimed."""
+    def _admit(self, rows: list[Any], now: datetime.datetime) -> list[Any]:
+        """Of rows just claimed (inside the claim's transaction), those their keys admit and
+        their rate limits let start now; the others are parked or throttled, unclaimed."""
+        return self._throttle(self._admit_to_slots(rows), now)
+
+    def _throttle(self, rows: list[Any], now: datetime.datetime) -> list[Any]:
+        return rows  # rate limits: firefly_tasks.rates
+
+    def _admit_to_slots(self, rows: list[Any]) -> list[Any]:
         limited: dict[str, list[Any]] = {}
         for row in rows:
             if row.concurrency_key is not None:

@@ -117,6 +117,7 @@ class Event(enum.StrEnum):
     SNOOZE = "snooze"  # it asked to run again later (Snooze): no retry spent
     PARK = "park"  # its concurrency key is at its limit: it waits, unclaimed
     UNPARK = "unpark"  # a slot of its key freed: it may be claimed again
+    THROTTLE = "throttle"  # claimed past its rate limit: undone, to start at a later token
     FAIL = "fail"  # it failed for good (or was lost too often: poison)
     RELEASE = "release"  # claimed, never started: back as if never claimed
     RECOVER = "recover"  # its consumer died or was interrupted: back to the queue
@@ -142,6 +143,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(Event.PARK, _S.CREATED, _S.BLOCKED, "its concurrency key is at its limit"),
     Transition(Event.PARK, _S.RUNNING, _S.BLOCKED, "claimed past its key's limit: undone"),
     Transition(Event.UNPARK, _S.BLOCKED, _S.CREATED, "a slot of its key freed"),
+    Transition(Event.THROTTLE, _S.RUNNING, _S.CREATED, "claimed past its rate limit: undone"),
     Transition(Event.RETRY, _S.RUNNING, _S.CREATED, "raised, retries left"),
     Transition(Event.SNOOZE, _S.RUNNING, _S.CREATED, "raised Snooze, under FIREFLY_MAX_SNOOZES"),
     Transition(Event.FAIL, _S.RUNNING, _S.FAILED, "raised, no retries left; or poison"),

@@ -1,0 +1,37 @@
+"""The bookkeeping tables of concurrency and rate limits (``firefly_tasks.slots``,
+``firefly_tasks.rates``); ``firefly_tasks.models`` exports them."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ConcurrencyKey(models.Model):
+    """One row per concurrency key in use: what claims and releases of the key's tasks lock,
+    one at a time (``firefly_tasks.slots``). The slots themselves are counted from the task
+    rows, never kept here, so nothing can leak."""
+
+    key = models.CharField(max_length=255, primary_key=True)
+
+    class Meta:
+        verbose_name = "concurrency key"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class RateBucket(models.Model):
+    """The token bucket of one rate-limit key (``firefly_tasks.rates``): claims of the key's
+    tasks take tokens from it, one at a time, holding its row."""
+
+    key = models.CharField(max_length=255, primary_key=True)
+    tokens = models.FloatField()
+    updated = models.DateTimeField()
+    # The latest start time given to a task claimed past the limit: the next one goes after.
+    horizon = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "rate bucket"
+
+    def __str__(self) -> str:
+        return self.key

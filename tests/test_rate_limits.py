@@ -80,7 +80,7 @@ def test_a_backlog_is_spread_at_the_rate_across_claims(db: None) -> None:
     starts = sorted(
         TaskModel.objects.filter(status=TaskStatus.CREATED).values_list("not_before", flat=True)
     )
-    gaps = {round((b - a).total_seconds(), 3) for a, b in zip(starts, starts[1:], strict=False)}
+    gaps = {round((b - a).total_seconds(), 3) for a, b in itertools.pairwise(starts)}
     assert len(starts) == 29 and gaps == {1.0}
 
 

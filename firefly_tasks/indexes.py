@@ -54,6 +54,26 @@ class NotNullIndex(_PartialWherePossible):
         return models.Index(fields=self.fields, name=self.name, condition=condition)
 
 
+class LimitKeyIndex(_PartialWherePossible):
+    """An index for the tasks of one key (``concurrency_key``): with partial indexes, over
+    the rows that have a key, with the state and run order after it. Without them (MariaDB),
+    over the key alone: an index holding ``status`` would be rewritten by every claim and
+    completion of every task, limited or not, while the key of a task without one never
+    changes from NULL, so its entry never moves."""
+
+    def _partial(self) -> models.Index:
+        key = self.fields[0]
+        return models.Index(
+            fields=self.fields, name=self.name, condition=Q(**{f"{key}__isnull": False})
+        )
+
+    def create_sql(self, model: Any, schema_editor: Any, using: str = "", **kwargs: Any) -> Any:
+        if schema_editor.connection.features.supports_partial_indexes:
+            return self._partial().create_sql(model, schema_editor, using=using, **kwargs)
+        alone = models.Index(fields=self.fields[:1], name=self.name)
+        return alone.create_sql(model, schema_editor, using=using, **kwargs)
+
+
 class UniqueWhereSet(models.UniqueConstraint):
     """A unique constraint over the rows whose field is set (``unique_hold``): a partial
     unique index with PostgreSQL and SQLite, a plain unique index on MariaDB, where NULLs

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from firefly_tasks import rollups, serialization
-from firefly_tasks.indexes import NotNullIndex, ReadyTasksIndex, UniqueWhereSet
+from firefly_tasks.indexes import LimitKeyIndex, NotNullIndex, ReadyTasksIndex, UniqueWhereSet
 from firefly_tasks.limit_models import ConcurrencyKey as ConcurrencyKey
 from firefly_tasks.limit_models import RateBucket as RateBucket
 from firefly_tasks.queryset import TaskQuerySet
@@ -189,7 +189,7 @@ class TaskModel(models.Model):
             NotNullIndex(fields=["failed"], name="firefly_task_failed"),
             NotNullIndex(fields=["worker"], name="firefly_task_worker"),
             NotNullIndex(fields=["schedule", "id"], name="firefly_task_schedule"),
-            NotNullIndex(
+            LimitKeyIndex(
                 fields=["concurrency_key", "status", "-priority", "not_before", "id"],
                 name="firefly_task_concurrency",
             ),

@@ -37,6 +37,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='taskmodel',
-            index=firefly_tasks.indexes.NotNullIndex(fields=['concurrency_key', 'status', '-priority', 'not_before', 'id'], name='firefly_task_concurrency'),
+            index=firefly_tasks.indexes.LimitKeyIndex(fields=['concurrency_key', 'status', '-priority', 'not_before', 'id'], name='firefly_task_concurrency'),
         ),
     ]

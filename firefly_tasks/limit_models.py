@@ -12,6 +12,7 @@ class ConcurrencyKey(models.Model):
     rows, never kept here, so nothing can leak."""
 
     key = models.CharField(max_length=255, primary_key=True)
+    used = models.DateTimeField(help_text="when a claim or a release last held it")
 
     class Meta:
         verbose_name = "concurrency key"
@@ -25,6 +26,7 @@ class RateBucket(models.Model):
     tasks take tokens from it, one at a time, holding its row."""
 
     key = models.CharField(max_length=255, primary_key=True)
+    used = models.DateTimeField(help_text="when a claim last held it")
     tokens = models.FloatField()
     updated = models.DateTimeField()
     # The latest start time given to a task claimed past the limit: the next one goes after.

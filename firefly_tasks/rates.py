@@ -20,7 +20,7 @@ from django.db.models import F
 
 from firefly_tasks.conf import settings
 from firefly_tasks.options import parse_rate
-from firefly_tasks.slots import Slots
+from firefly_tasks.slots import Slots, hold
 from firefly_tasks.states import Event
 
 QUEUE_PREFIX = "queue:"
@@ -74,12 +74,8 @@ class RateLimits(Slots):
         capacity, per_second = rate(limit)
         model = self.model._meta.apps.get_model("firefly_tasks", "RateBucket")
         buckets = model._default_manager.using(self.db)
-        bucket = buckets.select_for_update().filter(key=key).first()
-        if bucket is None:
-            buckets.bulk_create(
-                [model(key=key, tokens=capacity, updated=now)], ignore_conflicts=True
-            )
-            bucket = buckets.select_for_update().get(key=key)
+        hold(model, self.db, {"key": key, "tokens": capacity, "updated": now})
+        bucket = buckets.get(key=key)
         # The bucket's clock never goes back: a claim's time may be older than the last
         # claim's, which waited less for the row (that would refill the same time twice).
         now = max(now, bucket.updated)

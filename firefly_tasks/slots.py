@@ -23,7 +23,7 @@ import datetime
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -35,6 +35,16 @@ from firefly_tasks.states import Event, TaskStatus
 # Waiting tasks of a full key parked by one claim at most: a claim's work stays bounded.
 PARK_CHUNK = 5000
 RUN_ORDER = ("-priority", "not_before", "id")
+
+
+def hold(model: Any, using: str, values: dict[str, Any]) -> None:
+    """Lock the row of ``model`` with ``values`` (its key), inserting it if it is missing:
+    one upsert that sets its ``used`` time, until the transaction ends."""
+    row = model(**values, used=timezone.now())
+    manager = model._default_manager.using(using)
+    # MySQL and MariaDB name no conflict target: the primary key is the only unique one.
+    target = ["key"] if connections[using].features.supports_update_conflicts_with_target else []
+    manager.bulk_create([row], update_conflicts=True, unique_fields=target, update_fields=["used"])
 
 
 class Slots(KeyHolds):
@@ -144,12 +154,11 @@ class Slots(KeyHolds):
         return unparked
 
     def _lock_key(self, key: str) -> None:
-        """Take the key's row until the transaction ends (created when first used)."""
+        """Take the key's row until the transaction ends, creating it when first used: one
+        upsert, which locks the row it finds or inserts (a read for update, then an insert,
+        would deadlock two first users of a key on MariaDB)."""
         model = self.model._meta.apps.get_model("firefly_tasks", "ConcurrencyKey")
-        keys = model._default_manager.using(self.db)
-        if not keys.select_for_update().filter(key=key).exists():
-            keys.bulk_create([model(key=key)], ignore_conflicts=True)
-            keys.select_for_update().filter(key=key).exists()
+        hold(model, self.db, {"key": key})
 
     def _all(self) -> Any:
         """Every task, whatever this queryset selects."""

@@ -62,7 +62,7 @@ def test_a_consumer_killed_holding_the_slot_does_not_keep_it(
     # 60 s on its first attempt only: once recovered, it runs at once.
     holder = tasks.slow_first_attempt.using(concurrency_limit=1, concurrency_key="k").schedule(60)
     waiting = limited.schedule_many([("k", 0.05)] * 5)
-    victim = start_consumer("--concurrency", "2", **FAST)
+    victim = start_consumer("--concurrency", "1", **FAST)  # the holder first, alone
     wait_until(lambda: TaskModel.objects.get(pk=holder.pk).status == TaskStatus.RUNNING)
     assert {TaskModel.objects.get(pk=row.pk).status for row in waiting} == {TaskStatus.BLOCKED}
 

@@ -69,7 +69,9 @@ class TaskQuerySet(RateLimits):
         now = now or timezone.now()
         claim = Claim(list(queues), limit, worker_id, now, ready, running, states.ENGINE_VERSION)
         queue_model = self.model._meta.apps.get_model("firefly_tasks", "QueueModel")
-        with transaction.atomic(using=self.db):  # rows past a concurrency limit: undone
+        if not writing(self).anything_ready(self.model, claim):
+            return []
+        with transaction.atomic(using=self.db):  # rows past a limit: undone
             rows = self._claim_within_limits(claim, queue_model)
         rows.sort(key=lambda row: (-row.priority, row.not_before, row.pk))
         return rows

@@ -2,8 +2,7 @@
 
 Everything here is either the same on every database or a default a dialect overrides. The
 statements themselves never name a task state: the caller (the task queryset, the only writer
-of task state) passes the states each statement guards on and sets.
-"""
+of task state) passes the states each statement guards on and sets."""
 
 from __future__ import annotations
 
@@ -86,8 +85,7 @@ class Dialect(TransactionBookkeeping, TickStatements, Sessions, StatementLimits)
         self._built: dict[Any, Any] = {}
 
     def built(self, key: Any, build: Callable[[], T]) -> T:
-        """``build()``'s result for ``key``, built once: statement texts of the hot paths.
-        Bounded: past :data:`BUILT_MOST` texts, the cache starts over."""
+        """``build()``'s result for ``key``, built once (up to :data:`BUILT_MOST` of them)."""
         found = self._built.get(key)
         if found is None:
             if len(self._built) >= BUILT_MOST:
@@ -191,6 +189,9 @@ class Dialect(TransactionBookkeeping, TickStatements, Sessions, StatementLimits)
         datetimes = [i for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
         return head, f"({', '.join(['%s'] * len(fields))})", [f.attname for f in fields], datetimes
 
+    def anything_ready(self, model: type[models.Model], claim: Claim) -> bool:
+        return True  # where finding nothing costs a transaction, a dialect looks first
+
     def claim(
         self, model: type[models.Model], queue_model: type[models.Model], claim: Claim
     ) -> list[Any]:
@@ -202,8 +203,7 @@ class Dialect(TransactionBookkeeping, TickStatements, Sessions, StatementLimits)
     def claim_statement(
         self, model: type[models.Model], queue_model: type[models.Model], claim: Claim
     ) -> tuple[str, list[Any]]:
-        """The claim as one ``UPDATE ... RETURNING`` statement and its parameters, where the
-        database has one."""
+        """The claim as one ``UPDATE ... RETURNING`` statement and its parameters."""
         raise NotImplementedError(f"{self.vendor} claims in more than one statement")
 
     def complete(

@@ -29,24 +29,27 @@ class MySQLDialect(Dialect):
     vendor = "mysql"
     utc_now_sql = "UTC_TIMESTAMP(6)"
 
+    def anything_ready(self, model: type[models.Model], claim: Claim) -> bool:
+        """One autocommit query before a claim's transaction: an idle consumer polls several
+        times a second, and the locking transaction takes five round trips to find nothing."""
+        placeholders = ", ".join(["%s"] * len(claim.queues))
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM {self.qn(model._meta.db_table)} WHERE status = %s"
+                f" AND queue IN ({placeholders}) AND not_before <= %s AND min_engine <= %s"
+                " LIMIT 1",
+                [claim.ready, *claim.queues, self.adapt(claim.now), claim.engine],
+            )
+            return cursor.fetchone() is not None
+
     def claim(
         self, model: type[models.Model], queue_model: type[models.Model], claim: Claim
     ) -> list[Any]:
-        """One queue at a time, so the composite ready index serves the ORDER BY."""
+        """One queue at a time, so the composite ready index serves the ORDER BY (after
+        :meth:`anything_ready`)."""
         task = self.qn(model._meta.db_table)
         stamp = self.adapt(claim.now)
         queues = claim.queues
-        placeholders = ", ".join(["%s"] * len(queues))
-        with self.connection.cursor() as cursor:
-            # One autocommit query first: an idle consumer polls several times a second, and
-            # the locking transaction below takes five round trips to find nothing.
-            cursor.execute(
-                f"SELECT 1 FROM {task} WHERE status = %s AND queue IN ({placeholders})"
-                f" AND not_before <= %s AND min_engine <= %s LIMIT 1",
-                [claim.ready, *queues, stamp, claim.engine],
-            )
-            if cursor.fetchone() is None:
-                return []
         alias = self.connection.alias
         with transaction.atomic(using=alias, savepoint=False), self.connection.cursor() as cursor:
             paused = set(

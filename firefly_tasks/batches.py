@@ -14,6 +14,7 @@ its tasks run again.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import logging
@@ -133,12 +134,11 @@ class BatchRunner:
         # The task this thread executes now, and since when (None between tasks): what the
         # heartbeat reports, so the dashboard tells executing tasks from merely claimed ones.
         self.executing: tuple[TaskModel, datetime.datetime] | None = None
-        # The thread that runs the batches, its database session (firefly_tasks.fence ends it
-        # when the thread is stuck in a task past its timeout), and whether it was fenced: then
-        # it hands the rest of its batch back.
-        self.thread = threading.get_ident()
+        # Its thread, its database session, whether it was fenced in a task (firefly_tasks.fence:
+        # it hands the rest of its batch back) and which, under that fence's lock.
+        self.thread, self.fenced, self.stuck_lock = threading.get_ident(), False, threading.Lock()
         self.session: int | None = None
-        self.fenced = False
+        self.stuck_in: TaskModel | None = None
         self.dropped: set[int] = set()  # ids of claimed tasks cancelled since: not to start
 
     def drop(self, pk: int) -> None:
@@ -174,6 +174,17 @@ class BatchRunner:
             return self._run(rows, run)
         finally:
             self.executing = None
+            if self.fenced:
+                self._came_back()
+
+    def _came_back(self) -> None:
+        """This thread, fenced in a task, returned from it: the slots it kept are free."""
+        with self.stuck_lock:
+            row, self.stuck_in = self.stuck_in, None
+        if row is not None and self.worker is not None:
+            connections[DEFAULT_DB_ALIAS].close()  # the fence ended its session
+            with contextlib.suppress(DatabaseError):  # else maintenance frees them later
+                TaskModel.objects.unstick(row, self.worker)
 
     def _run(self, rows: list[TaskModel], run: _Run) -> tuple[list[RunOutcome], list[TaskModel]]:
         outcomes: list[RunOutcome] = []
@@ -220,8 +231,7 @@ class BatchRunner:
     # Holding the claimed tasks -------------------------------------------------------------
 
     def _holds_tasks(self, run: _Run) -> bool:
-        """Whether no other consumer can have recovered this batch yet, by the monotonic
-        clock alone (no query): see :class:`Liveness`."""
+        """Whether no other consumer can have recovered this batch yet: see :class:`Liveness`."""
         liveness = self.liveness
         if liveness is None:
             return True
@@ -233,11 +243,9 @@ class BatchRunner:
         self, run: _Run, rows: list[TaskModel], *, rest_of_batch: bool = True
     ) -> tuple[list[TaskModel], list[TaskModel]]:
         """Beat, then split ``rows`` into those this worker still holds and those it lost,
-        in one query (the heartbeat first, so that none can be lost after the check).
-
-        Only a check of the whole rest of the batch (``rest_of_batch``) clears the worker's
-        revivals for it: after a check of some rows, the others are checked before they run.
-        """
+        in one query (the heartbeat first, so that none can be lost after the check). Only a
+        check of the whole rest of the batch (``rest_of_batch``) clears the worker's revivals
+        for it: after a check of some rows, the others are checked before they run."""
         assert self.liveness is not None and self.worker is not None
         revivals = self.liveness.revivals
         self.liveness.beat(self.worker.pk)

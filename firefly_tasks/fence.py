@@ -2,14 +2,16 @@
 
 ``TaskTimeout`` reaches a thread only when it runs Python code (see ``deadlines``). A thread
 blocked in C (a socket read with no timeout, ``time.sleep``) keeps running: once it is
-``FIREFLY_TIMEOUT_GRACE`` seconds past its deadline, the consumer's main thread *fences* it. The
-thread's database session is ended (PostgreSQL ``pg_terminate_backend``, MariaDB ``KILL
+``FIREFLY_TIMEOUT_GRACE`` seconds past its deadline, the consumer's main thread *fences* it.
+The thread's database session is ended (PostgreSQL ``pg_terminate_backend``, MariaDB ``KILL
 CONNECTION``): its transaction rolls back and its locks go. Its attempt is recorded
 ``timed_out`` (retried like a failure), the rest of its batch goes back to the queue, and the
-thread takes no more of it if it ever returns. Its slot stays taken while it is stuck; when too
-many are, the consumer exits with :data:`EXIT_STUCK`, for its process manager to start a fresh
-one. On SQLite a session cannot be ended, and a stuck writer holds the only write lock: the
-consumer exits at the first stuck thread.
+thread takes no more of it if it ever returns. Its slot stays taken while it is stuck (its
+consumer's, and those of the task's concurrency key and queue, with its unique key: a
+``StuckTask`` row, deleted when the thread returns); when too many are, the consumer exits with
+:data:`EXIT_STUCK`, for its process manager to start a fresh one. On SQLite a session cannot be
+ended, and a stuck writer holds the only write lock: the consumer exits at the first stuck
+thread.
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ class Fence:
                     f"TaskTimeout: {why} and did not stop within FIREFLY_TIMEOUT_GRACE "
                     f"({grace:g} s): its thread was fenced"
                 )
-                self._settle(executing[0], rows, error)
+                with runner.stuck_lock:  # its return waits for this, then lets go of it
+                    self._settle(executing[0], rows, error)
+                    runner.stuck_in = executing[0]
         except Error as exc:
             logger.warning("could not fence the stuck task error=%s", exc)
             connection.close()
@@ -110,6 +114,8 @@ class Fence:
         attempt, so what did commit is left alone."""
         worker = self.worker.row
         with transaction.atomic():
+            if worker is not None:  # its slots and unique key stay taken while it is stuck
+                TaskModel.objects.stick(row, worker)
             TaskModel.objects.fail_or_retry(
                 row, worker, error, "", retryable=True, outcome=AttemptOutcome.TIMED_OUT
             )

@@ -4,7 +4,8 @@ A finished task lets go of its key lazily: nothing on the way to a finished stat
 column (so a consumer's completion never waits on, nor deadlocks with, a call taking the
 key), and a call that finds its key in a finished task's row (past its ``unique_for``, if it
 has one) clears it there and takes it. So the key is held exactly while the task is
-unfinished, or within its period."""
+unfinished, or within its period, or while a thread fenced in it may still be doing its work
+(``StuckTask``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from firefly_tasks.exceptions import UniqueKeyHeldError
-from firefly_tasks.states import FINISHED_STATUSES, Event, sources
+from firefly_tasks.states import FINISHED_STATUSES, LIVE_WORKER_STATES, Event, sources
 from firefly_tasks.task_reads import TaskReads
 
 
@@ -50,10 +51,21 @@ class KeyHolds(TaskReads):
         holder = tasks.filter(unique_hold=key).first()
         if holder is None and lock:
             holder = tasks.select_for_update().filter(unique_hold=key).first()
-        if holder is not None and not holds(holder, timezone.now()):
+        if holder is not None and not holds(holder, timezone.now()) and not self._stuck_in(holder):
             tasks.filter(pk=holder.pk, unique_hold=key).update(unique_hold=None)
             return None
         return holder
+
+    def _stuck(self) -> Any:
+        """The threads fenced while still in a task (``StuckTask``)."""
+        model = self.model._meta.apps.get_model("firefly_tasks", "StuckTask")
+        return model._default_manager.using(self.db)
+
+    def _stuck_in(self, row: Any) -> bool:
+        """Whether a thread of a live consumer is still stuck in ``row``'s task: it keeps
+        the task's unique key held, finished or not."""
+        live = self._stuck().filter(task_id=row.pk, worker__state__in=LIVE_WORKER_STATES)
+        return bool(live.exists())
 
     def _take_key(self, pk: int, key: str, changes: dict[str, Any]) -> int | None:
         """Requeue task ``pk`` holding ``key`` again: ``None`` if it was, else the id of the

@@ -37,3 +37,24 @@ class RateBucket(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class StuckTask(models.Model):
+    """A task thread fenced while still inside a task (``firefly_tasks.fence``): its attempt
+    is recorded and its row moved on, but the thread may still be doing the task's work, so
+    the slot it took stays taken (its concurrency key's, its queue's) and its unique key stays
+    held, until the thread returns or its consumer stops (``firefly_tasks.slots``)."""
+
+    task = models.ForeignKey("firefly_tasks.TaskModel", on_delete=models.CASCADE, related_name="+")
+    worker = models.ForeignKey(
+        "firefly_tasks.WorkerModel", on_delete=models.CASCADE, related_name="stuck_tasks"
+    )
+    queue = models.CharField(max_length=100)
+    concurrency_key = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    since = models.DateTimeField(help_text="when its thread was fenced")
+
+    class Meta:
+        verbose_name = "stuck task"
+
+    def __str__(self) -> str:
+        return f"task #{self.task_id} stuck in worker #{self.worker_id}"

@@ -18,6 +18,7 @@ from firefly_tasks import rollups, serialization
 from firefly_tasks.indexes import LimitKeyIndex, NotNullIndex, ReadyTasksIndex, UniqueWhereSet
 from firefly_tasks.limit_models import ConcurrencyKey as ConcurrencyKey
 from firefly_tasks.limit_models import RateBucket as RateBucket
+from firefly_tasks.limit_models import StuckTask as StuckTask
 from firefly_tasks.queryset import TaskQuerySet
 
 # Re-exported: where users and migrations have found them.

@@ -34,6 +34,7 @@ from firefly_tasks.states import (
     target,
 )
 from firefly_tasks.task_reads import attempt_model
+from firefly_tasks.transactions import atomic_retried
 
 CANCEL_NOTICE = "cancel"  # what a consumer's listener hears (firefly_tasks.cancellation)
 
@@ -71,8 +72,9 @@ class TaskQuerySet(RateLimits):
         queue_model = self.model._meta.apps.get_model("firefly_tasks", "QueueModel")
         if not writing(self).anything_ready(self.model, claim):
             return []
-        with transaction.atomic(using=self.db):  # rows past a limit: undone
-            rows = self._claim_within_limits(claim, queue_model)
+        # Rows past a limit are undone in the claim's transaction. On MariaDB, claims of one
+        # full key can deadlock on the ready index's entries: the loser claims again.
+        rows = atomic_retried(self.db, lambda: self._claim_within_limits(claim, queue_model))
         rows.sort(key=lambda row: (-row.priority, row.not_before, row.pk))
         return rows
 

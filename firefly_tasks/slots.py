@@ -1,9 +1,11 @@
 """Concurrency limits: at most ``concurrency_limit`` tasks with one ``concurrency_key`` run at
 once, across every consumer (docs/tasks.md, "Concurrency limits").
 
-A slot is a *running* task row of the key: the slots are counted from the rows, never kept
-apart, so a crash cannot leak one (a dead consumer's rows count until recovery moves them on,
-which frees their slots). Claims and releases of a key's tasks take the key's row
+A slot is a *running* task row of the key, or the thread of a live consumer still stuck in
+one of the key's tasks after it was fenced (``StuckTask``, ``firefly_tasks.fence``): the slots
+are counted from those rows, never kept apart, so a crash cannot leak one (a dead consumer's
+rows count until recovery moves them on, which frees their slots; its stuck threads stop
+counting when it stops or is found dead). Claims and releases of a key's tasks take the key's row
 (``ConcurrencyKey``) first, so they count one at a time:
 
 - **Admit** (in the claim's transaction): rows claimed past the key's limit go back, unclaimed
@@ -30,7 +32,7 @@ from django.utils import timezone
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import Claim, writing
 from firefly_tasks.key_holds import KeyHolds
-from firefly_tasks.states import Event, TaskStatus
+from firefly_tasks.states import LIVE_WORKER_STATES, Event, TaskStatus
 
 # Waiting tasks of a full key parked by one claim at most: a claim's work stays bounded.
 PARK_CHUNK = 5000
@@ -65,7 +67,7 @@ class Slots(KeyHolds):
             if not controls.select_for_update().filter(name=queue).exists():
                 controls.bulk_create([queue_model(name=queue)], ignore_conflicts=True)
                 controls.select_for_update().filter(name=queue).exists()
-            running = self._all().filter(queue=queue, status=TaskStatus.RUNNING).count()
+            running = self._taken(queue=queue)
             room = min(limits[queue] - running, claim.limit - len(rows))
             if room > 0:
                 one = dataclasses.replace(claim, queues=[queue], limit=room)
@@ -97,7 +99,7 @@ class Slots(KeyHolds):
             group = sorted(limited[key], key=lambda r: (-r.priority, r.not_before, r.pk))
             self._lock_key(key)
             limit = min(row.concurrency_limit or 1 for row in group)
-            running = tasks.filter(concurrency_key=key, status=TaskStatus.RUNNING).count()
+            running = self._taken(concurrency_key=key)
             over = group[len(group) - min(max(running - limit, 0), len(group)) :]
             if over:
                 tasks.filter(pk__in=[row.pk for row in over])._move(
@@ -133,7 +135,7 @@ class Slots(KeyHolds):
         with transaction.atomic(using=self.db):  # the caller's, where it has one
             self._lock_key(key)
             of_key = tasks.filter(concurrency_key=key)
-            free = limit - of_key.filter(status=TaskStatus.RUNNING).count()
+            free = limit - self._taken(concurrency_key=key)
             if free > 0:  # tasks ready to be claimed take free slots first
                 ready = of_key.filter(status=TaskStatus.CREATED, not_before__lte=timezone.now())
                 free -= ready.order_by()[:free].count()
@@ -147,11 +149,37 @@ class Slots(KeyHolds):
         """Unpark what the free slots of every key with blocked tasks allow (maintenance);
         returns how many tasks were unparked."""
         blocked = self._all().filter(status=TaskStatus.BLOCKED, concurrency_key__isnull=False)
+        # Threads of consumers that stopped or were found dead: they hold nothing now.
+        self._stuck().exclude(worker__state__in=LIVE_WORKER_STATES).delete()
         keys = blocked.values_list("concurrency_key", "concurrency_limit").distinct()
         unparked = 0
         for key, limit in sorted(set(keys)):
             unparked += self._unpark(key, limit or 1)
         return unparked
+
+    def stick(self, row: Any, worker: Any) -> None:
+        """Record that a thread of ``worker`` is stuck in ``row``'s task, fenced (in the
+        transaction that records its attempt): it keeps the slots it took."""
+        self._stuck().create(
+            task_id=row.pk,
+            worker=worker,
+            queue=row.queue,
+            concurrency_key=row.concurrency_key,
+            since=timezone.now(),
+        )
+
+    def unstick(self, row: Any, worker: Any) -> int:
+        """The stuck thread of ``worker`` came back from ``row``'s task: free its slots."""
+        with transaction.atomic(using=self.db):
+            self._stuck().filter(task_id=row.pk, worker=worker).delete()
+            return self._free_slots([row])
+
+    def _taken(self, **where: str) -> int:
+        """The slots taken among the tasks ``where`` selects: their running rows, and the
+        threads of live consumers stuck in one of them (``StuckTask``)."""
+        running = self._all().filter(status=TaskStatus.RUNNING, **where).count()
+        stuck = self._stuck().filter(worker__state__in=LIVE_WORKER_STATES, **where).count()
+        return int(running + stuck)
 
     def _lock_key(self, key: str) -> None:
         """Take the key's row until the transaction ends, creating it when first used: one

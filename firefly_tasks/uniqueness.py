@@ -15,12 +15,13 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 
 from firefly_tasks import serialization
 from firefly_tasks.exceptions import DuplicateTaskError, InvalidTaskError
 from firefly_tasks.models import TaskModel
 from firefly_tasks.options import UNIQUE_KEY_MAX_LENGTH, TaskOptions, validate_unique_key
+from firefly_tasks.transactions import atomic_retried
 
 # How many times an insert is tried again when its key's holder went away meanwhile (it
 # finished, or its transaction rolled back): each try that loses finds the new holder.
@@ -86,19 +87,8 @@ def store(rows: list[TaskModel], on_duplicate: str) -> list[TaskModel]:
     unfinished task holds (or an earlier row of the same call) is replaced by that task's
     row, marked ``deduplicated``; with ``on_duplicate="raise"`` it raises instead and nothing
     is stored. One transaction: all the rows or none."""
-    if connection.in_atomic_block:
-        with transaction.atomic():
-            return _store(rows, on_duplicate)
-    for tries_left in reversed(range(TRIES)):
-        try:
-            with transaction.atomic():
-                return _store(rows, on_duplicate)
-        except OperationalError as exc:
-            # MariaDB: inserts of one key, waiting on a holder that rolled back, deadlock;
-            # the transaction is gone. It is ours: run it again.
-            if not tries_left or not _is_deadlock(exc):
-                raise
-    raise AssertionError("unreachable")
+    # MariaDB: inserts of one key, waiting on a holder that rolled back, can deadlock.
+    return atomic_retried(DEFAULT_DB_ALIAS, lambda: _store(rows, on_duplicate), tries=TRIES)
 
 
 def _store(rows: list[TaskModel], on_duplicate: str) -> list[TaskModel]:
@@ -157,8 +147,3 @@ def _duplicate(row: TaskModel) -> TaskModel:
     marked = copy.copy(row)
     marked.deduplicated = True
     return marked
-
-
-def _is_deadlock(exc: BaseException) -> bool:
-    cause = exc.__cause__
-    return bool(cause is not None and cause.args and cause.args[0] == 1213)

@@ -206,11 +206,10 @@ def outcomes(row: TaskModel) -> list[str]:
 
 def finished(*rows: TaskModel) -> Callable[[], bool]:
     """A condition for :func:`wait_until`: none of ``rows`` waits or runs any more."""
-    from firefly_tasks.models import TaskModel, TaskStatus
+    from firefly_tasks.models import TaskModel
+    from firefly_tasks.states import FINISHED_STATUSES
 
     ids = [row.pk for row in rows]
     return lambda: (
-        not TaskModel.objects.filter(
-            pk__in=ids, status__in=(TaskStatus.CREATED, TaskStatus.RUNNING)
-        ).exists()
+        not TaskModel.objects.filter(pk__in=ids).exclude(status__in=FINISHED_STATUSES).exists()
     )

@@ -4,6 +4,7 @@ failure, and the consumer goes on with the next task. Real consumers, every data
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Hashable
 
 import pytest
@@ -13,7 +14,7 @@ from django.test import override_settings
 
 from firefly_tasks import deadlines
 from firefly_tasks.execution import run_alone
-from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus
+from firefly_tasks.models import StuckTask, TaskAttempt, TaskModel, TaskStatus
 from firefly_tasks.states import AttemptOutcome
 from tests.conftest import Consumer, finished, outcomes, raises_in_threads, wait_until
 from tests.testapp import tasks
@@ -223,3 +224,31 @@ def test_a_thread_blocked_on_its_query_is_freed_by_ending_its_session(
     assert "its thread was fenced" in blocked.error
     assert TaskModel.objects.get(pk=after.pk).returned == 2
     assert consumer.process.poll() is None  # its thread came back: nothing is stuck
+
+
+@can_end_sessions
+def test_a_fenced_thread_keeps_its_concurrency_slot_and_unique_key_until_it_returns(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    seconds = 8  # the thread's sleep: it is fenced after about 2 s (timeout 1, grace 1)
+    keyed = tasks.sleep_in_c.using(concurrency_limit=1, concurrency_key="stuck")
+    blocked = keyed.using(unique_key="only-one").schedule(seconds)
+    consumer = start_consumer("--concurrency", "2", **GRACE)
+    wait_until(finished(blocked), timeout=FINISHED_WITHIN)
+    blocked.refresh_from_db()
+    assert (blocked.status, outcomes(blocked)) == (TaskStatus.FAILED, ["timed_out"])
+
+    # Its thread still sleeps: its unique key is still held, its slot still taken.
+    again = keyed.using(unique_key="only-one").schedule(0)
+    assert again.deduplicated and again.pk == blocked.pk
+    after = keyed.schedule(0)
+    wait_until(finished(after), timeout=FINISHED_WITHIN + seconds)
+
+    began = TaskAttempt.objects.get(task=blocked).started
+    started = TaskAttempt.objects.get(task=after).started
+    assert began is not None and started is not None
+    assert started >= began + datetime.timedelta(seconds=seconds), (began, started)
+    assert consumer.process.poll() is None  # one of two threads stuck: it goes on
+    assert not StuckTask.objects.exists()  # its thread returned: its slots are free
+    fresh = keyed.using(unique_key="only-one").schedule(0)
+    assert not fresh.deduplicated

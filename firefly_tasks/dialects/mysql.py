@@ -18,6 +18,7 @@ _CONNECTION_CODES = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 4031})
 _LOCK_WAIT_TIMEOUT = 1205
 _STATEMENT_TIMEOUT = 1969  # MariaDB's max_statement_time exceeded
 UNKNOWN_THREAD = 1094  # KILL of a session that is gone
+_DEADLOCK = 1213
 
 
 def _code(exc: BaseException) -> Any:
@@ -104,6 +105,9 @@ class MySQLDialect(Dialect):
 
     def is_statement_timeout(self, exc: BaseException) -> bool:
         return bool(_code(exc) == _STATEMENT_TIMEOUT)
+
+    def is_deadlock(self, exc: BaseException) -> bool:
+        return bool(_code(exc) == _DEADLOCK)
 
     def session_id(self) -> int | None:
         raw = self.connection.connection

@@ -18,6 +18,7 @@ from firefly_tasks.dialects.rollup_rows import RollupRows
 _CONNECTION_STATES = ("57P01", "57P02", "57P03")
 _LOCK_NOT_AVAILABLE = "55P03"
 _QUERY_CANCELED = "57014"  # statement_timeout, or a cancel request
+_DEADLOCK = "40P01"
 CHANNEL = "firefly_tasks"
 
 
@@ -243,6 +244,9 @@ class PostgreSQLDialect(Dialect):
 
     def is_statement_timeout(self, exc: BaseException) -> bool:
         return getattr(exc.__cause__, "sqlstate", None) == _QUERY_CANCELED
+
+    def is_deadlock(self, exc: BaseException) -> bool:
+        return getattr(exc.__cause__, "sqlstate", None) == _DEADLOCK
 
     def session_id(self) -> int | None:
         raw = self.connection.connection

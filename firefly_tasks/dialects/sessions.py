@@ -1,5 +1,6 @@
 """Reaching other sessions: ending one, how a consumer fences a task thread that ran past its
-timeout and would not stop (docs/timeouts.md), and notifying the consumers' listeners. Part of
+timeout and would not stop (docs/timeouts.md), telling a deadlock with one, and notifying the
+consumers' listeners. Part of
 every dialect (``Dialect`` inherits it). PostgreSQL and MariaDB can end a session, SQLite
 cannot (a connection there is a file handle); only PostgreSQL notifies."""
 
@@ -20,6 +21,11 @@ class Sessions:
         """End ``session`` (roll back its transaction, release its locks, break its
         connection) from this connection; whether it was still there."""
         raise NotImplementedError(f"{self.connection.vendor} sessions cannot be ended")
+
+    def is_deadlock(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is this session picked as the victim of a deadlock: its whole
+        transaction was rolled back, and running it again may succeed."""
+        return False
 
     def notify(self, payload: str) -> None:
         """Tell the consumers' listeners ``payload`` once this transaction commits; where

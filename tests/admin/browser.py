@@ -34,6 +34,7 @@ TIMEOUT_MS = 15_000
 # are the same on every database).
 BROWSER_TESTS = [
     pytest.mark.slow,
+    pytest.mark.browser,
     pytest.mark.skipif(
         os.environ.get("FIREFLY_TEST_DB", "sqlite") != "sqlite",
         reason="browser tests run once, on SQLite (FIREFLY_TEST_DB=sqlite)",

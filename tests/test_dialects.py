@@ -95,6 +95,38 @@ def test_claimed_rows_read_the_same_values_as_the_orm(db: None) -> None:
     assert claimed.started is not None and claimed.started.utcoffset() is not None
 
 
+def test_claimed_rows_are_instances_as_the_orm_loads_them(db: None) -> None:
+    from django.db.models.signals import post_init
+
+    from firefly_tasks.models import TaskModel, WorkerModel
+    from tests.testapp import tasks
+
+    worker = WorkerModel.objects.create(name="w", hostname="h", pid=1)
+    tasks.add.schedule(2, 3)
+    tasks.add.schedule(4, 5)
+
+    (claimed,) = TaskModel.objects.claim(["default"], 1, worker.pk)
+    assert (claimed._state.adding, claimed._state.db) == (False, "default")
+    assert claimed.get_deferred_fields() == set()
+    assert claimed.worker == worker  # the foreign key's descriptor reads the loaded id
+    claimed.priority = 7
+    claimed.save(update_fields=["priority"])
+    assert TaskModel.objects.get(pk=claimed.pk).priority == 7
+
+    # Where something listens to the model's init signals, rows are built through __init__.
+    seen: list[object] = []
+
+    def listener(instance: object, **kwargs: object) -> None:
+        seen.append(instance)
+
+    post_init.connect(listener, sender=TaskModel)
+    try:
+        (second,) = TaskModel.objects.claim(["default"], 1, worker.pk)
+    finally:
+        post_init.disconnect(listener, sender=TaskModel)
+    assert seen == [second]
+
+
 # A task's transaction on SQLite -----------------------------------------------------------
 
 

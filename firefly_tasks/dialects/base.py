@@ -16,6 +16,7 @@ from django.core.checks import CheckMessage
 from django.db import Error, models
 
 from firefly_tasks.dialects.bookkeeping import TransactionBookkeeping
+from firefly_tasks.dialects.instances import instances
 from firefly_tasks.dialects.rollup_rows import RollupRows
 from firefly_tasks.dialects.sessions import Sessions
 from firefly_tasks.dialects.statement_limits import StatementLimits
@@ -289,8 +290,7 @@ class Dialect(TransactionBookkeeping, TickStatements, Sessions, StatementLimits)
             return []
         if converters:
             values = compiler.apply_converters(values, converters)
-        alias = self.connection.alias
-        return [model.from_db(alias, names, row) for row in values]
+        return instances(model, self.connection.alias, names, values)
 
     def _reader(self, model: type[models.Model]) -> tuple[Any, Any, list[str]]:
         # The compiler and converters of the model's columns: building them costs more than

@@ -1,8 +1,8 @@
 """Reaching other sessions: ending one, how a consumer fences a task thread that ran past its
 timeout and would not stop (docs/timeouts.md), telling a deadlock with one, and notifying the
-consumers' listeners. Part of
-every dialect (``Dialect`` inherits it). PostgreSQL and MariaDB can end a session, SQLite
-cannot (a connection there is a file handle); only PostgreSQL notifies."""
+consumers' listeners. Part of every dialect (``Dialect`` inherits it). PostgreSQL and MariaDB
+can end a session, SQLite cannot (a connection there is a file handle); only PostgreSQL
+notifies."""
 
 from __future__ import annotations
 

@@ -99,11 +99,13 @@ class Heartbeat(threading.Thread):
         # Another consumer declared this one dead (a long pause, or a database outage longer
         # than FIREFLY_WORKER_TIMEOUT) and requeued its tasks; finishing them now would be
         # fenced off. Come back to life for the tasks still to come: the worker threads see
-        # the revival and check what they hold before they start any more of it.
+        # the revival and check what they hold before they start any more of it. Only from
+        # dead: a beat racing the consumer's own last write (``stopped``) must not undo it.
         worker.liveness.revivals += 1
         state = WorkerState.STOPPING if worker.stopping.is_set() else WorkerState.RUNNING
-        WorkerModel.objects.filter(pk=worker.row.pk).update(
+        revived = WorkerModel.objects.filter(pk=worker.row.pk, state=WorkerState.DEAD).update(
             state=state, stopped=None, last_heartbeat=DatabaseNow(), **counts
         )
-        logger.warning("worker was marked dead while alive, revived name=%s", worker.name)
+        if revived:
+            logger.warning("worker was marked dead while alive, revived name=%s", worker.name)
         return False

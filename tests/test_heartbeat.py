@@ -95,6 +95,17 @@ def test_a_worker_that_was_declared_dead_drops_the_tasks_taken_from_it(
     assert set(TaskModel.objects.values_list("status", flat=True)) == {TaskStatus.CREATED}
 
 
+def test_a_beat_racing_the_consumers_own_stop_leaves_it_stopped(db: None) -> None:
+    worker = Worker(["default"], name="stopping")
+    worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
+    worker.stop()  # SIGTERM: its last write records it stopped while a beat is under way
+    WorkerModel.objects.filter(pk=worker.row.pk).update(state=WorkerState.STOPPED)
+
+    Heartbeat(worker).tick()
+
+    assert WorkerModel.objects.get(pk=worker.row.pk).state == WorkerState.STOPPED
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     connection.vendor == "sqlite",

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import datetime
 import functools
+from collections.abc import Collection
 from typing import Any
 
 from django.db import transaction
@@ -16,6 +17,7 @@ from firefly_tasks.conf import settings
 from firefly_tasks.execution import run_immediately
 from firefly_tasks.models import TaskModel, TaskTag
 from firefly_tasks.options import TaskOptions, resolve_eta, validate_queue
+from firefly_tasks.states import TaskStatus
 
 Call = tuple[tuple[Any, ...], dict[str, Any]]
 
@@ -79,6 +81,8 @@ def build_rows(
         row = TaskModel(*row_values)  # type: ignore[misc]
         if flow:
             _flow_control(row, name, options, (args, kwargs))
+        if options.depends_on:
+            row.waits_for = tuple((pk, i) for i, pk in enumerate(options.depends_on))
         row.new_tags = options.tags
         rows.append(row)
     return rows
@@ -107,15 +111,21 @@ def _limit_key(
     return name if key is None else str(key)
 
 
-def store(rows: list[TaskModel], on_duplicate: str = "return") -> list[TaskModel]:
-    """Insert built rows (one statement, unless some hold a unique key) and send
-    ``task_scheduled`` for each row stored. A call whose unique key an unfinished task holds
-    gets that task's row, ``deduplicated`` (or ``DuplicateTaskError``: ``on_duplicate``)."""
+def store(
+    rows: list[TaskModel], on_duplicate: str = "return", fresh: Collection[int] = ()
+) -> list[TaskModel]:
+    """Insert built rows (one statement, unless some hold a unique key or wait for other
+    tasks) and send ``task_scheduled`` for each row stored. A call whose unique key an
+    unfinished task holds gets that task's row, ``deduplicated`` (or ``DuplicateTaskError``:
+    ``on_duplicate``). ``fresh``: tasks a row waits for that this transaction inserted."""
     if not rows:
         return rows
     tagged = any(row.new_tags for row in rows)
-    with transaction.atomic() if tagged else contextlib.nullcontext():
-        if any(row.unique_hold is not None for row in rows):
+    waiting = any(row.waits_for for row in rows)
+    with transaction.atomic() if tagged or waiting else contextlib.nullcontext():
+        if waiting:
+            rows = [_insert_waiting(row, fresh) for row in rows]
+        elif any(row.unique_hold is not None for row in rows):
             rows = uniqueness.store(rows, on_duplicate)
         else:
             rows = TaskModel.objects.insert_calls(rows)
@@ -126,15 +136,43 @@ def store(rows: list[TaskModel], on_duplicate: str = "return") -> list[TaskModel
                 if not row.deduplicated
                 for tag in row.new_tags
             )
+    if transaction.get_connection().in_atomic_block:
+        _until_commit(rows)
     for row in rows:
         if not row.deduplicated:
             signals.send(signals.task_scheduled, task=row)
     return rows
 
 
+def _until_commit(rows: list[TaskModel]) -> None:
+    """Mark rows stored in a transaction ``uncommitted`` until it commits: no consumer sees
+    them before, so waiting for their result then would wait in vain."""
+    for row in rows:
+        row.uncommitted = True
+
+    def committed() -> None:
+        for row in rows:
+            row.uncommitted = False
+
+    transaction.on_commit(committed)
+
+
+def _insert_waiting(row: TaskModel, fresh: Collection[int]) -> TaskModel:
+    if not row.waits_for:
+        (row,) = TaskModel.objects.insert_calls([row])
+        return row
+    inserted: TaskModel = TaskModel.objects.insert_waiting(row, row.waits_for, fresh=fresh)
+    return inserted
+
+
 def run_if_immediate(rows: list[TaskModel]) -> None:
     """Under ``FIREFLY_RUN_IMMEDIATELY``, run stored rows in this process now."""
     if settings.RUN_IMMEDIATELY:
         for row in rows:
-            if not row.deduplicated:
-                run_immediately(row)
+            if row.deduplicated:
+                continue
+            if row.waits_for or row.feed:  # a workflow's: ready once those before finished
+                row.refresh_from_db(fields=["status"])
+                if row.status != TaskStatus.CREATED:
+                    continue
+            run_immediately(row)

@@ -6,12 +6,9 @@ import contextvars
 import datetime
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from firefly_tasks import deadlines
-
-if TYPE_CHECKING:
-    from firefly_tasks.models import TaskModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +16,7 @@ class RunningTask:
     """What a task may know about its own run. The same object whichever pool runs it;
     later capabilities add fields here rather than new functions."""
 
-    row: TaskModel
+    row: Any  # a TaskModel: not imported, for the models' own imports lead here
     """The task's row as it was claimed for this attempt (not refreshed while it runs)."""
 
     @property
@@ -43,7 +40,8 @@ class RunningTask:
     def scheduled_for(self) -> datetime.datetime | None:
         """The tick of a periodic schedule this run belongs to (None for any other task,
         and for a schedule's "run now")."""
-        return self.row.scheduled_for
+        tick: datetime.datetime | None = self.row.scheduled_for
+        return tick
 
     @property
     def cancel_requested(self) -> bool:

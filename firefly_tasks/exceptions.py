@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 
 class FireflyError(Exception):
@@ -28,6 +28,15 @@ class DuplicateTaskError(FireflyError):
     def __init__(self, message: str, existing: object) -> None:
         super().__init__(message)
         self.existing = existing
+
+
+class TaskFailedError(FireflyError):
+    """``wait_result(raise_on_failure=True)``: the task failed or was cancelled. ``task`` is
+    its row."""
+
+    def __init__(self, message: str, task: Any) -> None:
+        super().__init__(message)
+        self.task = task
 
 
 class UniqueKeyHeldError(FireflyError):

@@ -19,7 +19,7 @@ from asgiref.sync import async_to_sync
 from django.db import connection, transaction
 from django.utils import timezone
 
-from firefly_tasks import deadlines, serialization, signals
+from firefly_tasks import deadlines, results, serialization, signals
 from firefly_tasks.conf import settings
 from firefly_tasks.context import RunningTask, current_task_var
 from firefly_tasks.dialects import Dialect, dialect
@@ -55,6 +55,9 @@ def prepare(row: TaskModel, aliases: dict[str, str] | None = None) -> Call:
     fix a name or a payload this process cannot read."""
     task = registry.resolve(row.func_name, backend=row.backend, aliases=aliases)
     args, kwargs = serialization.loads(row.params_data, row.serializer)
+    receives, value = results.received(row)
+    if receives:  # what the tasks it waited for gave it (a chain, a group's callback)
+        args = [value, *args]
     signals.send(signals.task_started, task=row)
     return task, args, kwargs
 

@@ -14,16 +14,19 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from firefly_tasks import rollups, serialization
+from firefly_tasks import rollups, serialization, waiting
+from firefly_tasks.dependency_models import TaskDependency as TaskDependency
 from firefly_tasks.indexes import LimitKeyIndex, NotNullIndex, ReadyTasksIndex, UniqueWhereSet
 from firefly_tasks.limit_models import ConcurrencyKey as ConcurrencyKey
 from firefly_tasks.limit_models import RateBucket as RateBucket
 from firefly_tasks.limit_models import StuckTask as StuckTask
 from firefly_tasks.queryset import TaskQuerySet
+from firefly_tasks.schedule_model import ScheduleModel as ScheduleModel
 
 # Re-exported: where users and migrations have found them.
 from firefly_tasks.states import FINISHED_STATUSES as FINISHED_STATUSES
 from firefly_tasks.states import AttemptOutcome as AttemptOutcome
+from firefly_tasks.states import Feed as Feed
 from firefly_tasks.states import Isolation as Isolation
 from firefly_tasks.states import MissedTicks as MissedTicks
 from firefly_tasks.states import Overlap as Overlap
@@ -161,6 +164,16 @@ class TaskModel(models.Model):
     schedule = models.CharField(max_length=200, null=True, blank=True)
     scheduled_for = models.DateTimeField(null=True, blank=True)
 
+    # Workflows (firefly_tasks.dependencies): the tasks it still waits for (``blocked``
+    # until none), what of theirs it receives (``Feed``), and whether it runs when one failed.
+    waiting_for = models.PositiveIntegerField(default=0, db_default=0)
+    feed = models.CharField(
+        max_length=8, choices=Feed.choices, default=Feed.NOTHING, db_default="", blank=True
+    )
+    run_if_failed = models.BooleanField(default=False, db_default=False)
+    # Someone waits for its result (firefly_tasks.waiting): on PostgreSQL, its end NOTIFYs.
+    awaited = models.BooleanField(default=False, db_default=False, editable=False)
+
     objects = TaskQuerySet.as_manager()
 
     # Not stored: how long the function itself ran in this process's last call of it.
@@ -169,6 +182,11 @@ class TaskModel(models.Model):
     deduplicated: bool = False
     # Not stored on the row: the tags ``schedule()`` stores with it (``TaskTag``).
     new_tags: tuple[str, ...] = ()
+    # Not stored on the row: the tasks it waits for, and where their results go
+    # (``TaskDependency``), as ``schedule()`` stores them.
+    waits_for: tuple[tuple[int, int], ...] = ()
+    # Not stored: ``schedule()`` inserted it in a transaction that has not committed yet.
+    uncommitted: bool = False
 
     class Meta:
         verbose_name = "task"
@@ -218,6 +236,15 @@ class TaskModel(models.Model):
         if self.returned_data is None:
             return None
         return serialization.loads(self.returned_data, self.serializer)
+
+    def wait_result(self, timeout: float = 10.0, *, raise_on_failure: bool = False) -> Any:
+        """Wait until the task finished, up to ``timeout`` seconds, and return its result
+        (see ``firefly_tasks.waiting``)."""
+        return waiting.wait_result(self, timeout, raise_on_failure=raise_on_failure)
+
+    async def await_result(self, timeout: float = 10.0, *, raise_on_failure: bool = False) -> Any:
+        """``wait_result()`` for async code."""
+        return await waiting.await_result(self, timeout, raise_on_failure=raise_on_failure)
 
     @property
     def tags(self) -> list[str]:
@@ -330,58 +357,6 @@ class TaskTag(models.Model):
 
     def __str__(self) -> str:
         return self.tag
-
-
-class ScheduleModel(models.Model):
-    """A periodic schedule: from ``FIREFLY_SCHEDULES`` (or ``@periodic``), synced when a
-    consumer starts, or made in the admin. Consumers enqueue its due ticks; a tick becomes
-    one task because only the consumer that moves ``next_tick`` on, from the value it read,
-    inserts it (see ``firefly_tasks.ticks``)."""
-
-    name = models.CharField(max_length=200, unique=True)
-    func_name = models.CharField("task", max_length=255)
-    # A TASKS alias (a FireflyBackend) for a Django Tasks framework task; "" for @task's.
-    backend = models.CharField(max_length=100, blank=True)
-    # Exactly one of cron and every (a check constraint says so).
-    cron = models.CharField(max_length=200, blank=True, help_text="five fields, or @daily etc.")
-    every = models.DurationField(null=True, blank=True, help_text="a fixed interval")
-    time_zone = models.CharField(
-        max_length=64, blank=True, help_text="where cron is read (default: TIME_ZONE)"
-    )
-    anchor = models.DateTimeField(default=timezone.now, help_text="where every's grid starts")
-    params_data = models.TextField("arguments", db_column="params", default="[[], {}]")
-    params_preview = models.TextField(blank=True)
-    queue = models.CharField(max_length=100, blank=True, help_text="default: the task's")
-    priority = models.SmallIntegerField(null=True, blank=True, help_text="default: the task's")
-    overlap = models.CharField(max_length=8, choices=Overlap.choices, default=Overlap.ALLOW)
-    missed = models.CharField(max_length=8, choices=MissedTicks.choices, default=MissedTicks.ONCE)
-    enabled = models.BooleanField(default=True)
-    source = models.CharField(
-        max_length=8, choices=ScheduleSource.choices, default=ScheduleSource.ADMIN
-    )
-    # The next tick to enqueue (UTC); consumers move it on with a compare-and-set.
-    next_tick = models.DateTimeField()
-    last_tick = models.DateTimeField(null=True, blank=True)
-    # What went wrong with it last (an unknown task, arguments that no longer serialize).
-    problem = models.TextField(blank=True)
-    # The FIREFLY_SCHEDULES entry it was last synced from (settings schedules only).
-    digest = models.CharField(max_length=64, blank=True)
-    created = models.DateTimeField(default=timezone.now)
-    updated = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        verbose_name = "schedule"
-        indexes = [models.Index(fields=["enabled", "next_tick"], name="firefly_schedule_due")]
-        constraints = [
-            models.CheckConstraint(
-                condition=(Q(cron="") & Q(every__isnull=False))
-                | (~Q(cron="") & Q(every__isnull=True)),
-                name="firefly_schedule_cron_or_every",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 for _name in rollups.bucket_fields():

@@ -164,6 +164,27 @@ def _rate_limit(rate: object) -> str | None:
     return str(rate)
 
 
+UNIQUE_WAITING = (
+    "A task that waits for other tasks (depends_on, a chain, a group) cannot be unique: "
+    "unique_key and unique apply to tasks scheduled on their own."
+)
+
+
+def _depends_on(tasks: object) -> tuple[int, ...]:
+    """The ids of the tasks (rows or ids) a call waits for, distinct, in order."""
+    if isinstance(tasks, str) or not isinstance(tasks, list | tuple | set | frozenset):
+        raise InvalidTaskError(f"depends_on must be a list of tasks or task ids, not {tasks!r}.")
+    ids = []
+    for item in tasks:
+        pk = getattr(item, "pk", item)
+        if not isinstance(pk, int) or isinstance(pk, bool) or pk < 1:
+            raise InvalidTaskError(
+                f"depends_on takes scheduled tasks (their rows or ids), not {item!r}."
+            )
+        ids.append(pk)
+    return tuple(dict.fromkeys(ids))
+
+
 def _on_duplicate(value: object) -> str:
     if value not in ON_DUPLICATE:
         raise InvalidTaskError(f"on_duplicate must be 'return' or 'raise', not {value!r}.")
@@ -211,6 +232,8 @@ class TaskOptions:
     # Rate limits (firefly_tasks.rates): at most N starts a period for one key.
     rate_limit: str | None = None
     rate_key: str | Callable[..., str] | None = None
+    # Workflows (firefly_tasks.dependencies): the ids of tasks that must finish first.
+    depends_on: tuple[int, ...] = ()
 
     @property
     def min_engine(self) -> int:
@@ -242,7 +265,13 @@ class TaskOptions:
             )
         if options.rate_key is not None and options.rate_limit is None:
             raise InvalidTaskError('rate_key needs a rate_limit, such as "100/m".')
+        if options.depends_on and options.is_unique:
+            raise InvalidTaskError(UNIQUE_WAITING)
         return options
+
+    @property
+    def is_unique(self) -> bool:
+        return self.unique or self.unique_key is not None
 
 
 def _queue(queue: object) -> str | None:
@@ -279,6 +308,7 @@ VALIDATORS: dict[str, Callable[[Any], object]] = {
     "tags": _tags,
     "rate_limit": _rate_limit,
     "rate_key": _limit_key("rate_key"),
+    "depends_on": _depends_on,
 }
 """Each option's check, returning the value to keep, by name: the options that
 ``TaskOptions.replace()`` (and so ``using()`` and the decorators) knows."""
@@ -289,6 +319,7 @@ OPTION_ENGINES: dict[str, int] = {
     "unique_key": 3,
     "concurrency_limit": 3,
     "rate_limit": 3,
+    "depends_on": 4,
 }
 """The engine version (``states.ENGINE_VERSION``) that introduced an option, for options an
 older consumer would ignore: a call using one is left to consumers that know it."""

@@ -20,8 +20,8 @@ from django.utils import timezone
 from firefly_tasks import states
 from firefly_tasks.attempts import recovery_error, retry_delay
 from firefly_tasks.conf import settings
+from firefly_tasks.dependencies import Dependencies
 from firefly_tasks.dialects import Claim, Completions, writing
-from firefly_tasks.rates import RateLimits
 from firefly_tasks.rollups import Tally
 from firefly_tasks.rows import Completion, TaskRow, WorkerRow
 from firefly_tasks.states import (
@@ -29,7 +29,7 @@ from firefly_tasks.states import (
     Event,
     Isolation,
     RunOutcome,
-    TaskStatus,
+    source,
     sources,
     target,
 )
@@ -39,17 +39,17 @@ from firefly_tasks.transactions import atomic_retried
 CANCEL_NOTICE = "cancel"  # what a consumer's listener hears (firefly_tasks.cancellation)
 
 
-class TaskQuerySet(RateLimits):
+class TaskQuerySet(Dependencies):
     # Scheduling -------------------------------------------------------------------------------
 
-    def insert_calls(self, rows: list[Any]) -> list[Any]:
-        """Insert unsaved ``created`` rows that differ only in their call (``params`` and its
-        preview), as ``schedule()`` and ``schedule_many()`` build them, and set their ids.
-
-        One row is one ``INSERT``, its text built once per connection: compiling it through
-        ``save()`` costs more than the insert itself. No ``pre_save``/``post_save`` signals
-        are sent: ``task_scheduled`` is Firefly's.
-        """
+    def insert_calls(self, rows: list[Any], status: str | None = None) -> list[Any]:
+        """Insert unsaved rows, as ``schedule()`` builds them, in ``status`` if given (a task
+        that waits for others: ``firefly_tasks.dependencies``), and set their ids. One row is
+        one ``INSERT``, its text built once per connection: compiling it through ``save()``
+        costs more than the insert itself. No ``pre_save``/``post_save`` signals are sent:
+        ``task_scheduled`` is Firefly's."""
+        for row in rows if status else ():
+            row.status = status
         return writing(self).insert_tasks(self.model, rows)
 
     # A consumer's transitions -----------------------------------------------------------------
@@ -66,7 +66,7 @@ class TaskQuerySet(RateLimits):
         (``running``, ``attempt`` bumped, ``started`` stamped), in one short transaction."""
         if limit < 1 or not queues:
             return []
-        ready, running = _only(sources(Event.CLAIM)), target(Event.CLAIM)
+        ready, running = source(Event.CLAIM), target(Event.CLAIM)
         now = now or timezone.now()
         claim = Claim(list(queues), limit, worker_id, now, ready, running, states.ENGINE_VERSION)
         queue_model = self.model._meta.apps.get_model("firefly_tasks", "QueueModel")
@@ -117,7 +117,7 @@ class TaskQuerySet(RateLimits):
             finished=[d.finished for d in done],
             worker_id=worker.pk if worker else None,
             worker_name=worker.name if worker else "",
-            running=_only(sources(Event.COMPLETE)),
+            running=source(Event.COMPLETE),
             completed=target(Event.COMPLETE),
             outcome=AttemptOutcome.COMPLETED,
             rollup=tally.take(worker),
@@ -126,6 +126,7 @@ class TaskQuerySet(RateLimits):
         updated = writing(self).complete(self.model, attempts, columns)
         if updated == len(done):
             self._free_slots(d.row for d in done)
+            self._settle(columns.ids, succeeded=True)
             for d in done:
                 d.row.status, d.row.completed = target(Event.COMPLETE), finished
                 d.row.returned_data = d.returned_data
@@ -238,6 +239,8 @@ class TaskQuerySet(RateLimits):
             return False
         outcome, now, error, tb = attempt
         self._free_slots([row])
+        if not retried:
+            self._settle([row.pk], succeeded=False)
         self._add_attempt(row, worker, outcome, now, error=error, tb=tb)
         row.error, row.traceback = error, tb
         own = Tally() if tally is None else tally
@@ -316,6 +319,8 @@ class TaskQuerySet(RateLimits):
             if not updated:
                 return False
             self._free_slots([row])
+            if poison:
+                self._settle([row.pk], succeeded=False)
             self._add_attempt(row, worker, outcome, now, error=error)
         return True
 
@@ -336,7 +341,7 @@ class TaskQuerySet(RateLimits):
         """Tasks still waiting to run become ``cancelled``; running tasks are left alone, unless
         ``running``: then they are cancelled too, their attempt recorded ``cancelled``, and
         their workers stop them (docs/timeouts.md). Returns how many were cancelled."""
-        cancelled = self._move(Event.CANCEL, cancelled=timezone.now())
+        cancelled = self._cancel_with_dependants(cancelled=timezone.now())
         if running:
             running_now = self.filter(status__in=sources(Event.ABORT)).select_related("worker")
             stopped = sum(self._abort(row, row.worker) for row in running_now)
@@ -353,6 +358,7 @@ class TaskQuerySet(RateLimits):
             if not self._attempt_of(row)._move(Event.ABORT, cancelled=now):
                 return False
             self._free_slots([row])
+            self._settle([row.pk], succeeded=False)
             error = "Cancelled: cancelled while it ran, at an operator's request"
             self._add_attempt(row, worker, AttemptOutcome.CANCELLED, now, error=error)
         return True
@@ -392,9 +398,3 @@ class TaskQuerySet(RateLimits):
             error=error,
             traceback=tb,
         )
-
-
-def _only(states: tuple[TaskStatus, ...]) -> TaskStatus:
-    """The one source state of a transition that a statement guards on."""
-    (state,) = states
-    return state

@@ -141,14 +141,18 @@ class Slots(KeyHolds):
                 free -= ready.order_by()[:free].count()
             if free <= 0:
                 return 0
-            blocked = of_key.filter(status=TaskStatus.BLOCKED).order_by(*RUN_ORDER)
+            # Not those waiting for other tasks (firefly_tasks.dependencies) too.
+            blocked = of_key.filter(status=TaskStatus.BLOCKED, waiting_for=0)
+            blocked = blocked.order_by(*RUN_ORDER)
             ids = list(blocked.values_list("pk", flat=True)[:free])
             return tasks.filter(pk__in=ids)._move(Event.UNPARK) if ids else 0
 
     def reconcile_slots(self) -> int:
         """Unpark what the free slots of every key with blocked tasks allow (maintenance);
         returns how many tasks were unparked."""
-        blocked = self._all().filter(status=TaskStatus.BLOCKED, concurrency_key__isnull=False)
+        blocked = self._all().filter(
+            status=TaskStatus.BLOCKED, concurrency_key__isnull=False, waiting_for=0
+        )
         # Threads of consumers that stopped or were found dead: they hold nothing now.
         self._stuck().exclude(worker__state__in=LIVE_WORKER_STATES).delete()
         keys = blocked.values_list("concurrency_key", "concurrency_limit").distinct()

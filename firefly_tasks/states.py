@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.db import models
 
-ENGINE_VERSION = 3
+ENGINE_VERSION = 4
 """The version of the state machine and the row format this code runs. A release that adds a
 state, a column a consumer must honour, or an option an older consumer would ignore raises it.
 Each row records the lowest version that may run it (``TaskModel.min_engine``), and a consumer
@@ -25,7 +25,8 @@ to new ones (docs/operations.md)."""
 
 class TaskStatus(models.TextChoices):
     CREATED = "created", "created"
-    # Waiting for a slot of its concurrency key (firefly_tasks.slots): not claimable.
+    # Waiting for the tasks it depends on (firefly_tasks.dependencies), or for a slot of
+    # its concurrency key (firefly_tasks.slots): not claimable.
     BLOCKED = "blocked", "blocked"
     RUNNING = "running", "running"
     COMPLETED = "completed", "completed"
@@ -46,6 +47,14 @@ class AttemptOutcome(models.TextChoices):
     TIMED_OUT = "timed_out", "timed out"  # ran past its timeout: retried like a failure
     CANCELLED = "cancelled", "cancelled"  # cancelled while it ran: never retried
     SNOOZED = "snoozed", "snoozed"  # the task raised Snooze: runs again later, no retry spent
+
+
+class Feed(models.TextChoices):
+    """What a task that waits for others receives of theirs, as its first argument."""
+
+    NOTHING = "", "nothing"  # depends_on, an immutable signature (add.si)
+    RESULT = "result", "the result"  # a chain's next link: the previous link's result
+    RESULTS = "results", "the results"  # a group's callback: its members', in order
 
 
 class Overlap(models.TextChoices):
@@ -117,6 +126,7 @@ class Event(enum.StrEnum):
     SNOOZE = "snooze"  # it asked to run again later (Snooze): no retry spent
     PARK = "park"  # its concurrency key is at its limit: it waits, unclaimed
     UNPARK = "unpark"  # a slot of its key freed: it may be claimed again
+    PROMOTE = "promote"  # the last task it waits for (chain, group, depends_on) finished
     THROTTLE = "throttle"  # claimed past its rate limit: undone, to start at a later token
     FAIL = "fail"  # it failed for good (or was lost too often: poison)
     RELEASE = "release"  # claimed, never started: back as if never claimed
@@ -143,6 +153,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(Event.PARK, _S.CREATED, _S.BLOCKED, "its concurrency key is at its limit"),
     Transition(Event.PARK, _S.RUNNING, _S.BLOCKED, "claimed past its key's limit: undone"),
     Transition(Event.UNPARK, _S.BLOCKED, _S.CREATED, "a slot of its key freed"),
+    Transition(Event.PROMOTE, _S.BLOCKED, _S.CREATED, "the last task it waits for finished"),
     Transition(Event.THROTTLE, _S.RUNNING, _S.CREATED, "claimed past its rate limit: undone"),
     Transition(Event.RETRY, _S.RUNNING, _S.CREATED, "raised, retries left"),
     Transition(Event.SNOOZE, _S.RUNNING, _S.CREATED, "raised Snooze, under FIREFLY_MAX_SNOOZES"),
@@ -150,7 +161,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(Event.RELEASE, _S.RUNNING, _S.CREATED, "claimed, never started"),
     Transition(Event.RECOVER, _S.RUNNING, _S.CREATED, "worker died or was interrupted"),
     Transition(Event.CANCEL, _S.CREATED, _S.CANCELLED, "before it runs"),
-    Transition(Event.CANCEL, _S.BLOCKED, _S.CANCELLED, "before it runs"),
+    Transition(
+        Event.CANCEL, _S.BLOCKED, _S.CANCELLED, "before it runs; or a task it waits for failed"
+    ),
     Transition(Event.ABORT, _S.RUNNING, _S.CANCELLED, "while it runs: its worker stops it"),
     Transition(Event.REQUEUE, _S.FAILED, _S.CREATED, "by an operator"),
     Transition(Event.REQUEUE, _S.CANCELLED, _S.CREATED, "by an operator"),
@@ -166,6 +179,12 @@ TRANSITIONS: tuple[Transition, ...] = (
 def sources(event: Event) -> tuple[TaskStatus, ...]:
     """The states a task must be in for ``event`` to apply to it: the writer's guard."""
     return tuple(t.source for t in TRANSITIONS if t.event == event)
+
+
+def source(event: Event) -> TaskStatus:
+    """The one state ``event`` applies to, for events with one: a statement's guard."""
+    (found,) = sources(event)
+    return found
 
 
 @functools.cache
@@ -189,7 +208,11 @@ def markdown_table() -> str:
 
 def mermaid() -> str:
     """The state diagram of ``TRANSITIONS``, as Mermaid text (docs/states.md)."""
-    lines = ["stateDiagram-v2", f"    [*] --> {TaskStatus.CREATED}: schedule"]
+    lines = [
+        "stateDiagram-v2",
+        f"    [*] --> {TaskStatus.CREATED}: schedule",
+        f"    [*] --> {TaskStatus.BLOCKED}: schedule (waits for other tasks)",
+    ]
     for t in TRANSITIONS:
         if t.event == Event.RENAME:
             continue  # a self-loop on every state but one: said below the diagram

@@ -20,6 +20,7 @@ from firefly_tasks.registry import registry
 
 if TYPE_CHECKING:
     from firefly_tasks.models import TaskModel
+    from firefly_tasks.workflows import Signature
 
 
 class Task:
@@ -73,6 +74,20 @@ class Task:
         configured = copy.copy(self)
         configured.options = self.options.replace(**options)
         return configured
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """This task's call, not yet scheduled, for a chain or a group: in a chain it
+        receives the previous link's result as its first argument (before ``args``)."""
+        from firefly_tasks.workflows import Signature
+
+        return Signature(self, args, kwargs, immutable=False)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """This task's call, not yet scheduled, that receives nothing from the tasks it
+        waits for (an immutable signature)."""
+        from firefly_tasks.workflows import Signature
+
+        return Signature(self, args, kwargs, immutable=True)
 
     # Scheduling -----------------------------------------------------------------------------
 

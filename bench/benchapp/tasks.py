@@ -36,3 +36,9 @@ def spin(seconds: float) -> None:
 def sleep(seconds: float) -> None:
     """Blocked in C for ``seconds``: the process pool's signals stop it (bench/stop_latency.py)."""
     time.sleep(seconds)
+
+
+@task()
+def stamp_after(previous: object) -> float:
+    """A group's callback or a chain's link: the moment it started."""
+    return time.time()

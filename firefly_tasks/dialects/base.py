@@ -386,9 +386,9 @@ class Dialect(TransactionBookkeeping, TickStatements, Sessions, StatementLimits)
         """Whether consumers can be woken by the database when tasks become ready."""
         return False
 
-    def listen(self) -> Any:
-        """A new connection of its own that the database notifies when tasks become ready
-        (only where :meth:`can_listen`)."""
+    def listen(self, result_of: tuple[type[models.Model], int] | None = None) -> Any:
+        """A new connection of its own that the database notifies when tasks become ready, or
+        with ``result_of`` (model, id) when that task finishes (only where :meth:`can_listen`)."""
         raise NotImplementedError
 
     def notified(self, raw: Any) -> set[str]:

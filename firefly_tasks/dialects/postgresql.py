@@ -20,6 +20,9 @@ _LOCK_NOT_AVAILABLE = "55P03"
 _QUERY_CANCELED = "57014"  # statement_timeout, or a cancel request
 _DEADLOCK = "40P01"
 CHANNEL = "firefly_tasks"
+# Where the trigger of migration 0014 tells waiters (firefly_tasks.waiting) that an awaited
+# task finished; the payload is its id.
+RESULTS_CHANNEL = "firefly_results"
 
 
 class PostgreSQLDialect(Dialect):
@@ -263,12 +266,21 @@ class PostgreSQLDialect(Dialect):
 
         return bool(is_psycopg3)
 
-    def listen(self) -> Any:
-        """A new connection of its own, in autocommit, listening to Firefly's channel.
-        Triggers created by the migrations NOTIFY it when a task becomes ready."""
+    def listen(self, result_of: tuple[type[models.Model], int] | None = None) -> Any:
+        """A new connection of its own, in autocommit, listening to Firefly's channel:
+        triggers created by the migrations NOTIFY it when a task becomes ready. With
+        ``result_of``, to the results' channel instead, the task's row marked ``awaited``
+        on it (committed at once, whatever transaction the caller is in): the trigger
+        NOTIFYs only for awaited rows, with the id, when they finish."""
         raw = self.connection.get_new_connection(self.connection.get_connection_params())
         raw.autocommit = True
-        raw.execute(f"LISTEN {CHANNEL}")
+        if result_of is None:
+            raw.execute(f"LISTEN {CHANNEL}")
+            return raw
+        model, pk = result_of
+        raw.execute(f"LISTEN {RESULTS_CHANNEL}")
+        table = self.qn(model._meta.db_table)
+        raw.execute(f"UPDATE {table} SET awaited = TRUE WHERE id = %s", [pk])
         return raw
 
     def notified(self, raw: Any) -> set[str]:

@@ -11,6 +11,7 @@ import time
 from django.db import connection
 
 from firefly_tasks import atask, current_task, snooze, task
+from firefly_tasks.models import TaskModel
 from tests.testapp.models import Execution, Note, Run
 
 
@@ -432,3 +433,45 @@ def unique_add(i: int, j: int = 0) -> int:
 @task(tags=["billing"])
 def charge(account: int) -> int:
     return account
+
+
+@task()
+def total(values: list[object]) -> int:
+    """A group's callback: the sum of the members' results (a failed member counts 0)."""
+    return sum(value for value in values if isinstance(value, int))
+
+
+@task()
+def describe(values: object) -> list[str]:
+    """A callback that says what it received: each result, or each failure's status."""
+    return [getattr(value, "status", repr(value)) for value in values]  # type: ignore[attr-defined]
+
+
+@task(atomic=False)
+def record_link(previous: object, label: str, seconds: float = 0.0) -> str:
+    """A chain's link: records when it ran (``Run``) and passes on what it got, plus its label."""
+    row = current_task()
+    assert row is not None
+    began = time.time()
+    time.sleep(seconds)
+    Run.objects.create(label=label, task_id=row.pk, began=began, ended=time.time())
+    return f"{previous}>{label}"
+
+
+@task()
+def kind_of(values: object) -> list[object]:
+    """A callback that says what kind of value it received, and how many results."""
+    return [type(values).__name__, len(values)]  # type: ignore[arg-type]
+
+
+@task()
+def sleep_then_double(i: int, seconds: float) -> int:
+    """A group's member: sleeps, then returns ``2 * i``."""
+    time.sleep(seconds)
+    return 2 * i
+
+
+@task()
+def wait_inside(pk: int) -> object:
+    """Waits for another task's result from inside a task: refused."""
+    return TaskModel.objects.get(pk=pk).wait_result(0.1)

@@ -1,0 +1,227 @@
+"""Signatures, chains and groups: tasks scheduled together, each waiting for the ones before
+it (docs/workflows.md).
+
+``add.s(1, 2)`` is a call of a task not yet scheduled; in a chain it receives the previous
+link's result as its first argument (``add.si(1, 2)`` receives nothing). ``chain(a, b, c)``
+runs its links one after another; ``group(a, b).then(c)`` runs its members in parallel and
+then ``c`` with their results in order. ``schedule()`` checks and serializes every call
+first, then inserts the whole workflow in one transaction: all of it or nothing. What runs a
+waiting task when its time comes is ``firefly_tasks.dependencies``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
+
+from django.db import transaction
+from django.utils import timezone
+
+from firefly_tasks import calls
+from firefly_tasks.dependencies import WORKFLOW_ENGINE
+from firefly_tasks.exceptions import InvalidTaskError
+from firefly_tasks.options import UNIQUE_WAITING, TaskOptions
+from firefly_tasks.registry import registry
+from firefly_tasks.states import Feed
+
+if TYPE_CHECKING:
+    from firefly_tasks.models import TaskModel
+
+
+class Task(Protocol):
+    """What a signature needs of its task (``firefly_tasks.task.Task``)."""
+
+    name: str
+    options: TaskOptions
+
+    def _check_sync_context(self) -> None: ...
+
+
+class Signature:
+    """A call of a task, not yet scheduled: ``add.s(1, 2)``, or ``add.si(1, 2)``, which
+    receives nothing from the tasks it waits for."""
+
+    def __init__(
+        self, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], *, immutable: bool
+    ) -> None:
+        name = getattr(task, "name", None)
+        if name is None or name not in registry or not hasattr(task, "options"):
+            raise InvalidTaskError(
+                f"{task!r} is not a registered task: decorate the function with @task."
+            )
+        self.task = task
+        self.args = args
+        self.kwargs = kwargs
+        self.immutable = immutable
+        self.options: TaskOptions = task.options
+
+    def __repr__(self) -> str:
+        kind = "si" if self.immutable else "s"
+        return f"<Signature {self.task.name}.{kind}{self.args!r}>"
+
+    def using(self, **options: Any) -> Self:
+        """A copy whose call gets ``options``, as ``task.using()``'s."""
+        configured = copy.copy(self)
+        configured.options = self.options.replace(**options)
+        return configured
+
+    def schedule(self) -> TaskModel:
+        """Schedule this call on its own."""
+        return _run_if_immediate(calls.store(self._rows(Feed.NOTHING)))[0]
+
+    def _rows(self, feed: Feed, edges: tuple[tuple[int, int], ...] = ()) -> list[TaskModel]:
+        """The call as an unsaved row (``waits_for`` ``edges`` is set by the caller)."""
+        task = self.task
+        task._check_sync_context()
+        options = self.options
+        if feed != Feed.NOTHING and options.is_unique:
+            raise InvalidTaskError(UNIQUE_WAITING)
+        (row,) = calls.build_rows(
+            task.name, options, [(self.args, self.kwargs)], now=timezone.now()
+        )
+        row.feed = Feed.NOTHING if self.immutable else feed
+        return [row]
+
+
+class Chain:
+    """Links that run one after another: ``chain(fetch.s(url), parse.s(), store.s())``."""
+
+    def __init__(self, links: tuple[Signature, ...]) -> None:
+        if len(links) < 2:
+            raise InvalidTaskError(
+                f"A chain needs at least two links, not {len(links)}: schedule a single "
+                "signature with its schedule()."
+            )
+        for link in links:
+            _check_signature(link, "A chain's link")
+        self.links = links
+
+    def __repr__(self) -> str:
+        return f"<Chain of {len(self.links)} links>"
+
+    def schedule(self) -> list[TaskModel]:
+        """Store every link, the first ready to run and each other waiting for the one before
+        it; return their rows in order."""
+        first, *rest = self.links
+        built = [first._rows(Feed.NOTHING), *(link._rows(Feed.RESULT) for link in rest)]
+        for rows in built:
+            _needs_workflow_engine(rows)
+        stored: list[TaskModel] = []
+        with transaction.atomic():
+            for rows in built:
+                if stored:
+                    rows[0].waits_for = ((stored[-1].pk, 0),)
+                stored += calls.store(rows, fresh=[row.pk for row in stored[-1:]])
+        return _run_if_immediate(stored)
+
+
+class ScheduledGroup(NamedTuple):
+    """What a group's ``schedule()`` returns: its members' rows, and its callback's."""
+
+    members: list[Any]
+    callback: Any | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """Members that run in parallel, on any consumers: ``group(resize.s(i) for i in ids)``;
+    with ``.then(notify.s())``, a callback that runs once after all of them finished."""
+
+    members: tuple[Signature, ...]
+    callback: Signature | None = None
+    run_if_failed: bool = False
+
+    def then(self, callback: Signature, *, run_if_failed: bool = False) -> Group:
+        """This group with ``callback``, which receives the members' results in order, after
+        every member completed; with ``run_if_failed``, after every member finished however,
+        a failed member's place holding a ``TaskFailure``. Without it, a member failing for
+        good cancels the callback."""
+        _check_signature(callback, "A group's callback")
+        return dataclasses.replace(self, callback=callback, run_if_failed=bool(run_if_failed))
+
+    def schedule(self) -> ScheduledGroup:
+        """Store the members (calls of one task with the same options in one ``INSERT``, as
+        ``schedule_many()``) and the callback waiting for them, in one transaction."""
+        runs = _runs(self.members)
+        callback = None
+        if self.callback is not None:
+            callback = self.callback._rows(Feed.RESULTS)[0]
+            callback.run_if_failed = self.run_if_failed
+            _needs_workflow_engine([callback])
+            for rows in runs:
+                _needs_workflow_engine(rows)
+        members: list[TaskModel] = []
+        with transaction.atomic():
+            for rows in runs:
+                members += calls.store(rows)
+            if callback is not None:
+                callback.waits_for = tuple((row.pk, i) for i, row in enumerate(members))
+                (callback,) = calls.store([callback], fresh=[row.pk for row in members])
+        _run_if_immediate([*members, *([callback] if callback else [])])
+        return ScheduledGroup(members, callback)
+
+
+def chain(*links: Signature) -> Chain:
+    """Links that run one after another, each receiving the previous one's result."""
+    return Chain(links)
+
+
+def group(*members: Signature | Iterable[Signature]) -> Group:
+    """Members that run in parallel: ``group(a.s(1), b.s(2))`` or ``group(a.s(i) for i in
+    ids)``."""
+    found: list[Any] = []
+    for member in members:
+        if isinstance(member, Signature):
+            found.append(member)
+        elif isinstance(member, Iterable) and not isinstance(member, str | bytes | dict):
+            found.extend(member)
+        else:
+            found.append(member)
+    if not found:
+        raise InvalidTaskError("A group needs at least one member.")
+    for member in found:
+        _check_signature(member, "A group's member")
+    return Group(tuple(found))
+
+
+def _check_signature(value: object, what: str) -> None:
+    if not isinstance(value, Signature):
+        raise InvalidTaskError(
+            f"{what} must be a signature of a registered task (task.s(...) or task.si(...)), "
+            f"not {value!r}."
+        )
+
+
+def _runs(members: tuple[Signature, ...]) -> list[list[TaskModel]]:
+    """The members' rows, consecutive calls of one task with the same options built
+    together: each run is stored in one ``INSERT``."""
+    runs: list[list[TaskModel]] = []
+    start = 0
+    for end in range(1, len(members) + 1):
+        if end == len(members) or not _same_run(members[start], members[end]):
+            first = members[start]
+            if first.options.is_unique:
+                raise InvalidTaskError(UNIQUE_WAITING)
+            first.task._check_sync_context()
+            found = [(member.args, member.kwargs) for member in members[start:end]]
+            runs.append(calls.build_rows(first.task.name, first.options, found, now=timezone.now()))
+            start = end
+    return runs
+
+
+def _same_run(a: Signature, b: Signature) -> bool:
+    return a.task.name == b.task.name and a.options == b.options
+
+
+def _needs_workflow_engine(rows: list[TaskModel]) -> None:
+    for row in rows:
+        row.min_engine = max(row.min_engine, WORKFLOW_ENGINE)
+
+
+def _run_if_immediate(rows: list[TaskModel]) -> list[TaskModel]:
+    """Under ``FIREFLY_RUN_IMMEDIATELY``, run the workflow's tasks in order, once it is
+    stored: each waiting one runs if the ones before promoted it."""
+    calls.run_if_immediate(rows)
+    return rows

@@ -1,0 +1,177 @@
+"""Chains, groups with callbacks and ``depends_on``, run in this process as a consumer runs
+them (``run_pending_tasks``): what each waiting task receives, and what a failure does to the
+tasks after it. Real consumers: tests/test_workflow_consumers.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from firefly_tasks import chain, group
+from firefly_tasks.exceptions import InvalidTaskError
+from firefly_tasks.models import TaskDependency, TaskModel, TaskStatus
+from firefly_tasks.results import GroupResults, TaskFailure
+from firefly_tasks.testing import run_pending_tasks
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def status(row: TaskModel) -> str:
+    row.refresh_from_db()
+    return row.status
+
+
+def test_a_chain_passes_each_result_to_the_next_link() -> None:
+    first, second, third = chain(tasks.add.s(1, 2), tasks.add.s(10), tasks.add.s(100)).schedule()
+    assert [status(row) for row in (first, second, third)] == ["created", "blocked", "blocked"]
+    assert (second.waiting_for, third.waiting_for) == (1, 1)
+
+    run_pending_tasks()
+
+    for row in (first, second, third):
+        row.refresh_from_db()
+    assert [row.returned for row in (first, second, third)] == [3, 13, 113]
+    assert third.started >= second.completed >= first.completed
+
+
+def test_an_immutable_link_receives_nothing() -> None:
+    rows = chain(tasks.add.s(1, 2), tasks.add.si(5, 5)).schedule()
+    run_pending_tasks()
+    assert [TaskModel.objects.get(pk=row.pk).returned for row in rows] == [3, 10]
+
+
+def test_a_failing_link_cancels_the_rest_with_the_reason_and_they_never_run() -> None:
+    first, failing, second, third = chain(
+        tasks.add.s(1, 2), tasks.always_fail.si(), tasks.add.s(1), tasks.add.s(1)
+    ).schedule()
+
+    run_pending_tasks()
+
+    assert status(first) == TaskStatus.COMPLETED
+    assert status(failing) == TaskStatus.FAILED
+    for row in (second, third):
+        assert status(row) == TaskStatus.CANCELLED
+        assert row.error.startswith("DependencyFailed")
+        assert row.attempt == 0  # never claimed
+    assert f"#{failing.pk}" in second.error and f"#{second.pk}" in third.error
+
+
+def test_a_group_callback_gets_every_result_in_order_once_all_finished() -> None:
+    scheduled = group(tasks.add.s(i, i) for i in range(5)).then(tasks.describe.s()).schedule()
+    members, callback = scheduled
+    assert len(members) == 5 and status(callback) == TaskStatus.BLOCKED
+    assert callback.waiting_for == 5
+
+    run_pending_tasks()
+
+    callback.refresh_from_db()
+    assert callback.status == TaskStatus.COMPLETED
+    assert callback.returned == ["0", "2", "4", "6", "8"]
+    assert callback.waiting_for == 0
+    assert set(TaskDependency.objects.filter(child=callback).values_list("settled", flat=True)) == {
+        True
+    }
+
+
+def test_a_failed_member_cancels_the_callback_unless_it_runs_if_failed() -> None:
+    members = [tasks.add.s(1, 1), tasks.always_fail.si(), tasks.add.s(2, 2)]
+    _, cancelled = group(members).then(tasks.total.s()).schedule()
+    _, ran = group(members).then(tasks.describe.s(), run_if_failed=True).schedule()
+
+    run_pending_tasks()
+
+    assert status(cancelled) == TaskStatus.CANCELLED
+    assert cancelled.error.startswith("DependencyFailed")
+    ran.refresh_from_db()
+    assert ran.status == TaskStatus.COMPLETED
+    assert ran.returned == ["2", "failed", "4"]
+
+
+def test_a_callback_past_the_payload_limit_reads_the_results_through_a_handle(
+    settings: object,
+) -> None:
+    echoes = [tasks.echo.s("x" * 20) for _ in range(3)]  # results of 22 bytes each
+    _, small = group(echoes).then(tasks.kind_of.s()).schedule()
+    run_pending_tasks()
+    _, large = group(echoes).then(tasks.kind_of.s()).schedule()
+    run_pending_tasks(limit=3)
+    assert status(large) == TaskStatus.CREATED
+    settings.FIREFLY_MAX_PAYLOAD_BYTES = 60  # type: ignore[attr-defined]
+    run_pending_tasks()
+    assert TaskModel.objects.get(pk=small.pk).returned == ["list", 3]
+    assert TaskModel.objects.get(pk=large.pk).returned == ["GroupResults", 3]
+    handle = GroupResults(large.pk, "default")
+    assert len(handle) == 3 and handle[-1] == "x" * 20 and list(handle) == ["x" * 20] * 3
+    assert handle[0:2] == ["x" * 20] * 2
+
+
+def test_depends_on_waits_for_scheduled_tasks_and_counts_finished_ones_at_once() -> None:
+    done = tasks.add.schedule(1, 1)
+    run_pending_tasks()
+    waiting = tasks.add.schedule(2, 2)
+    report = tasks.add.using(depends_on=[done, waiting.pk]).schedule(3, 3)
+    assert status(report) == TaskStatus.BLOCKED
+    assert report.waiting_for == 1  # the finished one counted already
+
+    run_pending_tasks()
+
+    assert status(report) == TaskStatus.COMPLETED
+    assert TaskModel.objects.get(pk=report.pk).returned == 6
+
+
+def test_depends_on_a_failed_task_is_cancelled_at_once() -> None:
+    failed = tasks.always_fail.schedule()
+    run_pending_tasks()
+    report = tasks.add.using(depends_on=[failed]).schedule(1, 1)
+    assert status(report) == TaskStatus.CANCELLED
+    assert report.error.startswith("DependencyFailed")
+
+
+def test_cancelling_a_link_cancels_the_links_after_it() -> None:
+    first, second, third = chain(tasks.add.s(1, 1), tasks.add.s(1), tasks.add.s(1)).schedule()
+    assert TaskModel.objects.filter(pk=first.pk).cancel() == 1
+    assert [status(row) for row in (second, third)] == ["cancelled", "cancelled"]
+
+
+def test_failure_objects_say_which_member_failed() -> None:
+    (_, bad), callback = (
+        group(tasks.add.s(1, 1), tasks.always_fail.si())
+        .then(tasks.total.s(), run_if_failed=True)
+        .schedule()
+    )
+    run_pending_tasks()
+    handle = GroupResults(callback.pk, "default")
+    assert handle[0] == 2
+    assert isinstance(handle[1], TaskFailure) and handle[1].task_id == bad.pk
+    assert handle[1].status == TaskStatus.FAILED and handle[1].error
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: chain(tasks.add.s(1, 2)), "at least two links"),
+        (lambda: group([]), "at least one member"),
+        (lambda: chain(tasks.add.s(1, 2), tasks.add), "signature of a registered task"),
+        (lambda: tasks.add.using(depends_on=[0]), "depends_on takes scheduled tasks"),
+        (lambda: tasks.add.using(depends_on="12"), "depends_on must be a list"),
+        (lambda: tasks.unique_add.using(depends_on=[1]), "cannot be unique"),
+    ],
+)
+def test_bad_workflows_fail_with_a_clear_error(build: object, message: str) -> None:
+    with pytest.raises(InvalidTaskError, match=message):
+        build()  # type: ignore[operator]
+
+
+def test_nothing_is_stored_when_a_call_cannot_be_serialized() -> None:
+    with pytest.raises(InvalidTaskError):
+        group(tasks.add.s(1, 1), tasks.add.s(2, 2)).then(tasks.echo.s(object())).schedule()
+    with pytest.raises(InvalidTaskError):
+        chain(tasks.add.s(1, 1), tasks.echo.s(object())).schedule()
+    assert not TaskModel.objects.exists()
+    assert not TaskDependency.objects.exists()
+
+
+def test_an_unknown_dependency_is_refused_and_nothing_stored() -> None:
+    with pytest.raises(InvalidTaskError, match="do not exist"):
+        tasks.add.using(depends_on=[987654]).schedule(1, 1)
+    assert not TaskModel.objects.exists()

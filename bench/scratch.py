@@ -27,3 +27,22 @@ def database(vendor: str, label: str, *, in_memory: bool = False) -> Iterator[st
         yield os.path.join(folder, f"{label}.sqlite3")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def set_up(vendor: str, name: str, overrides: dict[str, object] | None = None) -> None:
+    """Point this process at the database ``name`` (with settings ``overrides``, which its
+    consumer processes get too, through the environment), set Django up and migrate."""
+    import json
+
+    os.environ.update(
+        FIREFLY_BENCH_DB=vendor,
+        FIREFLY_BENCH_DB_NAME=name,
+        DJANGO_SETTINGS_MODULE="bench.settings",
+        FIREFLY_BENCH_OVERRIDES=json.dumps(overrides or {}),
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)

@@ -19,7 +19,6 @@ One clock, one machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -46,22 +45,13 @@ def main() -> None:
 
 
 def measure(args: argparse.Namespace, name: str) -> None:
-    overrides = {"FIREFLY_LISTEN_NOTIFY": not args.poll}
-    env = {"FIREFLY_BENCH_DB": args.db, "FIREFLY_BENCH_DB_NAME": name,
-           "DJANGO_SETTINGS_MODULE": "bench.settings",
-           "FIREFLY_BENCH_OVERRIDES": json.dumps(overrides)}  # fmt: skip
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    scratch.set_up(args.db, name, {"FIREFLY_LISTEN_NOTIFY": not args.poll})
     from django.db import connection
 
     from bench.benchapp.tasks import stamp, stamp_after
     from firefly_tasks import group
     from firefly_tasks.models import TaskModel
 
-    call_command("migrate", verbosity=0)
     process = subprocess.Popen(
         [sys.executable, "-m", "django", "consume_tasks", "--concurrency", "2"],
         cwd=ROOT,

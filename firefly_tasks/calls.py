@@ -4,7 +4,6 @@ check and insert them, with every option resolved once."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import functools
 from collections.abc import Collection
@@ -13,10 +12,13 @@ from typing import Any
 from django.db import transaction
 
 from firefly_tasks import serialization, signals, uniqueness
+from firefly_tasks.call_columns import column_values
 from firefly_tasks.conf import settings
+from firefly_tasks.exceptions import InvalidTaskError
 from firefly_tasks.execution import run_immediately
 from firefly_tasks.models import TaskModel, TaskTag
-from firefly_tasks.options import TaskOptions, resolve_eta, validate_queue
+from firefly_tasks.options import TaskOptions
+from firefly_tasks.registry import registry
 from firefly_tasks.states import TaskStatus
 
 Call = tuple[tuple[Any, ...], dict[str, Any]]
@@ -50,25 +52,15 @@ def build_rows(
     serialized and checked. Raises before anything is stored."""
     if not calls:
         return []
-    serializer = serializer or settings.SERIALIZER
-    if options.timeout is None and settings.TASK_TIMEOUT is not None:
-        options = dataclasses.replace(options, timeout=settings.TASK_TIMEOUT)
     length = settings.PREVIEW_LENGTH
     values = dict(_unsaved_row())
     values.update(
-        func_name=name,
-        queue=validate_queue(options.queue or settings.DEFAULT_QUEUE),
-        priority=options.priority,
-        created=now,
-        not_before=resolve_eta(options.eta if eta is None else eta, now),
-        serializer=serializer,
-        max_retries=settings.MAX_RETRIES if options.max_retries is None else options.max_retries,
-        retry_delay=settings.RETRY_DELAY if options.retry_delay is None else options.retry_delay,
-        retry_backoff=options.retry_backoff,
-        timeout=options.timeout,
-        backend=backend,
-        min_engine=options.min_engine,
+        column_values(name, options, now=now, eta=eta, serializer=serializer, backend=backend)
     )
+    serializer = values["serializer"]
+    for hook in (options.on_success, options.on_failure):
+        if hook is not None and hook not in registry:
+            raise InvalidTaskError(f"The hook {hook!r} is not a registered task.")
     fields = list(values)
     params_at, preview_at = fields.index("params_data"), fields.index("params_preview")
     row_values = list(values.values())

@@ -35,6 +35,9 @@ class DecoratorOptions(TypedDict, total=False):
     rate_limit: str | None
     rate_key: str | Callable[..., str] | None
     tags: list[str] | tuple[str, ...]
+    on_success: Any
+    on_failure: Any
+    label: str | None
 
 
 def task(

@@ -3,8 +3,8 @@ group's callback, a ``depends_on``) is ``blocked`` until each of them finished (
 
 The waiting task counts the tasks it still waits for in ``waiting_for``; an edge
 (``TaskDependency``) joins it to each. The transaction that records a task's final outcome
-(completed, failed for good, cancelled) also *settles* its unsettled edges, and takes their
-number off each dependant's count (``UPDATE ... SET waiting_for = waiting_for - k``, a
+(completed, failed for good, cancelled) also reads its edges, and takes their number off each
+dependant's count (``UPDATE ... SET waiting_for = waiting_for - k``, a
 dependant at a time, in id order); the transaction that takes the count to zero moves the
 dependant to ``created``, so it is promoted exactly once whichever of its last tasks commits
 first, and nothing recounts or polls. A task
@@ -19,14 +19,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
+from firefly_tasks.dialects import writing
 from firefly_tasks.exceptions import InvalidTaskError
 from firefly_tasks.options import OPTION_ENGINES
 from firefly_tasks.rates import RateLimits
-from firefly_tasks.states import FINISHED_STATUSES, Event, TaskStatus, source, sources
+from firefly_tasks.states import FINISHED_STATUSES, Event, TaskStatus, source, target
 
 logger = logging.getLogger("firefly_tasks")
 
@@ -48,7 +47,7 @@ class Dependencies(RateLimits):
         for good cancels it, unless ``row.run_if_failed``). ``fresh`` names tasks inserted
         in this transaction, unfinished by construction: they are not read again. Raises
         ``InvalidTaskError`` for an unknown id; call it inside a transaction."""
-        edge_model = _edge_model(self)
+        edge = edge_model(self)
         fresh_ids = set(fresh)
         ids = sorted({pk for pk, _ in edges})
         known = {pk: TaskStatus.CREATED.value for pk in ids if pk in fresh_ids}
@@ -70,9 +69,8 @@ class Dependencies(RateLimits):
             status, row.cancelled = TaskStatus.CANCELLED, timezone.now()
             row.error = _failed_error(failed)
         (row,) = self._all().insert_calls([row], status=status)
-        edge_model._default_manager.using(self.db).bulk_create(
-            edge_model(parent_id=pk, child_id=row.pk, position=position, settled=pk in finished)
-            for pk, position in edges
+        edge._default_manager.using(self.db).bulk_create(
+            edge(parent_id=pk, child_id=row.pk, position=position) for pk, position in edges
         )
         return row
 
@@ -85,19 +83,12 @@ class Dependencies(RateLimits):
             parents, ok = pending.pop()
             if not parents:
                 continue
-            edges = _edge_model(self)._default_manager.using(self.db)
-            found = list(
-                edges.filter(parent_id__in=parents, settled=False)
-                .select_for_update()
-                .order_by("pk")
-                .values_list("pk", "parent_id", "child_id")
-            )
+            found = writing(self).children_of(edge_model(self), parents)
             if not found:
                 continue
-            edges.filter(pk__in=[pk for pk, _, _ in found]).update(settled=True)
-            counts = Counter(child for _, _, child in found)
+            counts = Counter(child for _, child in found)
             if not ok:
-                cancelled = self._cancel_waiting(sorted(counts), [p for _, p, _ in found])
+                cancelled = self._cancel_waiting(sorted(counts), [p for p, _ in found])
                 for child in cancelled:
                     del counts[child]
                 pending.append((cancelled, False))
@@ -105,14 +96,31 @@ class Dependencies(RateLimits):
                 if self._count_down(child, counts[child]):
                     logger.debug("task promoted id=%s", child)
 
+    def _count_again(self, ids: list[int]) -> None:
+        """Of tasks ``ids``, those this transaction requeued: the waiting tasks that had
+        counted them finished count them again."""
+        again = self._all().filter(pk__in=ids, status=target(Event.REQUEUE)) if ids else None
+        requeued = sorted(again.values_list("pk", flat=True)) if again is not None else []
+        found = writing(self).children_of(edge_model(self), requeued) if requeued else []
+        counts = Counter(child for _, child in found)
+        for child in sorted(counts):
+            writing(self).count_down(self.model, child, -counts[child], source(Event.PROMOTE))
+
+    def _waited_for(self, states: tuple[TaskStatus, ...]) -> list[int]:
+        """The tasks of this queryset in ``states`` that other tasks wait for, locked."""
+        waited_for = edge_model(self)._default_manager.using(self.db).values("parent_id")
+        found = self.filter(status__in=states, pk__in=waited_for).select_for_update()
+        return list(found.order_by("pk").values_list("pk", flat=True))
+
     def _count_down(self, child: int, settled: int) -> bool:
         """Take ``settled`` off a waiting task's count, and promote it if that was the last:
-        the first update holds its row until this transaction ends, so whichever transaction
+        the decrement holds its row until this transaction ends, so whichever transaction
         takes the count to zero is the one that sees it there. Whether this one did."""
-        waiting = self._all().filter(pk=child, status=source(Event.PROMOTE))
-        if not waiting.update(waiting_for=F("waiting_for") - settled):
+        waiting = source(Event.PROMOTE)
+        left = writing(self).count_down(self.model, child, settled, waiting)
+        if left is None or left > 0:
             return False
-        return bool(waiting.filter(waiting_for__lte=0)._move(Event.PROMOTE))
+        return bool(self._all().filter(pk=child, status=waiting)._move(Event.PROMOTE))
 
     def _cancel_waiting(self, children: list[int], failed: list[int]) -> list[int]:
         """Cancel the waiting tasks of ``children`` that need their tasks to succeed; the ids
@@ -126,27 +134,11 @@ class Dependencies(RateLimits):
             moved._move(Event.CANCEL, cancelled=timezone.now(), error=_failed_error(failed))
         return ids
 
-    def _cancel_with_dependants(self, **changes: Any) -> int:
-        """Cancel the tasks of this queryset still waiting to run, and settle the edges of
-        those some task waits for (locked first, so that no claim takes one meanwhile)."""
-        with transaction.atomic(using=self.db):
-            waited_for = _edge_model(self)._default_manager.using(self.db).values("parent_id")
-            ids = list(
-                self.filter(status__in=sources(Event.CANCEL), pk__in=waited_for)
-                .select_for_update()
-                .order_by("pk")
-                .values_list("pk", flat=True)
-            )
-            tasks: Any = self  # a TaskQuerySet: it moves states (``_move``)
-            cancelled = int(tasks._move(Event.CANCEL, **changes))
-            self._settle(ids, succeeded=False)
-        return cancelled
-
 
 def _failed_error(failed: list[int]) -> str:
     shown = ", ".join(f"#{pk}" for pk in failed[:5]) + (", ..." if len(failed) > 5 else "")
     return f"DependencyFailed: a task it waits for did not complete ({shown})"
 
 
-def _edge_model(queryset: Any) -> Any:
+def edge_model(queryset: Any) -> Any:
     return queryset.model._meta.apps.get_model("firefly_tasks", "TaskDependency")

@@ -8,9 +8,9 @@ from django.db import models
 
 class TaskDependency(models.Model):
     """``child`` runs after ``parent`` finished: a link of a chain, a member of a group and
-    its callback, or a ``depends_on``. The child counts its unsettled edges in
-    ``TaskModel.waiting_for``; the transaction that records the parent's final outcome settles
-    the edge and takes it off that count."""
+    its callback, or a ``depends_on``. The child counts its unfinished parents in
+    ``TaskModel.waiting_for``; the transaction that records a parent's final outcome takes it
+    off that count (and a requeue of the parent puts it back). Edges never change."""
 
     # No index of its own: the unique (parent, child) constraint leads with it.
     parent = models.ForeignKey(
@@ -27,9 +27,6 @@ class TaskDependency(models.Model):
     )
     position = models.PositiveIntegerField(
         default=0, help_text="where the parent's result goes among the child's inputs"
-    )
-    settled = models.BooleanField(
-        default=False, help_text="the parent's final outcome was counted for the child"
     )
 
     class Meta:

@@ -171,6 +171,12 @@ class TaskModel(models.Model):
         max_length=8, choices=Feed.choices, default=Feed.NOTHING, db_default="", blank=True
     )
     run_if_failed = models.BooleanField(default=False, db_default=False)
+    # Hooks (firefly_tasks.hooks): tasks scheduled with its id when it completes, or when it
+    # fails for good or is cancelled.
+    on_success = models.CharField(max_length=255, null=True, blank=True)
+    on_failure = models.CharField(max_length=255, null=True, blank=True)
+    # A label shared by related calls (``using(label=...)``; firefly_tasks.labels).
+    label = models.CharField(max_length=100, null=True, blank=True)
     # Someone waits for its result (firefly_tasks.waiting): on PostgreSQL, its end NOTIFYs.
     awaited = models.BooleanField(default=False, db_default=False, editable=False)
 
@@ -208,6 +214,7 @@ class TaskModel(models.Model):
             NotNullIndex(fields=["failed"], name="firefly_task_failed"),
             NotNullIndex(fields=["worker"], name="firefly_task_worker"),
             NotNullIndex(fields=["schedule", "id"], name="firefly_task_schedule"),
+            NotNullIndex(fields=["label", "id"], name="firefly_task_label"),
             LimitKeyIndex(
                 fields=["concurrency_key", "status", "-priority", "not_before", "id"],
                 name="firefly_task_concurrency",

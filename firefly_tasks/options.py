@@ -185,6 +185,34 @@ def _depends_on(tasks: object) -> tuple[int, ...]:
     return tuple(dict.fromkeys(ids))
 
 
+def _hook(option: str) -> Callable[[object], str | None]:
+    def check(hook: object) -> str | None:
+        """A task or a task's name (checked against the registry at ``schedule()``: the
+        hook may be defined after the task that names it)."""
+        if hook is None:
+            return None
+        name = hook if isinstance(hook, str) else getattr(hook, "name", None)
+        if not isinstance(name, str) or not name or len(name) > 255:
+            raise InvalidTaskError(f"{option} must be a registered task or its name, not {hook!r}.")
+        return name
+
+    return check
+
+
+LABEL_MAX_LENGTH = 100
+
+
+def _label(label: object) -> str | None:
+    if label is None:
+        return None
+    if not isinstance(label, str) or not label or len(label) > LABEL_MAX_LENGTH:
+        raise InvalidTaskError(
+            f"label must be a non-empty string of at most {LABEL_MAX_LENGTH} characters, "
+            f"not {label!r}."
+        )
+    return label
+
+
 def _on_duplicate(value: object) -> str:
     if value not in ON_DUPLICATE:
         raise InvalidTaskError(f"on_duplicate must be 'return' or 'raise', not {value!r}.")
@@ -234,6 +262,12 @@ class TaskOptions:
     rate_key: str | Callable[..., str] | None = None
     # Workflows (firefly_tasks.dependencies): the ids of tasks that must finish first.
     depends_on: tuple[int, ...] = ()
+    # Hooks (firefly_tasks.hooks): names of tasks to schedule with this one's id when it
+    # completes, or when it fails for good or is cancelled.
+    on_success: str | None = None
+    on_failure: str | None = None
+    # A label shared by related calls (django-q's ``group``): firefly_tasks.labels.
+    label: str | None = None
 
     @property
     def min_engine(self) -> int:
@@ -309,6 +343,9 @@ VALIDATORS: dict[str, Callable[[Any], object]] = {
     "rate_limit": _rate_limit,
     "rate_key": _limit_key("rate_key"),
     "depends_on": _depends_on,
+    "on_success": _hook("on_success"),
+    "on_failure": _hook("on_failure"),
+    "label": _label,
 }
 """Each option's check, returning the value to keep, by name: the options that
 ``TaskOptions.replace()`` (and so ``using()`` and the decorators) knows."""
@@ -320,6 +357,8 @@ OPTION_ENGINES: dict[str, int] = {
     "concurrency_limit": 3,
     "rate_limit": 3,
     "depends_on": 4,
+    "on_success": 4,
+    "on_failure": 4,
 }
 """The engine version (``states.ENGINE_VERSION``) that introduced an option, for options an
 older consumer would ignore: a call using one is left to consumers that know it."""

@@ -20,8 +20,8 @@ from django.utils import timezone
 from firefly_tasks import states
 from firefly_tasks.attempts import recovery_error, retry_delay
 from firefly_tasks.conf import settings
-from firefly_tasks.dependencies import Dependencies
 from firefly_tasks.dialects import Claim, Completions, writing
+from firefly_tasks.hooks import Hooks
 from firefly_tasks.rollups import Tally
 from firefly_tasks.rows import Completion, TaskRow, WorkerRow
 from firefly_tasks.states import (
@@ -39,7 +39,7 @@ from firefly_tasks.transactions import atomic_retried
 CANCEL_NOTICE = "cancel"  # what a consumer's listener hears (firefly_tasks.cancellation)
 
 
-class TaskQuerySet(Dependencies):
+class TaskQuerySet(Hooks):
     # Scheduling -------------------------------------------------------------------------------
 
     def insert_calls(self, rows: list[Any], status: str | None = None) -> list[Any]:
@@ -97,11 +97,9 @@ class TaskQuerySet(Dependencies):
     ) -> int:
         """Mark ``done`` completed where each row still runs the attempt that finished, insert
         their attempts, add them (and what ``tally`` holds: the failures of the same group
-        commit) to the rollups, and return how many rows were completed.
-
-        Fewer than ``len(done)`` means some row moved on to another attempt (it was recovered
-        and claimed again): no attempt is inserted, and the caller must roll back.
-        """
+        commit) to the rollups, and return how many rows were completed. Fewer than
+        ``len(done)`` means some row moved on to another attempt (it was recovered and
+        claimed again): no attempt is inserted, and the caller must roll back."""
         tally = Tally() if tally is None else tally
         if not done:
             tally.write(self.db, worker)
@@ -126,7 +124,7 @@ class TaskQuerySet(Dependencies):
         updated = writing(self).complete(self.model, attempts, columns)
         if updated == len(done):
             self._free_slots(d.row for d in done)
-            self._settle(columns.ids, succeeded=True)
+            self._finished((d.row for d in done), succeeded=True)
             for d in done:
                 d.row.status, d.row.completed = target(Event.COMPLETE), finished
                 d.row.returned_data = d.returned_data
@@ -240,7 +238,7 @@ class TaskQuerySet(Dependencies):
         outcome, now, error, tb = attempt
         self._free_slots([row])
         if not retried:
-            self._settle([row.pk], succeeded=False)
+            self._finished([row], succeeded=False)
         self._add_attempt(row, worker, outcome, now, error=error, tb=tb)
         row.error, row.traceback = error, tb
         own = Tally() if tally is None else tally
@@ -284,10 +282,9 @@ class TaskQuerySet(Dependencies):
         ``lost`` (its worker died) is charged only to a task that was proven to run alone
         (``Isolation.STARTED_ALONE``): any other is recorded as ``released``, uncharged, since
         nothing shows it had started, unless ``charge`` (a pool child died running it).
-        ``interrupted`` attempts are never charged. A task
-        charged more than ``FIREFLY_MAX_LOST_ATTEMPTS`` times fails as poison instead.
-        Returns False, writing nothing, if the task finished or moved on meanwhile.
-        """
+        ``interrupted`` attempts are never charged. A task charged more than
+        ``FIREFLY_MAX_LOST_ATTEMPTS`` times fails as poison instead. Returns False, writing
+        nothing, if the task finished or moved on meanwhile."""
         now = timezone.now()
         charged = outcome == AttemptOutcome.LOST and (
             charge or row.isolation == Isolation.STARTED_ALONE
@@ -320,7 +317,7 @@ class TaskQuerySet(Dependencies):
                 return False
             self._free_slots([row])
             if poison:
-                self._settle([row.pk], succeeded=False)
+                self._finished([row], succeeded=False)
             self._add_attempt(row, worker, outcome, now, error=error)
         return True
 
@@ -334,14 +331,17 @@ class TaskQuerySet(Dependencies):
         changes |= {"traceback": "", "failed": None, "cancelled": None}
         changes |= {"retry_attempts": 0, "lost_attempts": 0, "snoozes": 0}
         with transaction.atomic(using=self.db):
+            waited_for = self._waited_for(sources(Event.REQUEUE))
             requeued = self.filter(unique_key__isnull=True)._move(Event.REQUEUE, **changes)
-            return requeued + self._requeue_keyed(changes, skip_held=skip_held)
+            requeued += self._requeue_keyed(changes, skip_held=skip_held)
+            self._count_again(waited_for)
+            return requeued
 
     def cancel(self, *, running: bool = False) -> int:
         """Tasks still waiting to run become ``cancelled``; running tasks are left alone, unless
         ``running``: then they are cancelled too, their attempt recorded ``cancelled``, and
         their workers stop them (docs/timeouts.md). Returns how many were cancelled."""
-        cancelled = self._cancel_with_dependants(cancelled=timezone.now())
+        cancelled = self._cancel_unstarted(cancelled=timezone.now())
         if running:
             running_now = self.filter(status__in=sources(Event.ABORT)).select_related("worker")
             stopped = sum(self._abort(row, row.worker) for row in running_now)
@@ -358,7 +358,7 @@ class TaskQuerySet(Dependencies):
             if not self._attempt_of(row)._move(Event.ABORT, cancelled=now):
                 return False
             self._free_slots([row])
-            self._settle([row.pk], succeeded=False)
+            self._finished([row], succeeded=False)
             error = "Cancelled: cancelled while it ran, at an operator's request"
             self._add_attempt(row, worker, AttemptOutcome.CANCELLED, now, error=error)
         return True

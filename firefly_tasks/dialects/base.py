@@ -16,6 +16,7 @@ from django.core.checks import CheckMessage
 from django.db import Error, models
 
 from firefly_tasks.dialects.bookkeeping import TransactionBookkeeping
+from firefly_tasks.dialects.edges import EdgeStatements
 from firefly_tasks.dialects.instances import instances
 from firefly_tasks.dialects.rollup_rows import RollupRows
 from firefly_tasks.dialects.sessions import Sessions
@@ -73,7 +74,7 @@ class Claim:
     engine: int  # the claiming consumer's engine version: rows above it are left alone
 
 
-class Dialect(TransactionBookkeeping, TickStatements, Sessions, StatementLimits):
+class Dialect(TransactionBookkeeping, TickStatements, EdgeStatements, Sessions, StatementLimits):
     """One database connection's dialect. One instance per connection (see ``dialect()``):
     what it builds is cached here, once per connection."""
 
@@ -362,11 +363,9 @@ class Dialect(TransactionBookkeeping, TickStatements, Sessions, StatementLimits)
     def check_connection(self) -> None:
         """Between tasks: close the connection if a task left it broken, or if it has
         outlived ``CONN_MAX_AGE``, as Django does between requests; the next query reconnects.
-
         ``CONN_MAX_AGE = 0``, Django's default, means "close after each request"; a consumer
-        reads it as "keep the connection while it works", since reconnecting for every task
-        would cost more than most tasks.
-        """
+        reads it as "keep the connection while it works": reconnecting for every task would
+        cost more than most tasks."""
         conn = self.connection
         if conn.connection is None or conn.in_atomic_block:
             return

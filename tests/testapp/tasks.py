@@ -475,3 +475,30 @@ def sleep_then_double(i: int, seconds: float) -> int:
 def wait_inside(pk: int) -> object:
     """Waits for another task's result from inside a task: refused."""
     return TaskModel.objects.get(pk=pk).wait_result(0.1)
+
+
+@task()
+def note_outcome(task_id: int) -> str:
+    """A hook: notes the id of the task that triggered it and that task's status then."""
+    status = TaskModel.objects.get(pk=task_id).status
+    Note.objects.create(text=f"{task_id} {status}")
+    return status
+
+
+@task(max_retries=1, retry_delay=0)
+def failing_hook(task_id: int) -> None:
+    """A hook that fails (and is retried once)."""
+    raise RuntimeError(f"hook of {task_id} failed")
+
+
+@task(
+    on_success=note_outcome,
+    on_failure="tests.testapp.tasks.note_outcome",
+    max_retries=1,
+    retry_delay=0,
+)
+def hooked(fail: bool) -> str:
+    """A task with both hooks; ``fail`` raises (retried once first)."""
+    if fail:
+        raise ValueError("asked to fail")
+    return "ok"

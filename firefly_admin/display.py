@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from django.utils import timezone
 from django.utils.html import format_html
@@ -70,3 +71,22 @@ def duration(delta: datetime.timedelta | None) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
     return age(delta)
+
+
+def progress(found: Any) -> SafeString | str:
+    """A running task's progress (``TaskProgress``) as a bar and its words: ``7 of 10``
+    and its message; "" without one."""
+    if found is None:
+        return ""
+    words = f"{found.done:,} of {found.total:,}" if found.total else f"{found.done:,} done"
+    if found.message:
+        words = f"{words}: {found.message}"
+    if found.total:
+        return format_html(
+            '<span class="ff-progress"><progress value="{}" max="{}">{}%</progress> {}</span>',
+            str(min(found.done, found.total)),
+            str(found.total),
+            str(found.percent),
+            words,
+        )
+    return format_html('<span class="ff-progress">{}</span>', words)

@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 from firefly_admin import throughput
 from firefly_admin.throughput import MINUTES, Window
 from firefly_tasks.conf import settings as engine_settings
-from firefly_tasks.models import QueueModel, TaskAttempt, TaskModel, WorkerModel
+from firefly_tasks.models import QueueModel, TaskAttempt, TaskModel, TaskProgress, WorkerModel
 from firefly_tasks.queues import known_queues
 from firefly_tasks.states import TaskStatus, WorkerState
 
@@ -294,14 +294,18 @@ def with_attempt_times(queryset: QuerySet[Any]) -> QuerySet[Any]:
 
 def mark_executing(rows: list[Any]) -> None:
     """Tell each running row whether a consumer thread executes it (``executing_since``, from
-    the live workers' last heartbeats) or it only waits in a claimed batch: one query, only
-    when the page shows a running task."""
+    the live workers' last heartbeats) or it only waits in a claimed batch, and how far it
+    said it has got (``progress_now``): two queries, only when the page shows a running
+    task."""
     if not any(row.status == TaskStatus.RUNNING for row in rows):
         return
     since = {
         task["id"]: parse_datetime(str(task.get("started", "")))
         for task in executing_tasks(timezone.now())
     }
+    running = [row.pk for row in rows if row.status == TaskStatus.RUNNING]
+    reported = {found.task_id: found for found in TaskProgress.objects.filter(task_id__in=running)}
     for row in rows:
         row.executing_since = since.get(row.pk)
         row.executing = row.pk in since
+        row.progress_now = reported.get(row.pk)

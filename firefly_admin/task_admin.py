@@ -23,7 +23,7 @@ from django.utils.safestring import SafeString
 from django_htmx.http import HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
 
-from firefly_admin import controls, display, previews, views
+from firefly_admin import controls, display, previews, views, workflow_display
 from firefly_admin.actions import (
     cancel_running_tasks,
     cancel_tasks,
@@ -141,6 +141,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
                 )
             },
         ),
+        ("Workflow", {"fields": workflow_display.FIELDS}),
         ("Storage", {"classes": ("collapse",), "fields": ("serializer", "backend")}),
     )
     readonly_fields = flatten_fieldsets(fieldsets)  # nobody edits a task row by hand
@@ -224,7 +225,8 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
     def status_badge(self, obj: TaskModel) -> SafeString:
         # The list tells a running task a thread executes from one waiting in a claimed batch.
         if obj.status == TaskStatus.RUNNING and hasattr(obj, "executing"):
-            return display.badge("executing" if obj.executing else "claimed")
+            shown = display.badge("executing" if obj.executing else "claimed")
+            return format_html("{}{}", shown, display.progress(getattr(obj, "progress_now", None)))
         return display.badge(obj.status)
 
     @admin.display(description="tags")

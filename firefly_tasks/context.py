@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from firefly_tasks import deadlines
+from firefly_tasks import deadlines, progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,12 @@ class RunningTask:
         and for a schedule's "run now")."""
         tick: datetime.datetime | None = self.row.scheduled_for
         return tick
+
+    def set_progress(self, done: int, total: int | None = None, message: str = "") -> bool:
+        """Say how far the task has got: ``done`` of ``total`` (any unit), and a short
+        ``message``. Shown at once on the dashboard; throttled to two writes a second
+        (``firefly_tasks.progress``). Whether it was written now."""
+        return progress.report(self.row, done, total, message)
 
     @property
     def cancel_requested(self) -> bool:

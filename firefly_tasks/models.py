@@ -15,7 +15,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from firefly_tasks import rollups, serialization, waiting
-from firefly_tasks.dependency_models import TaskDependency as TaskDependency
 from firefly_tasks.indexes import LimitKeyIndex, NotNullIndex, ReadyTasksIndex, UniqueWhereSet
 from firefly_tasks.limit_models import ConcurrencyKey as ConcurrencyKey
 from firefly_tasks.limit_models import RateBucket as RateBucket
@@ -33,6 +32,8 @@ from firefly_tasks.states import Overlap as Overlap
 from firefly_tasks.states import ScheduleSource as ScheduleSource
 from firefly_tasks.states import TaskStatus as TaskStatus
 from firefly_tasks.states import WorkerState as WorkerState
+from firefly_tasks.workflow_models import TaskDependency as TaskDependency
+from firefly_tasks.workflow_models import TaskProgress as TaskProgress
 
 
 class WorkerModel(models.Model):

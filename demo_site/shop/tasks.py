@@ -55,8 +55,14 @@ def charge_card(order_id: int) -> None:
 @periodic(cron="0 * * * *", kwargs={"seconds": 0.5})  # every hour, on the hour
 @task(priority=-10, atomic=False)
 def build_sales_report(seconds: float = 3.0) -> dict[str, object]:
-    """Slow. ``atomic=False``: a long task should not hold a transaction open all along."""
-    time.sleep(seconds)
+    """Slow. ``atomic=False``: a long task should not hold a transaction open all along. It
+    reports its progress, which the dashboard shows as a bar while it runs."""
+    running = current_task()
+    steps = 10
+    for step in range(1, steps + 1):
+        time.sleep(seconds / steps)
+        if running is not None:
+            running.set_progress(step, steps, message=f"{step * 10} % of the orders read")
     return {"orders": 42, "revenue": Decimal("1234.50"), "took_seconds": seconds}
 
 

@@ -18,6 +18,11 @@ def badge(kind: str, label: str | None = None) -> SafeString:
 
 
 @register.filter
+def progress(found: Any) -> SafeString | str:
+    return display.progress(found)
+
+
+@register.filter
 def age(delta: datetime.timedelta | float | None) -> str:
     return display.age(delta)
 

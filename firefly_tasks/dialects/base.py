@@ -16,12 +16,12 @@ from django.core.checks import CheckMessage
 from django.db import Error, models
 
 from firefly_tasks.dialects.bookkeeping import TransactionBookkeeping
-from firefly_tasks.dialects.edges import EdgeStatements
 from firefly_tasks.dialects.instances import instances
 from firefly_tasks.dialects.rollup_rows import RollupRows
 from firefly_tasks.dialects.sessions import Sessions
 from firefly_tasks.dialects.statement_limits import StatementLimits
 from firefly_tasks.dialects.ticking import TickStatements
+from firefly_tasks.dialects.workflows import Workflows
 
 T = TypeVar("T")
 
@@ -74,7 +74,7 @@ class Claim:
     engine: int  # the claiming consumer's engine version: rows above it are left alone
 
 
-class Dialect(TransactionBookkeeping, TickStatements, EdgeStatements, Sessions, StatementLimits):
+class Dialect(TransactionBookkeeping, TickStatements, Workflows, Sessions, StatementLimits):
     """One database connection's dialect. One instance per connection (see ``dialect()``):
     what it builds is cached here, once per connection."""
 

@@ -612,7 +612,8 @@ def test_task_page_runs_few_queries_however_many_attempts(
     for number in range(1, 21):
         make_attempt(task, number)
 
-    with django_assert_max_num_queries(10):
+    # Ten, and three for the workflow section (progress, and the edges each way).
+    with django_assert_max_num_queries(13):
         response = operator_client.get(change_url(task))
 
     assert response.status_code == 200
@@ -639,3 +640,27 @@ def test_detail_shows_the_unique_key_escaped(admin_client: Client) -> None:
     assert "Flow control" in html
     assert "&lt;b&gt;invoice&lt;/b&gt;-42" in html
     assert "<b>invoice</b>" not in html
+
+
+def test_task_page_shows_its_workflow_with_each_members_status_and_link(
+    operator_client: Client,
+) -> None:
+    from firefly_tasks import group
+    from firefly_tasks.models import TaskProgress
+    from tests.testapp import tasks
+
+    members, callback = group(tasks.add.s(i, i) for i in range(25)).then(tasks.total.s()).schedule()
+    TaskModel.objects.filter(pk=members[0].pk).update(status=TaskStatus.COMPLETED)
+    TaskProgress.objects.create(
+        task_id=members[1].pk, done=7, total=10, message="<b>rows</b>", updated=timezone.now()
+    )
+
+    page = operator_client.get(change_url(callback)).content.decode()
+    assert "1 of 25 done" in page
+    assert "waiting for 25" in page  # the count as stored: nothing decremented it here
+    assert change_url(members[0]) in page and change_url(members[19]) in page
+    assert change_url(members[20]) not in page and "and 5 more" in page
+
+    member_page = operator_client.get(change_url(members[1])).content.decode()
+    assert change_url(callback) in member_page
+    assert 'value="7" max="10"' in member_page and "7 of 10: &lt;b&gt;rows&lt;/b&gt;" in member_page

@@ -502,3 +502,24 @@ def hooked(fail: bool) -> str:
     if fail:
         raise ValueError("asked to fail")
     return "ok"
+
+
+@task(atomic=False)
+def report_progress(steps: int, pause: float) -> int:
+    """Reports its progress at each of ``steps``, ``pause`` seconds apart."""
+    running = current_task()
+    assert running is not None
+    for step in range(1, steps + 1):
+        time.sleep(pause)
+        running.set_progress(step, steps, message=f"step {step}")
+    return steps
+
+
+@task()
+def report_progress_atomic(steps: int) -> int:
+    """Reports progress from inside its own transaction, then completes."""
+    running = current_task()
+    assert running is not None
+    for step in range(1, steps + 1):
+        running.set_progress(step, steps)
+    return steps

@@ -1,0 +1,102 @@
+"""The statements of workflows: part of every dialect (``Dialect`` inherits them).
+
+Edges (``firefly_tasks.dependencies``) run on every group commit: a read of the edges of the
+tasks it finished (nothing to write for tasks nothing waits for), and one
+``UPDATE ... RETURNING`` a waiting task (two statements on MariaDB, which returns no rows from
+an ``UPDATE``). Progress (``firefly_tasks.progress``) is written on a connection of its own, in
+autocommit, so that it is visible at once and never waits for, or holds, the task's own
+transaction.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+from django.db import models
+
+# How long a progress write waits for SQLite's write lock before it is dropped: a task's
+# own transaction may hold it (progress is the latest value, not a log).
+SQLITE_BUSY_MS = 50
+
+
+class Workflows:
+    connection: Any
+    qn: Callable[[str], str]
+    adapt: Callable[[datetime.datetime | None], Any]
+    hot_cursor: Callable[[], Any]
+
+    def returns_from_update(self) -> bool:
+        """Whether an ``UPDATE`` can return the rows it changed (``RETURNING``)."""
+        return self.connection.vendor in ("postgresql", "sqlite")
+
+    def children_of(
+        self, edge_model: type[models.Model], parents: list[int]
+    ) -> list[tuple[int, int]]:
+        """The (parent, child) of every edge of the tasks ``parents``, in the edges' order.
+        A locking read on MariaDB: its repeatable read would not see an edge committed since
+        this transaction's first read (a ``depends_on`` added while the parent ran)."""
+        table = self.qn(edge_model._meta.db_table)
+        marks = ", ".join(["%s"] * len(parents))
+        lock = " LOCK IN SHARE MODE" if self.connection.vendor == "mysql" else ""
+        sql = f"SELECT parent_id, child_id FROM {table} WHERE parent_id IN ({marks}) ORDER BY id"
+        with self.hot_cursor() as cursor:
+            cursor.execute(sql + lock, parents)
+            return [(parent, child) for parent, child in cursor.fetchall()]
+
+    def count_down(
+        self, task_model: type[models.Model], child: int, settled: int, waiting: str
+    ) -> int | None:
+        """Take ``settled`` off the count of task ``child`` while it is in state ``waiting``
+        (a negative ``settled`` puts tasks back: requeued); the count left (the row is this
+        transaction's until it ends), or None if it is no longer waiting."""
+        table = self.qn(task_model._meta.db_table)
+        update = f"UPDATE {table} SET waiting_for = waiting_for - %s WHERE id = %s AND status = %s"
+        with self.hot_cursor() as cursor:
+            if self.returns_from_update():
+                cursor.execute(f"{update} RETURNING waiting_for", [settled, child, waiting])
+                found = cursor.fetchone()
+                return None if found is None else int(found[0])
+            cursor.execute(update, [settled, child, waiting])
+            if not cursor.rowcount:
+                return None
+            cursor.execute(f"SELECT waiting_for FROM {table} WHERE id = %s", [child])
+            return int(cursor.fetchone()[0])
+
+    def progress_connection(self) -> Any:
+        """A new connection of its own, in autocommit."""
+        raw = self.connection.get_new_connection(self.connection.get_connection_params())
+        vendor = self.connection.vendor
+        if vendor == "postgresql":
+            raw.autocommit = True
+        elif vendor == "mysql":
+            raw.autocommit(True)
+        else:
+            raw.isolation_level = None
+            raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
+        return raw
+
+    def write_progress(self, raw: Any, model: type[models.Model], values: dict[str, Any]) -> None:
+        """Insert or replace the progress row ``values`` (keyed by ``task_id``) on ``raw``."""
+        values = {
+            k: self.adapt(v) if isinstance(v, datetime.datetime) else v for k, v in values.items()
+        }
+        names = [self.qn(name) for name in values]
+        mark = "?" if self.connection.vendor == "sqlite" else "%s"
+        rest = [name for name in names if name != self.qn("task_id")]
+        if self.connection.vendor == "mysql":
+            upsert = "ON DUPLICATE KEY UPDATE " + ", ".join(f"{n} = VALUES({n})" for n in rest)
+        else:
+            upsert = f"ON CONFLICT ({self.qn('task_id')}) DO UPDATE SET " + ", ".join(
+                f"{n} = excluded.{n}" for n in rest
+            )
+        sql = (
+            f"INSERT INTO {self.qn(model._meta.db_table)} ({', '.join(names)}) "
+            f"VALUES ({', '.join([mark] * len(names))}) {upsert}"
+        )
+        cursor = raw.cursor()
+        try:
+            cursor.execute(sql, list(values.values()))
+        finally:
+            cursor.close()

@@ -55,6 +55,27 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+class BlockedFilter(admin.SimpleListFilter):
+    """Blocked tasks by why they wait: for other tasks (a chain, a group, depends_on), or for
+    a slot of their concurrency key."""
+
+    title = "blocked, waiting for"
+    parameter_name = "blocked"
+    REASONS = {
+        "tasks": ("other tasks", Q(waiting_for__gt=0)),
+        "slot": ("a concurrency slot", Q(waiting_for=0)),
+    }
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(key, label) for key, (label, _) in self.REASONS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        reason = self.REASONS.get(self.value() or "")
+        if reason is None:
+            return queryset
+        return queryset.filter(reason[1], status=TaskStatus.BLOCKED)
+
+
 class OutcomeFilter(admin.SimpleListFilter):
     """Tasks with an attempt that ended so: the outcomes that need an operator's eye (a
     subquery over the attempts, which have no index on the outcome: completions stay cheap)."""

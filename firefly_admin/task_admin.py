@@ -36,6 +36,7 @@ from firefly_admin.actions import (
 from firefly_admin.changelist import TaskChangeList
 from firefly_admin.conf import settings
 from firefly_admin.filters import (
+    BlockedFilter,
     DateRangeFilter,
     OutcomeFilter,
     QueueFilter,
@@ -74,6 +75,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
     list_display_links = ("id", "task_name")
     list_filter = (
         StatusFilter,
+        BlockedFilter,
         OutcomeFilter,
         QueueFilter,
         TaskNameFilter,
@@ -227,6 +229,9 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         if obj.status == TaskStatus.RUNNING and hasattr(obj, "executing"):
             shown = display.badge("executing" if obj.executing else "claimed")
             return format_html("{}{}", shown, display.progress(getattr(obj, "progress_now", None)))
+        if obj.status == TaskStatus.BLOCKED:  # and why: for tasks, or for a concurrency slot
+            why = f"waiting for {obj.waiting_for:,}" if obj.waiting_for else "waiting for a slot"
+            return display.badge(obj.status, f"blocked: {why}")
         return display.badge(obj.status)
 
     @admin.display(description="tags")

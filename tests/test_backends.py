@@ -807,3 +807,25 @@ def test_exception_class_path_is_read_from_the_stored_traceback(
     error: str, traceback: str, expected: str
 ) -> None:
     assert backends.exception_class_path(error, traceback) == expected
+
+
+def test_wait_result_returns_once_the_task_finished(transactional_db: None) -> None:
+    from firefly_tasks.waiting import ResultTimeout
+
+    result = t.add.enqueue(2, 3)
+    with pytest.raises(ResultTimeout):
+        framework.default_task_backend.wait_result(result, timeout=0.05)
+
+    def later() -> None:
+        try:
+            run_pending_tasks()
+        finally:
+            connection.close()
+
+    runner = threading.Thread(target=later)
+    runner.start()
+    waited = framework.default_task_backend.wait_result(result, timeout=30)
+    runner.join(30)
+    assert waited is result and result.status == Status.SUCCESSFUL and result.return_value == 5
+    by_id = async_to_sync(framework.default_task_backend.await_result)(result.id, timeout=1)
+    assert by_id.id == result.id and by_id.return_value == 5

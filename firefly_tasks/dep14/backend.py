@@ -13,11 +13,12 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from firefly_tasks import calls
+from firefly_tasks import calls, waiting
 from firefly_tasks.conf import settings
 from firefly_tasks.dep14 import announce
 from firefly_tasks.dep14.framework import (
@@ -221,6 +222,25 @@ class FireflyBackend(BaseTaskBackend):  # type: ignore[misc]  # the framework's,
         except TaskModel.DoesNotExist:
             raise TaskResultDoesNotExist(result_id) from None
         return self.result_for_row(row)
+
+    def wait_result(self, result: Any, timeout: float = 10.0) -> Any:
+        """Wait until the task of ``result`` (a ``TaskResult`` of this backend, or its id)
+        finished, up to ``timeout`` seconds, and return its result read again: a ``TaskResult``
+        whose ``return_value`` or ``errors`` say how it ended. ``ResultTimeout``
+        (``firefly_tasks.waiting``) past the timeout; refused inside a task, as
+        ``TaskModel.wait_result()`` is (docs/workflows.md)."""
+        result_id = str(getattr(result, "id", result))
+        self.get_result(result_id)  # TaskResultDoesNotExist for another alias's, or none
+        waiting.wait_result(TaskModel.objects.get(pk=int(result_id)), timeout)
+        found = self.get_result(result_id)
+        if not hasattr(result, "id"):
+            return found
+        copy_state(found, result)  # the caller's object follows, as refresh() does
+        return result
+
+    async def await_result(self, result: Any, timeout: float = 10.0) -> Any:
+        """:meth:`wait_result` for async code (in a thread of its own)."""
+        return await sync_to_async(self.wait_result, thread_sensitive=False)(result, timeout)
 
     def result_for_row(self, row: TaskModel, task: Any = None) -> Any:
         """The ``TaskResult`` of a row of this backend, with its attempts read now."""

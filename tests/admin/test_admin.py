@@ -664,3 +664,20 @@ def test_task_page_shows_its_workflow_with_each_members_status_and_link(
     member_page = operator_client.get(change_url(members[1])).content.decode()
     assert change_url(callback) in member_page
     assert 'value="7" max="10"' in member_page and "7 of 10: &lt;b&gt;rows&lt;/b&gt;" in member_page
+
+
+def test_blocked_tasks_are_filtered_and_shown_with_why_they_wait(operator_client: Client) -> None:
+    from firefly_tasks import chain
+    from tests.testapp import tasks
+
+    _, waiting = chain(tasks.add.s(1, 1), tasks.add.s(1)).schedule()
+    parked = tasks.add.using(concurrency_limit=1).schedule(2, 2)
+    TaskModel.objects.filter(pk=parked.pk).update(status=TaskStatus.BLOCKED)
+    changelist = reverse("admin:firefly_admin_task_changelist")
+
+    for_tasks = operator_client.get(changelist, {"blocked": "tasks"}).content.decode()
+    assert change_url(waiting) in for_tasks and change_url(parked) not in for_tasks
+    assert "blocked: waiting for 1" in for_tasks
+    for_slot = operator_client.get(changelist, {"blocked": "slot"}).content.decode()
+    assert change_url(parked) in for_slot and change_url(waiting) not in for_slot
+    assert "blocked: waiting for a slot" in for_slot

@@ -69,9 +69,7 @@ class Dependencies(RateLimits):
             status, row.cancelled = TaskStatus.CANCELLED, timezone.now()
             row.error = _failed_error(failed)
         (row,) = self._all().insert_calls([row], status=status)
-        edge._default_manager.using(self.db).bulk_create(
-            edge(parent_id=pk, child_id=row.pk, position=position) for pk, position in edges
-        )
+        writing(self).insert_edges(edge, row.pk, edges)
         return row
 
     def _settle(self, ids: Iterable[int], *, succeeded: bool) -> None:

@@ -193,3 +193,12 @@ def test_a_requeued_member_is_waited_for_again() -> None:
     callback.refresh_from_db()
     assert callback.status == TaskStatus.COMPLETED and callback.attempt == 1
     assert callback.returned == ["failed", "4"]
+
+
+def test_a_large_group_stores_every_edge_in_order() -> None:
+    members, callback = (
+        group(tasks.add.s(i, 0) for i in range(12_000)).then(tasks.total.s()).schedule()
+    )
+    edges = TaskDependency.objects.filter(child=callback).order_by("position")
+    assert list(edges.values_list("parent_id", flat=True)) == [row.pk for row in members]
+    assert callback.waiting_for == 12_000

@@ -86,16 +86,19 @@ class Signature:
 
 
 class Chain:
-    """Links that run one after another: ``chain(fetch.s(url), parse.s(), store.s())``."""
+    """Links that run one after another: ``chain(fetch.s(url), parse.s(), store.s())``. A
+    link may be a group: its members wait for the link before, and the link after waits for
+    the group's callback, or for all its members (then receiving their results in order)."""
 
-    def __init__(self, links: tuple[Signature, ...]) -> None:
+    def __init__(self, links: tuple[Signature | Group, ...]) -> None:
         if len(links) < 2:
             raise InvalidTaskError(
                 f"A chain needs at least two links, not {len(links)}: schedule a single "
                 "signature with its schedule()."
             )
         for link in links:
-            _check_signature(link, "A chain's link")
+            if not isinstance(link, Group):
+                _check_signature(link, "A chain's link")
         self.links = links
 
     def __repr__(self) -> str:
@@ -103,18 +106,15 @@ class Chain:
 
     def schedule(self) -> list[TaskModel]:
         """Store every link, the first ready to run and each other waiting for the one before
-        it; return their rows in order."""
-        first, *rest = self.links
-        built = [first._rows(Feed.NOTHING), *(link._rows(Feed.RESULT) for link in rest)]
-        for rows in built:
-            _needs_workflow_engine(rows)
-        stored: list[TaskModel] = []
-        with transaction.atomic():
-            for rows in built:
-                if stored:
-                    rows[0].waits_for = ((stored[-1].pk, 0),)
-                stored += calls.store(rows, fresh=[row.pk for row in stored[-1:]])
-        return _run_if_immediate(stored)
+        it, in one transaction; return their rows in order (a group's members, then its
+        callback)."""
+        stages = []
+        feed = Feed.NOTHING  # the first link receives nothing
+        for link in self.links:
+            stage = _Stage.of(link, feed)
+            stages.append(stage)
+            feed = stage.feeds
+        return _run_if_immediate(_store(stages))
 
 
 class ScheduledGroup(NamedTuple):
@@ -144,27 +144,67 @@ class Group:
     def schedule(self) -> ScheduledGroup:
         """Store the members (calls of one task with the same options in one ``INSERT``, as
         ``schedule_many()``) and the callback waiting for them, in one transaction."""
-        runs = _runs(self.members)
+        stored = _run_if_immediate(_store([_Stage.of(self, Feed.NOTHING)]))
+        if self.callback is None:
+            return ScheduledGroup(stored, None)
+        return ScheduledGroup(stored[:-1], stored[-1])
+
+
+@dataclasses.dataclass
+class _Stage:
+    """A link of a workflow, built and checked, not stored: its entry rows (in runs stored
+    together), waiting for the link before, and a callback waiting for them, if any."""
+
+    runs: list[list[TaskModel]]
+    callback: TaskModel | None = None
+    fans_out: bool = False
+
+    @property
+    def feeds(self) -> Feed:
+        """What the link after this one receives: one result, or a group's results."""
+        return Feed.RESULTS if self.fans_out and self.callback is None else Feed.RESULT
+
+    @classmethod
+    def of(cls, link: Signature | Group, feed: Feed) -> _Stage:
+        """``link`` built, its entries receiving ``feed`` of the link before."""
+        if isinstance(link, Signature):
+            return cls([link._rows(feed)])
         callback = None
-        if self.callback is not None:
-            callback = self.callback._rows(Feed.RESULTS)[0]
-            callback.run_if_failed = self.run_if_failed
-            _needs_workflow_engine([callback])
-            for rows in runs:
-                _needs_workflow_engine(rows)
-        members: list[TaskModel] = []
-        with transaction.atomic():
-            for rows in runs:
-                members += calls.store(rows)
-            if callback is not None:
-                callback.waits_for = tuple((row.pk, i) for i, row in enumerate(members))
-                (callback,) = calls.store([callback], fresh=[row.pk for row in members])
-        _run_if_immediate([*members, *([callback] if callback else [])])
-        return ScheduledGroup(members, callback)
+        if link.callback is not None:
+            (callback,) = link.callback._rows(Feed.RESULTS)
+            callback.run_if_failed = link.run_if_failed
+        return cls(_runs(link.members, feed), callback, fans_out=True)
 
 
-def chain(*links: Signature) -> Chain:
-    """Links that run one after another, each receiving the previous one's result."""
+def _store(stages: list[_Stage]) -> list[TaskModel]:
+    """Insert built stages in one transaction, each waiting for the one before; every row
+    stored, in order."""
+    if len(stages) > 1 or stages[0].callback is not None:
+        for stage in stages:
+            _needs_workflow_engine([row for run in stage.runs for row in run])
+            _needs_workflow_engine([stage.callback] if stage.callback else [])
+    stored: list[TaskModel] = []
+    exits: list[TaskModel] = []
+    with transaction.atomic():
+        for stage in stages:
+            fresh = [row.pk for row in stored]
+            entries: list[TaskModel] = []
+            for run in stage.runs:
+                for row in run if exits else ():
+                    row.waits_for = tuple((parent.pk, i) for i, parent in enumerate(exits))
+                entries += calls.store(run, fresh=fresh)
+            stored += entries
+            exits = entries
+            if stage.callback is not None:
+                stage.callback.waits_for = tuple((row.pk, i) for i, row in enumerate(entries))
+                exits = calls.store([stage.callback], fresh=[row.pk for row in stored])
+                stored += exits
+    return stored
+
+
+def chain(*links: Signature | Group) -> Chain:
+    """Links that run one after another, each receiving the previous one's result (a group's:
+    its members' results, or its callback's result)."""
     return Chain(links)
 
 
@@ -194,9 +234,10 @@ def _check_signature(value: object, what: str) -> None:
         )
 
 
-def _runs(members: tuple[Signature, ...]) -> list[list[TaskModel]]:
+def _runs(members: tuple[Signature, ...], feed: Feed) -> list[list[TaskModel]]:
     """The members' rows, consecutive calls of one task with the same options built
-    together: each run is stored in one ``INSERT``."""
+    together: each run is stored in one ``INSERT`` (one a member, when they wait for a link
+    before them). ``feed``: what a member receives of that link."""
     runs: list[list[TaskModel]] = []
     start = 0
     for end in range(1, len(members) + 1):
@@ -206,13 +247,16 @@ def _runs(members: tuple[Signature, ...]) -> list[list[TaskModel]]:
                 raise InvalidTaskError(UNIQUE_WAITING)
             first.task._check_sync_context()
             found = [(member.args, member.kwargs) for member in members[start:end]]
-            runs.append(calls.build_rows(first.task.name, first.options, found, now=timezone.now()))
+            run = calls.build_rows(first.task.name, first.options, found, now=timezone.now())
+            for row in run:
+                row.feed = Feed.NOTHING if first.immutable else feed
+            runs.append(run)
             start = end
     return runs
 
 
 def _same_run(a: Signature, b: Signature) -> bool:
-    return a.task.name == b.task.name and a.options == b.options
+    return (a.task.name, a.options, a.immutable) == (b.task.name, b.options, b.immutable)
 
 
 def _needs_workflow_engine(rows: list[TaskModel]) -> None:

@@ -202,3 +202,36 @@ def test_a_large_group_stores_every_edge_in_order() -> None:
     edges = TaskDependency.objects.filter(child=callback).order_by("position")
     assert list(edges.values_list("parent_id", flat=True)) == [row.pk for row in members]
     assert callback.waiting_for == 12_000
+
+
+def test_a_group_inside_a_chain_fans_out_then_in() -> None:
+    first, *members, last = chain(
+        tasks.add.s(1, 1),
+        group(tasks.add.s(10), tasks.add.s(20), tasks.add.si(5, 5)),
+        tasks.describe.s(),
+    ).schedule()
+    assert [status(row) for row in members] == ["blocked"] * 3
+    assert last.waiting_for == 3
+
+    run_pending_tasks()
+
+    assert [TaskModel.objects.get(pk=row.pk).returned for row in members] == [12, 22, 10]
+    assert TaskModel.objects.get(pk=last.pk).returned == ["12", "22", "10"]
+
+
+def test_a_group_with_a_callback_inside_a_chain_passes_the_callbacks_result_on() -> None:
+    rows = chain(
+        group(tasks.add.s(1, 1), tasks.add.s(2, 2)).then(tasks.total.s()),
+        tasks.add.s(100),
+    ).schedule()
+    run_pending_tasks()
+    assert [TaskModel.objects.get(pk=row.pk).returned for row in rows] == [2, 4, 6, 106]
+
+
+def test_a_failing_member_inside_a_chain_cancels_the_rest() -> None:
+    *_, callback, last = chain(
+        group(tasks.add.s(1, 1), tasks.always_fail.si().using(max_retries=0)).then(tasks.total.s()),
+        tasks.add.s(100),
+    ).schedule()
+    run_pending_tasks()
+    assert status(callback) == status(last) == TaskStatus.CANCELLED

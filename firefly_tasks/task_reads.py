@@ -57,10 +57,12 @@ class TaskReads(models.QuerySet[Any]):
         return self.filter(condition) if condition else self.none()
 
     def prune(self, chunk_size: int = 1000) -> int:
-        """Delete these tasks and their attempts in chunks; return how many tasks went."""
+        """Delete these tasks and their attempts in chunks; return how many tasks went. A
+        task that a blocked task waits for stays: that one reads its result when it runs."""
         attempts = attempt_model(self.model)._default_manager.using(self.db)
         deleted = 0
-        while ids := list(self.values_list("pk", flat=True)[:chunk_size]):
+        going = self.exclude(dependant_edges__child__status=TaskStatus.BLOCKED)
+        while ids := list(going.values_list("pk", flat=True)[:chunk_size]):
             with transaction.atomic(using=self.db):
                 attempts.filter(task_id__in=ids).delete()
                 self.model._default_manager.using(self.db).filter(pk__in=ids).delete()

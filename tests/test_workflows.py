@@ -205,7 +205,7 @@ def test_a_large_group_stores_every_edge_in_order() -> None:
 
 
 def test_a_group_inside_a_chain_fans_out_then_in() -> None:
-    first, *members, last = chain(
+    _, *members, last = chain(
         tasks.add.s(1, 1),
         group(tasks.add.s(10), tasks.add.s(20), tasks.add.si(5, 5)),
         tasks.describe.s(),
@@ -235,3 +235,19 @@ def test_a_failing_member_inside_a_chain_cancels_the_rest() -> None:
     ).schedule()
     run_pending_tasks()
     assert status(callback) == status(last) == TaskStatus.CANCELLED
+
+
+def test_pruning_keeps_finished_tasks_a_blocked_task_waits_for() -> None:
+    members, callback = (
+        group(tasks.add.s(1, 1), tasks.add.s(2, 2)).then(tasks.describe.s()).schedule()
+    )
+    plain = tasks.add.using(priority=10).schedule(3, 3)
+    run_pending_tasks(limit=2)  # the plain task, then the first member
+    assert status(members[0]) == status(plain) == TaskStatus.COMPLETED
+    assert status(callback) == TaskStatus.BLOCKED
+
+    assert TaskModel.objects.filter(status=TaskStatus.COMPLETED).prune() == 1
+    assert TaskModel.objects.filter(pk=members[0].pk).exists()  # the callback needs it
+    assert not TaskModel.objects.filter(pk=plain.pk).exists()
+    run_pending_tasks()
+    assert TaskModel.objects.get(pk=callback.pk).returned == ["2", "4"]

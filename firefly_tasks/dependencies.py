@@ -4,12 +4,11 @@ group's callback, a ``depends_on``) is ``blocked`` until each of them finished (
 The waiting task counts the tasks it still waits for in ``waiting_for``; an edge
 (``TaskDependency``) joins it to each. The transaction that records a task's final outcome
 (completed, failed for good, cancelled) also reads its edges, and takes their number off each
-dependant's count (``UPDATE ... SET waiting_for = waiting_for - k``, a
-dependant at a time, in id order); the transaction that takes the count to zero moves the
-dependant to ``created``, so it is promoted exactly once whichever of its last tasks commits
-first, and nothing recounts or polls. A task
-that failed for good cancels its dependants instead (unless they run whatever happened,
-``run_if_failed``), and their dependants in turn.
+dependant's count (``UPDATE ... SET waiting_for = waiting_for - k``, a dependant at a time, in
+id order); the transaction that takes the count to zero moves the dependant to ``created``, so
+it is promoted exactly once whichever of its last tasks commits first, and nothing recounts or
+polls. A task that failed for good cancels its dependants instead (unless they run whatever
+happened, ``run_if_failed``), and their dependants in turn.
 """
 
 from __future__ import annotations
@@ -72,11 +71,13 @@ class Dependencies(RateLimits):
         writing(self).insert_edges(edge, row.pk, edges)
         return row
 
-    def _settle(self, ids: Iterable[int], *, succeeded: bool) -> None:
+    def _settle(self, ids: Iterable[int], *, succeeded: bool) -> list[int]:
         """Tasks ``ids`` reached their final outcome in this transaction: settle their edges,
         promoting the dependants waiting for nothing more, or, as they failed, cancelling the
-        dependants that need them to succeed, and theirs after them."""
+        dependants that need them to succeed, and theirs after them. Returns the ids of the
+        tasks it cancelled."""
         pending = [(sorted(ids), succeeded)]
+        cancelled_all: list[int] = []
         while pending:
             parents, ok = pending.pop()
             if not parents:
@@ -90,9 +91,11 @@ class Dependencies(RateLimits):
                 for child in cancelled:
                     del counts[child]
                 pending.append((cancelled, False))
+                cancelled_all += cancelled
             for child in sorted(counts):
                 if self._count_down(child, counts[child]):
                     logger.debug("task promoted id=%s", child)
+        return cancelled_all
 
     def _count_again(self, ids: list[int]) -> None:
         """Of tasks ``ids``, those this transaction requeued: the waiting tasks that had

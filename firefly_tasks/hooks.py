@@ -36,7 +36,10 @@ class Hooks(Dependencies):
         """``rows`` reached their final outcome in this transaction: what waits for them
         (``firefly_tasks.dependencies``), then their hooks."""
         rows = list(rows)
-        self._settle([row.pk for row in rows], succeeded=succeeded)
+        cancelled = self._settle([row.pk for row in rows], succeeded=succeeded)
+        if cancelled:  # what waited for them and was cancelled with them: those fail too
+            hooked = self._all().filter(pk__in=cancelled, on_failure__isnull=False)
+            rows += list(hooked.only(*FOLLOWED))
         hooks = [
             (row, row.on_success if succeeded else row.on_failure)
             for row in rows

@@ -71,16 +71,15 @@ class Signature:
         """Schedule this call on its own."""
         return _run_if_immediate(calls.store(self._rows(Feed.NOTHING)))[0]
 
-    def _rows(self, feed: Feed, edges: tuple[tuple[int, int], ...] = ()) -> list[TaskModel]:
-        """The call as an unsaved row (``waits_for`` ``edges`` is set by the caller)."""
+    def _rows(self, feed: Feed) -> list[TaskModel]:
+        """The call as an unsaved row, receiving ``feed`` (its ``waits_for`` is set by the
+        caller)."""
         task = self.task
         task._check_sync_context()
-        options = self.options
-        if feed != Feed.NOTHING and options.is_unique:
+        if feed != Feed.NOTHING and self.options.is_unique:
             raise InvalidTaskError(UNIQUE_WAITING)
-        (row,) = calls.build_rows(
-            task.name, options, [(self.args, self.kwargs)], now=timezone.now()
-        )
+        call = [(self.args, self.kwargs)]
+        (row,) = calls.build_rows(task.name, self.options, call, now=timezone.now())
         row.feed = Feed.NOTHING if self.immutable else feed
         return [row]
 
@@ -168,6 +167,8 @@ class _Stage:
     def of(cls, link: Signature | Group, feed: Feed) -> _Stage:
         """``link`` built, its entries receiving ``feed`` of the link before."""
         if isinstance(link, Signature):
+            if link.options.is_unique:  # a duplicate's row may be finished: nothing to wait for
+                raise InvalidTaskError(UNIQUE_WAITING)
             return cls([link._rows(feed)])
         callback = None
         if link.callback is not None:

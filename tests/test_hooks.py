@@ -94,3 +94,15 @@ def test_an_unregistered_hook_name_fails_at_schedule_and_stores_nothing() -> Non
     with pytest.raises(InvalidTaskError, match="not a registered task"):
         tasks.add.using(on_success="shop.tasks.nowhere").schedule(1, 1)
     assert not TaskModel.objects.exists()
+
+
+def test_a_link_cancelled_because_the_one_before_failed_runs_its_on_failure_hook() -> None:
+    from firefly_tasks import chain
+
+    _, hooked = chain(
+        tasks.always_fail.si().using(max_retries=0),
+        tasks.hooked.si(False),
+    ).schedule()
+    run_pending_tasks()
+    assert TaskModel.objects.get(pk=hooked.pk).status == TaskStatus.CANCELLED
+    assert list(Note.objects.values_list("text", flat=True)) == [f"{hooked.pk} cancelled"]

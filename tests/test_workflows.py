@@ -152,6 +152,9 @@ def test_failure_objects_say_which_member_failed() -> None:
         (lambda: tasks.add.using(depends_on=[0]), "depends_on takes scheduled tasks"),
         (lambda: tasks.add.using(depends_on="12"), "depends_on must be a list"),
         (lambda: tasks.unique_add.using(depends_on=[1]), "cannot be unique"),
+        (lambda: chain(tasks.unique_add.s(1), tasks.add.s(1)).schedule(), "cannot be unique"),
+        (lambda: group(tasks.unique_add.s(1)).schedule(), "cannot be unique"),
+        (lambda: chain(tasks.add.s(1, 1), tasks.unique_add.s()).schedule(), "cannot be unique"),
     ],
 )
 def test_bad_workflows_fail_with_a_clear_error(build: object, message: str) -> None:

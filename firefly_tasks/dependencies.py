@@ -126,14 +126,17 @@ class Dependencies(RateLimits):
     def _cancel_waiting(self, children: list[int], failed: list[int]) -> list[int]:
         """Cancel the waiting tasks of ``children`` that need their tasks to succeed; the ids
         of those cancelled."""
-        waiting = self._all().filter(
-            pk__in=children, status=TaskStatus.BLOCKED, run_if_failed=False, waiting_for__gt=0
-        )
-        ids = list(waiting.select_for_update().order_by("pk").values_list("pk", flat=True))
-        if ids:
-            moved = self._all().filter(pk__in=ids)
-            moved._move(Event.CANCEL, cancelled=timezone.now(), error=_failed_error(failed))
-        return ids
+        # By primary key only, row by row: a range over the status index would lock index
+        # entries that a completion of another member holds (a deadlock on MariaDB).
+        locked = self._all().filter(pk__in=children).select_for_update().order_by("pk")
+        found = locked.values_list("pk", "status", "run_if_failed")
+        ids = [pk for pk, status, runs in found if status == TaskStatus.BLOCKED and not runs]
+        error, now = _failed_error(failed), timezone.now()
+        return [
+            pk
+            for pk in ids
+            if self._all().filter(pk=pk)._move(Event.CANCEL, cancelled=now, error=error)
+        ]
 
 
 def _failed_error(failed: list[int]) -> str:

@@ -237,14 +237,14 @@ class TaskQuerySet(Hooks):
             return False
         outcome, now, error, tb = attempt
         self._free_slots([row])
-        if not retried:
-            self._finished([row], succeeded=False)
         self._add_attempt(row, worker, outcome, now, error=error, tb=tb)
         row.error, row.traceback = error, tb
         own = Tally() if tally is None else tally
         own.failed(row, now, retried=retried)
         if tally is None:
             own.write(self.db, worker)
+        if not retried:  # last, as a completion's: the tasks waiting for it are locked last
+            self._finished([row], succeeded=False)
         return True
 
     def release(self, rows: Sequence[TaskRow]) -> int:

@@ -88,3 +88,20 @@ def test_a_group_of_fifty_runs_its_callback_once_with_every_result_in_order(
     assert callback.attempt == 1  # promoted once, claimed once
     statuses = TaskModel.objects.filter(pk__in=[row.pk for row in members])
     assert set(statuses.values_list("status", flat=True)) == {TaskStatus.COMPLETED}
+
+
+def test_wait_result_and_hooks_with_a_real_consumer(
+    start_consumer: Callable[..., Consumer],
+) -> None:
+    from tests.testapp.models import Note
+
+    ok = tasks.hooked.schedule(False)
+    failing = tasks.hooked.schedule(True)  # fails twice (one retry), then for good
+    start_consumer("--concurrency", "2")
+
+    assert ok.wait_result(timeout=60) == "ok"
+    assert failing.wait_result(timeout=60) is None and failing.status == TaskStatus.FAILED
+    hooks = TaskModel.objects.filter(func_name="tests.testapp.tasks.note_outcome")
+    wait_until(lambda: hooks.filter(status=TaskStatus.COMPLETED).count() == 2, timeout=60)
+    notes = sorted(Note.objects.values_list("text", flat=True))
+    assert notes == sorted([f"{ok.pk} completed", f"{failing.pk} failed"])  # once each

@@ -19,7 +19,7 @@ from asgiref.sync import async_to_sync
 from django.db import connection, transaction
 from django.utils import timezone
 
-from firefly_tasks import deadlines, results, serialization, signals
+from firefly_tasks import deadlines, progress, results, serialization, signals
 from firefly_tasks.conf import settings
 from firefly_tasks.context import RunningTask, current_task_var
 from firefly_tasks.dialects import Dialect, dialect
@@ -95,6 +95,7 @@ def invoke(
     finally:
         row.run_seconds = time.monotonic() - began
         current_task_var.reset(token)
+        progress.release()
     returned = serialization.dumps(result, row.serializer, what="the return value")
     preview = serialization.value_preview(result, preview_length)
     return Completion(row, result, returned, preview, clock())

@@ -1,14 +1,15 @@
 """Progress reported by running tasks: ``current_task().set_progress(done, total, message)``
 (docs/workflows.md, "Progress").
 
-It is written at once, on a connection of the task's thread kept for progress only, in
-autocommit: outside the task's own transaction, so the dashboard sees it while the task runs,
-and into a row of its own (``TaskProgress``), never the task's, so a cancel or a completion never
-waits for it. Writes are throttled to one a ``THROTTLE`` seconds a task (the last one, where
-``done`` reaches ``total``, always goes). It is the latest value, not a log: a write that
-cannot be made at once (a connection lost, SQLite's write lock held elsewhere) is dropped, and
-the next one replaces it. On SQLite an atomic task holds the write lock for as long as it runs,
-so its progress is not written: report progress from ``atomic=False`` tasks there.
+It is written at once, on a connection the task's thread opens for progress only (closed when
+the task ends), in autocommit: outside the task's own transaction, so the dashboard sees it
+while the task runs, and into a row of its own (``TaskProgress``), never the task's, so a
+cancel or a completion never waits for it. Writes are throttled to one a ``THROTTLE`` seconds
+a task (the last one, where ``done`` reaches ``total``, always goes). It is the latest value,
+not a log: a write that cannot be made at once (a connection lost, SQLite's write lock held
+elsewhere) is dropped, and the next one replaces it. On SQLite an atomic task holds the write
+lock for as long as it runs, so its progress is not written: report progress from
+``atomic=False`` tasks there.
 """
 
 from __future__ import annotations
@@ -80,6 +81,18 @@ def _connection(using: str, where: Any) -> Any:
     if using not in opened:
         opened[using] = where.progress_connection()
     return opened[using]
+
+
+def release() -> None:
+    """The task this thread ran has ended: close the connections it reported progress on
+    (a thread of a consumer, or a web request's with ``FIREFLY_RUN_IMMEDIATELY``, should not
+    keep one open between tasks) and forget its throttle."""
+    state = _local.__dict__
+    if not state:  # the common case: it reported nothing
+        return
+    for using in list(state.get("connections", ())):
+        _close(using)
+    state.pop("last", None)
 
 
 def _close(using: str) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from django.db import connection
 
+from firefly_tasks import progress
 from firefly_tasks.context import RunningTask
 from firefly_tasks.models import TaskModel, TaskProgress
 from firefly_tasks.progress import THROTTLE
@@ -17,6 +19,13 @@ from tests.conftest import wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def released() -> Iterator[None]:
+    """What a task's end does (``invoke``): the tests here report progress from this thread."""
+    yield
+    progress.release()
 
 
 def test_progress_is_visible_while_the_task_runs_and_ends_at_its_total() -> None:
@@ -58,6 +67,7 @@ def test_an_atomic_task_reporting_progress_still_completes() -> None:
     run_pending_tasks()
     row.refresh_from_db()
     assert row.status == "completed" and row.returned == 3
+    assert not vars(progress._local).get("connections")  # closed when the task ended
     if connection.vendor != "sqlite":  # SQLite: the task's transaction holds the write lock
         assert TaskProgress.objects.get(task_id=row.pk).done == 3
 

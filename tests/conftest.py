@@ -190,6 +190,23 @@ def run_at_once(function: Callable[[], T], threads: int = 4) -> list[T]:
     return results
 
 
+def run_pending_in_thread(delay: float = 0.0) -> threading.Thread:
+    """Run the pending tasks (``run_pending_tasks()``) in another thread, on its own
+    connection, after ``delay`` seconds; the started thread."""
+    from firefly_tasks.testing import run_pending_tasks
+
+    def later() -> None:
+        try:
+            time.sleep(delay)
+            run_pending_tasks()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    return thread
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

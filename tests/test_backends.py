@@ -27,7 +27,7 @@ from firefly_tasks.exceptions import UnknownTaskError
 from firefly_tasks.models import AttemptOutcome, Isolation, TaskModel, TaskStatus, WorkerModel
 from firefly_tasks.registry import registry
 from firefly_tasks.testing import run_pending_tasks
-from tests.conftest import Consumer, wait_until
+from tests.conftest import Consumer, run_pending_in_thread, wait_until
 from tests.dep14 import TASKS, require_framework
 from tests.testapp import tasks as firefly_tasks
 from tests.testapp.models import Note
@@ -816,14 +816,7 @@ def test_wait_result_returns_once_the_task_finished(transactional_db: None) -> N
     with pytest.raises(ResultTimeout):
         framework.default_task_backend.wait_result(result, timeout=0.05)
 
-    def later() -> None:
-        try:
-            run_pending_tasks()
-        finally:
-            connection.close()
-
-    runner = threading.Thread(target=later)
-    runner.start()
+    runner = run_pending_in_thread()
     waited = framework.default_task_backend.wait_result(result, timeout=30)
     runner.join(30)
     assert waited is result and result.status == Status.SUCCESSFUL and result.return_value == 5

@@ -3,7 +3,6 @@ row of its own, throttled, and never in the way of the task's own outcome."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 
@@ -15,7 +14,7 @@ from firefly_tasks.context import RunningTask
 from firefly_tasks.models import TaskModel, TaskProgress
 from firefly_tasks.progress import THROTTLE
 from firefly_tasks.testing import run_pending_tasks
-from tests.conftest import wait_until
+from tests.conftest import run_pending_in_thread, wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,14 +30,7 @@ def released() -> Iterator[None]:
 def test_progress_is_visible_while_the_task_runs_and_ends_at_its_total() -> None:
     row = tasks.report_progress.schedule(4, THROTTLE + 0.1)
 
-    def run() -> None:
-        try:
-            run_pending_tasks()
-        finally:
-            connection.close()
-
-    runner = threading.Thread(target=run)
-    runner.start()
+    runner = run_pending_in_thread()
     # Seen from this connection while the task still runs.
     wait_until(lambda: TaskProgress.objects.filter(task_id=row.pk, done__gte=1).exists(), 30)
     assert TaskModel.objects.get(pk=row.pk).status == "running"

@@ -5,7 +5,6 @@ work. Latency: bench/wait_latency.py."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import pytest
@@ -15,29 +14,15 @@ from firefly_tasks.exceptions import TaskFailedError
 from firefly_tasks.models import TaskModel
 from firefly_tasks.testing import run_pending_tasks
 from firefly_tasks.waiting import ResultTimeout, WaitError
+from tests.conftest import run_pending_in_thread
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def run_later(seconds: float) -> threading.Thread:
-    """Run the pending tasks in another thread (its own connection) after ``seconds``."""
-
-    def later() -> None:
-        try:
-            time.sleep(seconds)
-            run_pending_tasks()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=later)
-    thread.start()
-    return thread
-
-
 def test_wait_result_returns_the_result_once_another_thread_completed_it() -> None:
     row = tasks.add.schedule(2, 3)
-    runner = run_later(0.3)
+    runner = run_pending_in_thread(0.3)
     began = time.monotonic()
     assert row.wait_result(timeout=30) == 5
     runner.join(30)
@@ -64,7 +49,7 @@ def test_a_task_not_finished_in_time_raises_result_timeout() -> None:
 
 def test_await_result_waits_in_async_code() -> None:
     row = tasks.add.schedule(4, 4)
-    runner = run_later(0.2)
+    runner = run_pending_in_thread(0.2)
     assert asyncio.run(row.await_result(timeout=30)) == 8
     runner.join(30)
 

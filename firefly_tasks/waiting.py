@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import select
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -22,6 +23,8 @@ from firefly_tasks.context import current_task_var
 from firefly_tasks.dialects import dialect
 from firefly_tasks.exceptions import FireflyError, TaskFailedError
 from firefly_tasks.states import FINISHED_STATUSES, TaskStatus
+
+T = TypeVar("T")
 
 FIRST_POLL = 0.005
 MAX_POLL = 0.25
@@ -76,16 +79,22 @@ def wait_result(row: Any, timeout: float = 10.0, *, raise_on_failure: bool = Fal
 
 
 async def await_result(row: Any, timeout: float = 10.0, *, raise_on_failure: bool = False) -> Any:
-    """:func:`wait_result` for async code: it waits in a thread of its own, with its own
-    database connection, closed when it is done."""
+    """:func:`wait_result` for async code (see :func:`in_own_thread`)."""
+    return await in_own_thread(wait_result, row, timeout, raise_on_failure=raise_on_failure)
 
-    def wait() -> Any:
+
+async def in_own_thread(wait: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call the blocking ``wait`` in a thread of its own, with its own database connections,
+    closed when it returns: an event loop's threads must not wait, and a pool thread must not
+    keep a connection open after."""
+
+    def call() -> T:
         try:
-            return wait_result(row, timeout, raise_on_failure=raise_on_failure)
+            return wait(*args, **kwargs)
         finally:
             connections.close_all()  # this worker thread's only
 
-    return await sync_to_async(wait, thread_sensitive=False)()
+    return await sync_to_async(call, thread_sensitive=False)()
 
 
 def _finished(row: Any) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
@@ -239,8 +238,8 @@ class FireflyBackend(BaseTaskBackend):  # type: ignore[misc]  # the framework's,
         return result
 
     async def await_result(self, result: Any, timeout: float = 10.0) -> Any:
-        """:meth:`wait_result` for async code (in a thread of its own)."""
-        return await sync_to_async(self.wait_result, thread_sensitive=False)(result, timeout)
+        """:meth:`wait_result` for async code (``firefly_tasks.waiting.in_own_thread``)."""
+        return await waiting.in_own_thread(self.wait_result, result, timeout)
 
     def result_for_row(self, row: TaskModel, task: Any = None) -> Any:
         """The ``TaskResult`` of a row of this backend, with its attempts read now."""

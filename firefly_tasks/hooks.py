@@ -40,11 +40,8 @@ class Hooks(Dependencies):
         if cancelled:  # what waited for them and was cancelled with them: those fail too
             hooked = self._all().filter(pk__in=cancelled, on_failure__isnull=False)
             rows += list(hooked.only(*FOLLOWED))
-        hooks = [
-            (row, row.on_success if succeeded else row.on_failure)
-            for row in rows
-            if (row.on_success if succeeded else row.on_failure)
-        ]
+        field = "on_success" if succeeded else "on_failure"
+        hooks = [(row, getattr(row, field)) for row in rows if getattr(row, field)]
         if hooks:
             self._schedule_hooks(hooks)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import threading
 
+import pytest
+from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -101,6 +104,35 @@ def test_run_pending_tasks_leaves_paused_queues_alone(db: None) -> None:
 
     assert TaskModel.objects.get(pk=ready.pk).status == TaskStatus.COMPLETED
     assert statuses() == {"completed": 1, "created": 1}
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="claims that skip locked rows")
+def test_run_pending_tasks_claims_again_a_row_another_transaction_held(
+    transactional_db: None,
+) -> None:
+    # A waiter marking the row awaited holds it for a moment: the claim skips it then, and
+    # run_pending_tasks() must not take that for an empty queue.
+    row = tasks.add.schedule(2, 3)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                TaskModel.objects.select_for_update().get(pk=row.pk)
+                locked.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(30)
+    threading.Timer(0.2, release.set).start()
+
+    assert run_pending_tasks() == 1
+
+    holder.join(30)
+    assert TaskModel.objects.get(pk=row.pk).returned == 5
 
 
 def test_run_pending_tasks_retries_until_retries_run_out(db: None) -> None:

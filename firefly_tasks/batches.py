@@ -8,8 +8,8 @@ one statement and committed together, within ``FIREFLY_GROUP_COMMIT_WINDOW``. A 
 tasks run alone, so a group is always committed before them. Either way a task runs through
 ``firefly_tasks.execution``'s one path.
 
-If a group's transaction fails (a deadlock, a lost connection), none of its writes commit and
-its tasks run again.
+If a group's transaction fails (a deadlock, a lost connection, a row taken over), none of its
+writes commit and its tasks go back to the queue, to run under new attempts.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from firefly_tasks.registry import registry
 from firefly_tasks.rollups import Tally
 from firefly_tasks.rows import Completion
 from firefly_tasks.savepoints import LazySavepoint
-from firefly_tasks.states import RunOutcome, TaskStatus
+from firefly_tasks.states import AttemptOutcome, RunOutcome, TaskStatus
 
 logger = logging.getLogger("firefly_tasks")
 
@@ -341,23 +341,12 @@ class BatchRunner:
                 completed = TaskModel.objects.complete(group.done, self.worker, group.tally)
                 if completed != len(group.done):
                     raise _GroupFenced
-        except _GroupFenced:
-            # Some row is no longer ours: nothing of the group committed. Run each task alone,
-            # where fencing is decided row by row.
-            ran = rows[: len(group)]
-            if self.liveness is None:
-                held = set(ran)
-            else:
-                held = set(self._still_held(run, ran, rest_of_batch=False)[0])
-            logger.info("group rolled back: a task moved on; running %s alone", len(held))
-            return [self._run_alone(run, row) if row in held else RunOutcome.FENCED for row in ran]
-        except DatabaseError as exc:
-            if run.dialect.is_connection_error(exc):
+        except (_GroupFenced, DatabaseError) as exc:
+            # Nothing of the group committed: a row of it moved on, or the database refused it.
+            if isinstance(exc, DatabaseError) and run.dialect.is_connection_error(exc):
                 raise ConnectionLost(str(exc)) from exc
-            logger.warning(
-                "group commit failed, running %s task(s) again error=%s", len(group), exc
-            )
-            return [self._run_alone(run, row) for row in rows[: len(group)]]
+            logger.warning("group rolled back, putting %s task(s) back error=%r", len(group), exc)
+            return self._put_back(run, rows[: len(group)])
         for done in group.done:
             signals.send(signals.task_completed, task=done.row, result=done.result)
         outcomes = [RunOutcome.COMPLETED] * len(group.done)
@@ -365,6 +354,16 @@ class BatchRunner:
             announce_failure(row, error, outcome)
             outcomes.append(outcome)
         return outcomes
+
+    def _put_back(self, run: _Run, ran: list[TaskModel]) -> list[RunOutcome]:
+        """Requeue the tasks of a group that rolled back, each attempt spent (``interrupted``,
+        uncharged: an attempt runs at most once); those that moved on meanwhile are fenced."""
+        kept = ran if self.liveness is None else self._still_held(run, ran, rest_of_batch=False)[0]
+        put_back = functools.partial(TaskModel.objects.recover, outcome=AttemptOutcome.INTERRUPTED)
+        interrupted, fenced = RunOutcome.INTERRUPTED, RunOutcome.FENCED
+        return [
+            interrupted if row in kept and put_back(row, self.worker) else fenced for row in ran
+        ]
 
     def _run_in_group(self, run: _Run, row: TaskModel, group: _Group) -> None:
         row.started = run.clock()

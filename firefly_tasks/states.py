@@ -110,6 +110,7 @@ class RunOutcome(enum.StrEnum):
     FENCED = "fenced"  # the row moved on to a newer attempt: nothing was written
     CANCELLED = "cancelled"  # stopped because it was cancelled while it ran
     SNOOZED = "snoozed"  # put back by the task itself (Snooze), to run later
+    INTERRUPTED = "interrupted"  # its group rolled back: back in the queue, uncharged
 
     @property
     def is_failure(self) -> bool:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from pytest_django import Settings
 
 from firefly_tasks.batches import BatchRunner
 from firefly_tasks.decorators import Task
 from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.queryset import TaskQuerySet
 from tests.testapp import tasks
 from tests.testapp.models import Note
 
@@ -96,7 +98,9 @@ def test_on_commit_callbacks_of_a_failed_task_in_a_group_are_discarded(runner: B
     assert list(Note.objects.values_list("text", flat=True)) == ["kept"]
 
 
-def test_group_with_a_row_that_moved_on_runs_its_tasks_alone(runner: BatchRunner) -> None:
+def test_a_group_with_a_row_that_moved_on_puts_its_tasks_back_under_new_attempts(
+    runner: BatchRunner,
+) -> None:
     warm_up(runner, tasks.write_note)
     rows = [tasks.write_note.schedule(text) for text in ("x", "y", "z")]
     claimed = claim(runner, 10)
@@ -105,9 +109,50 @@ def test_group_with_a_row_that_moved_on_runs_its_tasks_alone(runner: BatchRunner
 
     outcomes, _ = runner.run(claimed)
 
-    assert sorted(outcomes) == ["completed", "completed", "fenced"]
-    assert set(Note.objects.values_list("text", flat=True)) == {"x", "z"}
+    # x and z ran in the group that rolled back: their first attempts are spent, never rerun.
+    assert sorted(outcomes) == ["fenced", "interrupted", "interrupted"]
+    assert not Note.objects.exists()
     assert TaskModel.objects.get(pk=rows[1].pk).status == TaskStatus.RUNNING
+    for row in (rows[0], rows[2]):
+        assert TaskModel.objects.get(pk=row.pk).status == TaskStatus.CREATED
+        assert list(row.attempts.values_list("number", "outcome")) == [(1, "interrupted")]
+
+    outcomes, _ = runner.run(claim(runner, 10))
+
+    assert outcomes == ["completed", "completed"]
+    assert set(Note.objects.values_list("text", flat=True)) == {"x", "z"}
+    assert sorted(
+        TaskModel.objects.filter(status="completed").values_list("attempt", flat=True)
+    ) == [2, 2]
+
+
+def test_a_group_whose_commit_fails_puts_its_tasks_back_under_new_attempts(
+    runner: BatchRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warm_up(runner, tasks.write_note)
+    rows = [tasks.write_note.schedule(text) for text in ("x", "y")]
+    claimed = claim(runner, 10)
+    complete = TaskQuerySet.complete
+
+    def deadlocked(self: TaskQuerySet, done: list[Any], *args: Any) -> int:
+        if len(done) > 1:  # the group's completions: the database refuses them once
+            monkeypatch.setattr(TaskQuerySet, "complete", complete)
+            raise IntegrityError("deadlock found when trying to get lock")
+        return complete(self, done, *args)
+
+    monkeypatch.setattr(TaskQuerySet, "complete", deadlocked)
+
+    outcomes, _ = runner.run(claimed)
+
+    assert outcomes == ["interrupted", "interrupted"]
+    assert not Note.objects.exists()
+    outcomes, _ = runner.run(claim(runner, 10))
+    assert outcomes == ["completed", "completed"]
+    for row in rows:
+        assert list(row.attempts.values_list("number", "outcome")) == [
+            (1, "interrupted"),
+            (2, "completed"),
+        ]
 
 
 def test_batch_size_grows_with_fast_tasks_and_starts_at_one(

@@ -14,13 +14,14 @@ be requeued, cancelled or deleted, which matters when no consumer runs to recove
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -100,6 +101,7 @@ def apply_in_chunks(
     state. Every changed row gets a ``LogEntry`` written in the same transaction.
     """
     using = queryset.db
+    logs = router.db_for_write(LogEntry)  # the default database's, where the queue has its own
     ids = queryset.order_by("pk").values_list("pk", flat=True)
     done = seen = 0
     last = None
@@ -109,7 +111,7 @@ def apply_in_chunks(
             break
         seen += len(chunk)
         last = chunk[-1]
-        with transaction.atomic(using=using):
+        with transaction.atomic(using=using), _logging_atomic(using, logs):
             rows = list(
                 Task.objects.using(using)
                 .select_for_update()
@@ -118,7 +120,7 @@ def apply_in_chunks(
             )
             if not rows:
                 continue
-            LogEntry.objects.using(using).bulk_create(
+            LogEntry.objects.using(logs).bulk_create(
                 log_entry(
                     request,
                     Task,
@@ -126,13 +128,19 @@ def apply_in_chunks(
                     f"{name} #{pk}",
                     message(pk, name),
                     action_flag=action_flag,
-                    using=using,
+                    using=logs,
                 )
                 for pk, name in rows
             )
             change(Task.objects.using(using).filter(guard, pk__in=[pk for pk, _ in rows]))
             done += len(rows)
     return done, seen - done
+
+
+def _logging_atomic(using: str, logs: str) -> contextlib.AbstractContextManager[Any]:
+    """The log entries' transaction, where they live on another database than the tasks:
+    entered inside the tasks' one, so it commits first."""
+    return contextlib.nullcontext() if logs == using else transaction.atomic(using=logs)
 
 
 def selected(

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -21,7 +20,7 @@ from firefly_admin.history import log_entry
 from firefly_admin.models import Schedule
 from firefly_admin.permissions import permission
 from firefly_admin.schedule_form import ScheduleForm, arguments_text
-from firefly_tasks import schedules, ticks
+from firefly_tasks import database, schedules, ticks
 from firefly_tasks.clock import database_now
 from firefly_tasks.exceptions import FireflyError
 from firefly_tasks.models import ScheduleModel, TaskModel
@@ -83,7 +82,7 @@ class ScheduleAdmin(_ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         """Written by the engine's rules: the next tick stands unless the timing changed."""
-        with transaction.atomic():
+        with database.atomic():
             stored = (
                 ScheduleModel.objects.select_for_update().get(pk=obj.pk)
                 if change
@@ -164,7 +163,7 @@ class ScheduleAdmin(_ModelAdmin):
         done, failed = 0, []
         for row in queryset.order_by("name"):
             try:
-                with transaction.atomic():
+                with database.atomic():
                     task = ticks.run_now(row)
                     message = f"Ran now: task #{task.pk}"
                     log_entry(request, Schedule, str(row.pk), row.name, message).save()
@@ -191,7 +190,7 @@ class ScheduleAdmin(_ModelAdmin):
         enabled again ticks from now on: the ticks it missed while disabled never run."""
         changed = skipped = 0
         now = database_now()
-        with transaction.atomic():
+        with database.atomic():
             for row in queryset.select_for_update().order_by("name"):
                 if row.source == ScheduleSource.SETTINGS or row.enabled == enabled:
                     skipped += 1

@@ -23,13 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.db import DatabaseError
 from django.utils import timezone
 
-from firefly_tasks import signals
+from firefly_tasks import database, signals
 from firefly_tasks.conf import settings
 from firefly_tasks.deadlines import cancel_async, watchdog
-from firefly_tasks.dialects import dialect
+from firefly_tasks.dialects import Dialect, dialect
 from firefly_tasks.exceptions import TaskCancelled, TaskTimeout
 from firefly_tasks.execution import (
     ConnectionLost,
@@ -45,7 +45,7 @@ from firefly_tasks.models import TaskModel, WorkerModel
 from firefly_tasks.registry import registry
 from firefly_tasks.rollups import Tally
 from firefly_tasks.rows import Completion
-from firefly_tasks.savepoints import LazySavepoint
+from firefly_tasks.savepoints import Savepoints
 from firefly_tasks.states import AttemptOutcome, RunOutcome, TaskStatus
 
 logger = logging.getLogger("firefly_tasks")
@@ -105,8 +105,14 @@ class _Run:
         self.preview_length = settings.PREVIEW_LENGTH
         self.fresh_for = settings.WORKER_TIMEOUT - settings.HEARTBEAT_INTERVAL
         self.revivals = revivals
-        self.connection = connections[DEFAULT_DB_ALIAS]
-        self.dialect = dialect(self.connection)
+        # The queue's connection (claims, completions) and those a task's writes may go to.
+        self.dialect = dialect(database.queue_connection())
+        self.own = database.task_dialect() if database.separate() else self.dialect
+        self.writers: tuple[Dialect, ...] = (self.dialect,)
+        if self.own is None:  # a database Firefly cannot open savepoints on: no groups
+            self.window = 0.0
+        elif self.own is not self.dialect:
+            self.writers = (self.own, self.dialect)
         # timezone.now() reads USE_TZ at each call; this clock reads the same time zone.
         self.clock: Callable[[], datetime.datetime] = functools.partial(
             datetime.datetime.now, timezone.now().tzinfo
@@ -182,7 +188,7 @@ class BatchRunner:
         with self.stuck_lock:
             row, self.stuck_in = self.stuck_in, None
         if row is not None and self.worker is not None:
-            connections[DEFAULT_DB_ALIAS].close()  # the fence ended its session
+            database.queue_connection().close()  # the fence ended its session
             with contextlib.suppress(DatabaseError):  # else maintenance frees them later
                 TaskModel.objects.unstick(row, self.worker)
 
@@ -330,7 +336,7 @@ class BatchRunner:
     def _commit_group(self, run: _Run, rows: list[TaskModel], group: _Group) -> list[RunOutcome]:
         deadline = time.monotonic() + run.window
         try:
-            with transaction.atomic():
+            with database.task_transaction(database.atomic()):
                 for row in rows:
                     if group and (
                         time.monotonic() > deadline or self.fenced or not self._holds_tasks(run)
@@ -375,25 +381,20 @@ class BatchRunner:
             outcome = write_failure(row, self.worker, exc, retry=False, tally=group.tally)
             group.failed.append((row, exc, outcome))
             return
-        savepoint = LazySavepoint(run.connection, run.dialect)
         began = time.monotonic()
-        run.dialect.push_execute_wrapper(savepoint)
-        try:
-            done = invoke(
-                row, call, preview_length=run.preview_length, clock=run.clock, where=run.dialect
-            )
-            savepoint.release()
-        except (Exception, TaskTimeout, TaskCancelled) as exc:
-            if run.dialect.is_connection_error(exc):
-                raise ConnectionLost(str(exc)) from exc
-            savepoint.rollback()
-            outcome = write_failure(row, self.worker, exc, retry=True, tally=group.tally)
-            group.failed.append((row, exc, outcome))
-        else:
-            group.done.append(done)
-        finally:
-            run.dialect.pop_execute_wrapper()
-            # On a lost connection the savepoint is gone with it; Django must not see its id
-            # when the group's atomic block exits, or it would think it is still nested.
-            savepoint.forget()
-            self._observe(row.func_name, time.monotonic() - began)
+        with Savepoints(run.writers) as savepoints:
+            try:
+                done = invoke(
+                    row, call, preview_length=run.preview_length, clock=run.clock, where=run.own
+                )
+                savepoints.release()
+            except (Exception, TaskTimeout, TaskCancelled) as exc:
+                if run.dialect.is_connection_error(exc):
+                    raise ConnectionLost(str(exc)) from exc
+                savepoints.rollback()
+                outcome = write_failure(row, self.worker, exc, retry=True, tally=group.tally)
+                group.failed.append((row, exc, outcome))
+            else:
+                group.done.append(done)
+            finally:
+                self._observe(row.func_name, time.monotonic() - began)

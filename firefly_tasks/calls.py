@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import transaction
 
-from firefly_tasks import serialization, signals, uniqueness
+from firefly_tasks import database, serialization, signals, uniqueness
 from firefly_tasks.call_columns import column_values
 from firefly_tasks.conf import settings
 from firefly_tasks.exceptions import InvalidTaskError
@@ -114,7 +114,7 @@ def store(
         return rows
     tagged = any(row.new_tags for row in rows)
     waiting = any(row.waits_for for row in rows)
-    with transaction.atomic() if tagged or waiting else contextlib.nullcontext():
+    with database.atomic() if tagged or waiting else contextlib.nullcontext():
         if waiting:
             rows = [_insert_waiting(row, fresh) for row in rows]
         elif any(row.unique_hold is not None for row in rows):
@@ -128,7 +128,7 @@ def store(
                 if not row.deduplicated
                 for tag in row.new_tags
             )
-    if transaction.get_connection().in_atomic_block:
+    if database.queue_connection().in_atomic_block:
         _until_commit(rows)
     for row in rows:
         if not row.deduplicated:
@@ -146,7 +146,7 @@ def _until_commit(rows: list[TaskModel]) -> None:
         for row in rows:
             row.uncommitted = False
 
-    transaction.on_commit(committed)
+    transaction.on_commit(committed, using=database.alias())
 
 
 def _insert_waiting(row: TaskModel, fresh: Collection[int]) -> TaskModel:

@@ -13,6 +13,9 @@ from firefly_tasks.conf import SERIALIZERS, settings
 from firefly_tasks.dialects import DIALECTS, dialect
 from firefly_tasks.exceptions import InvalidScheduleError, InvalidTaskError, UnknownTaskError
 from firefly_tasks.options import validate_timeout
+from firefly_tasks.routers import check_routing
+
+register(check_routing)
 
 # A payload limit below 1 KiB refuses ordinary calls. Quoted in an INSERT, a payload can take up
 # to twice its size (escaped quotes and backslashes), so above 8 MiB a statement can exceed
@@ -263,6 +266,8 @@ def check_databases(
     """Database facts that need a connection; run by ``migrate`` and ``check --database``."""
     messages: list[CheckMessage] = []
     for alias in databases or ():
+        if alias != settings.DATABASE:
+            continue  # the project's other databases are none of Firefly's business
         connection = connections[alias]
         if connection.vendor not in DIALECTS:
             messages.append(

@@ -9,6 +9,7 @@ from typing import Any, cast
 from django.db.models.functions import Now
 from django.db.models.sql import Query
 
+from firefly_tasks import database
 from firefly_tasks.dialects import dialect
 
 
@@ -27,8 +28,9 @@ def database_time_ago(seconds: float) -> Any:
     return DatabaseNow() - datetime.timedelta(seconds=seconds)
 
 
-def database_now(using: str = "default") -> datetime.datetime:
+def database_now(using: str | None = None) -> datetime.datetime:
     """The database's current time, read with one query (aware, in UTC, under ``USE_TZ``)."""
+    using = using or database.alias()
     query = Query(None)
     query.add_annotation(DatabaseNow(), "now")
     for (now,) in query.get_compiler(using).results_iter():

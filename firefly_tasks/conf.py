@@ -12,6 +12,7 @@ from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
 DEFAULTS: dict[str, Any] = {
+    "FIREFLY_DATABASE": "default",
     "FIREFLY_DEFAULT_QUEUE": "default",
     "FIREFLY_QUEUES": None,
     "FIREFLY_MAX_RETRIES": 0,
@@ -69,6 +70,11 @@ class Settings:
     def raw(self, name: str) -> Any:
         """A setting as configured (or its default), before any conversion: for checks."""
         return self._get(name)
+
+    @property
+    def DATABASE(self) -> str:
+        """The alias of the database that holds Firefly's tables and takes all its queries."""
+        return str(self._get("FIREFLY_DATABASE"))
 
     @property
     def DEFAULT_QUEUE(self) -> str:

@@ -16,10 +16,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
-from django.db import connection, transaction
 from django.utils import timezone
 
-from firefly_tasks import deadlines, progress, results, serialization, signals
+from firefly_tasks import database, deadlines, progress, results, serialization, signals
 from firefly_tasks.conf import settings
 from firefly_tasks.context import RunningTask, current_task_var
 from firefly_tasks.dialects import Dialect, dialect
@@ -90,7 +89,7 @@ def invoke(
             if timeout is None:
                 result = deadlines.call(task.func, args, kwargs, None, body)
             else:
-                where = where or dialect(connection)
+                where = where or database.task_dialect()
                 result = _bounded_call(task.func, args, kwargs, (timeout, body), where)
     finally:
         row.run_seconds = time.monotonic() - began
@@ -106,11 +105,14 @@ def _bounded_call(
     args: list[Any],
     kwargs: dict[str, Any],
     limit: tuple[float, Any],
-    where: Dialect,
+    where: Dialect | None,
 ) -> Any:
     """The body, its thread interrupted past its timeout (``limit``: the timeout, and the
-    body's token) or on a cancel, and its queries bounded by what is left of the timeout."""
+    body's token) or on a cancel, and its queries (on ``where``, its own database's dialect)
+    bounded by what is left of the timeout."""
     timeout, body = limit
+    if where is None:  # a database Firefly does not speak: its thread is interrupted alone
+        return deadlines.call(func, args, kwargs, timeout, body)
     queries = QueryLimit(where.connection, where, timeout)
     where.push_execute_wrapper(queries)
     try:
@@ -139,13 +141,13 @@ def run_alone(
     began = time.monotonic()
     try:
         if atomic:
-            where = dialect(connection)
-            with where.atomic_from_first_query():
-                done = invoke(row, call, preview_length=settings.PREVIEW_LENGTH, where=where)
+            queue = dialect(database.queue_connection())
+            with database.task_transaction(queue.atomic_from_first_query()):
+                done = invoke(row, call, preview_length=settings.PREVIEW_LENGTH)
                 _complete(done, worker)
         else:
             done = invoke(row, call, preview_length=settings.PREVIEW_LENGTH)
-            with transaction.atomic():
+            with database.atomic():
                 _complete(done, worker)
     except Fenced:
         logger.warning(
@@ -160,7 +162,7 @@ def run_alone(
     except (TaskTimeout, TaskCancelled) as exc:
         return record_failure(row, worker, exc, retry=True)
     except Exception as exc:
-        if dialect(connection).is_connection_error(exc):
+        if dialect(database.queue_connection()).is_connection_error(exc):
             raise ConnectionLost(str(exc)) from exc
         return record_failure(row, worker, exc, retry=True)
     logger.info(
@@ -183,7 +185,7 @@ def record_failure(
     row: TaskModel, worker: WorkerModel | None, exc: BaseException, *, retry: bool
 ) -> RunOutcome:
     """Record a failure in a transaction of its own, then announce it."""
-    with transaction.atomic():
+    with database.atomic():
         outcome = write_failure(row, worker, exc, retry=retry)
     announce_failure(row, exc, outcome)
     return outcome

@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Protocol
 
-from django.db import Error, connection, transaction
+from django.db import Error, connections
 
+from firefly_tasks import database
 from firefly_tasks.batches import BatchRunner
 from firefly_tasks.conf import settings
 from firefly_tasks.deadlines import Deadline, watchdog
@@ -94,7 +95,7 @@ class Fence:
             if runner.session is None:
                 self.unended = True
             else:
-                dialect(connection).end_session(runner.session)
+                dialect(database.queue_connection()).end_session(runner.session)
             if executing is not None:
                 error = (
                     f"TaskTimeout: {why} and did not stop within FIREFLY_TIMEOUT_GRACE "
@@ -105,7 +106,7 @@ class Fence:
                     runner.stuck_in = executing[0]
         except Error as exc:
             logger.warning("could not fence the stuck task error=%s", exc)
-            connection.close()
+            connections.close_all()
 
     def _settle(self, row: TaskModel, rows: list[TaskModel], error: str) -> None:
         """Record the stuck attempt ``timed_out`` (a cancelled one was recorded by its
@@ -113,7 +114,7 @@ class Fence:
         group ``interrupted``, what had not started released. Every step is fenced by the rows'
         attempt, so what did commit is left alone."""
         worker = self.worker.row
-        with transaction.atomic():
+        with database.atomic():
             if worker is not None:  # its slots and unique key stay taken while it is stuck
                 TaskModel.objects.stick(row, worker)
             TaskModel.objects.fail_or_retry(

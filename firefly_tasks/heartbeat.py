@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, Protocol
 
-from django.db import Error, connection
+from django.db import Error, connections
 
 from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.conf import settings
@@ -57,7 +57,7 @@ class Heartbeat(threading.Thread):
             while not self._stop_event.wait(settings.HEARTBEAT_INTERVAL):
                 self.tick()
         finally:
-            connection.close()
+            connections.close_all()
 
     def tick(self) -> None:
         """One heartbeat, then the rescue of dead workers' and orphaned tasks.
@@ -81,7 +81,7 @@ class Heartbeat(threading.Thread):
                     TaskModel.objects.reconcile_slots()
         except Error as exc:
             logger.warning("heartbeat failed, will retry error=%s", exc)
-            connection.close()
+            connections.close_all()
             self._grace_until = time.monotonic() + settings.WORKER_TIMEOUT
 
     def beat(self) -> bool:

@@ -13,19 +13,22 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from firefly_tasks import database
 from firefly_tasks.models import FINISHED_STATUSES, TaskModel, TaskStatus
 
 POLL = 0.05
 
 
-def tasks(label: str, *, using: str = "default") -> QuerySet[TaskModel]:
+def tasks(label: str, *, using: str | None = None) -> QuerySet[TaskModel]:
     """Every task with ``label``, in the order they were scheduled."""
+    using = using or database.alias()
     return TaskModel.objects.using(using).filter(label=label).order_by("pk")
 
 
-def count(label: str, *, failures: bool = False, using: str = "default") -> int:
+def count(label: str, *, failures: bool = False, using: str | None = None) -> int:
     """How many tasks with ``label`` completed (with ``failures``: failed for good or
     were cancelled instead)."""
+    using = using or database.alias()
     return _finished(label, "failed" if failures else "completed", using).count()
 
 
@@ -35,10 +38,11 @@ def results(
     failures: bool = False,
     wait: float = 0,
     count: int | None = None,
-    using: str = "default",
+    using: str | None = None,
 ) -> list[Any]:
     """The results of the completed tasks with ``label``, in the order they were scheduled;
     with ``failures``, the failed and cancelled ones too, as their errors."""
+    using = using or database.alias()
     _wait_for(label, wait, count, using)
     found = _finished(label, "finished" if failures else "completed", using)
     return [row.returned if row.status == TaskStatus.COMPLETED else row.error for row in found]
@@ -50,16 +54,18 @@ def finished(
     failures: bool = True,
     wait: float = 0,
     count: int | None = None,
-    using: str = "default",
+    using: str | None = None,
 ) -> list[TaskModel]:
     """The finished tasks with ``label`` (without ``failures``: only those that completed)."""
+    using = using or database.alias()
     _wait_for(label, wait, count, using)
     return list(_finished(label, "finished" if failures else "completed", using))
 
 
-def delete(label: str, *, using: str = "default") -> int:
+def delete(label: str, *, using: str | None = None) -> int:
     """Delete the finished tasks with ``label`` (and their attempts); unfinished ones stay.
     Returns how many tasks were deleted."""
+    using = using or database.alias()
     _, by_model = tasks(label, using=using).filter(status__in=FINISHED_STATUSES).delete()
     return int(by_model.get(TaskModel._meta.label, 0))
 

@@ -16,9 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connection
-
 from firefly_tasks.cancellation import NOTICE
+from firefly_tasks.database import queue_connection
 from firefly_tasks.dialects import dialect
 
 logger = logging.getLogger("firefly_tasks")
@@ -45,7 +44,7 @@ class Listener(threading.Thread):
         delay = 0.1
         while not self.stopping.is_set():
             raw: Any = None
-            listening = dialect(connection)
+            listening = dialect(queue_connection())
             try:
                 raw = listening.listen()
                 delay = 0.1

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError
 from django.db.models import Q
 
+from firefly_tasks import database
 from firefly_tasks.clock import DatabaseNow, database_time_ago
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects import dialect
@@ -35,9 +36,9 @@ def mark_dead_workers(
     recovered: dict[int, int] = {}
     for worker in stale.only("pk", "name"):
         try:
-            with transaction.atomic():
+            with database.atomic():
                 if lock_wait is not None:
-                    dialect(connection).limit_lock_wait(lock_wait)
+                    dialect(database.queue_connection()).limit_lock_wait(lock_wait)
                 won = stale.filter(pk=worker.pk).update(
                     state=WorkerState.DEAD, stopped=DatabaseNow()
                 )
@@ -48,7 +49,7 @@ def mark_dead_workers(
                     TaskModel.objects.recover(row, worker, AttemptOutcome.LOST) for row in running
                 )
         except OperationalError as exc:
-            if not dialect(connection).is_lock_timeout(exc):
+            if not dialect(database.queue_connection()).is_lock_timeout(exc):
                 raise
             # A frozen transaction of that worker still holds one of its rows: nothing of
             # this recovery committed; the next heartbeat tries again.

@@ -25,8 +25,9 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 
+from firefly_tasks import database
 from firefly_tasks.batches import BatchInterrupted
 from firefly_tasks.board import SIZE, Board
 from firefly_tasks.conf import settings
@@ -330,7 +331,7 @@ class Child:
                 f"stop within FIREFLY_TIMEOUT_GRACE ({settings.TIMEOUT_GRACE:g} s): its pool "
                 "child was killed"
             )
-            with transaction.atomic():
+            with database.atomic():
                 return [
                     TaskModel.objects.fail_or_retry(
                         row, worker, error, "", retryable=True, outcome=AttemptOutcome.TIMED_OUT

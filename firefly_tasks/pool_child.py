@@ -56,7 +56,7 @@ def _serve(
     options: ChildOptions,
 ) -> None:
     # Imported here: the spawned interpreter imports this module before Django is set up.
-    from django.db import connection, connections
+    from django.db import connections
 
     from firefly_tasks import deadlines
     from firefly_tasks.alarms import Alarms
@@ -86,7 +86,7 @@ def _serve(
                 outcomes, handed_back = runner.run(rows, revivals)
                 reply: tuple[Any, ...] = ("ran", list(outcomes), [r.pk for r in handed_back])
             except BatchInterrupted as exc:
-                connection.close()
+                connections.close_all()
                 reply = ("lost", [r.pk for r in exc.started], [r.pk for r in exc.unstarted])
             board.clear()
             retiring = _retiring(board, options)

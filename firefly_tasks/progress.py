@@ -20,9 +20,10 @@ import threading
 import time
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections
 from django.utils import timezone
 
+from firefly_tasks import database
 from firefly_tasks.dialects import dialect
 
 logger = logging.getLogger("firefly_tasks")
@@ -42,7 +43,7 @@ def report(row: Any, done: int, total: int | None = None, message: str = "") -> 
     finished = total is not None and done >= total
     if not finished and now - last.get(row.pk, -THROTTLE) < THROTTLE:
         return False
-    using = row._state.db or DEFAULT_DB_ALIAS
+    using = row._state.db or database.alias()
     connection = connections[using]
     if connection.vendor == "sqlite" and connection.in_atomic_block:
         return False  # this thread's transaction holds SQLite's write lock: it would wait

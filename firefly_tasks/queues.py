@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import transaction
 from django.utils import timezone
 
+from firefly_tasks import database
 from firefly_tasks.conf import settings
 from firefly_tasks.exceptions import InvalidTaskError
 from firefly_tasks.models import QueueModel
@@ -20,7 +20,7 @@ def pause_queue(name: str, *, by: str = "", reason: str = "") -> bool:
     Creates the queue's control row on first use. Returns False if it was already paused.
     """
     validate_queue(name)
-    with transaction.atomic():
+    with database.atomic():
         queue, _ = QueueModel.objects.select_for_update().get_or_create(name=name)
         if queue.paused:
             return False

@@ -27,6 +27,7 @@ from typing import Any
 
 from django.apps import apps
 
+from firefly_tasks import database
 from firefly_tasks.dialects import RollupRows, writing
 from firefly_tasks.rows import Completion, TaskRow, WorkerRow
 
@@ -211,8 +212,9 @@ def _by_key(
     return parts.items()
 
 
-def prune(before: datetime.datetime, using: str = "default", chunk_size: int = 5000) -> int:
+def prune(before: datetime.datetime, using: str | None = None, chunk_size: int = 5000) -> int:
     """Delete the rollup rows of minutes before ``before``, in chunks; return how many went."""
+    using = using or database.alias()
     model = apps.get_model("firefly_tasks", "TaskRollup")
     rows = model._default_manager.using(using)
     deleted = 0

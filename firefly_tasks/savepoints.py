@@ -60,3 +60,32 @@ class LazySavepoint:
     def forget(self) -> None:
         self.dialect.forget_savepoint(self.sid)
         self.sid = None
+
+
+class Savepoints:
+    """A :class:`LazySavepoint` on each connection a task of a group writes to: its own
+    database's and, where the queue lives on another, the queue's (a task may schedule
+    tasks). Entered around the task, so each connection's queries open its savepoint."""
+
+    def __init__(self, dialects: tuple[Dialect, ...]) -> None:
+        self.each = [LazySavepoint(d.connection, d) for d in dialects]
+
+    def __enter__(self) -> Savepoints:
+        for savepoint in self.each:
+            savepoint.dialect.push_execute_wrapper(savepoint)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for savepoint in self.each:
+            savepoint.dialect.pop_execute_wrapper()
+            # On a lost connection the savepoint is gone with it; Django must not see its id
+            # when the group's atomic block exits, or it would think it is still nested.
+            savepoint.forget()
+
+    def release(self) -> None:
+        for savepoint in self.each:
+            savepoint.release()
+
+    def rollback(self) -> None:
+        for savepoint in self.each:
+            savepoint.rollback()

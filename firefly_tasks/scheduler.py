@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from django.db import Error, connection
+from django.db import Error, connections
 
 from firefly_tasks import schedules, ticks
 from firefly_tasks.models import WorkerModel
@@ -40,14 +40,14 @@ class Scheduler(threading.Thread):
                     wait = self.tick()
                 except Error as exc:
                     logger.warning("scheduler pass failed, will retry error=%s", exc)
-                    connection.close()
+                    connections.close_all()
                     wait = ERROR_SECONDS
                 self.stopping.wait(wait)
         except Exception:
             # Never the consumer's end: its threads go on running tasks.
             logger.exception("scheduler crashed; this consumer enqueues no more ticks")
         finally:
-            connection.close()
+            connections.close_all()
 
     def tick(self) -> float:
         """Enqueue what is due; return how long to sleep until the next tick (at most

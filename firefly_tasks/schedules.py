@@ -16,9 +16,9 @@ import hashlib
 import json
 import logging
 
-from django.db import transaction
 from django.db.models import Q
 
+from firefly_tasks import database
 from firefly_tasks.clock import database_now
 from firefly_tasks.declarations import ScheduleSpec, declared, spec
 from firefly_tasks.exceptions import InvalidScheduleError
@@ -49,7 +49,7 @@ def sync(worker: WorkerModel) -> bool:
     consumers, make the schedule table match it. True if it synced."""
     specs = valid_specs()
     mine = set_digest(specs)
-    with transaction.atomic():
+    with database.atomic():
         now = database_now()
         live = WorkerModel.objects.filter(
             state__in=(WorkerState.RUNNING, WorkerState.STOPPING), schedules_since__isnull=False

@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
 from firefly_tasks.exceptions import AsyncContextError, InvalidTaskError
@@ -104,6 +105,26 @@ class Task:
         """Store many calls in one ``INSERT``. Each item is an args tuple or ``(args, kwargs)``."""
         self._check_sync_context()
         return self._schedule_rows([_split_call(item) for item in calls], eta)
+
+    def schedule_on_commit(
+        self, *args: Any, eta: datetime.datetime | None = None, **kwargs: Any
+    ) -> None:
+        """Store a call of this task once the default database's transaction commits (at
+        once outside one); nothing if it rolls back. The call is checked and serialized now.
+        With ``FIREFLY_DATABASE`` on a database of its own, ``schedule()`` inside
+        ``transaction.atomic()`` commits at once, whatever becomes of the caller's writes."""
+        self._check_sync_context()
+        import firefly_tasks.calls as stored_calls
+
+        rows = stored_calls.build_rows(
+            self.name, self.options, [(args, kwargs)], now=timezone.now(), eta=eta
+        )
+        on_duplicate = self.options.on_duplicate
+
+        def store() -> None:
+            stored_calls.run_if_immediate(stored_calls.store(rows, on_duplicate))
+
+        transaction.on_commit(store, using=DEFAULT_DB_ALIAS)
 
     def _check_sync_context(self) -> None:
         try:

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 
 from django.db import connections, transaction
 
+from firefly_tasks import database
 from firefly_tasks.conf import settings
 from firefly_tasks.execution import run_alone
 from firefly_tasks.models import TaskModel
 
 
 def run_pending_tasks(
-    queues: Sequence[str] | None = None, *, limit: int | None = None, using: str = "default"
+    queues: Sequence[str] | None = None, *, limit: int | None = None, using: str | None = None
 ) -> int:
     """Run ready tasks in this process, as a consumer would, until none is left.
 
@@ -22,6 +23,7 @@ def run_pending_tasks(
     waiter marking it awaited, a consumer's claim) is claimed again for up to
     ``LOCKED_PATIENCE`` seconds. Returns the number of attempts made.
     """
+    using = using or database.alias()
     ran, unexplained = 0, 0
     patience = time.monotonic() + LOCKED_PATIENCE
     while limit is None or ran < limit:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from django.db import DatabaseError, connections, transaction
 
-from firefly_tasks import calls, serialization
+from firefly_tasks import calls, database, serialization
 from firefly_tasks.cadence import Cadence
 from firefly_tasks.clock import DatabaseNow, database_now
 from firefly_tasks.conf import settings
@@ -56,9 +56,10 @@ class Tick:
     skipped: str = ""
 
 
-def enqueue_due(using: str = "default") -> tuple[int, datetime.datetime]:
+def enqueue_due(using: str | None = None) -> tuple[int, datetime.datetime]:
     """One pass over the due schedules; returns how many schedules it took (all of them
     ticked, by this process or another) and the database's time it judged them by."""
+    using = using or database.alias()
     now = database_now(using)
     due = list(
         ScheduleModel.objects.using(using)
@@ -210,9 +211,10 @@ def _unfinished(using: str, names: list[str]) -> set[str]:
     return set(rows.exclude(status__in=FINISHED_STATUSES).values_list("schedule", flat=True))
 
 
-def next_due(using: str = "default") -> tuple[datetime.datetime, datetime.datetime] | None:
+def next_due(using: str | None = None) -> tuple[datetime.datetime, datetime.datetime] | None:
     """The earliest tick of an enabled schedule and the database's time, in one query (an
     idle scheduler's only query); None when no schedule is enabled."""
+    using = using or database.alias()
     found = (
         ScheduleModel.objects.using(using)
         .filter(enabled=True)
@@ -224,8 +226,9 @@ def next_due(using: str = "default") -> tuple[datetime.datetime, datetime.dateti
     return None if found is None else (found[0], found[1])
 
 
-def run_now(row: ScheduleModel, using: str = "default") -> TaskModel:
+def run_now(row: ScheduleModel, using: str | None = None) -> TaskModel:
     """Enqueue a run of ``row`` now, outside its ticks (its next tick stands)."""
+    using = using or database.alias()
     task = task_row(row, database_now(using), None)
     (stored,) = calls.store([task])
     return stored

@@ -15,9 +15,9 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
+from django.db import IntegrityError
 
-from firefly_tasks import serialization
+from firefly_tasks import database, serialization
 from firefly_tasks.exceptions import DuplicateTaskError, InvalidTaskError
 from firefly_tasks.models import TaskModel
 from firefly_tasks.options import UNIQUE_KEY_MAX_LENGTH, TaskOptions, validate_unique_key
@@ -88,7 +88,7 @@ def store(rows: list[TaskModel], on_duplicate: str) -> list[TaskModel]:
     row, marked ``deduplicated``; with ``on_duplicate="raise"`` it raises instead and nothing
     is stored. One transaction: all the rows or none."""
     # MariaDB: inserts of one key, waiting on a holder that rolled back, can deadlock.
-    return atomic_retried(DEFAULT_DB_ALIAS, lambda: _store(rows, on_duplicate), tries=TRIES)
+    return atomic_retried(database.alias(), lambda: _store(rows, on_duplicate), tries=TRIES)
 
 
 def _store(rows: list[TaskModel], on_duplicate: str) -> list[TaskModel]:
@@ -132,7 +132,7 @@ def _insert_or_find(row: TaskModel) -> TaskModel:
         if holder is not None:
             return _duplicate(holder)
         try:
-            with transaction.atomic():  # a savepoint: the error leaves the rest intact
+            with database.atomic():  # a savepoint: the error leaves the rest intact
                 TaskModel.objects.insert_calls([row])
             return row
         except IntegrityError:

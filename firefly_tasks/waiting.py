@@ -16,8 +16,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections
 
+from firefly_tasks import database
 from firefly_tasks.conf import settings
 from firefly_tasks.context import current_task_var
 from firefly_tasks.dialects import dialect
@@ -54,7 +55,7 @@ def wait_result(row: Any, timeout: float = 10.0, *, raise_on_failure: bool = Fal
         )
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0:
         raise ValueError(f"timeout must be a non-negative number of seconds, not {timeout!r}.")
-    using = row._state.db or DEFAULT_DB_ALIAS
+    using = row._state.db or database.alias()
     if _finished(row):
         return _outcome(row, raise_on_failure)
     _check_transaction(row, using)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from django.db import Error, connection, connections
+from django.db import Error, connections
 from django.utils import timezone
 
 from firefly_tasks import states
@@ -27,6 +27,7 @@ from firefly_tasks.budget import Budget
 from firefly_tasks.cancellation import stop_cancelled
 from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.conf import settings
+from firefly_tasks.database import queue_connection
 from firefly_tasks.dialects import dialect
 from firefly_tasks.fence import EXIT_STUCK, Fence
 from firefly_tasks.heartbeat import Heartbeat
@@ -110,7 +111,7 @@ class Worker:
         fence = Fence(self)
         if self.scheduler:
             Scheduler(self.row, self.stopping).start()
-        if settings.LISTEN_NOTIFY and dialect(connection).can_listen():
+        if settings.LISTEN_NOTIFY and dialect(queue_connection()).can_listen():
             Listener(self.wake, self.stopping, on_cancel=self.stop_cancelled).start()
         threads = [
             threading.Thread(target=self._run_thread, args=(i,), name=f"firefly-{i}", daemon=True)
@@ -138,7 +139,7 @@ class Worker:
         logger.info(
             "worker stopped name=%s processed=%s failed=%s", self.name, self.processed, self.failed
         )
-        connection.close()
+        connections.close_all()
         return 1 if self.crashed else 0
 
     def _register(self) -> WorkerModel | None:
@@ -159,7 +160,7 @@ class Worker:
                     last_heartbeat=DatabaseNow(),
                 )
             except Error as exc:
-                if not dialect(connection).is_connection_error(exc):
+                if not dialect(queue_connection()).is_connection_error(exc):
                     raise
                 delay = self._wait_for_database(exc, delay)
         return None
@@ -186,13 +187,13 @@ class Worker:
             except Error as exc:
                 # This thread's connection sat idle: after a database restart it is broken
                 # although the database is back. Reconnect once.
-                if not dialect(connection).is_connection_error(exc):
+                if not dialect(queue_connection()).is_connection_error(exc):
                     raise
-                connection.close()
+                connections.close_all()
                 WorkerModel.objects.filter(pk=self.row.pk).update(**fields)
         except Error as exc:
             logger.warning("could not record worker state=%s error=%s", state, exc)
-            connection.close()
+            connections.close_all()
             return False
         return True
 
@@ -246,7 +247,7 @@ class Worker:
             stop_cancelled(held)
         except Error as exc:  # the next heartbeat looks again
             logger.warning("could not look for cancelled tasks error=%s", exc)
-            connection.close()
+            connections.close_all()
 
     def held_by(self, thread: int) -> tuple[BatchRunner | Child, list[TaskModel]] | None:
         """The runner of task thread ``thread`` and the batch it holds, if it is one of ours."""
@@ -321,7 +322,7 @@ class Worker:
                 continue
             nap = settings.CONSUMER_NAP_TIME
             self._run_claimed(runner, claimed, revivals, leftovers)
-            dialect(connection).check_connection()
+            dialect(queue_connection()).check_connection()
         leftovers.put_back_before_exit()
         if isinstance(runner, Child):
             runner.close()
@@ -356,7 +357,7 @@ class Worker:
             outcomes, handed_back = runner.run(rows, revivals)
         except BatchInterrupted as exc:
             logger.warning("database connection lost while running tasks error=%s", exc.__cause__)
-            connection.close()
+            connections.close_all()
             self.budget.give_back(len(exc.unstarted))
             leftovers.started += exc.started
             leftovers.unstarted += exc.unstarted
@@ -375,6 +376,6 @@ class Worker:
 
     def _wait_for_database(self, exc: Exception, delay: float) -> float:
         logger.warning("database unavailable, reconnecting in %.1fs error=%s", delay, exc)
-        connection.close()
+        connections.close_all()
         self.stopping.wait(delay)
         return min(delay * 2, RECONNECT_MAX_DELAY)

@@ -16,10 +16,9 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
-from django.db import transaction
 from django.utils import timezone
 
-from firefly_tasks import calls
+from firefly_tasks import calls, database
 from firefly_tasks.dependencies import WORKFLOW_ENGINE
 from firefly_tasks.exceptions import InvalidTaskError
 from firefly_tasks.options import UNIQUE_WAITING, TaskOptions
@@ -186,7 +185,7 @@ def _store(stages: list[_Stage]) -> list[TaskModel]:
             _needs_workflow_engine([stage.callback] if stage.callback else [])
     stored: list[TaskModel] = []
     exits: list[TaskModel] = []
-    with transaction.atomic():
+    with database.atomic():
         for stage in stages:
             fresh = [row.pk for row in stored]
             entries: list[TaskModel] = []

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 if TYPE_CHECKING:
     from firefly_tasks.models import TaskModel
@@ -58,6 +58,7 @@ def child_env(overrides: dict[str, Any] | None = None) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
         FIREFLY_TEST_DB_NAME=str(connection.settings_dict["NAME"]),
+        FIREFLY_TEST_QUEUE_DB_NAME=str(connections["queue"].settings_dict["NAME"]),
         FIREFLY_TEST_OVERRIDES=json.dumps({**CHILD_SETTINGS, **(overrides or {})}),
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",

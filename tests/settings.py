@@ -126,6 +126,39 @@ elif DB == "mariadb":
 else:
     raise ImproperlyConfigured(f"FIREFLY_TEST_DB is {DB!r}; use one of: sqlite, postgres, mariadb.")
 
+# A second database for the tests of FIREFLY_DATABASE (tests/test_queue_database.py), on another
+# engine where the issue pairs them: SQLite's suite puts it on PostgreSQL, PostgreSQL's on a
+# second PostgreSQL database, MariaDB's on SQLite. Only tests that ask for it create it.
+QUEUE_DB_NAME = os.environ.get("FIREFLY_TEST_QUEUE_DB_NAME")
+_postgres_queue = {
+    "ENGINE": "django.db.backends.postgresql",
+    "NAME": QUEUE_DB_NAME or "test",
+    "USER": os.environ.get("FIREFLY_TEST_PG_USER", "postgres"),
+    "HOST": os.environ.get("FIREFLY_TEST_PG_HOST", "127.0.0.1"),
+    "PORT": os.environ.get("FIREFLY_TEST_PG_PORT", "5432"),
+    "TEST": {"NAME": f"test_firefly_queue_{os.getpid()}"},
+}
+if DB == "mariadb":
+    _queue_file = QUEUE_DB_NAME or os.path.join(
+        tempfile.gettempdir(), f"firefly-test-queue-{os.getpid()}.sqlite3"
+    )
+    DATABASES["queue"] = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": _queue_file,
+        "TEST": {"NAME": _queue_file},
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+else:
+    DATABASES["queue"] = _postgres_queue
+# Firefly's own router, except that the tests create Firefly's tables on both databases: the
+# suite runs on "default", the queue database's tests (and their consumers) on "queue".
+DATABASE_ROUTERS = ["tests.routers.BothDatabasesRouter"]
+FIREFLY_DATABASE = os.environ.get("FIREFLY_TEST_QUEUE_ALIAS", "default")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

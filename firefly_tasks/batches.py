@@ -336,7 +336,7 @@ class BatchRunner:
     def _commit_group(self, run: _Run, rows: list[TaskModel], group: _Group) -> list[RunOutcome]:
         deadline = time.monotonic() + run.window
         try:
-            with database.task_transaction(database.atomic()):
+            with database.task_transaction(run.dialect, lazily=False):
                 for row in rows:
                     if group and (
                         time.monotonic() > deadline or self.fenced or not self._holds_tasks(run)

@@ -48,18 +48,49 @@ def task_dialect() -> Dialect | None:
 
 
 @contextlib.contextmanager
-def task_transaction(queue: contextlib.AbstractContextManager[Any]) -> Iterator[None]:
-    """The transaction an atomic task (or a group of them) runs in: ``queue``, an atomic
-    block on the queue database, and around the task's own writes one on the default
-    database (begun at its first query) when the queue lives elsewhere. The completion is
-    written inside both (fenced: a superseded attempt rolls both back); on the way out the default
-    database commits first, then the queue's, so a crash between the two commits leaves the
-    task running, to be recovered and run again, never completed without its writes."""
+def task_transaction(queue: Dialect, *, lazily: bool) -> Iterator[None]:
+    """The transaction an atomic task (or a group of them) runs in: one on the queue
+    database (of ``queue``; begun at its first query if ``lazily``), and around the task's own
+    writes one on the default database when the queue lives elsewhere. The completion is
+    written inside both (fenced: a superseded attempt rolls both back); on the way out the
+    default database commits first, then the queue's, so a crash between the two commits
+    leaves the task running, to be recovered and run again, never completed without its writes.
+
+    With two databases both begin at their first query, and where the queue's is SQLite (one
+    write lock for the whole file) the task's first query on the default database begins the
+    queue's transaction first: every consumer thread takes the two in the same order, so two
+    of them never each hold one while waiting for the other."""
     if not separate():
-        with queue:
+        with queue.atomic_from_first_query() if lazily else transaction.atomic(using=alias()):
             yield
         return
     own = task_dialect()
-    writes = own.atomic_from_first_query() if own else transaction.atomic(using=DEFAULT_DB_ALIAS)
-    with queue, writes:
-        yield
+    if own is None:
+        with queue.atomic_from_first_query(), transaction.atomic(using=DEFAULT_DB_ALIAS):
+            yield
+        return
+    # Pushed before the default database's transaction opens, so it runs before its BEGIN.
+    first = queue.connection.vendor == "sqlite"
+    if first:
+        own.push_execute_wrapper(_QueueFirst(queue))
+    try:
+        with queue.atomic_from_first_query(), own.atomic_from_first_query():
+            yield
+    finally:
+        if first:
+            own.pop_execute_wrapper()
+
+
+class _QueueFirst:
+    """An execute wrapper on the default database's connection that, before its first query,
+    begins the queue's transaction (an SQLite one begins at its first query)."""
+
+    def __init__(self, queue: Dialect) -> None:
+        self.queue: Dialect | None = queue
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if self.queue is not None:
+            queue, self.queue = self.queue, None
+            with queue.connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        return execute(sql, params, many, context)

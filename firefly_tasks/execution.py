@@ -142,7 +142,7 @@ def run_alone(
     try:
         if atomic:
             queue = dialect(database.queue_connection())
-            with database.task_transaction(queue.atomic_from_first_query()):
+            with database.task_transaction(queue, lazily=True):
                 done = invoke(row, call, preview_length=settings.PREVIEW_LENGTH)
                 _complete(done, worker)
         else:

@@ -5,7 +5,8 @@ Install it first in ``DATABASE_ROUTERS`` when the queue has a database of its ow
     DATABASE_ROUTERS = ["firefly_tasks.routers.FireflyRouter", ...]
 
 It sends the models of ``firefly_tasks`` and ``firefly_admin`` (reads, writes, migrations) to
-that alias and has no opinion on any other model. Check ``firefly_tasks.E012`` tells when
+that alias, keeps other apps' tables off it (unless it is ``default``), and has no other
+opinion on any other model. Check ``firefly_tasks.E012`` tells when
 Firefly's models are not routed there.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.checks import CheckMessage, Error
-from django.db import connections, router
+from django.db import DEFAULT_DB_ALIAS, connections, router
 
 from firefly_tasks.conf import settings
 
@@ -37,9 +38,12 @@ class FireflyRouter:
         return None
 
     def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool | None:
-        """Firefly's tables on its alias only; other apps are left to other routers."""
+        """Firefly's tables on its alias only, and, on an alias of its own (not
+        ``default``), nothing else; anything else is left to other routers."""
         if app_label in APPS:
             return db == settings.DATABASE
+        if db == settings.DATABASE and db != DEFAULT_DB_ALIAS:
+            return False
         return None
 
 

@@ -29,7 +29,9 @@ class LazySavepoint:
     def __call__(
         self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
     ) -> Any:
-        if self.sid is None and not self._opening:
+        # Not before a BEGIN: where a transaction begins at its first query (SQLite's, with
+        # atomic_from_first_query), that BEGIN passes through here first.
+        if self.sid is None and not self._opening and not sql.startswith("BEGIN"):
             self._opening = True
             try:
                 self.sid = self.dialect.savepoint()

@@ -126,19 +126,14 @@ elif DB == "mariadb":
 else:
     raise ImproperlyConfigured(f"FIREFLY_TEST_DB is {DB!r}; use one of: sqlite, postgres, mariadb.")
 
-# A second database for the tests of FIREFLY_DATABASE (tests/test_queue_database.py), on another
-# engine where the issue pairs them: SQLite's suite puts it on PostgreSQL, PostgreSQL's on a
-# second PostgreSQL database, MariaDB's on SQLite. Only tests that ask for it create it.
+# A second database for the tests of FIREFLY_DATABASE (tests/test_queue_database.py), created
+# only when a test asks for it. FIREFLY_TEST_QUEUE_DB picks its engine: by default a second SQLite
+# file (nothing else needed), a second PostgreSQL database in PostgreSQL's suite; CI also runs
+# those tests on SQLite with a PostgreSQL queue.
+QUEUE_DB = os.environ.get("FIREFLY_TEST_QUEUE_DB") or ("postgres" if DB == "postgres" else "sqlite")
 QUEUE_DB_NAME = os.environ.get("FIREFLY_TEST_QUEUE_DB_NAME")
-_postgres_queue = {
-    "ENGINE": "django.db.backends.postgresql",
-    "NAME": QUEUE_DB_NAME or "test",
-    "USER": os.environ.get("FIREFLY_TEST_PG_USER", "postgres"),
-    "HOST": os.environ.get("FIREFLY_TEST_PG_HOST", "127.0.0.1"),
-    "PORT": os.environ.get("FIREFLY_TEST_PG_PORT", "5432"),
-    "TEST": {"NAME": f"test_firefly_queue_{os.getpid()}"},
-}
-if DB == "mariadb":
+QUEUE_TEST_NAME = f"test_firefly_queue_{os.getpid()}"
+if QUEUE_DB == "sqlite":
     _queue_file = QUEUE_DB_NAME or os.path.join(
         tempfile.gettempdir(), f"firefly-test-queue-{os.getpid()}.sqlite3"
     )
@@ -152,8 +147,30 @@ if DB == "mariadb":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
     }
+elif QUEUE_DB == "postgres":
+    DATABASES["queue"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": QUEUE_DB_NAME or "test",
+        "USER": os.environ.get("FIREFLY_TEST_PG_USER", "postgres"),
+        "HOST": os.environ.get("FIREFLY_TEST_PG_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("FIREFLY_TEST_PG_PORT", "5432"),
+        "TEST": {"NAME": QUEUE_TEST_NAME},
+    }
+elif QUEUE_DB == "mariadb":
+    DATABASES["queue"] = {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": QUEUE_DB_NAME or "test",
+        "USER": os.environ.get("FIREFLY_TEST_MYSQL_USER", "root"),
+        "PASSWORD": os.environ.get("FIREFLY_TEST_MYSQL_PASSWORD", ""),
+        "HOST": os.environ.get("FIREFLY_TEST_MYSQL_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("FIREFLY_TEST_MYSQL_PORT", "3306"),
+        "OPTIONS": {"charset": "utf8mb4"},
+        "TEST": {"NAME": QUEUE_TEST_NAME, "CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+    }
 else:
-    DATABASES["queue"] = _postgres_queue
+    raise ImproperlyConfigured(
+        f"FIREFLY_TEST_QUEUE_DB is {QUEUE_DB!r}; use sqlite, postgres or mariadb."
+    )
 # Firefly's own router, except that the tests create Firefly's tables on both databases: the
 # suite runs on "default", the queue database's tests (and their consumers) on "queue".
 DATABASE_ROUTERS = ["tests.routers.BothDatabasesRouter"]

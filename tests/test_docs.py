@@ -226,15 +226,17 @@ def build(document: str, pristine: Path) -> Path:
 
 
 def check_migrate_and_run_shell(project: Path, blocks: list[Block]) -> None:
-    """``check``, ``migrate``, then every shell block, each in its own namespace: one
-    ``manage.py shell`` process, for speed."""
+    """``check``, ``migrate`` (each database), then every shell block, each in its own
+    namespace: one ``manage.py shell`` process, for speed."""
     prelude = "from shop.tasks import *\n"
     script = textwrap.dedent("""
         import traceback
+        from django.conf import settings
         from django.core.management import call_command
 
         call_command("check")
-        call_command("migrate", verbosity=0)
+        for alias in settings.DATABASES:  # as a reader migrates each database
+            call_command("migrate", database=alias, verbosity=0)
         failed = []
     """)
     for block in blocks:

@@ -1,6 +1,7 @@
 """``FIREFLY_DATABASE``: the queue on a database of its own, the tasks' writes on the default
-one. Each suite pairs two engines (tests/settings.py): SQLite with a PostgreSQL queue,
-PostgreSQL with a queue on a second PostgreSQL database, MariaDB with an SQLite queue."""
+one. The engines are paired by tests/settings.py: SQLite with an SQLite queue in a second file
+(and, in CI, with a PostgreSQL queue), PostgreSQL with a queue on a second PostgreSQL database,
+MariaDB with an SQLite queue."""
 
 from __future__ import annotations
 
@@ -53,10 +54,12 @@ def test_the_router_sends_fireflys_models_to_its_database_and_no_other_model() -
     assert router.allow_migrate("queue", "firefly_tasks") is True
     assert router.allow_migrate("queue", "firefly_admin") is True
     assert router.allow_migrate("default", "firefly_tasks") is False
-    assert router.allow_migrate("queue", "auth") is None
+    assert router.allow_migrate("queue", "auth") is False  # the queue's database holds Firefly's
+    assert router.allow_migrate("default", "auth") is None
     with override_settings(FIREFLY_DATABASE="default"):
         assert router.db_for_write(TaskModel) == "default"
         assert router.allow_migrate("default", "firefly_tasks") is True
+        assert router.allow_migrate("default", "auth") is None
 
 
 def test_checks_name_a_missing_alias_and_a_missing_router() -> None:
@@ -142,6 +145,17 @@ def test_consumers_run_tasks_writing_to_both_databases_exactly_once(
     for consumer in consumers:
         consumer.signal(signal.SIGTERM)
         assert consumer.wait() == 0
+    print(
+        "DEBUG", list(TaskModel.objects.filter(status="failed").values_list("func_name", "error"))
+    )
+    print(
+        "DEBUG2",
+        list(
+            TaskAttempt.objects.exclude(outcome="completed").values_list(
+                "task__func_name", "outcome", "error"
+            )
+        ),
+    )
     # Every note once: the parents' and their children's; the failing tasks' none.
     assert notes() == sorted([*texts, *(f"{text}-child" for text in texts)])
     assert TaskModel.objects.filter(status=TaskStatus.FAILED).count() == 2

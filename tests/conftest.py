@@ -178,7 +178,7 @@ def run_at_once(function: Callable[[], T], threads: int = 4) -> list[T]:
         except BaseException as exc:  # re-raised below, in the test's thread
             errors.append(exc)
         finally:
-            connection.close()
+            connections.close_all()  # this thread's
 
     started = [threading.Thread(target=target) for _ in range(threads)]
     for thread in started:
@@ -201,7 +201,7 @@ def run_pending_in_thread(delay: float = 0.0) -> threading.Thread:
             time.sleep(delay)
             run_pending_tasks()
         finally:
-            connection.close()
+            connections.close_all()  # this thread's, on every database it used
 
     thread = threading.Thread(target=later)
     thread.start()

@@ -822,3 +822,23 @@ def test_wait_result_returns_once_the_task_finished(transactional_db: None) -> N
     assert waited is result and result.status == Status.SUCCESSFUL and result.return_value == 5
     by_id = async_to_sync(framework.default_task_backend.await_result)(result.id, timeout=1)
     assert by_id.id == result.id and by_id.return_value == 5
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "queue"])
+def test_the_backend_enqueues_runs_and_reads_results_on_the_queue_database() -> None:
+    # FIREFLY_DATABASE on an alias of its own (docs/queue-database.md): the backend's rows,
+    # results and waiting go there; the default database holds none of them.
+    with override_settings(FIREFLY_DATABASE="queue"):
+        result = t.add.enqueue(2, 3)
+        assert row_of(result)._state.db == "queue"
+        assert TaskModel.objects.using("default").count() == 0
+
+        runner = run_pending_in_thread()
+        waited = framework.default_task_backend.wait_result(result, timeout=30)
+        runner.join(30)
+
+        assert waited.status == Status.SUCCESSFUL and waited.return_value == 5
+        fetched = framework.default_task_backend.get_result(result.id)
+        assert fetched.return_value == 5
+        assert TaskModel.objects.using("queue").filter(status=TaskStatus.COMPLETED).count() == 1
+        assert TaskModel.objects.using("default").count() == 0

@@ -218,3 +218,28 @@ def test_prune_tasks_and_recovery_work_on_the_queue_database() -> None:
     TaskModel.objects.update(completed="2000-01-01T00:00:00Z")
     call_command("prune_tasks", "--days", "1", verbosity=0)
     assert on("queue") == 0
+
+
+def test_the_scheduler_stores_ticks_on_the_queue_database() -> None:
+    import datetime
+
+    from firefly_tasks import ticks
+    from firefly_tasks.clock import database_now
+    from firefly_tasks.models import ScheduleModel
+
+    now = database_now()
+    assert now is not None
+    ScheduleModel.objects.create(
+        name="hourly",
+        func_name="tests.testapp.tasks.write_note",
+        every=datetime.timedelta(hours=1),
+        anchor=now - datetime.timedelta(days=1),
+        params_data='[["tick"], {}]',
+        next_tick=now - datetime.timedelta(seconds=1),
+    )
+    assert ScheduleModel.objects.using("default").count() == 0
+
+    assert ticks.enqueue_due()[0] == 1
+    assert run_pending_tasks() == 1
+    assert notes() == ["tick"]
+    assert (on("queue"), on("default")) == (1, 0)

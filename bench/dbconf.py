@@ -34,35 +34,40 @@ SQLITE_OPTIONS = {
 }
 
 
+# FIREFLY_BENCH_QUEUE_DB=1 (the "ffqueue" system): the bench database becomes the "queue" alias
+# (FIREFLY_DATABASE), and "default" a second database beside it, "<name>_app".
+SEPARATE_QUEUE = os.environ.get("FIREFLY_BENCH_QUEUE_DB") == "1"
+
+
+def app_name(name: str) -> str:
+    """The name of the application database beside the queue's ``name``."""
+    return name.replace(".sqlite3", "_app.sqlite3") if name.endswith(".sqlite3") else f"{name}_app"
+
+
 def databases() -> dict:
+    if SEPARATE_QUEUE:
+        return {"default": _database(app_name(NAME)), "queue": _database(NAME)}
+    return {"default": _database(NAME)}
+
+
+def _database(name: str) -> dict:
     if VENDOR == "sqlite":
         return {
-            "default": {
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": NAME,
-                "OPTIONS": dict(SQLITE_OPTIONS),
-            }
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": name,
+            "OPTIONS": dict(SQLITE_OPTIONS),
         }
     if VENDOR == "postgres":
         # FIREFLY_BENCH_PG_PREPARE_THRESHOLD: let psycopg prepare statements run that many
         # times (Django's OPTIONS["prepare_threshold"]); unset, Django's default: never.
         threshold = os.environ.get("FIREFLY_BENCH_PG_PREPARE_THRESHOLD")
         options = {"prepare_threshold": int(threshold)} if threshold else {}
-        return {
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "NAME": NAME,
-                **PG,
-                "OPTIONS": options,
-            }
-        }
+        return {"ENGINE": "django.db.backends.postgresql", "NAME": name, **PG, "OPTIONS": options}
     if VENDOR == "mariadb":
         return {
-            "default": {
-                "ENGINE": "django.db.backends.mysql",
-                "NAME": NAME,
-                **MYSQL,
-                "OPTIONS": {"charset": "utf8mb4"},
-            }
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": name,
+            **MYSQL,
+            "OPTIONS": {"charset": "utf8mb4"},
         }
     raise RuntimeError(f"FIREFLY_BENCH_DB is {VENDOR!r}; use sqlite, postgres or mariadb.")

@@ -183,10 +183,11 @@ class Database:
                 self._dir = None
             return
         with self._server() as conn:
-            if self.vendor == "postgres":
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-            else:
-                conn.cursor().execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+            for name in (self.name, f"{self.name}_app"):  # the app database of "ffqueue" too
+                if self.vendor == "postgres":
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                else:
+                    conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
 
     def durability(self) -> str:
         """How commits are made durable on this database, as the report should say."""
@@ -303,6 +304,7 @@ class System:
     concurrency: bool = False  # the consumer has a --concurrency of its own
     admin: bool = False
     pool: str = ""  # Firefly's --pool, when not its default
+    queue_db: bool = False  # Firefly with FIREFLY_DATABASE on a database of its own
 
     @property
     def python(self) -> str:
@@ -313,7 +315,9 @@ class System:
         env.update(db.env())
         env["PYTHONPATH"] = str(REPO)
         env["PYTHONUNBUFFERED"] = "1"
-        env["FIREFLY_BENCH_SYSTEM"] = "firefly" if self.pool else self.key
+        env["FIREFLY_BENCH_SYSTEM"] = "firefly" if self.pool or self.queue_db else self.key
+        if self.queue_db:
+            env["FIREFLY_BENCH_QUEUE_DB"] = "1"
         if self.settings:
             env["DJANGO_SETTINGS_MODULE"] = self.settings
         env.update(extra)
@@ -323,7 +327,7 @@ class System:
         self, workload: str, concurrency: int | None = None, burst: bool = True
     ) -> list[str]:
         """The system's own consumer command (Django systems)."""
-        if self.key == "firefly" or self.pool:
+        if self.key == "firefly" or self.pool or self.queue_db:
             cmd = [self.python, "-m", "django", "consume_tasks"]
             if self.pool:
                 cmd += ["--pool", self.pool]
@@ -352,7 +356,9 @@ RAW1 = System("raw1", "raw SQL, 1 task per claim + ack", "raw")
 RAW100 = System("raw100", "raw SQL, claim 100 / ack 100", "raw")
 RAWSTMT = System("rawstmt", "raw SQL, ack 100 + claim 100 in 1 statement", "raw",
                  vendors=("postgres",))  # fmt: skip
-SYSTEMS = [FIREFLY, FFPROC, FF04, DTDB, PGQ, RAW1, RAW100, RAWSTMT]
+FFQUEUE = System("ffqueue", "Firefly, queue on a database of its own", "django",
+                 settings="bench.settings", concurrency=True, queue_db=True)  # fmt: skip
+SYSTEMS = [FIREFLY, FFPROC, FFQUEUE, FF04, DTDB, PGQ, RAW1, RAW100, RAWSTMT]
 RAW_MODES = {"raw1": "single", "raw100": "batch", "rawstmt": "onestatement"}
 
 

@@ -58,6 +58,9 @@ TEMPLATES = [
 ]
 STATIC_URL = "/static/"
 DATABASES = databases()
+if "queue" in DATABASES:  # the "ffqueue" system: Firefly on a database of its own
+    FIREFLY_DATABASE = "queue"
+    DATABASE_ROUTERS = ["firefly_tasks.routers.FireflyRouter"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -9,12 +9,13 @@ import signal
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.core import checks
 from django.core.management import call_command
 from django.db import connections, transaction
 from django.test import Client, override_settings
 
-from firefly_tasks.models import TaskAttempt, TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.models import QueueModel, TaskAttempt, TaskModel, TaskStatus, WorkerModel
 from firefly_tasks.routers import FireflyRouter
 from firefly_tasks.testing import run_pending_tasks
 from tests.conftest import Consumer, wait_until
@@ -210,6 +211,15 @@ def test_the_dashboard_lists_and_requeues_the_queue_databases_tasks(
     failed.refresh_from_db()
     assert failed.status == TaskStatus.CREATED
     assert on("default") == 0
+
+    dashboard = "/admin/firefly_admin/task/dashboard/"
+    assert admin_client.get(dashboard).status_code == 200
+    assert admin_client.get(dashboard, HTTP_HX_REQUEST="true").status_code == 200
+    paused = admin_client.post(f"{dashboard}pause/", {"queue": "default", "reason": "deploy"})
+    assert paused.status_code == 302
+    assert QueueModel.objects.using("queue").get(name="default").paused
+    # The dashboard's history goes where the admin's does: the default database.
+    assert LogEntry.objects.using("default").count() == 2
 
 
 def test_prune_tasks_and_recovery_work_on_the_queue_database() -> None:

@@ -342,7 +342,9 @@ def extra_connection() -> Iterator[InstallConnection]:
         installed.append(wrapper)
         return wrapper
 
-    yield install
+    # The database checks look at Firefly's database only (FIREFLY_DATABASE): make it "extra".
+    with override_settings(FIREFLY_DATABASE="extra"):
+        yield install
     for wrapper in installed:
         wrapper.close()
     if installed:
@@ -372,6 +374,15 @@ def test_sqlite_file_in_wal_mode_passes(
     extra_connection(SQLiteDatabaseWrapper, {"ENGINE": "django.db.backends.sqlite3", "NAME": path})
 
     assert check_databases(databases=["extra"]) == []
+
+
+def test_the_database_checks_leave_the_projects_other_databases_alone(
+    extra_connection: InstallConnection,
+) -> None:
+    extra_connection(DummyDatabaseWrapper, {"ENGINE": "django.db.backends.dummy"})
+
+    with override_settings(FIREFLY_DATABASE="default"):
+        assert check_databases(databases=["extra"]) == []
 
 
 def test_unsupported_database_is_error_e005(extra_connection: InstallConnection) -> None:

@@ -134,6 +134,8 @@ def test_consumers_run_tasks_writing_to_both_databases_exactly_once(
     queue_tasks.note_and_schedule.schedule_many([(text,) for text in texts])
     queue_tasks.note_and_schedule_then_fail.schedule_many([("x1",), ("x2",)])
     consumers = [start_consumer("--concurrency", "2", **QUEUE) for _ in range(2)]
+    # Both registered (so both handle SIGTERM) before the queue may be empty.
+    wait_until(lambda: WorkerModel.objects.count() == 2, 60)
 
     finished = (TaskStatus.COMPLETED, TaskStatus.FAILED)
 

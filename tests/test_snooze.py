@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Callable
 
 import pytest
@@ -41,9 +42,11 @@ def test_a_task_that_keeps_snoozing_fails_past_the_limit(
     start_consumer: Callable[..., Consumer],
 ) -> None:
     row = tasks.snooze_then_note.schedule(1000, "never")
-    start_consumer("--concurrency", "1", FIREFLY_MAX_SNOOZES=3)
+    consumer = start_consumer("--concurrency", "1", FIREFLY_MAX_SNOOZES=3)
 
     wait_until(finished(row), timeout=WITHIN)
+    consumer.signal(signal.SIGTERM)  # else it runs the requeued task again at once
+    assert consumer.wait() == 0
 
     row.refresh_from_db()
     assert row.status == TaskStatus.FAILED

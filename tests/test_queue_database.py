@@ -127,13 +127,15 @@ def test_schedule_on_commit_checks_the_call_at_once() -> None:
     assert on("queue") == 0
 
 
+@pytest.mark.parametrize("pool", ["thread", "process"])
 def test_consumers_run_tasks_writing_to_both_databases_exactly_once(
-    start_consumer: Callable[..., Consumer], figure: Callable[..., None]
+    pool: str, start_consumer: Callable[..., Consumer], figure: Callable[..., None]
 ) -> None:
     texts = [f"n{i}" for i in range(150)]
     queue_tasks.note_and_schedule.schedule_many([(text,) for text in texts])
     queue_tasks.note_and_schedule_then_fail.schedule_many([("x1",), ("x2",)])
-    consumers = [start_consumer("--concurrency", "2", **QUEUE) for _ in range(2)]
+    args = ("--pool", pool, "--concurrency", "2")
+    consumers = [start_consumer(*args, **QUEUE) for _ in range(2)]
     # Both registered (so both handle SIGTERM) before the queue may be empty.
     wait_until(lambda: WorkerModel.objects.count() == 2, 60)
 
@@ -164,7 +166,7 @@ def test_consumers_run_tasks_writing_to_both_databases_exactly_once(
     assert TaskModel.objects.filter(status=TaskStatus.FAILED).count() == 2
     assert on("default") == 0
     assert WorkerModel.objects.count() == 2 and WorkerModel.objects.using("default").count() == 0
-    figure(engines=engines(), tasks=TaskModel.objects.count(), notes=len(notes()))
+    figure(engines=engines(), pool=pool, tasks=TaskModel.objects.count(), notes=len(notes()))
 
 
 def test_a_consumer_killed_between_the_two_commits_runs_the_task_again(

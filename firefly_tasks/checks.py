@@ -354,7 +354,7 @@ def check_schedule_tasks(
 ) -> list[CheckMessage]:
     """Enabled schedules in the table whose task is not registered (renamed or removed):
     consumers skip their ticks. Run by ``migrate`` and ``check --database``."""
-    if "default" not in (databases or ()):
+    if settings.DATABASE not in (databases or ()):
         return []
     from django.db.utils import DatabaseError
 

@@ -17,7 +17,7 @@ from typing import Any, overload
 from django.db.models import Sum
 from django.db.models.functions import Length
 
-from firefly_tasks import serialization
+from firefly_tasks import database, serialization
 from firefly_tasks.conf import settings
 from firefly_tasks.models import TaskDependency
 from firefly_tasks.states import Feed, TaskStatus
@@ -87,7 +87,7 @@ def received(row: Any) -> tuple[bool, Any]:
     feed = row.feed
     if not feed:
         return False, None
-    using = row._state.db or "default"
+    using = row._state.db or database.alias()
     edges = _edges(row.pk, using)
     if feed == Feed.RESULT:
         found = _read(edges[:1])

@@ -257,3 +257,17 @@ def test_the_scheduler_stores_ticks_on_the_queue_database() -> None:
     assert run_pending_tasks() == 1
     assert notes() == ["tick"]
     assert (on("queue"), on("default")) == (1, 0)
+
+
+def test_a_chain_passes_results_and_promotes_on_the_queue_database() -> None:
+    from firefly_tasks.workflows import chain, group
+
+    _first, second = chain(tasks.add.s(1, 2), tasks.add.s(10)).schedule()
+    _members, callback = group(tasks.add.s(i, i) for i in range(3)).then(tasks.echo.s()).schedule()
+
+    assert run_pending_tasks() == 2 + 3 + 1
+    second.refresh_from_db()
+    callback.refresh_from_db()
+    assert (second.status, second.returned) == (TaskStatus.COMPLETED, 13)
+    assert callback.returned == [0, 2, 4]
+    assert on("default") == 0

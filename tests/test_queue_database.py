@@ -265,6 +265,7 @@ def test_a_chain_passes_results_and_promotes_on_the_queue_database() -> None:
     _first, second = chain(tasks.add.s(1, 2), tasks.add.s(10)).schedule()
     _members, callback = group(tasks.add.s(i, i) for i in range(3)).then(tasks.echo.s()).schedule()
 
+    assert callback is not None
     assert run_pending_tasks() == 2 + 3 + 1
     second.refresh_from_db()
     callback.refresh_from_db()

@@ -100,11 +100,12 @@ class Worker:
         if self.row is None:
             return 0  # stopped before the database could be reached
         logger.info(
-            "worker started name=%s id=%s queues=%s concurrency=%s",
+            "worker started name=%s id=%s queues=%s concurrency=%s database=%s",
             self.name,
             self.row.pk,
             ",".join(self.queues),
             self.concurrency,
+            settings.DATABASE,
         )
         heartbeat = Heartbeat(self)
         heartbeat.start()

@@ -7,6 +7,7 @@ the dashboard no longer needs (it ships htmx and builds ``HtmxDetails`` itself).
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from django.apps import apps
@@ -16,6 +17,8 @@ from firefly_admin.conf import settings
 
 # An hour: longer than any web server waits for a page, within every database's limit.
 MAX_COUNT_TIMEOUT = 3600
+# A bearer token shorter than this is guessable.
+MIN_TOKEN_LENGTH = 16
 
 
 @register()
@@ -85,6 +88,31 @@ def check_bulk_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             )
         )
     return messages
+
+
+@register()
+def check_metrics(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The Prometheus page's token, and the library it is rendered with."""
+    token = settings.raw("FIREFLY_ADMIN_METRICS_TOKEN")
+    if token is not None and not (isinstance(token, str) and len(token) >= MIN_TOKEN_LENGTH):
+        return [
+            Error(
+                "FIREFLY_ADMIN_METRICS_TOKEN must be None or a string of at least "
+                f"{MIN_TOKEN_LENGTH} characters.",
+                hint="Generate one: python -c 'import secrets; print(secrets.token_urlsafe())'",
+                id="firefly_admin.E012",
+            )
+        ]
+    if token is None or importlib.util.find_spec("prometheus_client") is not None:
+        return []
+    return [
+        Warning(
+            "FIREFLY_ADMIN_METRICS_TOKEN is set, but prometheus_client is not installed: the "
+            "metrics page answers 501.",
+            hint="pip install firefly-tasks[metrics]",
+            id="firefly_admin.W002",
+        )
+    ]
 
 
 @register()

@@ -15,6 +15,7 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_ADMIN_HIDDEN_ARGS": (),
     "FIREFLY_ADMIN_COUNT_TIMEOUT": 3,
     "FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE": 1000,
+    "FIREFLY_ADMIN_METRICS_TOKEN": None,
 }
 
 
@@ -48,6 +49,12 @@ class Settings:
     def CONFIRM_DELETE_ABOVE(self) -> int:
         """Deleting more tasks than this asks the operator to type how many first."""
         return int(self._get("FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE"))
+
+    @property
+    def METRICS_TOKEN(self) -> str | None:
+        """The bearer token a Prometheus scraper sends for the metrics page (None: staff only)."""
+        value = self._get("FIREFLY_ADMIN_METRICS_TOKEN")
+        return value if isinstance(value, str) and value else None
 
 
 settings = Settings()

@@ -23,7 +23,7 @@ from django.utils.safestring import SafeString
 from django_htmx.http import HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
 
-from firefly_admin import controls, display, previews, views, workflow_display
+from firefly_admin import controls, display, previews, prometheus, views, workflow_display
 from firefly_admin.actions import (
     cancel_running_tasks,
     cancel_tasks,
@@ -370,6 +370,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
             path("dashboard/", self._view(views.dashboard), name=f"{prefix}_dashboard"),
             path("dashboard/pause/", self._view(controls.pause_queue), name=f"{prefix}_pause"),
             path("dashboard/resume/", self._view(controls.resume_queue), name=f"{prefix}_resume"),
+            path("metrics/", prometheus.metrics_view, name=f"{prefix}_metrics"),
             *super().get_urls(),
         ]
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 from django.apps import apps
 from django.core.checks import CheckMessage
+from django.test import override_settings
 from pytest_django import Settings
 
-from firefly_admin.checks import check_bulk_settings, check_installed, check_settings
+from firefly_admin.checks import (
+    check_bulk_settings,
+    check_installed,
+    check_metrics,
+    check_settings,
+)
 
 
 def ids(messages: list[CheckMessage]) -> list[str | None]:
@@ -73,3 +79,13 @@ def test_a_bare_install_passes_without_django_htmx_or_django_filter(settings: Se
     assert not apps.is_installed("django_filters")
     assert not [name for name in settings.MIDDLEWARE if "htmx" in name]
     assert check_installed() == []
+
+
+@pytest.mark.parametrize("token", ["short", 42, ""])
+def test_a_metrics_token_that_is_not_a_long_string_is_error_e012(token: object) -> None:
+    with override_settings(FIREFLY_ADMIN_METRICS_TOKEN=token):
+        assert [m.id for m in check_metrics()] == ["firefly_admin.E012"]
+    with override_settings(FIREFLY_ADMIN_METRICS_TOKEN="x" * 16):
+        assert check_metrics() == []
+    with override_settings(FIREFLY_ADMIN_METRICS_TOKEN=None):
+        assert check_metrics() == []

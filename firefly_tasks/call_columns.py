@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from firefly_tasks import tracing
 from firefly_tasks.conf import settings
 from firefly_tasks.options import OPTION_ENGINES, TaskOptions, resolve_eta, validate_queue
 
@@ -41,4 +42,5 @@ def column_values(
         "on_success": options.on_success,
         "on_failure": options.on_failure,
         "label": options.label,
+        "trace_context": tracing.carried(),
     }

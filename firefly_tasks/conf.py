@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_ROLLUP_RETENTION_DAYS": 90,
     "FIREFLY_SCHEDULES": {},
     "FIREFLY_TASK_TIMEOUT": None,
+    "FIREFLY_TRACING": True,
     "FIREFLY_TIMEOUT_GRACE": 10.0,
 }
 
@@ -195,6 +196,11 @@ class Settings:
     def ROLLUP_RETENTION_DAYS(self) -> int:
         """Days of per-minute rollups ``prune_tasks`` keeps (the dashboard's history)."""
         return int(self._get("FIREFLY_ROLLUP_RETENTION_DAYS"))
+
+    @property
+    def TRACING(self) -> bool:
+        """With OpenTelemetry installed: carry the scheduler's trace context, run tasks in spans."""
+        return bool(self._get("FIREFLY_TRACING"))
 
     @property
     def LISTEN_NOTIFY(self) -> bool:

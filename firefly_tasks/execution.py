@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from firefly_tasks import database, deadlines, progress, results, serialization, signals
+from firefly_tasks import (
+    database,
+    deadlines,
+    progress,
+    results,
+    serialization,
+    signals,
+    tracing,
+)
 from firefly_tasks.conf import settings
 from firefly_tasks.context import RunningTask, current_task_var
 from firefly_tasks.dialects import Dialect, dialect
@@ -78,19 +86,20 @@ def invoke(
     timeout = row.timeout
     began = time.monotonic()
     try:
-        if task.is_async:
-            # In this thread: the coroutine's sync_to_async ORM calls come back to this
-            # thread, so they share its connection and its atomic block.
-            func = deadlines.bounded(task.func, timeout, (row.pk, row.attempt))
-            result = async_to_sync(func)(*args, **kwargs)
-        else:
-            # Armed with or without a timeout: a cancel stops it either way.
-            body = (row.pk, row.attempt)
-            if timeout is None:
-                result = deadlines.call(task.func, args, kwargs, None, body)
+        with tracing.span(row):
+            if task.is_async:
+                # In this thread: the coroutine's sync_to_async ORM calls come back to this
+                # thread, so they share its connection and its atomic block.
+                func = deadlines.bounded(task.func, timeout, (row.pk, row.attempt))
+                result = async_to_sync(func)(*args, **kwargs)
             else:
-                where = where or database.task_dialect()
-                result = _bounded_call(task.func, args, kwargs, (timeout, body), where)
+                # Armed with or without a timeout: a cancel stops it either way.
+                body = (row.pk, row.attempt)
+                if timeout is None:
+                    result = deadlines.call(task.func, args, kwargs, None, body)
+                else:
+                    where = where or database.task_dialect()
+                    result = _bounded_call(task.func, args, kwargs, (timeout, body), where)
     finally:
         row.run_seconds = time.monotonic() - began
         current_task_var.reset(token)

@@ -180,6 +180,8 @@ class TaskModel(models.Model):
     label = models.CharField(max_length=100, null=True, blank=True)
     # Someone waits for its result (firefly_tasks.waiting): on PostgreSQL, its end NOTIFYs.
     awaited = models.BooleanField(default=False, db_default=False, editable=False)
+    # The W3C trace context of the code that scheduled it, as JSON (firefly_tasks.tracing).
+    trace_context = models.TextField(blank=True, default="", db_default="", editable=False)
 
     objects = TaskQuerySet.as_manager()
 

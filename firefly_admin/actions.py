@@ -36,6 +36,7 @@ from firefly_tasks.clock import database_time_ago
 from firefly_tasks.conf import settings as engine_settings
 from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
 from firefly_tasks.queryset import TaskQuerySet
+from firefly_tasks.registry import registry
 from firefly_tasks.states import LIVE_WORKER_STATES, AttemptOutcome, Event, TaskStatus, sources
 
 logger = logging.getLogger("firefly_admin")
@@ -53,6 +54,12 @@ def orphaned() -> Q:
     )
     no_live_worker = Q(worker_id__isnull=True) | ~Q(worker_id__in=live)
     return Q(status=TaskStatus.RUNNING) & claimed_long_ago & no_live_worker
+
+
+def unregistered() -> Q:
+    """Firefly tasks whose name no registered task answers to: requeued, they would fail again
+    at once (a DEP 14 row is the framework's to resolve)."""
+    return Q(backend="") & ~Q(func_name__in=registry.known_names())
 
 
 def key_held_elsewhere() -> Q:
@@ -207,7 +214,7 @@ def move_selected(
     move: Callable[[TaskQuerySet], object],
     message: str,
     skipped_because: str,
-    refuse: tuple[Q, str] | None = None,
+    refuse: tuple[tuple[Q, str], ...] = (),
 ) -> None:
     """Move the selected tasks still in the ``expected`` states, and the orphaned ones, to
     another state; an orphan's unfinished attempt is recorded as interrupted first, as a
@@ -216,11 +223,11 @@ def move_selected(
     if selection is None:
         return
     guard = expected | orphaned()
-    if refuse is not None:
-        refused = selection.rows.filter(guard & refuse[0]).count()
-        guard &= ~refuse[0]
+    for condition, why in refuse:
+        refused = selection.rows.filter(guard & condition).count()
+        guard &= ~condition
         if refused:
-            skipped_because += f"; {refused:,} because {refuse[1]}"
+            skipped_because += f"; {refused:,} because {why}"
 
     def change(rows: TaskQuerySet) -> None:
         end_orphaned_attempts(rows, f"{past_tense} from the admin")
@@ -254,7 +261,10 @@ def requeue_tasks(
         move=lambda rows: rows.requeue(skip_held=True),
         message="Requeued to run now.",
         skipped_because="not failed, cancelled or orphaned",
-        refuse=(key_held_elsewhere(), "an unfinished task holds their unique key"),
+        refuse=(
+            (key_held_elsewhere(), "an unfinished task holds their unique key"),
+            (unregistered(), "no registered task answers to their name here"),
+        ),
     )
 
 

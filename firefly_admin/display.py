@@ -9,10 +9,38 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from firefly_tasks.states import TaskStatus
+
 
 def badge(kind: str, label: str | None = None) -> SafeString:
     """A coloured label; its class picks colours from the admin's theme variables."""
     return format_html('<span class="ff-badge ff-badge-{}">{}</span>', kind, label or kind)
+
+
+def status(row: Any) -> SafeString:
+    """A task's status badge. The list tells a running task a thread executes from one
+    waiting in a claimed batch (``executing``, set by ``metrics.mark_executing``), and a
+    blocked task's reason: other tasks, or a slot of its concurrency key."""
+    if row.status == TaskStatus.RUNNING and hasattr(row, "executing"):
+        shown = badge("executing" if row.executing else "claimed")
+        return format_html("{}{}", shown, progress(getattr(row, "progress_now", None)))
+    if row.status == TaskStatus.BLOCKED:
+        why = f"waiting for {row.waiting_for:,}" if row.waiting_for else "waiting for a slot"
+        return badge(row.status, f"blocked: {why}")
+    return badge(row.status)
+
+
+def task_name(name: str, registered: bool) -> SafeString | str:
+    """A task's name, flagged when no registered task answers to it here."""
+    if registered:
+        return name
+    return format_html("{} {}", name, badge("unregistered", "not registered"))
+
+
+def first_line(text: str, length: int = 120) -> str:
+    """The first line of ``text``, cut at ``length`` characters (escaped where rendered)."""
+    line = text.strip().partition("\n")[0]
+    return line if len(line) <= length else f"{line[: length - 1]}…"
 
 
 def age(delta: datetime.timedelta | float | None) -> str:

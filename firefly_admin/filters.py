@@ -21,6 +21,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
+from firefly_admin import triage
 from firefly_tasks.conf import settings as engine_settings
 from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
 from firefly_tasks.queues import known_queues
@@ -151,19 +152,35 @@ class WorkerFilter(admin.SimpleListFilter):
         return int(value) if value and value.isdigit() else None
 
 
-class ScheduleFilter(admin.SimpleListFilter):
-    """Tasks a periodic schedule enqueued; shown only while it is applied."""
-
-    title = "schedule"
-    parameter_name = "schedule"
+class AppliedOnlyFilter(admin.SimpleListFilter):
+    """A filter reached by a link, not picked from choices: shown only while applied, with
+    its value as its one choice."""
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         value = self.value()
         return [(value, value)] if value else []
 
+
+class ScheduleFilter(AppliedOnlyFilter):
+    """Tasks a periodic schedule enqueued."""
+
+    title = "schedule"
+    parameter_name = "schedule"
+
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         return queryset.filter(schedule=value) if value else queryset
+
+
+class ErrorKindFilter(AppliedOnlyFilter):
+    """Tasks whose error is of one exception class: a failure group of the dashboard's."""
+
+    title = "error"
+    parameter_name = "error_kind"
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return triage.with_kind(queryset).filter(kind=value) if value else queryset
 
 
 class DateRangeFilter(admin.FieldListFilter):

@@ -7,8 +7,6 @@ controls (``controls.py``) and the delete page.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
-from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
@@ -20,10 +18,16 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django_htmx.http import HttpResponseClientRefresh
-from django_htmx.middleware import HtmxDetails
 
-from firefly_admin import controls, display, previews, prometheus, views, workflow_display
+from firefly_admin import (
+    controls,
+    display,
+    previews,
+    prometheus,
+    triage,
+    views,
+    workflow_display,
+)
 from firefly_admin.actions import (
     cancel_running_tasks,
     cancel_tasks,
@@ -38,6 +42,7 @@ from firefly_admin.conf import settings
 from firefly_admin.filters import (
     BlockedFilter,
     DateRangeFilter,
+    ErrorKindFilter,
     OutcomeFilter,
     QueueFilter,
     ScheduleFilter,
@@ -82,6 +87,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         ("created", DateRangeFilter),
         WorkerFilter,
         ScheduleFilter,
+        ErrorKindFilter,
     )
     search_fields = ("func_name",)
     search_help_text = "A task id, part of a task name, or tag:NAME for the tasks with a tag."
@@ -220,19 +226,22 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         return response
 
     @admin.display(description="task")
-    def task_name(self, obj: TaskModel) -> str:
-        return obj.func_name
+    def task_name(self, obj: TaskModel) -> SafeString | str:
+        return display.task_name(obj.func_name, triage.is_registered(obj.func_name, obj.backend))
+
+    @admin.display(description="error")
+    def error_summary(self, obj: TaskModel) -> str:
+        return display.first_line(obj.error)
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        """With the error, where the list shows failed or cancelled tasks."""
+        failures = request.GET.get("status") in (TaskStatus.FAILED, TaskStatus.CANCELLED)
+        shown = super().get_list_display(request)
+        return (*shown[:4], "error_summary", *shown[4:]) if failures else shown
 
     @admin.display(description="status")
     def status_badge(self, obj: TaskModel) -> SafeString:
-        # The list tells a running task a thread executes from one waiting in a claimed batch.
-        if obj.status == TaskStatus.RUNNING and hasattr(obj, "executing"):
-            shown = display.badge("executing" if obj.executing else "claimed")
-            return format_html("{}{}", shown, display.progress(getattr(obj, "progress_now", None)))
-        if obj.status == TaskStatus.BLOCKED:  # and why: for tasks, or for a concurrency slot
-            why = f"waiting for {obj.waiting_for:,}" if obj.waiting_for else "waiting for a slot"
-            return display.badge(obj.status, f"blocked: {why}")
-        return display.badge(obj.status)
+        return display.status(obj)
 
     @admin.display(description="tags")
     def tags_display(self, obj: TaskModel) -> SafeString | str:
@@ -334,6 +343,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
                 can_requeue=(
                     (obj.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) or orphan)
                     and self.has_requeue_permission(request)
+                    and triage.is_registered(obj.func_name, obj.backend)
                 ),
                 can_cancel=(
                     (obj.status == TaskStatus.CREATED or orphan)
@@ -366,30 +376,21 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        pages = {
+            "dashboard": ("dashboard/", views.dashboard),
+            "pause": ("dashboard/pause/", controls.pause_queue),
+            "resume": ("dashboard/resume/", controls.resume_queue),
+            "requeue_group": ("dashboard/requeue-group/", triage.requeue_group),
+        }
+        protected = [
+            path(url, views.protected(self, view), name=f"{prefix}_{name}")
+            for name, (url, view) in pages.items()
+        ]
         return [
-            path("dashboard/", self._view(views.dashboard), name=f"{prefix}_dashboard"),
-            path("dashboard/pause/", self._view(controls.pause_queue), name=f"{prefix}_pause"),
-            path("dashboard/resume/", self._view(controls.resume_queue), name=f"{prefix}_resume"),
+            *protected,
             path("metrics/", prometheus.metrics_view, name=f"{prefix}_metrics"),
             *super().get_urls(),
         ]
-
-    def _view(self, view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @wraps(view)
-        def bound(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            return view(request, self, *args, **kwargs)
-
-        protected = self.admin_site.admin_view(bound)
-
-        @wraps(protected)
-        def refresh_when_logged_out(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            # A poll after the session ended would swap the login page into a region:
-            # reload the whole page instead, which lands on the login form.
-            if HtmxDetails(request) and not self.admin_site.has_permission(request):
-                return HttpResponseClientRefresh()
-            return protected(request, *args, **kwargs)
-
-        return refresh_when_logged_out
 
     def _url(self, name: str, *args: Any) -> str:
         site, opts = self.admin_site.name, self.opts

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.core.exceptions import PermissionDenied
@@ -24,9 +25,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django_htmx.http import HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
 
-from firefly_admin import metrics, upcoming
+from firefly_admin import metrics, triage, upcoming
 from firefly_admin.conf import settings
 from firefly_admin.filters import TaskFilterSet
 from firefly_tasks.models import TaskModel
@@ -45,6 +47,8 @@ class TaskAdmin(Protocol):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool: ...
 
     def has_pause_permission(self, request: HttpRequest) -> bool: ...
+
+    def has_requeue_permission(self, request: HttpRequest) -> bool: ...
 
 
 # Regions reload on this event (see the module's docstring).
@@ -109,6 +113,28 @@ def dashboard(request: HttpRequest, model_admin: TaskAdmin) -> HttpResponse:
     return response
 
 
+def protected(
+    model_admin: TaskAdmin, view: Callable[..., HttpResponse]
+) -> Callable[..., HttpResponse]:
+    """``view(request, model_admin, ...)`` behind the admin's login and staff check; a region's
+    poll after the session ended reloads the whole page (the login form), rather than swap the
+    login page into the region."""
+
+    @wraps(view)
+    def bound(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return view(request, model_admin, *args, **kwargs)
+
+    admitted = model_admin.admin_site.admin_view(bound)
+
+    @wraps(admitted)
+    def refresh_when_logged_out(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if HtmxDetails(request) and not model_admin.admin_site.has_permission(request):
+            return HttpResponseClientRefresh()
+        return admitted(request, *args, **kwargs)
+
+    return refresh_when_logged_out
+
+
 def _common_context(request: HttpRequest, model_admin: TaskAdmin) -> dict[str, Any]:
     return {
         "poll_trigger": POLL_TRIGGER,
@@ -124,6 +150,10 @@ def _common_context(request: HttpRequest, model_admin: TaskAdmin) -> dict[str, A
         "pause_url": reverse(f"{model_admin.admin_site.name}:firefly_admin_task_pause"),
         "resume_url": reverse(f"{model_admin.admin_site.name}:firefly_admin_task_resume"),
         "can_pause": model_admin.has_pause_permission(request),
+        "requeue_group_url": reverse(
+            f"{model_admin.admin_site.name}:firefly_admin_task_requeue_group"
+        ),
+        "can_requeue": model_admin.has_requeue_permission(request),
     }
 
 
@@ -158,7 +188,7 @@ def _workers(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
 
 
 def _failures(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
-    return {"failures": metrics.recent_failures()}
+    return {"failure_groups": triage.failure_groups(timezone.now())}
 
 
 def _schedules(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:

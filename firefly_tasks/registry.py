@@ -50,6 +50,11 @@ class TaskRegistry:
     def __iter__(self) -> Iterator[RegisteredTask]:
         return iter(list(self._tasks.values()))
 
+    def known_names(self) -> set[str]:
+        """The stored names that resolve here without importing anything: the registered
+        tasks' names, and the old names ``FIREFLY_TASK_ALIASES`` maps to them."""
+        return set(self._tasks) | set(settings.TASK_ALIASES)
+
     def __contains__(self, name: object) -> bool:
         return name in self._tasks
 

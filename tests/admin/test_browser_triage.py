@@ -1,0 +1,56 @@
+"""Failure triage in a real browser (headless Chromium): the dashboard's failure groups, a
+group's tasks in the list with their errors, and a group requeued with one click."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.contrib.auth.models import User
+from django.urls import reverse
+from pytest_django.live_server_helper import LiveServer
+
+from firefly_tasks.models import TaskModel, TaskStatus
+from tests.admin.browser import BROWSER_TESTS, log_in, outside_the_event_loop
+from tests.admin.conftest import make_task
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+pytestmark = BROWSER_TESTS
+
+DASHBOARD = reverse("admin:firefly_admin_task_dashboard")
+
+
+def test_a_failure_group_is_shown_opened_and_requeued(
+    browser: Browser, live_server: LiveServer, operator: User
+) -> None:
+    def failures() -> list[TaskModel]:
+        rows = [make_task(TaskStatus.FAILED, error=f"ValueError: bad sku {i}") for i in range(3)]
+        rows.append(make_task(TaskStatus.FAILED, error="KeyError: 'customer'"))
+        return rows
+
+    *values, key = outside_the_event_loop(failures)
+
+    page = log_in(browser, live_server, DASHBOARD)
+    region = page.locator("#ff-failures")
+    rows = region.locator("tbody tr")
+    assert rows.count() == 2
+    assert "KeyError" in rows.nth(0).inner_text() and "ValueError" in rows.nth(1).inner_text()
+    region.screenshot(path="/tmp/firefly-triage-groups.png")
+
+    rows.nth(1).locator("a:has-text('ValueError')").click()
+    page.wait_for_url("**/task/?status=failed&task=*&error_kind=ValueError")
+    listed = page.locator("#result_list tbody tr")
+    assert listed.count() == 3
+    assert "ValueError: bad sku" in page.locator("td.field-error_summary").first.inner_text()
+    page.screenshot(path="/tmp/firefly-triage-list.png", full_page=True)
+
+    page.goto(f"{live_server.url}{DASHBOARD}")
+    page.locator("#ff-failures button:has-text('Requeue 3')").click()
+    page.wait_for_url(f"**{DASHBOARD}")
+    assert "Requeue: 3 done, 0 skipped" in page.locator(".messagelist").inner_text()
+    statuses = dict(TaskModel.objects.values_list("pk", "status"))
+    assert {statuses[row.pk] for row in values} == {TaskStatus.CREATED}
+    assert statuses[key.pk] == TaskStatus.FAILED
+    assert page.locator("#ff-failures tbody tr").count() == 1
+    page.screenshot(path="/tmp/firefly-triage-requeued.png", full_page=True)

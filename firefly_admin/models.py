@@ -24,6 +24,7 @@ class Worker(WorkerModel):
     class Meta:
         proxy = True
         verbose_name = "worker"
+        permissions = [("stop_worker", "Can ask consumers to stop gracefully")]
 
 
 class Queue(QueueModel):

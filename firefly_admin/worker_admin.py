@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -15,6 +16,7 @@ from firefly_admin import display
 from firefly_admin.metrics import liveness
 from firefly_admin.pagination import CappedCountPaginator
 from firefly_admin.permissions import ReadOnlyRows
+from firefly_admin.worker_stop import stop_worker
 from firefly_tasks.models import WorkerModel
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
         "queue_list",
         "concurrency",
         "pool",
+        "memory",
+        "version",
         "liveness_badge",
         "state",
         "heartbeat",
@@ -52,9 +56,12 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
         "queue_list",
         "concurrency",
         "pool",
+        "memory",
+        "version",
         "children_table",
         "liveness_badge",
         "state",
+        "stop_request",
         "started",
         "last_heartbeat",
         "stopped",
@@ -67,8 +74,48 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
     class Media:
         css = {"all": ("firefly_admin/firefly.css",)}
 
+    change_form_template = "firefly_admin/worker/change_form.html"
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        stop = path(
+            "<path:object_id>/stop/",
+            self.admin_site.admin_view(functools.partial(stop_worker, model_admin=self)),
+            name="firefly_admin_worker_stop",
+        )
+        return [stop, *super().get_urls()]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        worker = WorkerModel.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        can_stop = (
+            worker is not None
+            and worker.stop_requested is None
+            and liveness(worker, timezone.now()) in ("alive", "late")
+            and request.user.has_perm("firefly_admin.stop_worker")
+        )
+        context = {**(extra_context or {}), "can_stop": can_stop}
+        return super().change_view(request, object_id, form_url, context)
+
+    @admin.display(description="memory")
+    def memory(self, obj: WorkerModel) -> str:
+        """Resident memory at its last heartbeat (its children's are in their table)."""
+        kib = obj.memory_kib
+        return "-" if kib is None else f"{kib / 1024:,.1f} MiB"
+
+    @admin.display(description="stop")
+    def stop_request(self, obj: WorkerModel) -> SafeString | str:
+        if obj.stop_requested is None:
+            return "-"
+        by = f" by {obj.stop_requested_by}" if obj.stop_requested_by else ""
+        return format_html("asked {}{}", display.moment(obj.stop_requested), by)
 
     @admin.display(description="queues")
     def queue_list(self, obj: WorkerModel) -> str:

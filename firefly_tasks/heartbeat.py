@@ -7,6 +7,7 @@ It also keeps the worker's :class:`~firefly_tasks.liveness.Liveness` up to date.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any, Protocol
@@ -18,7 +19,9 @@ from firefly_tasks.conf import settings
 from firefly_tasks.liveness import Liveness
 from firefly_tasks.maintenance import mark_dead_workers, recover_orphans
 from firefly_tasks.models import TaskModel, WorkerModel
+from firefly_tasks.pool import resident_kib
 from firefly_tasks.states import WorkerState
+from firefly_tasks.worker_control import stop_requested_by
 
 logger = logging.getLogger("firefly_tasks")
 
@@ -38,6 +41,8 @@ class HeartbeatOwner(Protocol):
     def children(self) -> list[dict[str, Any]] | None: ...
 
     def stop_cancelled(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class Heartbeat(threading.Thread):
@@ -72,6 +77,7 @@ class Heartbeat(threading.Thread):
             if not self.beat():
                 self._grace_until = time.monotonic() + settings.WORKER_TIMEOUT
             self.worker.stop_cancelled()
+            self._obey_stop_request()
             if time.monotonic() >= self._grace_until:
                 # Never held up by a frozen consumer's locks for longer than a beat.
                 mark_dead_workers(lock_wait=settings.HEARTBEAT_INTERVAL)
@@ -84,6 +90,16 @@ class Heartbeat(threading.Thread):
             connections.close_all()
             self._grace_until = time.monotonic() + settings.WORKER_TIMEOUT
 
+    def _obey_stop_request(self) -> None:
+        """Stop, as SIGTERM would, once someone asked (firefly_tasks.worker_control)."""
+        worker = self.worker
+        if worker.stopping.is_set() or worker.row is None:
+            return
+        by = stop_requested_by(worker.row.pk)
+        if by is not None:
+            logger.info("worker asked to stop name=%s by=%s", worker.name, by or "-")
+            worker.stop()
+
     def beat(self) -> bool:
         """Report the worker alive; False if it had been declared dead (and is now revived)."""
         worker = self.worker
@@ -93,6 +109,7 @@ class Heartbeat(threading.Thread):
             "failed": worker.failed,
             "executing": worker.executing(),
             "children": worker.children(),
+            "memory_kib": resident_kib(os.getpid()),
         }
         if worker.liveness.beat(worker.row.pk, **counts):
             return True

@@ -79,6 +79,16 @@ class WorkerModel(models.Model):
         help_text="with --pool process, its children at its last heartbeat: slot, pid, "
         "memory (resident, KiB) and the task each executes",
     )
+    memory_kib = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="its resident memory at its last heartbeat (KiB)"
+    )
+    version = models.CharField(
+        max_length=40, blank=True, default="", db_default="", help_text="Firefly's release"
+    )
+    # Asked from the dashboard to stop as SIGTERM would (firefly_tasks.workers.request_stop):
+    # its heartbeat sees it and the consumer finishes its tasks and exits.
+    stop_requested = models.DateTimeField(null=True, blank=True)
+    stop_requested_by = models.CharField(max_length=150, blank=True, default="", db_default="")
 
     # Which FIREFLY_SCHEDULES it runs with, and since when (the database's time) consumers
     # have: during a rolling deploy the newest wins (see firefly_tasks.schedules).

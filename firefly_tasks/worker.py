@@ -21,7 +21,7 @@ from typing import Any
 from django.db import Error, connections
 from django.utils import timezone
 
-from firefly_tasks import states
+from firefly_tasks import __version__, states
 from firefly_tasks.batches import BatchInterrupted, BatchRunner
 from firefly_tasks.budget import Budget
 from firefly_tasks.cancellation import stop_cancelled
@@ -158,6 +158,7 @@ class Worker:
                     concurrency=self.concurrency,
                     pool="thread" if self.pool is None else "process",
                     engine=states.ENGINE_VERSION,
+                    version=__version__,
                     last_heartbeat=DatabaseNow(),
                 )
             except Error as exc:

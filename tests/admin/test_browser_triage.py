@@ -1,5 +1,6 @@
-"""Failure triage in a real browser (headless Chromium): the dashboard's failure groups, a
-group's tasks in the list with their errors, and a group requeued with one click."""
+"""Failure triage and worker controls in a real browser (headless Chromium): the dashboard's
+failure groups, a group's tasks in the list with their errors, a group requeued with one click,
+and a consumer asked to stop from its page."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 from pytest_django.live_server_helper import LiveServer
 
-from firefly_tasks.models import TaskModel, TaskStatus
+from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
 from tests.admin.browser import BROWSER_TESTS, log_in, outside_the_event_loop
 from tests.admin.conftest import make_task
 
@@ -54,3 +55,28 @@ def test_a_failure_group_is_shown_opened_and_requeued(
     assert statuses[key.pk] == TaskStatus.FAILED
     assert page.locator("#ff-failures tbody tr").count() == 1
     page.screenshot(path="/tmp/firefly-triage-requeued.png", full_page=True)
+
+
+def test_a_consumer_is_asked_to_stop_from_its_page(
+    browser: Browser, live_server: LiveServer, operator: User
+) -> None:
+    worker = outside_the_event_loop(
+        lambda: WorkerModel.objects.create(
+            name="web-1:42:abc", hostname="web-1", pid=42, memory_kib=80 * 1024, version="1.2.3"
+        )
+    )
+    page = log_in(
+        browser, live_server, reverse("admin:firefly_admin_worker_change", args=[worker.pk])
+    )
+    assert "80.0 MiB" in page.content() and "1.2.3" in page.content()
+
+    page.locator("a:has-text('Stop gracefully')").click()
+    page.wait_for_url(f"**/worker/{worker.pk}/stop/")
+    page.screenshot(path="/tmp/firefly-stop-worker.png", full_page=True)
+    page.locator("input[type=submit][value^='Stop']").click()
+    page.wait_for_url(f"**/worker/{worker.pk}/change/")
+
+    assert "was asked to stop" in page.locator(".messagelist").inner_text()
+    assert "asked" in page.locator(".field-stop_request").inner_text()
+    assert WorkerModel.objects.get(pk=worker.pk).stop_requested_by == "operator"
+    page.screenshot(path="/tmp/firefly-stop-worker-asked.png", full_page=True)

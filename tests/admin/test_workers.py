@@ -3,10 +3,14 @@ task list's filter by attempt outcome."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from firefly_tasks.models import TaskStatus
+from firefly_tasks.models import TaskStatus, WorkerModel
 from tests.admin.conftest import make_attempt, make_task, make_worker
 
 
@@ -82,3 +86,47 @@ def test_the_task_list_filters_by_an_attempts_outcome(admin_client: Client) -> N
     assert listed("cancelled") == {cancelled.pk}
     assert listed("completed") == {timed_out.pk, retried.pk, cancelled.pk, plain.pk}  # not offered
     assert "?outcome=timed_out" in admin_client.get(changelist).content.decode()
+
+
+def test_a_workers_page_shows_its_memory_and_release(admin_client: Client) -> None:
+    worker = make_worker(memory_kib=150 * 1024, version="9.9.9")
+
+    page = admin_client.get(reverse("admin:firefly_admin_worker_change", args=[worker.pk]))
+    html = page.content.decode()
+
+    assert "150.0 MiB" in html and "9.9.9" in html
+    listed = admin_client.get(reverse("admin:firefly_admin_worker_changelist")).content.decode()
+    assert "150.0 MiB" in listed
+
+
+def test_stop_gracefully_asks_once_with_permission_post_and_csrf(
+    staff_client: Callable[..., Client], django_user_model: type[User]
+) -> None:
+    worker = make_worker()
+    page_url = reverse("admin:firefly_admin_worker_change", args=[worker.pk])
+    stop_url = reverse("admin:firefly_admin_worker_stop", args=[worker.pk])
+
+    viewer = staff_client("view_worker", username="viewer")
+    assert "Stop gracefully" not in viewer.get(page_url).content.decode()
+    assert viewer.get(stop_url).status_code == 403
+    assert viewer.post(stop_url).status_code == 403
+
+    operator = staff_client("view_worker", "stop_worker", username="stopper")
+    assert stop_url in operator.get(page_url).content.decode()
+    confirm = operator.get(stop_url).content.decode()
+    assert "<code>SIGTERM</code> would" in confirm and "Stop web-1:42:abc" in confirm
+    assert WorkerModel.objects.get(pk=worker.pk).stop_requested is None
+
+    csrf_checked = Client(enforce_csrf_checks=True)
+    csrf_checked.force_login(django_user_model.objects.get(username="stopper"))
+    assert csrf_checked.post(stop_url).status_code == 403
+
+    done = operator.post(stop_url, follow=True)
+    assert done.redirect_chain == [(page_url, 302)]
+    assert "was asked to stop" in done.content.decode()
+    worker.refresh_from_db()
+    assert worker.stop_requested is not None and worker.stop_requested_by == "stopper"
+    assert LogEntry.objects.filter(object_id=str(worker.pk), change_message="Asked to stop.")
+    again = operator.post(stop_url, follow=True).content.decode()
+    assert "was asked to stop already" in again
+    assert "Stop gracefully" not in operator.get(page_url).content.decode()

@@ -1,7 +1,7 @@
 """The tasks in the Django admin: the list, each task's page, and the dashboard's URLs.
 
-Rows are read-only: tasks change through the actions (``actions.py``), the dashboard's queue
-controls (``controls.py``) and the delete page.
+Rows are read-only: tasks change through the actions (``actions.py``, ``bulk.py``), the
+dashboard's queue controls (``controls.py``) and the delete page.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from firefly_admin import (
     display,
     previews,
     prometheus,
+    task_page,
     triage,
     views,
     workflow_display,
@@ -32,11 +33,11 @@ from firefly_admin.actions import (
     cancel_running_tasks,
     cancel_tasks,
     delete_tasks,
-    held_by_a_worker,
-    orphaned,
     rename_tasks,
     requeue_tasks,
+    run_now_tasks,
 )
+from firefly_admin.bulk import held_by_a_worker, orphaned
 from firefly_admin.changelist import TaskChangeList
 from firefly_admin.conf import settings
 from firefly_admin.filters import (
@@ -98,7 +99,14 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-    actions = (requeue_tasks, cancel_tasks, cancel_running_tasks, rename_tasks, delete_tasks)
+    actions = (
+        requeue_tasks,
+        run_now_tasks,
+        cancel_tasks,
+        cancel_running_tasks,
+        rename_tasks,
+        delete_tasks,
+    )
     change_list_template = "firefly_admin/task/change_list.html"
     change_form_template = "firefly_admin/task/change_form.html"
     fieldsets = (
@@ -170,7 +178,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def is_orphaned(self, obj: TaskModel) -> bool:
-        """Whether ``obj`` runs with no live worker to own it (see ``actions.orphaned``)."""
+        """Whether ``obj`` runs with no live worker to own it (see ``bulk.orphaned``)."""
         return (
             obj.status == TaskStatus.RUNNING and Task.objects.filter(orphaned(), pk=obj.pk).exists()
         )
@@ -340,23 +348,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
                 timeline=task_timeline(obj, attempts),
                 changelist_url=self._url("changelist"),
                 orphaned=orphan,
-                can_requeue=(
-                    (obj.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) or orphan)
-                    and self.has_requeue_permission(request)
-                    and triage.is_registered(obj.func_name, obj.backend)
-                ),
-                can_cancel=(
-                    (obj.status == TaskStatus.CREATED or orphan)
-                    and self.has_cancel_permission(request)
-                ),
-                can_stop=(
-                    obj.status == TaskStatus.RUNNING
-                    and not orphan
-                    and self.has_cancel_permission(request)
-                ),
-                can_rename=(
-                    obj.status != TaskStatus.RUNNING and self.has_rename_permission(request)
-                ),
+                **task_page.offered_actions(self, request, obj, orphan),
                 action_checkbox_name=admin.helpers.ACTION_CHECKBOX_NAME,
             )
         return super().render_change_form(request, context, add, change, form_url, obj)

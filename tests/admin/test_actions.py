@@ -410,3 +410,41 @@ def test_requeue_skips_a_task_whose_unique_key_a_newer_task_holds_and_says_why(
     assert TaskModel.objects.get(pk=free.pk).unique_hold == "invoice-43"
     assert TaskModel.objects.get(pk=newer.pk).unique_hold == "invoice-42"
     assert logged_ids() == {free.pk}
+
+
+def test_run_now_makes_scheduled_tasks_ready_and_leaves_the_rest(admin_client: Client) -> None:
+    later = timezone.now() + datetime.timedelta(hours=2)
+    scheduled = make_task(not_before=later)
+    retrying = make_task(not_before=later, retry_attempts=1, attempt=1)
+    ready = make_task()
+    done = make_task(TaskStatus.COMPLETED)
+
+    response = run_action(admin_client, "run_now_tasks", [scheduled, retrying, ready, done])
+
+    assert "Run now: 2 done, 2 skipped (not scheduled for later)." in response.content.decode()
+    for row in (scheduled, retrying):
+        row.refresh_from_db()
+        assert row.status == TaskStatus.CREATED and row.not_before <= timezone.now()
+    retrying.refresh_from_db()
+    assert (retrying.retry_attempts, retrying.attempt) == (1, 1)  # nothing else changes
+    assert TaskModel.objects.get(pk=done.pk).status == TaskStatus.COMPLETED
+    assert LogEntry.objects.filter(change_message="Set to run now.").count() == 2
+
+
+def test_run_now_needs_the_requeue_permission_and_shows_on_a_scheduled_tasks_page(
+    staff_client: Callable[..., Client], admin_client: Client
+) -> None:
+    scheduled = make_task(not_before=timezone.now() + datetime.timedelta(hours=2))
+    ready = make_task()
+    viewer = staff_client("view_task", username="viewer")
+
+    run_action(viewer, "run_now_tasks", [scheduled])
+    assert TaskModel.objects.get(pk=scheduled.pk).not_before > timezone.now()
+
+    def page(client: Client, row: TaskModel) -> str:
+        url = reverse("admin:firefly_admin_task_change", args=[row.pk])
+        return client.get(url).content.decode()
+
+    assert 'value="run_now_tasks"' in page(admin_client, scheduled)
+    assert 'value="run_now_tasks"' not in page(admin_client, ready)
+    assert 'value="run_now_tasks"' not in page(viewer, scheduled)

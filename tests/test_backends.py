@@ -753,7 +753,8 @@ def test_a_firefly_task_stored_as_a_dep14_row_fails_and_never_runs(db: None) -> 
 
 
 @override_settings(FIREFLY_TASK_ALIASES={"billing.tasks.old_add": t.add.module_path})
-def test_task_aliases_apply_to_dep14_rows(db: None) -> None:
+@pytest.mark.django_db(databases=["default", "queue"])  # Django 6 checks every database
+def test_task_aliases_apply_to_dep14_rows() -> None:
     row = stored_row("billing.tasks.old_add", "default", "[[2,3],{}]")
 
     run_pending_tasks()

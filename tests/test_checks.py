@@ -267,9 +267,10 @@ def test_every_problem_is_reported_at_once() -> None:
     ]
 
 
+# Both databases: on Django 6.x `check` checks every database (JSONField asks SQLite).
+@pytest.mark.django_db(databases=["default", "queue"])
 @override_settings(FIREFLY_SERIALIZER="yaml")
-def test_checks_are_registered_with_django(db: None) -> None:
-    # db: on Django 6.x `check` checks every database by default (JSONField asks SQLite).
+def test_checks_are_registered_with_django() -> None:
     with pytest.raises(SystemCheckError, match=r"firefly_tasks\.E001"):
         call_command("check")
 

@@ -6,6 +6,7 @@ import datetime
 from typing import Any
 
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -41,6 +42,11 @@ def first_line(text: str, length: int = 120) -> str:
     """The first line of ``text``, cut at ``length`` characters (escaped where rendered)."""
     line = text.strip().partition("\n")[0]
     return line if len(line) <= length else f"{line[: length - 1]}…"
+
+
+def count(value: int | None) -> str:
+    """A count with the active language's thousands separator (``12,345`` in English)."""
+    return "—" if value is None else number_format(value, force_grouping=True)
 
 
 def age(delta: datetime.timedelta | float | None) -> str:

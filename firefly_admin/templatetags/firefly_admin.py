@@ -23,6 +23,11 @@ def progress(found: Any) -> SafeString | str:
 
 
 @register.filter
+def count(value: int | None) -> str:
+    return display.count(value)
+
+
+@register.filter
 def age(delta: datetime.timedelta | float | None) -> str:
     return display.age(delta)
 

@@ -350,3 +350,14 @@ def test_the_queues_region_shows_blocked_tasks_and_the_queue_limit(
         'queue=default">2</a>'
     )
     assert "limit 4" in row
+
+
+def test_the_dashboards_counts_carry_thousands_separators(admin_client: Client) -> None:
+    from firefly_admin.display import count
+
+    assert (count(12345), count(0), count(None)) == ("12,345", "0", "—")
+    tasks.add.schedule_many([(i, i) for i in range(1200)])
+
+    html = htmx(admin_client, "ff-queues").content.decode()
+
+    assert '<td class="ff-number" data-metric="ready">1,200</td>' in html

@@ -36,6 +36,7 @@ KIND_LENGTH = 100
 @dataclass
 class FailureGroup:
     func_name: str
+    backend: str  # a DEP 14 row's TASKS alias, "" for Firefly's own tasks
     kind: str
     count: int
     first: datetime.datetime
@@ -46,7 +47,7 @@ class FailureGroup:
 
 
 def kind_of(error: str) -> str:
-    """The exception class an error begins with: what :func:`kind` computes in SQL."""
+    """The exception class an error begins with: what :func:`with_kind` computes in SQL."""
     head, colon, _ = error.partition(":")
     return head if colon else error[:KIND_LENGTH]
 
@@ -77,7 +78,7 @@ def failure_groups(now: datetime.datetime, limit: int = GROUP_LIMIT) -> list[Fai
     """The groups of the last :data:`WINDOW`'s failed tasks, latest failure first."""
     rows = list(
         failed_since(now)
-        .values("func_name", "kind")
+        .values("func_name", "backend", "kind")
         .annotate(count=Count("pk"), first=Min("failed"), last=Max("failed"), latest=Max("pk"))
         .order_by("-last")[:limit]
     )
@@ -88,11 +89,12 @@ def failure_groups(now: datetime.datetime, limit: int = GROUP_LIMIT) -> list[Fai
     return [
         FailureGroup(
             row["func_name"],
+            row["backend"],
             row["kind"],
             row["count"],
             row["first"],
             row["last"],
-            row["func_name"] in names,
+            bool(row["backend"]) or row["func_name"] in names,
             row["latest"],
             errors.get(row["latest"], ""),
         )
@@ -101,10 +103,14 @@ def failure_groups(now: datetime.datetime, limit: int = GROUP_LIMIT) -> list[Fai
 
 
 def group_rows(
-    now: datetime.datetime, func_name: str, kind_name: str, up_to_id: int | None
+    now: datetime.datetime, group: tuple[str, str, str], up_to_id: int | None
 ) -> QuerySet[Any]:
-    """The failed tasks of one group, up to the latest one the operator was shown."""
-    rows: QuerySet[Any] = failed_since(now).filter(func_name=func_name, kind=kind_name)
+    """The failed tasks of one group (task name, backend, kind), up to the latest one the
+    operator was shown."""
+    func_name, backend, kind_name = group
+    rows: QuerySet[Any] = failed_since(now).filter(
+        func_name=func_name, backend=backend, kind=kind_name
+    )
     return rows if up_to_id is None else rows.filter(pk__lte=up_to_id)
 
 
@@ -115,6 +121,7 @@ def requeue_group(request: HttpRequest, model_admin: Any) -> HttpResponse:
     if not model_admin.has_requeue_permission(request):
         raise PermissionDenied
     func_name, kind_name = request.POST.get("task", ""), request.POST.get("kind", "")
+    backend = request.POST.get("backend", "")
     up_to_id = task_id(request.POST.get("up_to_id", ""))
     if not func_name or up_to_id is None:
         return HttpResponseBadRequest(
@@ -123,13 +130,13 @@ def requeue_group(request: HttpRequest, model_admin: Any) -> HttpResponse:
         )
     site, opts = model_admin.admin_site.name, model_admin.opts
     back = HttpResponseRedirect(reverse(f"{site}:{opts.app_label}_{opts.model_name}_dashboard"))
-    if not is_registered(func_name):
+    if not is_registered(func_name, backend):
         model_admin.message_user(
             request,
             f"{func_name} is not a registered task here: requeued, it would fail again at once.",
             messages.ERROR,
         )
         return back
-    rows = group_rows(timezone.now(), func_name, kind_name, up_to_id)
+    rows = group_rows(timezone.now(), (func_name, backend, kind_name), up_to_id)
     requeue_tasks(model_admin, request, rows)
     return back

@@ -183,3 +183,30 @@ def test_the_task_page_offers_no_requeue_for_an_unregistered_task(admin_client: 
 
     assert 'value="requeue_tasks"' not in page(ghost)
     assert 'value="requeue_tasks"' in page(known)
+
+
+def test_a_django_tasks_frameworks_failures_are_their_own_group_and_requeued(
+    admin_client: Client,
+) -> None:
+    # A DEP 14 row names the framework's task and its TASKS alias: the framework resolves it.
+    dep14 = failed("ValueError: a", func_name="shop.jobs.framework_task", backend="default")
+    failed("ValueError: b")
+
+    groups = failure_groups(timezone.now())
+    (framework,) = [g for g in groups if g.backend == "default"]
+    assert (framework.func_name, framework.count, framework.registered) == (
+        "shop.jobs.framework_task",
+        1,
+        True,
+    )
+
+    data = {
+        "task": "shop.jobs.framework_task",
+        "backend": "default",
+        "kind": "ValueError",
+        "up_to_id": str(dep14.pk),
+    }
+    admin_client.post(REQUEUE_GROUP, data)
+
+    assert TaskModel.objects.get(pk=dep14.pk).status == TaskStatus.CREATED
+    assert TaskModel.objects.filter(status=TaskStatus.FAILED).count() == 1

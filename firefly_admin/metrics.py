@@ -1,4 +1,4 @@
-"""The dashboard's numbers: queue depths, throughput, workers' liveness, recent failures.
+"""The dashboard's numbers: queue depths, throughput, workers' liveness (failure groups: triage.py).
 
 Each function runs a fixed, small number of queries, whatever the number of tasks, queues
 or workers, so a dashboard left open costs the database little.
@@ -23,7 +23,6 @@ from firefly_tasks.states import TaskStatus, WorkerState
 
 HOUR = datetime.timedelta(hours=1)
 WORKER_LIMIT = 50
-FAILURE_LIMIT = 10
 
 CHART_WIDTH = 180
 CHART_HEIGHT = 28
@@ -269,15 +268,6 @@ def worker_statuses(now: datetime.datetime | None = None) -> list[WorkerStatus]:
         for row in holding:
             statuses[row["worker_id"]].holding = row["n"]
     return list(statuses.values())
-
-
-def recent_failures(limit: int = FAILURE_LIMIT) -> QuerySet[TaskModel]:
-    """The last failed tasks, newest first (served by the index on ``failed``)."""
-    return (
-        TaskModel.objects.filter(status=TaskStatus.FAILED, failed__isnull=False)
-        .order_by("-failed")
-        .only("pk", "func_name", "queue", "failed", "error")[:limit]
-    )
 
 
 def with_attempt_times(queryset: QuerySet[Any]) -> QuerySet[Any]:

@@ -77,54 +77,64 @@ CHILD_DB_NAME = os.environ.get("FIREFLY_TEST_DB_NAME")
 # One test database per run, so that concurrent runs on one server never drop each other's.
 TEST_DB_NAME = f"test_firefly_{os.getpid()}"
 
-DATABASES: dict[str, dict[str, Any]]
-if DB == "sqlite":
-    # File-backed so that consumer processes started by the tests share it.
-    _name = CHILD_DB_NAME or os.path.join(
-        tempfile.gettempdir(), f"firefly-test-{os.getpid()}.sqlite3"
-    )
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": _name,
-            "TEST": {"NAME": _name},
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-        }
+
+def _sqlite(path: str) -> dict[str, Any]:
+    """A file-backed SQLite database, so that consumer processes started by the tests share it."""
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "TEST": {"NAME": path},
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
     }
-elif DB == "postgres":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": CHILD_DB_NAME or "test",
-            "USER": os.environ.get("FIREFLY_TEST_PG_USER", "postgres"),
-            "HOST": os.environ.get("FIREFLY_TEST_PG_HOST", "127.0.0.1"),
-            "PORT": os.environ.get("FIREFLY_TEST_PG_PORT", "5432"),
-            "TEST": {"NAME": TEST_DB_NAME},
-        }
+
+
+def _postgres(name: str | None, test_name: str) -> dict[str, Any]:
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name or "test",
+        "USER": os.environ.get("FIREFLY_TEST_PG_USER", "postgres"),
+        "HOST": os.environ.get("FIREFLY_TEST_PG_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("FIREFLY_TEST_PG_PORT", "5432"),
+        "TEST": {"NAME": test_name},
     }
-elif DB == "mariadb":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.mysql",
-            "NAME": CHILD_DB_NAME or "test",
-            "USER": os.environ.get("FIREFLY_TEST_MYSQL_USER", "root"),
-            "PASSWORD": os.environ.get("FIREFLY_TEST_MYSQL_PASSWORD", ""),
-            "HOST": os.environ.get("FIREFLY_TEST_MYSQL_HOST", "127.0.0.1"),
-            "PORT": os.environ.get("FIREFLY_TEST_MYSQL_PORT", "3306"),
-            "OPTIONS": {"charset": "utf8mb4"},
-            "TEST": {
-                "NAME": TEST_DB_NAME,
-                "CHARSET": "utf8mb4",
-                "COLLATION": "utf8mb4_unicode_ci",
-            },
-        }
+
+
+def _mariadb(name: str | None, test_name: str) -> dict[str, Any]:
+    return {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": name or "test",
+        "USER": os.environ.get("FIREFLY_TEST_MYSQL_USER", "root"),
+        "PASSWORD": os.environ.get("FIREFLY_TEST_MYSQL_PASSWORD", ""),
+        "HOST": os.environ.get("FIREFLY_TEST_MYSQL_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("FIREFLY_TEST_MYSQL_PORT", "3306"),
+        "OPTIONS": {"charset": "utf8mb4"},
+        "TEST": {"NAME": test_name, "CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
     }
-else:
-    raise ImproperlyConfigured(f"FIREFLY_TEST_DB is {DB!r}; use one of: sqlite, postgres, mariadb.")
+
+
+def _database(
+    variable: str, engine: str, name: str | None, label: str, test_name: str
+) -> dict[str, Any]:
+    """The settings of a test database of ``engine`` (read from the environment ``variable``);
+    ``label`` names its SQLite file."""
+    if engine == "sqlite":
+        return _sqlite(
+            name or os.path.join(tempfile.gettempdir(), f"firefly-{label}-{os.getpid()}.sqlite3")
+        )
+    if engine == "postgres":
+        return _postgres(name, test_name)
+    if engine == "mariadb":
+        return _mariadb(name, test_name)
+    raise ImproperlyConfigured(f"{variable} is {engine!r}; use one of: sqlite, postgres, mariadb.")
+
+
+DATABASES: dict[str, dict[str, Any]] = {
+    "default": _database("FIREFLY_TEST_DB", DB, CHILD_DB_NAME, "test", TEST_DB_NAME),
+}
 
 # A second database for the tests of FIREFLY_DATABASE (tests/test_queue_database.py), created
 # only when a test asks for it. FIREFLY_TEST_QUEUE_DB picks its engine: by default a second SQLite
@@ -132,45 +142,13 @@ else:
 # those tests on SQLite with a PostgreSQL queue.
 QUEUE_DB = os.environ.get("FIREFLY_TEST_QUEUE_DB") or ("postgres" if DB == "postgres" else "sqlite")
 QUEUE_DB_NAME = os.environ.get("FIREFLY_TEST_QUEUE_DB_NAME")
-QUEUE_TEST_NAME = f"test_firefly_queue_{os.getpid()}"
-if QUEUE_DB == "sqlite":
-    _queue_file = QUEUE_DB_NAME or os.path.join(
-        tempfile.gettempdir(), f"firefly-test-queue-{os.getpid()}.sqlite3"
-    )
-    DATABASES["queue"] = {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": _queue_file,
-        "TEST": {"NAME": _queue_file},
-        "OPTIONS": {
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 30,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        },
-    }
-elif QUEUE_DB == "postgres":
-    DATABASES["queue"] = {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": QUEUE_DB_NAME or "test",
-        "USER": os.environ.get("FIREFLY_TEST_PG_USER", "postgres"),
-        "HOST": os.environ.get("FIREFLY_TEST_PG_HOST", "127.0.0.1"),
-        "PORT": os.environ.get("FIREFLY_TEST_PG_PORT", "5432"),
-        "TEST": {"NAME": QUEUE_TEST_NAME},
-    }
-elif QUEUE_DB == "mariadb":
-    DATABASES["queue"] = {
-        "ENGINE": "django.db.backends.mysql",
-        "NAME": QUEUE_DB_NAME or "test",
-        "USER": os.environ.get("FIREFLY_TEST_MYSQL_USER", "root"),
-        "PASSWORD": os.environ.get("FIREFLY_TEST_MYSQL_PASSWORD", ""),
-        "HOST": os.environ.get("FIREFLY_TEST_MYSQL_HOST", "127.0.0.1"),
-        "PORT": os.environ.get("FIREFLY_TEST_MYSQL_PORT", "3306"),
-        "OPTIONS": {"charset": "utf8mb4"},
-        "TEST": {"NAME": QUEUE_TEST_NAME, "CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
-    }
-else:
-    raise ImproperlyConfigured(
-        f"FIREFLY_TEST_QUEUE_DB is {QUEUE_DB!r}; use sqlite, postgres or mariadb."
-    )
+DATABASES["queue"] = _database(
+    "FIREFLY_TEST_QUEUE_DB",
+    QUEUE_DB,
+    QUEUE_DB_NAME,
+    "test-queue",
+    f"test_firefly_queue_{os.getpid()}",
+)
 # Firefly's own router, except that the tests create Firefly's tables on both databases: the
 # suite runs on "default", the queue database's tests (and their consumers) on "queue".
 DATABASE_ROUTERS = ["tests.routers.BothDatabasesRouter"]

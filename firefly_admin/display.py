@@ -49,6 +49,20 @@ def count(value: int | None) -> str:
     return "—" if value is None else number_format(value, force_grouping=True)
 
 
+def percent(ratio: float | None) -> str:
+    """``12.5 %`` (the active language's decimal separator), or ``—``."""
+    return "—" if ratio is None else f"{number_format(ratio * 100, 1)} %"
+
+
+def percentile(found: Any) -> str:
+    """A :class:`~firefly_admin.percentiles.Percentile` as a duration, ``> 30 min`` when it
+    fell in the histogram's open last bucket; ``—`` when nothing was counted."""
+    if found is None:
+        return "—"
+    shown = duration(found.delta)
+    return f"> {shown}" if found.above else shown
+
+
 def age(delta: datetime.timedelta | float | None) -> str:
     """``42 s``, ``3 min``, ``2 h 5 min``, ``4 d 3 h``: precise enough to act on."""
     if delta is None:

@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from firefly_admin import (
+    charts,
     controls,
     display,
     previews,
@@ -370,6 +371,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
         pages = {
             "dashboard": ("dashboard/", views.dashboard),
+            "charts": ("dashboard/charts/", charts.charts_view),
             "pause": ("dashboard/pause/", controls.pause_queue),
             "resume": ("dashboard/resume/", controls.resume_queue),
             "requeue_group": ("dashboard/requeue-group/", triage.requeue_group),

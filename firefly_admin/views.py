@@ -141,6 +141,7 @@ def _common_context(request: HttpRequest, model_admin: TaskAdmin) -> dict[str, A
         "poll_choices": poll_choices(settings.POLL_INTERVAL),
         "poll_url": request.get_full_path(),
         "dashboard_url": reverse(f"{model_admin.admin_site.name}:firefly_admin_task_dashboard"),
+        "charts_url": reverse(f"{model_admin.admin_site.name}:firefly_admin_task_charts"),
         "task_changelist_url": reverse(
             f"{model_admin.admin_site.name}:firefly_admin_task_changelist"
         ),

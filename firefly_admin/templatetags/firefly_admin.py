@@ -38,6 +38,16 @@ def duration(delta: datetime.timedelta | None) -> str:
 
 
 @register.filter
+def percent(value: float | None) -> str:
+    return display.percent(value)
+
+
+@register.filter
+def percentile(value: Any) -> str:
+    return display.percentile(value)
+
+
+@register.filter
 def moment(value: datetime.datetime | None) -> SafeString | str:
     return display.moment(value)
 

@@ -9,13 +9,45 @@ from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from firefly_tasks.states import TaskStatus
+
+# What a badge of each kind says, in the active language: statuses, attempts' outcomes,
+# workers' liveness, queues' states, timeline events. Other kinds show as they are.
+BADGE_LABELS = {
+    "created": pgettext_lazy("task status", "created"),
+    "blocked": pgettext_lazy("task status", "blocked"),
+    "running": pgettext_lazy("task status", "running"),
+    "completed": pgettext_lazy("task status", "completed"),
+    "failed": pgettext_lazy("task status", "failed"),
+    "cancelled": pgettext_lazy("task status", "cancelled"),
+    "scheduled": pgettext_lazy("task status", "scheduled"),
+    "executing": pgettext_lazy("task status", "executing"),
+    "claimed": pgettext_lazy("task status", "claimed"),
+    "orphaned": pgettext_lazy("task status", "orphaned"),
+    "lost": pgettext_lazy("attempt outcome", "lost"),
+    "interrupted": pgettext_lazy("attempt outcome", "interrupted"),
+    "released": pgettext_lazy("attempt outcome", "released"),
+    "timed_out": pgettext_lazy("attempt outcome", "timed out"),
+    "snoozed": pgettext_lazy("attempt outcome", "snoozed"),
+    "alive": pgettext_lazy("worker liveness", "alive"),
+    "late": pgettext_lazy("worker liveness", "late"),
+    "dead": pgettext_lazy("worker liveness", "dead"),
+    "stopping": pgettext_lazy("worker liveness", "stopping"),
+    "stopped": pgettext_lazy("worker liveness", "stopped"),
+    "paused": pgettext_lazy("queue state", "paused"),
+    "active": pgettext_lazy("queue state", "active"),
+    "admin": pgettext_lazy("timeline event", "admin"),
+    "unregistered": pgettext_lazy("task name", "not registered"),
+}
 
 
 def badge(kind: str, label: str | None = None) -> SafeString:
     """A coloured label; its class picks colours from the admin's theme variables."""
-    return format_html('<span class="ff-badge ff-badge-{}">{}</span>', kind, label or kind)
+    shown = label or BADGE_LABELS.get(kind, kind)
+    return format_html('<span class="ff-badge ff-badge-{}">{}</span>', kind, shown)
 
 
 def status(row: Any) -> SafeString:
@@ -26,8 +58,11 @@ def status(row: Any) -> SafeString:
         shown = badge("executing" if row.executing else "claimed")
         return format_html("{}{}", shown, progress(getattr(row, "progress_now", None)))
     if row.status == TaskStatus.BLOCKED:
-        why = f"waiting for {row.waiting_for:,}" if row.waiting_for else "waiting for a slot"
-        return badge(row.status, f"blocked: {why}")
+        if row.waiting_for:
+            why = _("blocked: waiting for %(count)s") % {"count": count(row.waiting_for)}
+        else:
+            why = _("blocked: waiting for a slot")
+        return badge(row.status, why)
     return badge(row.status)
 
 
@@ -35,7 +70,7 @@ def task_name(name: str, registered: bool) -> SafeString | str:
     """A task's name, flagged when no registered task answers to it here."""
     if registered:
         return name
-    return format_html("{} {}", name, badge("unregistered", "not registered"))
+    return format_html("{} {}", name, badge("unregistered"))
 
 
 def first_line(text: str, length: int = 120) -> str:
@@ -54,6 +89,16 @@ def percent(ratio: float | None) -> str:
     return "—" if ratio is None else f"{number_format(ratio * 100, 1)} %"
 
 
+def moment_field(name: str, description: Any) -> Any:
+    """A ModelAdmin display method showing the datetime field ``name`` as :func:`moment`."""
+
+    def shown(model_admin: Any, obj: Any) -> SafeString | str:
+        return moment(getattr(obj, name))
+
+    shown.short_description = description  # type: ignore[attr-defined]
+    return shown
+
+
 def percentile(found: Any) -> str:
     """A :class:`~firefly_admin.percentiles.Percentile` as a duration, ``> 30 min`` when it
     fell in the histogram's open last bucket; ``—`` when nothing was counted."""
@@ -64,38 +109,57 @@ def percentile(found: Any) -> str:
 
 
 def age(delta: datetime.timedelta | float | None) -> str:
-    """``42 s``, ``3 min``, ``2 h 5 min``, ``4 d 3 h``: precise enough to act on."""
+    """``42 s``, ``3 min``, ``2 h 5 min``, ``4 d 3 h``: precise enough to act on (in the
+    active language: ``4 j 3 h`` in French)."""
     if delta is None:
         return "—"
     seconds = delta.total_seconds() if isinstance(delta, datetime.timedelta) else float(delta)
     seconds = max(seconds, 0.0)
     if seconds < 10:
-        return f"{seconds:.1f} s"
+        return _("%(seconds)s s") % {"seconds": number_format(seconds, 1)}
     if seconds < 60:
-        return f"{int(seconds)} s"
+        return _("%(seconds)s s") % {"seconds": int(seconds)}
     minutes = int(seconds // 60)
     if minutes < 60:
-        return f"{minutes} min"
+        return _("%(minutes)s min") % {"minutes": minutes}
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+        if minutes:
+            return _("%(hours)s h %(minutes)s min") % {"hours": hours, "minutes": minutes}
+        return _("%(hours)s h") % {"hours": hours}
     days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return _("%(days)s d %(hours)s h") % {"days": days, "hours": hours}
+    return _("%(days)s d") % {"days": days}
+
+
+def relative(value: datetime.datetime, now: datetime.datetime | None = None) -> str:
+    """``3 min ago``, ``in 5 min`` or ``just now`` (within a second)."""
+    now = now or (timezone.now() if timezone.is_aware(value) else datetime.datetime.now())
+    delta = now - value
+    if abs(delta.total_seconds()) < 1:
+        return _("just now")
+    if delta.total_seconds() > 0:
+        return _("%(age)s ago") % {"age": age(delta)}
+    return _("in %(age)s") % {"age": age(-delta)}
 
 
 def moment(value: datetime.datetime | None) -> SafeString | str:
-    """A compact local time: ``14:03:07`` today, ``2024-05-31 14:03`` before; the full
-    value is in its title."""
+    """A point in time, the same way everywhere: the local date and time to the second with
+    the time zone's name (``2026-12-04 14:03:07 CET``), then how long ago (or how soon) it is;
+    the value to the microsecond in its title. ISO order, so it reads and sorts alike in every
+    language."""
     if value is None:
         return "—"
-    local = timezone.localtime(value) if timezone.is_aware(value) else value
-    today = timezone.localdate() if timezone.is_aware(value) else datetime.date.today()
-    shown = local.strftime("%H:%M:%S" if local.date() == today else "%Y-%m-%d %H:%M")
+    aware = timezone.is_aware(value)
+    local = timezone.localtime(value) if aware else value
+    shown = local.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     return format_html(
-        '<time datetime="{}" title="{}">{}</time>',
+        '<time datetime="{}" title="{}">{}</time> <span class="ff-ago">{}</span>',
         value.isoformat(),
         local.strftime("%Y-%m-%d %H:%M:%S.%f %Z").strip(),
         shown,
+        relative(value),
     )
 
 
@@ -104,7 +168,8 @@ def elapsed(delta: datetime.timedelta, timeout: float | None) -> str:
     ran = duration(max(delta, datetime.timedelta(0)))
     if timeout is None:
         return ran
-    return f"{ran} of {duration(datetime.timedelta(seconds=timeout))}"
+    limit = duration(datetime.timedelta(seconds=timeout))
+    return _("%(ran)s of %(timeout)s") % {"ran": ran, "timeout": limit}
 
 
 def duration(delta: datetime.timedelta | None) -> str:
@@ -113,11 +178,11 @@ def duration(delta: datetime.timedelta | None) -> str:
         return "—"
     seconds = delta.total_seconds()
     if seconds < 0.01:
-        return f"{seconds * 1000:.1f} ms"
+        return _("%(milliseconds)s ms") % {"milliseconds": number_format(seconds * 1000, 1)}
     if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
+        return _("%(milliseconds)s ms") % {"milliseconds": number_format(seconds * 1000, 0)}
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return _("%(seconds)s s") % {"seconds": number_format(seconds, 1)}
     return age(delta)
 
 
@@ -126,7 +191,13 @@ def progress(found: Any) -> SafeString | str:
     and its message; "" without one."""
     if found is None:
         return ""
-    words = f"{found.done:,} of {found.total:,}" if found.total else f"{found.done:,} done"
+    if found.total:
+        words = _("%(done)s of %(total)s") % {
+            "done": count(found.done),
+            "total": count(found.total),
+        }
+    else:
+        words = _("%(done)s done") % {"done": count(found.done)}
     if found.message:
         words = f"{words}: {found.message}"
     if found.total:

@@ -118,13 +118,13 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
             "Timing",
             {
                 "fields": (
-                    "created",
-                    "not_before",
+                    "created_at",
+                    "not_before_at",
                     "claimed_at",
                     "started_at",
-                    "completed",
-                    "failed",
-                    "cancelled",
+                    "completed_at",
+                    "failed_at",
+                    "cancelled_at",
                     "duration_display",
                     "schedule",
                     "scheduled_for",
@@ -152,7 +152,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
                 "fields": (
                     "tags_display",
                     "unique_key",
-                    "unique_until",
+                    "unique_until_at",
                     "concurrency_key",
                     "concurrency_limit",
                 )
@@ -285,6 +285,11 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         """When a consumer last claimed it (the row's ``started``): the start of its attempt
         is later when it waited in a batch."""
         return display.moment(obj.started)
+
+    completed_at = display.moment_field("completed", "completed")
+    failed_at = display.moment_field("failed", "failed")
+    cancelled_at = display.moment_field("cancelled", "cancelled")
+    unique_until_at = display.moment_field("unique_until", "unique until")
 
     @admin.display(description="finished")
     def finished_at(self, obj: TaskModel) -> SafeString | str:

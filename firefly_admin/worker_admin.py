@@ -62,9 +62,9 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
         "liveness_badge",
         "state",
         "stop_request",
-        "started",
-        "last_heartbeat",
-        "stopped",
+        "started_at",
+        "heartbeat",
+        "stopped_at",
         "processed",
         "failed",
         "tasks_link",
@@ -150,6 +150,8 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
     @admin.display(description="started", ordering="started")
     def started_at(self, obj: WorkerModel) -> SafeString | str:
         return display.moment(obj.started)
+
+    stopped_at = display.moment_field("stopped", "stopped")
 
     @admin.display(description="tasks")
     def tasks_link(self, obj: WorkerModel) -> SafeString:

@@ -87,6 +87,17 @@ def check_bulk_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 id="firefly_admin.E011",
             )
         )
+    rows = settings.raw("FIREFLY_ADMIN_SEARCH_ROWS")
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
+        messages.append(
+            Error(
+                f"FIREFLY_ADMIN_SEARCH_ROWS is {rows!r}; it must be a whole number of tasks, "
+                "1 or more.",
+                hint="The default is 100000: error and argument searches read the newest "
+                "100,000 tasks.",
+                id="firefly_admin.E013",
+            )
+        )
     return messages
 
 

@@ -16,6 +16,7 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_ADMIN_COUNT_TIMEOUT": 3,
     "FIREFLY_ADMIN_CONFIRM_DELETE_ABOVE": 1000,
     "FIREFLY_ADMIN_METRICS_TOKEN": None,
+    "FIREFLY_ADMIN_SEARCH_ROWS": 100_000,
 }
 
 
@@ -55,6 +56,11 @@ class Settings:
         """The bearer token a Prometheus scraper sends for the metrics page (None: staff only)."""
         value = self._get("FIREFLY_ADMIN_METRICS_TOKEN")
         return value if isinstance(value, str) and value else None
+
+    @property
+    def SEARCH_ROWS(self) -> int:
+        """How many of the newest tasks an ``error:`` or ``args.`` search reads (search.py)."""
+        return int(self._get("FIREFLY_ADMIN_SEARCH_ROWS"))
 
 
 settings = Settings()

@@ -25,6 +25,7 @@ from firefly_admin import (
     display,
     previews,
     prometheus,
+    search,
     task_page,
     triage,
     views,
@@ -53,7 +54,6 @@ from firefly_admin.filters import (
     WorkerFilter,
 )
 from firefly_admin.models import Task
-from firefly_admin.pagination import task_id
 from firefly_admin.permissions import ReadOnlyRows, permission
 from firefly_admin.timeline import task_timeline
 from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
@@ -92,7 +92,10 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         ErrorKindFilter,
     )
     search_fields = ("func_name",)
-    search_help_text = "A task id, part of a task name, or tag:NAME for the tasks with a tag."
+    search_help_text = (
+        "A task id, part of a task name, tag:NAME, error:TEXT, or args.KEY:VALUE "
+        "(error and argument searches read the newest tasks: FIREFLY_ADMIN_SEARCH_ROWS)."
+    )
     # Pages are keyset pages by id (changelist.py): the id is the only order a million-row
     # table can be paged in without sorting it, so it is the only column that sorts.
     ordering = ("-id",)
@@ -202,13 +205,10 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
-        term = search_term.strip().removeprefix("#")
-        if term.isdigit():
-            pk = task_id(term)
-            return (queryset.none() if pk is None else queryset.filter(pk=pk)), False
-        if term.startswith("tag:") and term[4:].strip():  # one indexed lookup of the tag
-            return queryset.filter(tag_set__tag=term[4:].strip()), False
-        return super().get_search_results(request, queryset, search_term)
+        found = search.search(queryset, search_term)
+        if found is None:
+            return super().get_search_results(request, queryset, search_term)
+        return found, False
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

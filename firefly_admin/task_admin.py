@@ -243,8 +243,9 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         return display.first_line(obj.error)
 
     def get_list_display(self, request: HttpRequest) -> Any:
-        """With the error, where the list shows failed or cancelled tasks."""
+        """With the error, where the list shows failed or cancelled tasks, or searched errors."""
         failures = request.GET.get("status") in (TaskStatus.FAILED, TaskStatus.CANCELLED)
+        failures = failures or request.GET.get("q", "").strip().startswith("error:")
         shown = super().get_list_display(request)
         return (*shown[:4], "error_summary", *shown[4:]) if failures else shown
 

@@ -11,6 +11,7 @@ from django.urls import reverse
 from pytest_django.live_server_helper import LiveServer
 
 from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
+from tests.admin import tasks
 from tests.admin.browser import BROWSER_TESTS, log_in, outside_the_event_loop
 from tests.admin.conftest import make_task
 
@@ -55,6 +56,33 @@ def test_a_failure_group_is_shown_opened_and_requeued(
     assert statuses[key.pk] == TaskStatus.FAILED
     assert page.locator("#ff-failures tbody tr").count() == 1
     page.screenshot(path="/tmp/firefly-triage-requeued.png", full_page=True)
+
+
+def test_the_task_list_searches_error_text_and_arguments(
+    browser: Browser, live_server: LiveServer, operator: User
+) -> None:
+    def failures() -> list[TaskModel]:
+        rows = [make_task(TaskStatus.FAILED, error=f"ValueError: bad sku {i}") for i in range(2)]
+        rows.append(make_task(TaskStatus.FAILED, error="KeyError: 'customer'"))
+        rows.append(tasks.build_report.schedule({"customer": {"id": 7}}))
+        return rows
+
+    bad, worse, key, report = outside_the_event_loop(failures)
+    page = log_in(browser, live_server, reverse("admin:firefly_admin_task_changelist"))
+    page.fill("#searchbar", "error:BAD SKU")
+    page.press("#searchbar", "Enter")
+    page.wait_for_url("**/task/?q=error*")
+    ids = page.locator("#result_list tbody .field-id").all_inner_texts()
+    assert sorted(int(i) for i in ids) == [bad.pk, worse.pk]
+    errors = page.locator("#result_list tbody td.field-error_summary").all_inner_texts()
+    assert sorted(errors) == ["ValueError: bad sku 0", "ValueError: bad sku 1"]
+    page.screenshot(path="/tmp/firefly-search-error.png", full_page=True)
+
+    page.fill("#searchbar", "args.0.customer.id:7")
+    page.press("#searchbar", "Enter")
+    page.wait_for_url("**/task/?q=args*")
+    assert page.locator("#result_list tbody .field-id").all_inner_texts() == [str(report.pk)]
+    assert key.pk not in ids
 
 
 def test_a_consumer_is_asked_to_stop_from_its_page(

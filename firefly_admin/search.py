@@ -74,13 +74,14 @@ def argument_filter(path: str, text: str) -> Q | None:
 def with_call(queryset: QuerySet[Any]) -> QuerySet[Any]:
     """``queryset`` with each JSON row's stored call as a JSON value (``call``), NULL for a
     pickled one (never cast: its text is not JSON)."""
-    return queryset.annotate(
+    annotated: QuerySet[Any] = queryset.annotate(
         call=Case(
             When(serializer="json", then=Cast(F("params_data"), JSONField())),
             default=Value(None, output_field=JSONField()),
             output_field=JSONField(),
         )
     )
+    return annotated
 
 
 def search(queryset: QuerySet[Any], term: str) -> QuerySet[Any] | None:

@@ -13,9 +13,10 @@ from firefly_tasks.conf import SERIALIZERS, settings
 from firefly_tasks.dialects import DIALECTS, dialect
 from firefly_tasks.exceptions import InvalidScheduleError, InvalidTaskError, UnknownTaskError
 from firefly_tasks.options import validate_timeout
-from firefly_tasks.routers import check_routing
+from firefly_tasks.routers import check_listen_database, check_routing
 
 register(check_routing)
+register(check_listen_database)
 
 # A payload limit below 1 KiB refuses ordinary calls. Quoted in an INSERT, a payload can take up
 # to twice its size (escaped quotes and backslashes), so above 8 MiB a statement can exceed

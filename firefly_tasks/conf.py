@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_CLAIM_BATCH_SIZE": 250,
     "FIREFLY_GROUP_COMMIT_WINDOW": 0.005,
     "FIREFLY_LISTEN_NOTIFY": True,
+    "FIREFLY_LISTEN_DATABASE": None,
     "FIREFLY_ROLLUP_RETENTION_DAYS": 90,
     "FIREFLY_SCHEDULES": {},
     "FIREFLY_TASK_TIMEOUT": None,
@@ -206,6 +207,13 @@ class Settings:
     def LISTEN_NOTIFY(self) -> bool:
         """On PostgreSQL, wake idle consumers with LISTEN/NOTIFY instead of waiting to poll."""
         return bool(self._get("FIREFLY_LISTEN_NOTIFY"))
+
+    @property
+    def LISTEN_DATABASE(self) -> str | None:
+        """The alias whose connection settings LISTEN connections use (a direct connection
+        past a transaction pooler); None: ``FIREFLY_DATABASE``'s."""
+        value = self._get("FIREFLY_LISTEN_DATABASE")
+        return str(value) if value else None
 
     @property
     def SCHEDULES(self) -> dict[str, Any]:

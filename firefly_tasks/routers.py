@@ -75,3 +75,24 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def check_listen_database(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``FIREFLY_LISTEN_DATABASE``, when set, names a PostgreSQL database (registered by
+    ``firefly_tasks.checks``)."""
+    alias = settings.raw("FIREFLY_LISTEN_DATABASE")
+    if alias is None:
+        return []
+    found = settings.DATABASES.get(alias) if isinstance(alias, str) else None
+    engine = str((found or {}).get("ENGINE", ""))
+    if not engine.endswith(("postgresql", "postgis")):
+        return [
+            Error(
+                f"FIREFLY_LISTEN_DATABASE is {alias!r}, which is not the alias of a PostgreSQL "
+                "database in DATABASES.",
+                hint="Name an alias that connects to the queue's PostgreSQL database directly "
+                "(not through a transaction pooler), or leave it unset (None).",
+                id="firefly_tasks.E014",
+            )
+        ]
+    return []

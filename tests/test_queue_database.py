@@ -9,6 +9,7 @@ import signal
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.core import checks
 from django.core.management import call_command
@@ -74,6 +75,23 @@ def test_checks_name_a_missing_alias_and_a_missing_router() -> None:
         assert ids() == {"firefly_tasks.E013"}
     with override_settings(DATABASE_ROUTERS=[], FIREFLY_DATABASE="default"):
         assert ids() == set()
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_the_listen_database_must_be_a_postgresql_alias() -> None:
+    def ids() -> set[str]:
+        return {m.id for m in checks.run_checks() if m.id == "firefly_tasks.E014"}
+
+    assert ids() == set()  # unset
+    for wrong in ("nowhere", 5):
+        with override_settings(FIREFLY_LISTEN_DATABASE=wrong):
+            assert ids() == {"firefly_tasks.E014"}
+    postgres = {"ENGINE": "django.db.backends.postgresql", "NAME": "app"}
+    sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+    for engine, expected in ((postgres, set()), (sqlite, {"firefly_tasks.E014"})):
+        databases = {**settings.DATABASES, "direct": engine}
+        with override_settings(DATABASES=databases, FIREFLY_LISTEN_DATABASE="direct"):
+            assert ids() == expected
 
 
 def test_schedule_writes_to_the_queue_database_and_run_pending_tasks_runs_there() -> None:

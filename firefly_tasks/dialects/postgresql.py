@@ -7,7 +7,7 @@ import functools
 from typing import Any
 
 from django.core.checks import CheckMessage, Warning
-from django.db import OperationalError, models
+from django.db import OperationalError, connections, models
 
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects.base import ORDER, Claim, Completions, Dialect
@@ -271,8 +271,14 @@ class PostgreSQLDialect(Dialect):
         triggers created by the migrations NOTIFY it when a task becomes ready. With
         ``result_of``, to the results' channel instead, the task's row marked ``awaited``
         on it (committed at once, whatever transaction the caller is in): the trigger
-        NOTIFYs only for awaited rows, with the id, when they finish."""
-        raw = self.connection.get_new_connection(self.connection.get_connection_params())
+        NOTIFYs only for awaited rows, with the id, when they finish.
+
+        It connects with ``FIREFLY_LISTEN_DATABASE``'s settings when that is set: a LISTEN
+        through a transaction pooler (PgBouncer's ``pool_mode = transaction``) hears nothing."""
+        source = self.connection
+        if settings.LISTEN_DATABASE:
+            source = connections[settings.LISTEN_DATABASE]
+        raw = source.get_new_connection(source.get_connection_params())
         raw.autocommit = True
         if result_of is None:
             raw.execute(f"LISTEN {CHANNEL}")

@@ -134,9 +134,8 @@ def test_a_consumer_through_a_transaction_pooler_drains_and_is_woken(
     consumer = start_consumer(**pooled_settings(bouncer, listen_directly=True))
     wait_until(lambda: not TaskModel.objects.exclude(status=TaskStatus.COMPLETED).exists(),
                DRAIN_BOUND)  # fmt: skip
-    assert sorted(TaskModel.objects.values_list("returned_data", flat=True)) == sorted(
-        str(2 * i) for i in range(300)
-    )
+    results = TaskModel.objects.values_list("returned_data", flat=True)
+    assert sorted(str(result) for result in results) == sorted(str(2 * i) for i in range(300))
     assert len(first) == 300
 
     # Idle now, polling every 30 s: a new task starts at once only if the LISTEN, made on

@@ -10,6 +10,8 @@ from django.contrib.admin.models import DELETION
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from firefly_admin.bulk import (
     change_selected,
@@ -27,7 +29,7 @@ from firefly_tasks.models import TaskAttempt
 from firefly_tasks.states import Event, TaskStatus, sources
 
 
-@admin.action(permissions=["requeue"], description="Requeue selected tasks (run now)")
+@admin.action(permissions=["requeue"], description=gettext_lazy("Requeue selected tasks (run now)"))
 def requeue_tasks(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
 ) -> None:
@@ -36,21 +38,21 @@ def requeue_tasks(
         modeladmin,
         request,
         queryset,
-        verb="Requeue",
+        verb=gettext_noop("Requeue"),
         past_tense="requeued",
         expected=Q(status__in=sources(Event.REQUEUE)),
         # skip_held: a key taken meanwhile leaves its task alone (and is counted as done).
         move=lambda rows: rows.requeue(skip_held=True),
         message="Requeued to run now.",
-        skipped_because="not failed, cancelled or orphaned",
+        skipped_because=_("not failed, cancelled or orphaned"),
         refuse=(
-            (key_held_elsewhere(), "an unfinished task holds their unique key"),
-            (unregistered(), "no registered task answers to their name here"),
+            (key_held_elsewhere(), _("an unfinished task holds their unique key")),
+            (unregistered(), _("no registered task answers to their name here")),
         ),
     )
 
 
-@admin.action(permissions=["requeue"], description="Run selected scheduled tasks now")
+@admin.action(permissions=["requeue"], description=gettext_lazy("Run selected scheduled tasks now"))
 def run_now_tasks(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
 ) -> None:
@@ -63,15 +65,15 @@ def run_now_tasks(
         modeladmin,
         request,
         selection,
-        verb="Run now",
+        verb=gettext_noop("Run now"),
         guard=Q(status=TaskStatus.CREATED, not_before__gt=DatabaseNow()),
         change=lambda rows: rows.update(not_before=DatabaseNow()),
         message=lambda pk, name: "Set to run now.",
-        skipped_because="not scheduled for later",
+        skipped_because=_("not scheduled for later"),
     )
 
 
-@admin.action(permissions=["cancel"], description="Cancel selected tasks")
+@admin.action(permissions=["cancel"], description=gettext_lazy("Cancel selected tasks"))
 def cancel_tasks(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
 ) -> None:
@@ -81,16 +83,18 @@ def cancel_tasks(
         modeladmin,
         request,
         queryset,
-        verb="Cancel",
+        verb=gettext_noop("Cancel"),
         past_tense="cancelled",
         expected=Q(status__in=sources(Event.CANCEL)),
         move=lambda rows: rows.cancel(),
         message="Cancelled.",
-        skipped_because="not waiting to run or orphaned",
+        skipped_because=_("not waiting to run or orphaned"),
     )
 
 
-@admin.action(permissions=["cancel"], description="Cancel selected tasks, stopping running ones")
+@admin.action(
+    permissions=["cancel"], description=gettext_lazy("Cancel selected tasks, stopping running ones")
+)
 def cancel_running_tasks(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
 ) -> None:
@@ -100,16 +104,16 @@ def cancel_running_tasks(
         modeladmin,
         request,
         queryset,
-        verb="Cancel",
+        verb=gettext_noop("Cancel"),
         past_tense="cancelled",
         expected=Q(status__in=sources(Event.CANCEL) + sources(Event.ABORT)),
         move=lambda rows: rows.cancel(running=True),
         message="Cancelled (stopped if it was running).",
-        skipped_because="already finished",
+        skipped_because=_("already finished"),
     )
 
 
-@admin.action(permissions=["rename"], description="Rename selected tasks…")
+@admin.action(permissions=["rename"], description=gettext_lazy("Rename selected tasks…"))
 def rename_tasks(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
 ) -> TemplateResponse | None:
@@ -124,11 +128,11 @@ def rename_tasks(
             modeladmin,
             request,
             selection,
-            verb="Rename",
+            verb=gettext_noop("Rename"),
             guard=Q(status__in=sources(Event.RENAME)) & ~Q(func_name=new_name),
             change=lambda rows: rows.rename(new_name),
             message=lambda pk, name: f"Renamed from {name} to {new_name}.",
-            skipped_because="running, or named so already",
+            skipped_because=_("running, or named so already"),
         )
         return None
     return confirmation_page(
@@ -137,13 +141,13 @@ def rename_tasks(
         selection,
         selection.count(exact=wants_exact_count(request)),
         "rename_tasks",
-        "Rename tasks",
+        _("Rename tasks"),
         "rename.html",
         form=form,
     )
 
 
-@admin.action(permissions=["delete"], description="Delete selected tasks…")
+@admin.action(permissions=["delete"], description=gettext_lazy("Delete selected tasks…"))
 def delete_tasks(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
 ) -> TemplateResponse | None:
@@ -164,11 +168,11 @@ def delete_tasks(
                 modeladmin,
                 request,
                 selection,
-                verb="Delete",
+                verb=gettext_noop("Delete"),
                 guard=~held_by_a_worker(),
                 change=lambda rows: rows.only("pk").delete(),
                 message=lambda pk, name: "",
-                skipped_because="running on a live worker",
+                skipped_because=_("running on a live worker"),
                 action_flag=DELETION,
             )
             return None
@@ -178,7 +182,7 @@ def delete_tasks(
         selection,
         count,
         "delete_tasks",
-        "Delete tasks",
+        _("Delete tasks"),
         "delete.html",
         attempts=capped_count(
             TaskAttempt.objects.filter(task_id__in=selection.rows.order_by().values("pk"))

@@ -25,7 +25,10 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import router, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
+from firefly_admin.display import count
 from firefly_admin.history import log_entry
 from firefly_admin.models import Task
 from firefly_admin.selection import RefusedSelection, Selection
@@ -172,7 +175,8 @@ def change_selected(
 ) -> None:
     """Every action's last step: :func:`apply_in_chunks`, then tell the user and the log how
     many tasks were changed, how many were skipped (``skipped_because``), and how many newer
-    matching tasks "select all" left alone."""
+    matching tasks "select all" left alone. ``verb`` is English (``gettext_noop``): the log
+    says it so, the user reads it translated."""
     done, skipped = apply_in_chunks(
         request,
         selection.rows,
@@ -182,13 +186,20 @@ def change_selected(
         action_flag=action_flag,
     )
     newer = selection.newer()
-    text = f"{verb}: {done:,} done, {skipped:,} skipped"
+    text = _("%(action)s: %(done)s, %(skipped)s") % {
+        "action": _(verb),
+        "done": ngettext("%(count)s done", "%(count)s done", done) % {"count": count(done)},
+        "skipped": ngettext("%(count)s skipped", "%(count)s skipped", skipped)
+        % {"count": count(skipped)},
+    }
     text += f" ({skipped_because})" if skipped else ""
     if newer.value:
-        text += (
-            f"; {newer} newer matching task{newer.plural} left alone (scheduled after the "
-            "list was shown)"
+        left_alone = ngettext(
+            "%(count)s newer matching task left alone (scheduled after the list was shown)",
+            "%(count)s newer matching tasks left alone (scheduled after the list was shown)",
+            newer.quantity,
         )
+        text += "; " + left_alone % {"count": newer}
     modeladmin.message_user(request, f"{text}.", messages.SUCCESS if done else messages.WARNING)
     logger.info(
         "admin action=%s user=%s done=%s skipped=%s newer=%s",
@@ -224,7 +235,8 @@ def move_selected(
         refused = selection.rows.filter(guard & condition).count()
         guard &= ~condition
         if refused:
-            skipped_because += f"; {refused:,} because {why}"
+            because = _("%(count)s because %(reason)s") % {"count": count(refused), "reason": why}
+            skipped_because += f"; {because}"
 
     def change(rows: TaskQuerySet) -> None:
         end_orphaned_attempts(rows, f"{past_tense} from the admin")

@@ -26,8 +26,17 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Max, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
-from firefly_admin.counting import COUNT_VAR, EXACT, Count, capped_count, exact_count
+from firefly_admin.conf import settings
+from firefly_admin.counting import (
+    COUNT_VAR,
+    EXACT,
+    Count,
+    capped_count,
+    exact_count,
+    seconds_text,
+)
 from firefly_admin.metrics import mark_executing, with_attempt_times
 from firefly_admin.pagination import CURSOR_VARS, Cursor, KeysetPage, keyset_page
 
@@ -103,22 +112,26 @@ class TaskChangeList(ChangeList):
         order; ``url`` is ``None`` where the page is already at that end."""
         page = self.page
         links = [
-            ("newest", "« newest", page.newest),
-            ("newer", "← newer", page.newer),
-            ("older", "older →", page.older),
-            ("oldest", "oldest »", page.oldest),
+            ("newest", _("« newest"), page.newest),
+            ("newer", _("← newer"), page.newer),
+            ("older", _("older →"), page.older),
+            ("oldest", _("oldest »"), page.oldest),
         ]
         if not self.descending:
             links = [
-                ("oldest", "« oldest", page.oldest),
-                ("older", "← older", page.older),
-                ("newer", "newer →", page.newer),
-                ("newest", "newest »", page.newest),
+                ("oldest", _("« oldest"), page.oldest),
+                ("older", _("← older"), page.older),
+                ("newer", _("newer →"), page.newer),
+                ("newest", _("newest »"), page.newest),
             ]
         return [
             (name, label, None if cursor is None else self.get_query_string(cursor.params))
             for name, label, cursor in links
         ]
+
+    def count_timeout(self) -> str:
+        """How long an exact count may take, as the page says it."""
+        return seconds_text(settings.COUNT_TIMEOUT)
 
     def count_exactly_url(self) -> str | None:
         """The link that counts every matching task, on a capped count; ``None`` otherwise."""

@@ -21,16 +21,21 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from firefly_admin.conf import settings
-from firefly_admin.counting import COUNT_VAR, EXACT, Count
+from firefly_admin.counting import COUNT_VAR, EXACT, Count, seconds_text
 from firefly_admin.selection import BOUND_VAR, Selection
 
 SAMPLE_SIZE = 10
 TYPED_VAR = "typed_count"
-DELETE_ALL = "delete all"
+# What to type when counting was stopped, in the page's language (TypedConfirmation.for_delete).
+DELETE_ALL = gettext_noop("delete all")
 
 # What people put between thousands: "10,050", "10 050", "10.050", "10'050", "10_050".
 SEPARATORS = re.compile(r"[\s,._'\u2019]")
@@ -52,7 +57,7 @@ class TypedConfirmation:
         "delete all" when counting was stopped (there are more than ``count.value``, but how
         many is unknown); ``None`` when nothing needs typing."""
         if count.stopped_after is not None:
-            return cls(DELETE_ALL)
+            return cls(_(DELETE_ALL))
         if count.value <= settings.CONFIRM_DELETE_ABOVE:
             return None
         return cls(count.number)
@@ -61,12 +66,12 @@ class TypedConfirmation:
         """Why the posted form does not confirm, or ``None`` when it does."""
         typed = post.get(TYPED_VAR, "")
         if not typed.strip():
-            return f"Type {self.answer} in the box to confirm the delete."
+            return _("Type %(answer)s in the box to confirm the delete.") % {"answer": self.answer}
         if _normalised(typed) != _normalised(self.answer):
-            return (
-                f"Nothing was deleted: you typed “{typed[:40]}”, not {self.answer}. Check the "
+            return _(
+                "Nothing was deleted: you typed “%(typed)s”, not %(answer)s. Check the "
                 "selection above and type it again."
-            )
+            ) % {"typed": typed[:40], "answer": self.answer}
         return None
 
 
@@ -102,11 +107,27 @@ def confirmation_page(
         "up_to_id": selection.up_to_id,
         "bound_var": BOUND_VAR,
         "from_object": request.POST.get("_from_object", ""),
+        "back_url": back_url(modeladmin, request),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "count_var": COUNT_VAR,
         "exact": EXACT,
         "typed_var": TYPED_VAR,
-        "count_timeout": f"{settings.COUNT_TIMEOUT:g}",
+        "count_timeout": seconds_text(settings.COUNT_TIMEOUT),
         **extra,
     }
     return TemplateResponse(request, f"firefly_admin/actions/{template}", context)
+
+
+def back_url(modeladmin: admin.ModelAdmin[Any], request: HttpRequest) -> str:
+    """Where the page's way back leads: to the task's page the action was started from, or to
+    the list as it was, filters and search included (the admin's preserved filters)."""
+    opts = modeladmin.opts
+    name = f"{modeladmin.admin_site.name}:{opts.app_label}_{opts.model_name}"
+    from_object = request.POST.get("_from_object", "")
+    if from_object.isdigit():
+        return reverse(f"{name}_change", args=[from_object])
+    preserved: dict[str, Any] = {
+        "opts": opts,
+        "preserved_filters": modeladmin.get_preserved_filters(request),
+    }
+    return add_preserved_filters(preserved, reverse(f"{name}_changelist"))

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from firefly_admin.forms import PauseQueueForm, QueueForm
@@ -53,9 +54,12 @@ def pause_queue(request: HttpRequest, model_admin: TaskAdmin) -> HttpResponse:
     if changed:
         _log(request, name, f"Paused: {reason}")
         logger.info("queue paused name=%s user=%s reason=%r", name, request.user, reason)
-        messages.success(request, f"Queue {name!r} paused: consumers stop claiming from it.")
+        messages.success(
+            request,
+            _("Queue %(name)r paused: consumers stop claiming from it.") % {"name": name},
+        )
     else:
-        messages.warning(request, f"Queue {name!r} was paused already.")
+        messages.warning(request, _("Queue %(name)r was paused already.") % {"name": name})
     return HttpResponseRedirect(dashboard_url)
 
 
@@ -71,9 +75,9 @@ def resume_queue(request: HttpRequest, model_admin: TaskAdmin) -> HttpResponse:
     if queue_controls.resume_queue(name):
         _log(request, name, "Resumed.")
         logger.info("queue resumed name=%s user=%s", name, request.user)
-        messages.success(request, f"Queue {name!r} resumed.")
+        messages.success(request, _("Queue %(name)r resumed.") % {"name": name})
     else:
-        messages.warning(request, f"Queue {name!r} was not paused.")
+        messages.warning(request, _("Queue %(name)r was not paused.") % {"name": name})
     return HttpResponseRedirect(dashboard_url)
 
 
@@ -84,7 +88,7 @@ def _pause_page(
     control = QueueModel.objects.filter(name=name, paused=True).first()
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": f"Pause queue “{name}”",
+        "title": _("Pause queue “%(name)s”") % {"name": name},
         "opts": model_admin.opts,
         "queue": name,
         "control": control,

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import OperationalError, connections, transaction
 from django.db.models import QuerySet
+from django.utils.formats import get_format, number_format
 
 from firefly_admin.conf import settings
 
@@ -36,7 +37,8 @@ class Count:
     """How many rows matched: ``value``, and whether there are more (``capped``).
 
     ``stopped_after`` is set when an exact count was stopped after that many seconds; the
-    count is then the capped one. ``str()`` is what pages show: ``1,234`` or ``10,000+``.
+    count is then the capped one. ``str()`` is what pages show, in the active language:
+    ``1,234`` or ``10,000+`` in English, ``1 234`` or ``10 000+`` in French.
     """
 
     value: int
@@ -48,18 +50,25 @@ class Count:
 
     @property
     def number(self) -> str:
-        """The value with thousands separators, without the ``+``."""
-        return f"{self.value:,}"
+        """The value with the active language's thousands separator, without the ``+``."""
+        return number_format(self.value, force_grouping=True)
 
     @property
-    def plural(self) -> str:
-        """``"s"`` unless this is exactly one: ``0 tasks``, ``1 task``, ``1+ tasks``."""
-        return "" if self.value == 1 and not self.capped else "s"
+    def quantity(self) -> int:
+        """The number a plural form agrees with (``ngettext``, ``blocktranslate count``): one
+        more than the value past the cap, so that ``1+`` reads as a plural."""
+        return self.value + 1 if self.capped else self.value
 
     @property
     def seconds(self) -> str:
-        """``stopped_after`` as pages say it: ``3``, ``0.5``."""
-        return f"{self.stopped_after or 0:g}"
+        """``stopped_after`` as pages say it (:func:`seconds_text`)."""
+        return seconds_text(self.stopped_after or 0)
+
+
+def seconds_text(seconds: float) -> str:
+    """Seconds as short as the setting was written (``3``, ``0.5``, ``1e-09``), with the
+    active language's decimal separator (``0,5`` in French)."""
+    return f"{seconds:g}".replace(".", get_format("DECIMAL_SEPARATOR"))
 
 
 def capped_count(queryset: QuerySet[Any], limit: int | None = None) -> Count:

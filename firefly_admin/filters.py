@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import django_filters
 from django.contrib import admin
@@ -20,13 +20,18 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_date
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from firefly_admin import triage
 from firefly_tasks.conf import settings as engine_settings
 from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
 from firefly_tasks.queues import known_queues
 from firefly_tasks.registry import registry
-from firefly_tasks.states import AttemptOutcome, TaskStatus
+from firefly_tasks.states import AttemptOutcome, TaskStatus, WorkerState
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise  # a label, translated lazily or not
 
 
 def task_name_choices() -> list[tuple[str, str]]:
@@ -43,10 +48,10 @@ def queue_choices(queues: Sequence[str] | None = None) -> list[tuple[str, str]]:
 
 
 class StatusFilter(admin.SimpleListFilter):
-    title = "status"
+    title = gettext_lazy("status")
     parameter_name = "status"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
         return list(TaskStatus.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -60,15 +65,15 @@ class BlockedFilter(admin.SimpleListFilter):
     """Blocked tasks by why they wait: for other tasks (a chain, a group, depends_on), or for
     a slot of their concurrency key."""
 
-    title = "blocked, waiting for"
+    title = gettext_lazy("blocked, waiting for")
     parameter_name = "blocked"
     REASONS = {
-        "tasks": ("other tasks", Q(waiting_for__gt=0)),
-        "slot": ("a concurrency slot", Q(waiting_for=0)),
+        "tasks": (gettext_lazy("other tasks"), Q(waiting_for__gt=0)),
+        "slot": (gettext_lazy("a concurrency slot"), Q(waiting_for=0)),
     }
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(key, label) for key, (label, _) in self.REASONS.items()]
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+        return [(key, label) for key, (label, _condition) in self.REASONS.items()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         reason = self.REASONS.get(self.value() or "")
@@ -81,7 +86,7 @@ class OutcomeFilter(admin.SimpleListFilter):
     """Tasks with an attempt that ended so: the outcomes that need an operator's eye (a
     subquery over the attempts, which have no index on the outcome: completions stay cheap)."""
 
-    title = "attempt outcome"
+    title = gettext_lazy("attempt outcome")
     parameter_name = "outcome"
     OUTCOMES = (
         AttemptOutcome.TIMED_OUT,
@@ -90,7 +95,7 @@ class OutcomeFilter(admin.SimpleListFilter):
         AttemptOutcome.INTERRUPTED,
     )
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
         return [(outcome.value, outcome.label) for outcome in self.OUTCOMES]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -102,7 +107,7 @@ class OutcomeFilter(admin.SimpleListFilter):
 
 
 class QueueFilter(admin.SimpleListFilter):
-    title = "queue"
+    title = gettext_lazy("queue")
     parameter_name = "queue"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -114,7 +119,7 @@ class QueueFilter(admin.SimpleListFilter):
 
 
 class TaskNameFilter(admin.SimpleListFilter):
-    title = "task"
+    title = gettext_lazy("task")
     parameter_name = "task"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -128,7 +133,7 @@ class TaskNameFilter(admin.SimpleListFilter):
 class WorkerFilter(admin.SimpleListFilter):
     """Tasks a worker ran (any attempt) or runs now; shown only while it is applied."""
 
-    title = "worker"
+    title = gettext_lazy("worker")
     parameter_name = "worker"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -136,7 +141,7 @@ class WorkerFilter(admin.SimpleListFilter):
         if value is None:
             return []
         name = WorkerModel.objects.filter(pk=value).values_list("name", flat=True).first()
-        return [(str(value), name or f"worker #{value}")]
+        return [(str(value), name or _("worker #%(id)s") % {"id": value})]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         worker_id = self._worker_id()
@@ -152,6 +157,20 @@ class WorkerFilter(admin.SimpleListFilter):
         return int(value) if value and value.isdigit() else None
 
 
+class WorkerStateFilter(admin.SimpleListFilter):
+    """The worker list's: what the consumer says it is doing (liveness is read apart)."""
+
+    title = gettext_lazy("state")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
+        return list(WorkerState.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(state=value) if value in WorkerState.values else queryset
+
+
 class AppliedOnlyFilter(admin.SimpleListFilter):
     """A filter reached by a link, not picked from choices: shown only while applied, with
     its value as its one choice."""
@@ -164,7 +183,7 @@ class AppliedOnlyFilter(admin.SimpleListFilter):
 class ScheduleFilter(AppliedOnlyFilter):
     """Tasks a periodic schedule enqueued."""
 
-    title = "schedule"
+    title = gettext_lazy("schedule")
     parameter_name = "schedule"
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -175,7 +194,7 @@ class ScheduleFilter(AppliedOnlyFilter):
 class ErrorKindFilter(AppliedOnlyFilter):
     """Tasks whose error is of one exception class: a failure group of the dashboard's."""
 
-    title = "error"
+    title = gettext_lazy("error")
     parameter_name = "error_kind"
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -188,10 +207,12 @@ class DateRangeFilter(admin.FieldListFilter):
 
     template = "firefly_admin/filters/date_range.html"
     presets = (
-        ("Last hour", datetime.timedelta(hours=1)),
-        ("Last 24 hours", datetime.timedelta(days=1)),
-        ("Last 7 days", datetime.timedelta(days=7)),
+        (gettext_lazy("Last hour"), datetime.timedelta(hours=1)),
+        (gettext_lazy("Last 24 hours"), datetime.timedelta(days=1)),
+        (gettext_lazy("Last 7 days"), datetime.timedelta(days=7)),
     )
+    # Titles in the active language: the engine's fields have no verbose_name to give one.
+    titles = {"created": gettext_lazy("created")}
 
     def __init__(
         self,
@@ -205,6 +226,7 @@ class DateRangeFilter(admin.FieldListFilter):
         self.after_param = f"{field_path}_after"
         self.before_param = f"{field_path}_before"
         super().__init__(field, request, params, model, model_admin, field_path)
+        self.title = self.titles.get(field_path, self.title)
         self.after = self._used(self.after_param)
         self.before = self._used(self.before_param)
         self.hidden_params: list[tuple[str, str]] = []
@@ -232,7 +254,7 @@ class DateRangeFilter(admin.FieldListFilter):
         yield {
             "selected": not (self.after or self.before),
             "query_string": changelist.get_query_string(remove=params),
-            "display": "Any time",
+            "display": _("Any time"),
         }
         now = timezone.now().replace(second=0, microsecond=0)
         for label, delta in self.presets:
@@ -295,13 +317,22 @@ class DateRangeWidget(django_filters.widgets.DateRangeWidget):  # type: ignore[m
 class TaskFilterSet(django_filters.FilterSet):  # type: ignore[misc]  # no stubs
     """Filters of the dashboard's live task table, for the full page and its fragments."""
 
-    status = django_filters.ChoiceFilter(choices=TaskStatus.choices, empty_label="any status")
-    queue = django_filters.ChoiceFilter(choices=queue_choices, empty_label="any queue")
+    status = django_filters.ChoiceFilter(
+        choices=TaskStatus.choices,
+        label=gettext_lazy("Status"),
+        empty_label=gettext_lazy("any status"),
+    )
+    queue = django_filters.ChoiceFilter(
+        choices=queue_choices, label=gettext_lazy("Queue"), empty_label=gettext_lazy("any queue")
+    )
     task = django_filters.ChoiceFilter(
-        field_name="func_name", choices=task_name_choices, label="Task", empty_label="any task"
+        field_name="func_name",
+        choices=task_name_choices,
+        label=gettext_lazy("Task"),
+        empty_label=gettext_lazy("any task"),
     )
     created = django_filters.DateFromToRangeFilter(
-        label="Created",
+        label=gettext_lazy("Created"),
         widget=DateRangeWidget(attrs={"type": "date"}),
     )
 

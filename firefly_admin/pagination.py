@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db.models import Exists, QuerySet
 
@@ -146,3 +147,14 @@ class CappedCountPaginator(_Paginator):
         return counted.value
 
     capped = False
+
+
+class CappedCountChangeList(ChangeList):
+    """The list of a ``CappedCountPaginator``: with ``show_full_result_count`` off, the admin
+    has no total to compare with, and its search bar would offer "(Show all)" on a list that
+    shows all already. It does only where a search or a filter narrows the list."""
+
+    def get_results(self, request: Any) -> None:
+        super().get_results(request)
+        if not self.query.strip() and not self.get_filters_params():
+            self.full_result_count = self.result_count

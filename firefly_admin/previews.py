@@ -21,6 +21,10 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
 from firefly_admin.conf import settings
 from firefly_tasks.conf import settings as engine_settings
 from firefly_tasks.models import TaskModel
@@ -33,7 +37,7 @@ MASK = "********"
 MAX_DISPLAY_LENGTH = 20_000
 # Longer payloads are not decoded for display: the stored preview stands in for them.
 MAX_DECODE_LENGTH = 1_000_000
-UNDECODABLE = "undecodable"
+UNDECODABLE = gettext_noop("undecodable")  # shown in the active language
 
 
 class Unshowable(ValueError):
@@ -105,10 +109,10 @@ def _params_text(task: TaskModel) -> str:
         return params_preview_text(task)
     call = _decode(task, task.params_data)  # stored as (args, kwargs)
     if not (isinstance(call, list) and len(call) == 2 and isinstance(call[0], list)):
-        raise Unshowable("not an (args, kwargs) pair")
+        raise Unshowable(_("not an (args, kwargs) pair"))
     args, kwargs = call
     if not isinstance(kwargs, dict):
-        raise Unshowable("not an (args, kwargs) pair")
+        raise Unshowable(_("not an (args, kwargs) pair"))
     hidden = _normalise(settings.HIDDEN_ARGS)
     names = positional_names(task.func_name) if hidden else []
     shown = [
@@ -182,35 +186,37 @@ def _result_text(task: TaskModel) -> str:
 def _decode(task: TaskModel, text: str) -> Any:
     """The JSON value of a stored payload, its serializer's tags unwrapped."""
     if task.serializer != "json":
-        raise Unshowable(f"unknown serializer {task.serializer!r}")
+        raise Unshowable(_("unknown serializer %(name)r") % {"name": task.serializer})
     if len(text) > MAX_DECODE_LENGTH:
-        raise Unshowable(f"{len(text):,} characters, too long to decode here")
+        too_long = _("%(count)s characters, too long to decode here")
+        raise Unshowable(too_long % {"count": number_format(len(text), force_grouping=True)})
     return loads_plain(text)
 
 
 def _pretty(value: Any) -> str:
     text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
     if len(text) > MAX_DISPLAY_LENGTH:
-        return text[:MAX_DISPLAY_LENGTH] + "\n… (truncated)"
+        return text[:MAX_DISPLAY_LENGTH] + "\n… " + _("(truncated)")
     return text
 
 
 def _undecodable(task: TaskModel, what: str, exc: Exception, preview: Callable[[], str]) -> str:
     """The placeholder for a payload that cannot be shown, with the stored preview if any."""
     if isinstance(exc, RecursionError):
-        reason = "nested too deeply to show"
+        reason = _("nested too deeply to show")
     elif isinstance(exc, Unshowable):
         reason = str(exc)
     else:
         reason = f"{type(exc).__name__}: {exc}"
     logger.warning("undecodable task=%s field=%s error=%s", task.pk, what, type(exc).__name__)
-    text = f"{UNDECODABLE}: {reason}"[:500]
+    text = f"{_(UNDECODABLE)}: {reason}"[:500]
     try:
         shown = preview()
     except Exception:
         shown = ""
     if shown:
-        text += f"\n\nPreview stored by the engine:\n{shown[:MAX_DISPLAY_LENGTH]}"
+        stored = _("Preview stored by the engine:")
+        text += f"\n\n{stored}\n{shown[:MAX_DISPLAY_LENGTH]}"
     return printable(text)
 
 

@@ -14,6 +14,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext, pgettext
 
 from firefly_admin import display
 from firefly_admin.history import log_entry
@@ -93,7 +95,7 @@ class ScheduleAdmin(_ModelAdmin):
 
     # Columns -------------------------------------------------------------------------------
 
-    @admin.display(description="when")
+    @admin.display(description=gettext_lazy("when"))
     def timing(self, obj: ScheduleModel) -> str:
         if obj.cron:
             return f"{obj.cron} ({obj.time_zone or 'TIME_ZONE'})"
@@ -101,34 +103,34 @@ class ScheduleAdmin(_ModelAdmin):
         shown = (
             display.duration(every) if every and every.total_seconds() < 10 else display.age(every)
         )
-        return f"every {shown}"
+        return _("every %(interval)s") % {"interval": shown}
 
-    @admin.display(description="source", ordering="source")
+    @admin.display(description=gettext_lazy("source"), ordering="source")
     def source_badge(self, obj: ScheduleModel) -> SafeString:
         if obj.source == ScheduleSource.SETTINGS:
-            return display.badge("paused", "in code (read-only)")
-        return display.badge("created", "admin")
+            return display.badge("paused", _("in code (read-only)"))
+        return display.badge("created", pgettext("schedule source", "admin"))
 
-    @admin.display(description="next tick", ordering="next_tick")
+    @admin.display(description=gettext_lazy("next tick"), ordering="next_tick")
     def next_at(self, obj: ScheduleModel) -> SafeString | str:
-        return display.moment(obj.next_tick) if obj.enabled else "— (disabled)"
+        return display.moment(obj.next_tick) if obj.enabled else _("— (disabled)")
 
-    @admin.display(description="last tick", ordering="last_tick")
+    @admin.display(description=gettext_lazy("last tick"), ordering="last_tick")
     def last_at(self, obj: ScheduleModel) -> SafeString | str:
         return display.moment(obj.last_tick)
 
-    @admin.display(description="problem")
+    @admin.display(description=gettext_lazy("problem"))
     def problem_text(self, obj: ScheduleModel) -> str:
         return obj.problem or "—"
 
-    @admin.display(description="arguments")
+    @admin.display(description=gettext_lazy("arguments"))
     def arguments(self, obj: ScheduleModel) -> str:
         return arguments_text(obj)
 
-    @admin.display(description="upcoming ticks")
+    @admin.display(description=gettext_lazy("upcoming ticks"))
     def upcoming(self, obj: ScheduleModel) -> SafeString | str:
         if not obj.enabled:
-            return "— (disabled)"
+            return _("— (disabled)")
         try:
             after = ticks.cadence_of(obj).upcoming(obj.next_tick, SHOWN - 1)
         except FireflyError as exc:
@@ -136,7 +138,7 @@ class ScheduleAdmin(_ModelAdmin):
         moments = [obj.next_tick, *after]
         return format_html_join(", ", "{}", ((display.moment(t),) for t in moments))
 
-    @admin.display(description="last runs")
+    @admin.display(description=gettext_lazy("last runs"))
     def last_runs(self, obj: ScheduleModel) -> SafeString | str:
         rows = TaskModel.objects.filter(schedule=obj.name).order_by("-id")[:SHOWN]
         if not rows:
@@ -151,14 +153,16 @@ class ScheduleAdmin(_ModelAdmin):
             ),
         )  # fmt: skip
 
-    @admin.display(description="runs")
+    @admin.display(description=gettext_lazy("runs"))
     def runs_link(self, obj: ScheduleModel) -> SafeString:
         url = reverse(f"{self.admin_site.name}:firefly_admin_task_changelist")
-        return format_html('<a href="{}?schedule={}">Its tasks</a>', url, obj.name)
+        return format_html('<a href="{}?schedule={}">{}</a>', url, obj.name, _("Its tasks"))
 
     # Actions (POST, CSRF-checked, permission-gated by Django's admin) --------------------------
 
-    @admin.action(description="Run the selected schedules now", permissions=["run_schedule"])
+    @admin.action(
+        description=gettext_lazy("Run the selected schedules now"), permissions=["run_schedule"]
+    )
     def run_now(self, request: HttpRequest, queryset: QuerySet[ScheduleModel]) -> None:
         done, failed = 0, []
         for row in queryset.order_by("name"):
@@ -171,15 +175,18 @@ class ScheduleAdmin(_ModelAdmin):
                 failed.append(f"{row.name}: {exc}")
                 continue
             done += 1
-        self.message_user(request, f"Enqueued {done} run(s).", messages.SUCCESS)
+        enqueued = ngettext("Enqueued %(count)s run.", "Enqueued %(count)s runs.", done)
+        self.message_user(request, enqueued % {"count": done}, messages.SUCCESS)
         for text in failed:
-            self.message_user(request, f"Not run: {text}", messages.ERROR)
+            self.message_user(request, _("Not run: %(reason)s") % {"reason": text}, messages.ERROR)
 
-    @admin.action(description="Enable the selected schedules", permissions=["change"])
+    @admin.action(description=gettext_lazy("Enable the selected schedules"), permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[ScheduleModel]) -> None:
         self._switch(request, queryset, enabled=True)
 
-    @admin.action(description="Disable the selected schedules", permissions=["change"])
+    @admin.action(
+        description=gettext_lazy("Disable the selected schedules"), permissions=["change"]
+    )
     def disable(self, request: HttpRequest, queryset: QuerySet[ScheduleModel]) -> None:
         self._switch(request, queryset, enabled=False)
 
@@ -205,8 +212,19 @@ class ScheduleAdmin(_ModelAdmin):
                 verb = "Enabled" if enabled else "Disabled"
                 log_entry(request, Schedule, str(row.pk), row.name, verb).save()
                 changed += 1
-        verb = "Enabled" if enabled else "Disabled"
+        if enabled:
+            switched = ngettext(
+                "Enabled %(count)s schedule", "Enabled %(count)s schedules", changed
+            )
+        else:
+            switched = ngettext(
+                "Disabled %(count)s schedule", "Disabled %(count)s schedules", changed
+            )
+        skipped_text = ngettext(
+            "%(switched)s; skipped %(skipped)s (declared in code, or already so).",
+            "%(switched)s; skipped %(skipped)s (declared in code, or already so).",
+            skipped,
+        )
         self.message_user(
-            request,
-            f"{verb} {changed} schedule(s); skipped {skipped} (declared in code, or already so).",
+            request, skipped_text % {"switched": switched % {"count": changed}, "skipped": skipped}
         )

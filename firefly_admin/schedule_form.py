@@ -9,6 +9,8 @@ import zoneinfo
 from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from firefly_tasks import serialization
 from firefly_tasks.declarations import ScheduleSpec, spec
@@ -18,7 +20,7 @@ from firefly_tasks.registry import registry
 
 
 def _zones() -> list[tuple[str, str]]:
-    return [("", "TIME_ZONE (the project's)")] + [
+    return [("", _("TIME_ZONE (the project's)"))] + [
         (zone, zone) for zone in sorted(zoneinfo.available_timezones())
     ]
 
@@ -30,30 +32,46 @@ else:
 
 
 class ScheduleForm(_ModelForm):
-    func_name = forms.ChoiceField(label="Task", choices=())
+    func_name = forms.ChoiceField(label=gettext_lazy("Task"), choices=())
     time_zone = forms.ChoiceField(
-        label="Time zone", choices=(), required=False, help_text="where cron is read"
+        label=gettext_lazy("Time zone"),
+        choices=(),
+        required=False,
+        help_text=gettext_lazy("where cron is read"),
     )
     every_seconds = forms.FloatField(
-        label="Every",
+        label=gettext_lazy("Every"),
         required=False,
         min_value=0.001,
-        help_text="seconds between ticks; give this or cron, not both",
+        help_text=gettext_lazy("seconds between ticks; give this or cron, not both"),
     )
     args = forms.JSONField(
-        label="Arguments", required=False, initial=list, help_text='a JSON list, e.g. ["daily", 3]'
+        label=gettext_lazy("Arguments"),
+        required=False,
+        initial=list,
+        help_text=gettext_lazy('a JSON list, e.g. ["daily", 3]'),
     )
     kwargs = forms.JSONField(
-        label="Keyword arguments",
+        label=gettext_lazy("Keyword arguments"),
         required=False,
         initial=dict,
-        help_text='a JSON object, e.g. {"limit": 100}',
+        help_text=gettext_lazy('a JSON object, e.g. {"limit": 100}'),
     )
 
     class Meta:
         model = ScheduleModel
         fields = ("name", "func_name", "cron", "time_zone", "queue", "priority", "overlap",
                   "missed", "enabled")  # fmt: skip
+        # The model's fields have no verbose_name (naming one would take a migration).
+        labels = {
+            "name": gettext_lazy("Name"),
+            "cron": gettext_lazy("Cron"),
+            "queue": gettext_lazy("Queue"),
+            "priority": gettext_lazy("Priority"),
+            "overlap": gettext_lazy("Overlap"),
+            "missed": gettext_lazy("Missed"),
+            "enabled": gettext_lazy("Enabled"),
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -106,5 +124,5 @@ def arguments_text(row: ScheduleModel) -> str:
     try:
         call_args, call_kwargs = serialization.loads_plain(row.params_data)
     except (ValueError, TypeError, RecursionError):
-        return "(undecodable)"
+        return _("(undecodable)")
     return json.dumps({"args": call_args, "kwargs": call_kwargs})

@@ -26,6 +26,7 @@ from typing import Any
 from django import forms
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from firefly_admin.counting import Count, capped_count, exact_count
 from firefly_admin.pagination import task_id
@@ -58,8 +59,10 @@ class Selection:
         up_to_id = parse_bound(request.POST.get(BOUND_VAR))
         if select_across and up_to_id is None:
             raise RefusedSelection(
-                "Nothing was changed: this “select all” does not say up to which task it was "
-                "shown (up_to_id). Reload the task list and select again."
+                _(
+                    "Nothing was changed: this “select all” does not say up to which task it "
+                    "was shown (up_to_id). Reload the task list and select again."
+                )
             )
         rows = queryset.filter(pk__lte=up_to_id) if select_across else queryset
         return cls(rows, select_across=select_across, up_to_id=up_to_id, matching=queryset)
@@ -86,7 +89,10 @@ def parse_bound(value: str | None) -> int | None:
     bound = task_id(value)
     if bound is None:
         raise RefusedSelection(
-            f"Nothing was changed: the selection's bound (up_to_id={value[:30]!r}) is not a "
-            "task id. Reload the task list and select again."
+            _(
+                "Nothing was changed: the selection's bound (up_to_id=%(value)r) is not a "
+                "task id. Reload the task list and select again."
+            )
+            % {"value": value[:30]}
         )
     return bound

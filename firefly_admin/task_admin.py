@@ -18,6 +18,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from firefly_admin import (
     charts,
@@ -41,7 +42,6 @@ from firefly_admin.actions import (
 )
 from firefly_admin.bulk import held_by_a_worker, orphaned
 from firefly_admin.changelist import TaskChangeList
-from firefly_admin.conf import settings
 from firefly_admin.filters import (
     BlockedFilter,
     DateRangeFilter,
@@ -53,9 +53,9 @@ from firefly_admin.filters import (
     TaskNameFilter,
     WorkerFilter,
 )
+from firefly_admin.forms import TaskForm
 from firefly_admin.models import Task
 from firefly_admin.permissions import ReadOnlyRows, permission
-from firefly_admin.timeline import task_timeline
 from firefly_tasks.models import TaskAttempt, TaskModel, WorkerModel
 from firefly_tasks.states import TaskStatus
 
@@ -92,7 +92,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         ErrorKindFilter,
     )
     search_fields = ("func_name",)
-    search_help_text = (
+    search_help_text = gettext_lazy(
         "A task id, part of a task name, tag:NAME, error:TEXT, or args.KEY:VALUE "
         "(error and argument searches read the newest tasks: FIREFLY_ADMIN_SEARCH_ROWS)."
     )
@@ -113,12 +113,13 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
     )
     change_list_template = "firefly_admin/task/change_list.html"
     change_form_template = "firefly_admin/task/change_form.html"
+    form = TaskForm  # the fields' labels
     fieldsets = (
         (None, {"fields": ("id", "func_name", "queue", "status_badge", "priority", "worker_link")}),
-        ("Arguments and result", {"fields": ("params_display", "result_display")}),
-        ("Last failure", {"fields": ("error", "traceback_display")}),
+        (gettext_lazy("Arguments and result"), {"fields": ("params_display", "result_display")}),
+        (gettext_lazy("Last failure"), {"fields": ("error", "traceback_display")}),
         (
-            "Timing",
+            gettext_lazy("Timing"),
             {
                 "fields": (
                     "created_at",
@@ -135,7 +136,7 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
             },
         ),
         (
-            "Retries and timeout",
+            gettext_lazy("Retries and timeout"),
             {
                 "fields": (
                     "timeout",
@@ -143,14 +144,14 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
                     "retry_attempts",
                     "max_retries",
                     "retry_delay",
-                    "retry_backoff",
+                    "retry_backoff_words",
                     "lost_attempts",
                     "snoozes",
                 )
             },
         ),
         (
-            "Flow control",
+            gettext_lazy("Flow control"),
             {
                 "fields": (
                     "tags_display",
@@ -161,8 +162,8 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
                 )
             },
         ),
-        ("Workflow", {"fields": workflow_display.FIELDS}),
-        ("Storage", {"classes": ("collapse",), "fields": ("serializer", "backend")}),
+        (gettext_lazy("Workflow"), {"fields": workflow_display.FIELDS}),
+        (gettext_lazy("Storage"), {"classes": ("collapse",), "fields": ("serializer", "backend")}),
     )
     readonly_fields = flatten_fieldsets(fieldsets)  # nobody edits a task row by hand
 
@@ -216,7 +217,6 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "dashboard_url": self._url("dashboard"),
-            "count_timeout": f"{settings.COUNT_TIMEOUT:g}",
         }
         return super().changelist_view(request, extra_context)
 
@@ -234,11 +234,11 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
             return HttpResponseRedirect(self._url("change", from_object))
         return response
 
-    @admin.display(description="task")
+    @admin.display(description=gettext_lazy("task"))
     def task_name(self, obj: TaskModel) -> SafeString | str:
         return display.task_name(obj.func_name, triage.is_registered(obj.func_name, obj.backend))
 
-    @admin.display(description="error")
+    @admin.display(description=gettext_lazy("error"))
     def error_summary(self, obj: TaskModel) -> str:
         return display.first_line(obj.error)
 
@@ -249,11 +249,11 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         shown = super().get_list_display(request)
         return (*shown[:4], "error_summary", *shown[4:]) if failures else shown
 
-    @admin.display(description="status")
+    @admin.display(description=gettext_lazy("status"))
     def status_badge(self, obj: TaskModel) -> SafeString:
         return display.status(obj)
 
-    @admin.display(description="tags")
+    @admin.display(description=gettext_lazy("tags"))
     def tags_display(self, obj: TaskModel) -> SafeString | str:
         tags = obj.tags
         if not tags:
@@ -262,41 +262,42 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
             " ", '<span class="ff-badge ff-tag">{}</span>', ((t,) for t in tags)
         )
 
-    @admin.display(description="attempts")
+    @admin.display(description=gettext_lazy("attempts"))
     def attempt_count(self, obj: TaskModel) -> int:
         return obj.attempt
 
-    @admin.display(description="created")
+    @admin.display(description=gettext_lazy("created"))
     def created_at(self, obj: TaskModel) -> SafeString | str:
         return display.moment(obj.created)
 
-    @admin.display(description="not before")
+    @admin.display(description=gettext_lazy("not before"))
     def not_before_at(self, obj: TaskModel) -> SafeString | str:
         return display.moment(obj.not_before)
 
-    @admin.display(description="started")
+    @admin.display(description=gettext_lazy("started"))
     def started_at(self, obj: TaskModel) -> SafeString | str:
         """When the latest attempt started (not when its batch was claimed)."""
         if obj.status == TaskStatus.RUNNING:
             return display.moment(getattr(obj, "executing_since", None))
         return display.moment(getattr(obj, "attempt_started", None))
 
-    @admin.display(description="claimed")
+    @admin.display(description=gettext_lazy("claimed"))
     def claimed_at(self, obj: TaskModel) -> SafeString | str:
         """When a consumer last claimed it (the row's ``started``): the start of its attempt
         is later when it waited in a batch."""
         return display.moment(obj.started)
 
-    completed_at = display.moment_field("completed", "completed")
-    failed_at = display.moment_field("failed", "failed")
-    cancelled_at = display.moment_field("cancelled", "cancelled")
-    unique_until_at = display.moment_field("unique_until", "unique until")
+    completed_at = display.moment_field("completed", pgettext_lazy("when", "completed"))
+    failed_at = display.moment_field("failed", pgettext_lazy("when", "failed"))
+    cancelled_at = display.moment_field("cancelled", pgettext_lazy("when", "cancelled"))
+    unique_until_at = display.moment_field("unique_until", gettext_lazy("unique until"))
+    retry_backoff_words = task_page.retry_backoff_words
 
-    @admin.display(description="finished")
+    @admin.display(description=gettext_lazy("finished"))
     def finished_at(self, obj: TaskModel) -> SafeString | str:
         return display.moment(obj.completed or obj.failed or obj.cancelled)
 
-    @admin.display(description="duration")
+    @admin.display(description=gettext_lazy("duration"))
     def duration_display(self, obj: TaskModel) -> str:
         """How long the latest attempt ran; for an executing task, how long it has run so
         far, against its timeout (``12.5 s of 30.0 s``)."""
@@ -311,23 +312,23 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
 
     # The detail ---------------------------------------------------------------------------
 
-    @admin.display(description="arguments")
+    @admin.display(description=gettext_lazy("arguments"))
     def params_display(self, obj: TaskModel) -> SafeString:
         return format_html('<pre class="ff-pre">{}</pre>', previews.params_text(obj) or "—")
 
-    @admin.display(description="result")
+    @admin.display(description=gettext_lazy("result"))
     def result_display(self, obj: TaskModel) -> SafeString | str:
         if obj.status != TaskStatus.COMPLETED:
             return "—"
         return format_html('<pre class="ff-pre">{}</pre>', previews.result_text(obj))
 
-    @admin.display(description="traceback")
+    @admin.display(description=gettext_lazy("traceback"))
     def traceback_display(self, obj: TaskModel) -> SafeString | str:
         if not obj.traceback:
             return "—"
         return format_html('<pre class="ff-pre ff-traceback">{}</pre>', obj.traceback)
 
-    @admin.display(description="worker")
+    @admin.display(description=gettext_lazy("worker"))
     def worker_link(self, obj: TaskModel) -> SafeString | str:
         if obj.worker_id is None:
             return "—"
@@ -345,28 +346,20 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         obj: Any = None,
     ) -> Any:
         if obj is not None:
-            attempts = list(obj.attempts.order_by("number", "pk"))
-            latest = [a for a in attempts if a.number == obj.attempt]
-            if latest:  # what started_at and duration_display show
-                obj.attempt_started, obj.attempt_finished = latest[-1].started, latest[-1].finished
-            orphan = self.is_orphaned(obj)
             context.update(
-                attempts=attempts,
-                timeline=task_timeline(obj, attempts),
-                changelist_url=self._url("changelist"),
-                orphaned=orphan,
-                **task_page.offered_actions(self, request, obj, orphan),
-                action_checkbox_name=admin.helpers.ACTION_CHECKBOX_NAME,
+                task_page.page_context(self, request, obj), changelist_url=self._url("changelist")
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return task_page.shown_fieldsets(super().get_fieldsets(request, obj), obj)
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         """A summary for the delete page: never one line per attempt."""
         objs = list(objs)
         attempts = TaskAttempt.objects.filter(task_id__in=[obj.pk for obj in objs]).count()
-        perms_needed = set() if self.has_delete_permission(request) else {"task"}
-        summary = [f"{obj} and its {attempts} attempt(s)" for obj in objs[:1]]
-        return summary, {"tasks": len(objs), "attempts": attempts}, perms_needed, []
+        perms_needed = set() if self.has_delete_permission(request) else {self.opts.verbose_name}
+        return (*task_page.deletion_summary(objs, attempts), perms_needed, [])
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         Task.objects.filter(pk=obj.pk).exclude(held_by_a_worker()).delete()

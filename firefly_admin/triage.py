@@ -21,6 +21,7 @@ from django.db.models.functions import Left, StrIndex, Substr
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from firefly_admin.actions import requeue_tasks
@@ -133,7 +134,8 @@ def requeue_group(request: HttpRequest, model_admin: Any) -> HttpResponse:
     if not is_registered(func_name, backend):
         model_admin.message_user(
             request,
-            f"{func_name} is not a registered task here: requeued, it would fail again at once.",
+            _("%(task)s is not a registered task here: requeued, it would fail again at once.")
+            % {"task": func_name},
             messages.ERROR,
         )
         return back

@@ -25,11 +25,13 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
 
 from firefly_admin import metrics, triage, upcoming
 from firefly_admin.conf import settings
+from firefly_admin.counting import seconds_text
 from firefly_admin.filters import TaskFilterSet
 from firefly_tasks.models import TaskModel
 
@@ -105,7 +107,7 @@ def dashboard(request: HttpRequest, model_admin: TaskAdmin) -> HttpResponse:
             context.update(region(request, catalog))
         context.update(
             model_admin.admin_site.each_context(request),
-            title="Firefly dashboard",
+            title=_("Firefly dashboard"),
             opts=model_admin.opts,
         )
         response = TemplateResponse(request, "firefly_admin/dashboard.html", context)
@@ -162,12 +164,17 @@ def poll_choices(default: float) -> list[PollChoice]:
     """The interval switch's options: off, the usual intervals, and the configured default
     (``FIREFLY_ADMIN_POLL_INTERVAL``) wherever it falls among them."""
     default_ms = max(round(default * 1000), 100)
-    choices = {seconds * 1000: f"every {seconds} s" for seconds in POLL_INTERVALS}
-    choices[default_ms] = f"every {default_ms / 1000:g} s"
+    choices = {ms: every(ms) for ms in (seconds * 1000 for seconds in POLL_INTERVALS)}
+    choices[default_ms] = every(default_ms)
     return [
-        PollChoice(0, "off", default=False),
+        PollChoice(0, _("off"), default=False),
         *(PollChoice(ms, label, default=ms == default_ms) for ms, label in sorted(choices.items())),
     ]
+
+
+def every(milliseconds: int) -> str:
+    """``every 2 s``, ``every 0.3 s``: in the active language, its decimal separator too."""
+    return _("every %(seconds)s s") % {"seconds": seconds_text(milliseconds / 1000)}
 
 
 # Each region renders from the request, and from the queue catalog when the full page has

@@ -9,15 +9,21 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from firefly_admin import display
+from firefly_admin.filters import WorkerStateFilter
+from firefly_admin.forms import WorkerForm
 from firefly_admin.metrics import liveness
-from firefly_admin.pagination import CappedCountPaginator
+from firefly_admin.pagination import CappedCountChangeList, CappedCountPaginator
 from firefly_admin.permissions import ReadOnlyRows
 from firefly_admin.worker_stop import stop_worker
 from firefly_tasks.models import WorkerModel
+from firefly_tasks.states import WorkerState
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[WorkerModel]  # generic only to the type checker
@@ -35,15 +41,14 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
         "pool",
         "memory",
         "version",
-        "liveness_badge",
-        "state",
+        "liveness_badge",  # its state folded in: alive, late, dead, stopping, stopped
         "heartbeat",
         "started_at",
         "processed",
         "failed",
         "tasks_link",
     )
-    list_filter = ("state",)
+    list_filter = (WorkerStateFilter,)
     search_fields = ("name", "hostname")
     ordering = ("-started", "-id")
     show_full_result_count = False
@@ -75,9 +80,13 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
         css = {"all": ("firefly_admin/firefly.css",)}
 
     change_form_template = "firefly_admin/worker/change_form.html"
+    form = WorkerForm  # the fields' labels
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[CappedCountChangeList]:
+        return CappedCountChangeList
 
     def get_urls(self) -> list[URLPattern]:
         stop = path(
@@ -104,29 +113,32 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
         context = {**(extra_context or {}), "can_stop": can_stop}
         return super().change_view(request, object_id, form_url, context)
 
-    @admin.display(description="memory")
+    @admin.display(description=gettext_lazy("memory"))
     def memory(self, obj: WorkerModel) -> str:
         """Resident memory at its last heartbeat (its children's are in their table)."""
-        kib = obj.memory_kib
-        return "-" if kib is None else f"{kib / 1024:,.1f} MiB"
+        return mebibytes(obj.memory_kib)
 
-    @admin.display(description="stop")
+    @admin.display(description=gettext_lazy("stop"))
     def stop_request(self, obj: WorkerModel) -> SafeString | str:
         if obj.stop_requested is None:
             return "-"
-        by = f" by {obj.stop_requested_by}" if obj.stop_requested_by else ""
-        return format_html("asked {}{}", display.moment(obj.stop_requested), by)
+        asked = display.moment(obj.stop_requested)
+        if obj.stop_requested_by:
+            return format_html(
+                _("asked {moment} by {user}"), moment=asked, user=obj.stop_requested_by
+            )
+        return format_html(_("asked {moment}"), moment=asked)
 
-    @admin.display(description="queues")
+    @admin.display(description=gettext_lazy("queues"))
     def queue_list(self, obj: WorkerModel) -> str:
         return ", ".join(obj.queues or ())
 
-    @admin.display(description="children")
+    @admin.display(description=gettext_lazy("children"))
     def children_table(self, obj: WorkerModel) -> SafeString | str:
         """The process pool's children at the last heartbeat: slot, pid, memory, task."""
         children = obj.children if isinstance(obj.children, list) else []
         if not children:
-            return "-" if obj.pool != "process" else "none reported yet"
+            return "-" if obj.pool != "process" else _("none reported yet")
         site = self.admin_site.name
         rows = format_html_join(
             "",
@@ -134,37 +146,55 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
             (_child_cells(child, site) for child in children if isinstance(child, dict)),
         )
         return format_html(
-            '<table class="firefly-children"><thead><tr><th>slot</th><th>pid</th>'
-            "<th>memory</th><th>task</th></tr></thead><tbody>{}</tbody></table>",
+            '<table class="firefly-children"><thead><tr><th>{}</th><th>{}</th>'
+            "<th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            _("slot"),
+            _("pid"),
+            _("memory"),
+            _("task"),
             rows,
         )
 
-    @admin.display(description="liveness")
+    @admin.display(description=gettext_lazy("liveness"))
     def liveness_badge(self, obj: WorkerModel) -> SafeString:
-        return display.badge(liveness(obj, timezone.now()))
+        """How alive it is, and its state where that says more: a live worker finishing its
+        tasks before it exits reads ``stopping`` (the list shows no state column)."""
+        shown = liveness(obj, timezone.now())
+        if shown == "alive" and obj.state == WorkerState.STOPPING:
+            shown = "stopping"
+        return display.badge(shown)
 
-    @admin.display(description="last heartbeat", ordering="last_heartbeat")
+    @admin.display(description=gettext_lazy("last heartbeat"), ordering="last_heartbeat")
     def heartbeat(self, obj: WorkerModel) -> SafeString | str:
         return display.moment(obj.last_heartbeat)
 
-    @admin.display(description="started", ordering="started")
+    @admin.display(description=gettext_lazy("started"), ordering="started")
     def started_at(self, obj: WorkerModel) -> SafeString | str:
         return display.moment(obj.started)
 
-    stopped_at = display.moment_field("stopped", "stopped")
+    stopped_at = display.moment_field("stopped", gettext_lazy("stopped"))
 
-    @admin.display(description="tasks")
+    @admin.display(description=gettext_lazy("tasks"))
     def tasks_link(self, obj: WorkerModel) -> SafeString:
         url = reverse(f"{self.admin_site.name}:firefly_admin_task_changelist")
-        return format_html('<a href="{}?worker={}">Tasks it ran</a>', url, obj.pk)
+        return format_html('<a href="{}?worker={}">{}</a>', url, obj.pk, _("Tasks it ran"))
+
+
+def mebibytes(kib: float | None) -> str:
+    """A memory size in KiB as MiB, with the active language's separators; ``-`` if unknown."""
+    if kib is None:
+        return "-"
+    # Rounded first: number_format cuts a float's digits off (1228.79 would read 1228.7).
+    size = number_format(round(kib / 1024, 1), 1, force_grouping=True)
+    return _("%(size)s MiB") % {"size": size}
 
 
 def _child_cells(child: dict[str, Any], site: str) -> tuple[Any, ...]:
     """One child's cells, whatever its JSON holds (escaped by format_html_join)."""
     memory, task, pid = child.get("memory_kib"), child.get("task"), child.get("pid")
-    shown_memory = f"{memory / 1024:,.1f} MiB" if isinstance(memory, int | float) else "-"
-    shown_task: Any = "idle"
+    shown_memory = mebibytes(memory if isinstance(memory, int | float) else None)
+    shown_task: Any = _("idle")
     if isinstance(task, int):
         url = reverse(f"{site}:firefly_admin_task_change", args=[task])
         shown_task = format_html('<a href="{}">{}</a>', url, task)
-    return (child.get("slot", "?"), "starting" if pid is None else pid, shown_memory, shown_task)
+    return (child.get("slot", "?"), _("starting") if pid is None else pid, shown_memory, shown_task)

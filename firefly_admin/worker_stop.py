@@ -13,7 +13,9 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from firefly_admin.counting import seconds_text
 from firefly_admin.history import log_entry
 from firefly_admin.metrics import liveness
 from firefly_admin.models import Worker
@@ -37,9 +39,9 @@ def stop_worker(request: HttpRequest, model_admin: Any, object_id: str) -> HttpR
             "opts": model_admin.opts,
             "worker": worker,
             "alive": liveness(worker, timezone.now()) in ("alive", "late"),
-            "heartbeat_interval": engine_settings.HEARTBEAT_INTERVAL,
+            "heartbeat_interval": seconds_text(engine_settings.HEARTBEAT_INTERVAL),
             "back_url": back,
-            "title": f"Stop {worker.name}",
+            "title": _("Stop %(worker)s") % {"worker": worker.name},
         }
         return TemplateResponse(request, "firefly_admin/stop_worker.html", context)
     user = request.user.get_username()
@@ -48,9 +50,18 @@ def stop_worker(request: HttpRequest, model_admin: Any, object_id: str) -> HttpR
         logger.info("worker stop requested name=%s user=%s", worker.name, user)
         messages.success(
             request,
-            f"{worker.name} was asked to stop: it finishes its running tasks and exits within "
-            f"one heartbeat ({engine_settings.HEARTBEAT_INTERVAL:g} s).",
+            _(
+                "%(worker)s was asked to stop: it finishes its running tasks and exits within "
+                "one heartbeat (%(seconds)s s)."
+            )
+            % {
+                "worker": worker.name,
+                "seconds": seconds_text(engine_settings.HEARTBEAT_INTERVAL),
+            },
         )
     else:
-        messages.warning(request, f"{worker.name} is not running, or was asked to stop already.")
+        messages.warning(
+            request,
+            _("%(worker)s is not running, or was asked to stop already.") % {"worker": worker.name},
+        )
     return HttpResponseRedirect(back)

@@ -9,6 +9,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from firefly_admin import display
 from firefly_tasks.models import FINISHED_STATUSES, TaskDependency, TaskModel, TaskProgress
@@ -17,25 +19,24 @@ from firefly_tasks.models import FINISHED_STATUSES, TaskDependency, TaskModel, T
 SHOWN = 20
 
 
-@admin.display(description="progress")
+@admin.display(description=gettext_lazy("progress"))
 def progress(obj: TaskModel) -> SafeString | str:
     return display.progress(TaskProgress.objects.filter(task_id=obj.pk).first()) or "—"
 
 
-@admin.display(description="waits for")
+@admin.display(description=gettext_lazy("waits for"))
 def waits_for(obj: TaskModel) -> SafeString | str:
     """The tasks it waits for (a chain's previous link, a group's members, depends_on)."""
     edges = TaskDependency.objects.filter(child_id=obj.pk).order_by("position", "parent_id")
     summary = _tasks(edges, "parent", obj.waiting_for)
     if summary and obj.status == "blocked" and obj.waiting_for:
-        reason = format_html(
-            "<p>{}</p>", display.badge("blocked", f"waiting for {obj.waiting_for:,}")
-        )
+        waiting = _("waiting for %(count)s") % {"count": display.count(obj.waiting_for)}
+        reason = format_html("<p>{}</p>", display.badge("blocked", waiting))
         return reason + summary
     return summary or "—"
 
 
-@admin.display(description="waited for by")
+@admin.display(description=gettext_lazy("waited for by"))
 def waited_for_by(obj: TaskModel) -> SafeString | str:
     """The tasks that wait for it (a chain's next link, a group's callback, dependants)."""
     edges = TaskDependency.objects.filter(parent_id=obj.pk).order_by("child_id")
@@ -76,11 +77,13 @@ def _tasks(edges: Any, side: str, waiting: int | None = None) -> SafeString | st
         ),
     )
     # format_html escapes its arguments to text first: numbers are formatted before.
-    more = format_html("<li>and {} more</li>", f"{total - SHOWN:,}") if total > SHOWN else ""
-    return format_html(
-        '<p>{} of {} done</p><ul class="ff-members">{}{}</ul>',
-        f"{done:,}",
-        f"{total:,}",
-        items,
-        more,
-    )
+    finished = _("%(done)s of %(total)s done") % {
+        "done": display.count(done),
+        "total": display.count(total),
+    }
+    more = ""
+    if total > SHOWN:
+        more = format_html(
+            "<li>{}</li>", _("and %(count)s more") % {"count": display.count(total - SHOWN)}
+        )
+    return format_html('<p>{}</p><ul class="ff-members">{}{}</ul>', finished, items, more)

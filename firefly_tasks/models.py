@@ -13,6 +13,7 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from firefly_tasks import rollups, serialization, waiting
 from firefly_tasks.indexes import LimitKeyIndex, NotNullIndex, ReadyTasksIndex, UniqueWhereSet
@@ -49,7 +50,7 @@ class WorkerModel(models.Model):
         max_length=16,
         default="thread",
         db_default="thread",
-        help_text="where its tasks run: thread, or process (consume_tasks --pool)",
+        help_text=gettext_lazy("where its tasks run: thread, or process (consume_tasks --pool)"),
     )
     started = models.DateTimeField(default=timezone.now)
     last_heartbeat = models.DateTimeField(default=timezone.now)
@@ -61,7 +62,7 @@ class WorkerModel(models.Model):
     engine = models.PositiveSmallIntegerField(
         default=1,
         db_default=1,
-        help_text="the engine version the consumer runs (states.ENGINE_VERSION)",
+        help_text=gettext_lazy("the engine version the consumer runs (states.ENGINE_VERSION)"),
     )
     processed = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
@@ -69,21 +70,31 @@ class WorkerModel(models.Model):
     executing = models.JSONField(
         null=True,
         blank=True,
-        help_text="the tasks its threads executed at its last heartbeat (id, name, queue, "
-        "started): the rest of what it holds is claimed, waiting in its batches",
+        help_text=gettext_lazy(
+            "the tasks its threads executed at its last heartbeat (id, name, queue, "
+            "started): the rest of what it holds is claimed, waiting in its batches"
+        ),
     )
 
     children = models.JSONField(
         null=True,
         blank=True,
-        help_text="with --pool process, its children at its last heartbeat: slot, pid, "
-        "memory (resident, KiB) and the task each executes",
+        help_text=gettext_lazy(
+            "with --pool process, its children at its last heartbeat: slot, pid, "
+            "memory (resident, KiB) and the task each executes"
+        ),
     )
     memory_kib = models.PositiveBigIntegerField(
-        null=True, blank=True, help_text="its resident memory at its last heartbeat (KiB)"
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("its resident memory at its last heartbeat (KiB)"),
     )
     version = models.CharField(
-        max_length=40, blank=True, default="", db_default="", help_text="Firefly's release"
+        max_length=40,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=gettext_lazy("Firefly's release"),
     )
     # Asked from the dashboard to stop as SIGTERM would (firefly_tasks.workers.request_stop):
     # its heartbeat sees it and the consumer finishes its tasks and exits.
@@ -124,14 +135,16 @@ class TaskModel(models.Model):
     returned_preview = models.TextField(blank=True)
     retry_attempts = models.PositiveIntegerField(default=0)
     max_retries = models.PositiveIntegerField(default=0)
-    retry_delay = models.PositiveIntegerField(default=120, help_text="seconds")
+    retry_delay = models.PositiveIntegerField(default=120, help_text=gettext_lazy("seconds"))
     retry_backoff = models.BooleanField(default=False)
-    timeout = models.FloatField(null=True, blank=True, help_text="seconds an attempt may run")
+    timeout = models.FloatField(
+        null=True, blank=True, help_text=gettext_lazy("seconds an attempt may run")
+    )
     attempt = models.PositiveIntegerField(default=0)
     lost_attempts = models.PositiveIntegerField(default=0)
     # db_default: a consumer of an older release stores tasks without naming the column.
     snoozes = models.PositiveIntegerField(
-        default=0, db_default=0, help_text="times the task put itself back (Snooze)"
+        default=0, db_default=0, help_text=gettext_lazy("times the task put itself back (Snooze)")
     )
     error = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
@@ -152,7 +165,7 @@ class TaskModel(models.Model):
     min_engine = models.PositiveSmallIntegerField(
         default=1,
         db_default=1,
-        help_text="the lowest engine version that may run it (states.ENGINE_VERSION)",
+        help_text=gettext_lazy("the lowest engine version that may run it (states.ENGINE_VERSION)"),
     )
 
     # A unique task's key, as given or derived; it is *held* (``unique_hold``, unique among

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from firefly_tasks.states import MissedTicks, Overlap, ScheduleSource
 
@@ -16,20 +17,30 @@ class ScheduleModel(models.Model):
     inserts it (see ``firefly_tasks.ticks``)."""
 
     name = models.CharField(max_length=200, unique=True)
-    func_name = models.CharField("task", max_length=255)
+    func_name = models.CharField(gettext_lazy("task"), max_length=255)
     # A TASKS alias (a FireflyBackend) for a Django Tasks framework task; "" for @task's.
     backend = models.CharField(max_length=100, blank=True)
     # Exactly one of cron and every (a check constraint says so).
-    cron = models.CharField(max_length=200, blank=True, help_text="five fields, or @daily etc.")
-    every = models.DurationField(null=True, blank=True, help_text="a fixed interval")
-    time_zone = models.CharField(
-        max_length=64, blank=True, help_text="where cron is read (default: TIME_ZONE)"
+    cron = models.CharField(
+        max_length=200, blank=True, help_text=gettext_lazy("five fields, or @daily etc.")
     )
-    anchor = models.DateTimeField(default=timezone.now, help_text="where every's grid starts")
-    params_data = models.TextField("arguments", db_column="params", default="[[], {}]")
+    every = models.DurationField(null=True, blank=True, help_text=gettext_lazy("a fixed interval"))
+    time_zone = models.CharField(
+        max_length=64, blank=True, help_text=gettext_lazy("where cron is read (default: TIME_ZONE)")
+    )
+    anchor = models.DateTimeField(
+        default=timezone.now, help_text=gettext_lazy("where every's grid starts")
+    )
+    params_data = models.TextField(
+        gettext_lazy("arguments"), db_column="params", default="[[], {}]"
+    )
     params_preview = models.TextField(blank=True)
-    queue = models.CharField(max_length=100, blank=True, help_text="default: the task's")
-    priority = models.SmallIntegerField(null=True, blank=True, help_text="default: the task's")
+    queue = models.CharField(
+        max_length=100, blank=True, help_text=gettext_lazy("default: the task's")
+    )
+    priority = models.SmallIntegerField(
+        null=True, blank=True, help_text=gettext_lazy("default: the task's")
+    )
     overlap = models.CharField(max_length=8, choices=Overlap.choices, default=Overlap.ALLOW)
     missed = models.CharField(max_length=8, choices=MissedTicks.choices, default=MissedTicks.ONCE)
     enabled = models.BooleanField(default=True)

@@ -14,6 +14,7 @@ import functools
 from dataclasses import dataclass
 
 from django.db import models
+from django.utils.translation import pgettext_lazy
 
 ENGINE_VERSION = 4
 """The version of the state machine and the row format this code runs. A release that adds a
@@ -23,64 +24,70 @@ claims only rows at or below its own, so during a rolling deploy old consumers l
 to new ones (docs/operations.md)."""
 
 
+# The labels are what the admin shows, in the active language; the values are stored.
 class TaskStatus(models.TextChoices):
-    CREATED = "created", "created"
+    CREATED = "created", pgettext_lazy("task status", "created")
     # Waiting for the tasks it depends on (firefly_tasks.dependencies), or for a slot of
     # its concurrency key (firefly_tasks.slots): not claimable.
-    BLOCKED = "blocked", "blocked"
-    RUNNING = "running", "running"
-    COMPLETED = "completed", "completed"
-    FAILED = "failed", "failed"
-    CANCELLED = "cancelled", "cancelled"
+    BLOCKED = "blocked", pgettext_lazy("task status", "blocked")
+    RUNNING = "running", pgettext_lazy("task status", "running")
+    COMPLETED = "completed", pgettext_lazy("task status", "completed")
+    FAILED = "failed", pgettext_lazy("task status", "failed")
+    CANCELLED = "cancelled", pgettext_lazy("task status", "cancelled")
 
 
 FINISHED_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 
 class AttemptOutcome(models.TextChoices):
-    COMPLETED = "completed", "completed"
-    FAILED = "failed", "failed"
-    LOST = "lost", "lost"
-    INTERRUPTED = "interrupted", "interrupted"
+    COMPLETED = "completed", pgettext_lazy("attempt outcome", "completed")
+    FAILED = "failed", pgettext_lazy("attempt outcome", "failed")
+    LOST = "lost", pgettext_lazy("attempt outcome", "lost")
+    INTERRUPTED = "interrupted", pgettext_lazy("attempt outcome", "interrupted")
     # Claimed by a worker that died before the task was known to start: not charged.
-    RELEASED = "released", "released"
-    TIMED_OUT = "timed_out", "timed out"  # ran past its timeout: retried like a failure
-    CANCELLED = "cancelled", "cancelled"  # cancelled while it ran: never retried
-    SNOOZED = "snoozed", "snoozed"  # the task raised Snooze: runs again later, no retry spent
+    RELEASED = "released", pgettext_lazy("attempt outcome", "released")
+    # Ran past its timeout: retried like a failure.
+    TIMED_OUT = "timed_out", pgettext_lazy("attempt outcome", "timed out")
+    # Cancelled while it ran: never retried.
+    CANCELLED = "cancelled", pgettext_lazy("attempt outcome", "cancelled")
+    # The task raised Snooze: runs again later, no retry spent.
+    SNOOZED = "snoozed", pgettext_lazy("attempt outcome", "snoozed")
 
 
 class Feed(models.TextChoices):
     """What a task that waits for others receives of theirs, as its first argument."""
 
-    NOTHING = "", "nothing"  # depends_on, an immutable signature (add.si)
-    RESULT = "result", "the result"  # a chain's next link: the previous link's result
-    RESULTS = "results", "the results"  # a group's callback: its members', in order
+    NOTHING = "", pgettext_lazy("what a task receives", "nothing")  # depends_on, add.si
+    # A chain's next link: the previous link's result.
+    RESULT = "result", pgettext_lazy("what a task receives", "the result")
+    # A group's callback: its members', in order.
+    RESULTS = "results", pgettext_lazy("what a task receives", "the results")
 
 
 class Overlap(models.TextChoices):
     """What a tick does while the schedule's previous task is unfinished."""
 
-    ALLOW = "allow", "enqueue anyway"
-    SKIP = "skip", "skip the tick"
+    ALLOW = "allow", pgettext_lazy("schedule overlap", "enqueue anyway")
+    SKIP = "skip", pgettext_lazy("schedule overlap", "skip the tick")
 
 
 class MissedTicks(models.TextChoices):
     """What a schedule does with ticks that came due while no consumer enqueued them."""
 
-    ONCE = "once", "run once"
-    SKIP = "skip", "skip them"
+    ONCE = "once", pgettext_lazy("missed ticks", "run once")
+    SKIP = "skip", pgettext_lazy("missed ticks", "skip them")
 
 
 class ScheduleSource(models.TextChoices):
-    SETTINGS = "settings", "settings"
-    ADMIN = "admin", "admin"
+    SETTINGS = "settings", pgettext_lazy("schedule source", "settings")
+    ADMIN = "admin", pgettext_lazy("schedule source", "admin")
 
 
 class WorkerState(models.TextChoices):
-    RUNNING = "running", "running"
-    STOPPING = "stopping", "stopping"
-    STOPPED = "stopped", "stopped"
-    DEAD = "dead", "dead"
+    RUNNING = "running", pgettext_lazy("worker state", "running")
+    STOPPING = "stopping", pgettext_lazy("worker state", "stopping")
+    STOPPED = "stopped", pgettext_lazy("worker state", "stopped")
+    DEAD = "dead", pgettext_lazy("worker state", "dead")
 
 
 LIVE_WORKER_STATES = (WorkerState.RUNNING, WorkerState.STOPPING)
@@ -96,9 +103,9 @@ class Isolation(models.IntegerChoices):
     dies while a task runs alone charges that task with a lost attempt.
     """
 
-    BATCHED = 0, "batched"
-    ALONE = 1, "runs alone"
-    STARTED_ALONE = 2, "started alone"
+    BATCHED = 0, pgettext_lazy("task isolation", "batched")
+    ALONE = 1, pgettext_lazy("task isolation", "runs alone")
+    STARTED_ALONE = 2, pgettext_lazy("task isolation", "started alone")
 
 
 class RunOutcome(enum.StrEnum):

@@ -43,6 +43,8 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The admin, and the dashboard with it, in the browser's language (tests/admin/test_i18n.py).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -71,6 +73,8 @@ TEMPLATES = [
     }
 ]
 STATIC_URL = "/static/"
+# English stays the default (LANGUAGE_CODE "en-us"); French is the language Firefly ships.
+LANGUAGES = [("en", "English"), ("fr", "French")]
 
 DB = os.environ.get("FIREFLY_TEST_DB", "sqlite")
 CHILD_DB_NAME = os.environ.get("FIREFLY_TEST_DB_NAME")

@@ -171,6 +171,15 @@ def test_date_range_form_keeps_the_other_filters(admin_client: Client) -> None:
     assert '<input type="hidden" name="q" value="add">' in html
 
 
+def test_every_filter_title_is_spaced_from_the_admins_arrow(admin_client: Client) -> None:
+    html = admin_client.get(CHANGELIST).content.decode()
+
+    titles = re.findall(r"<summary>(.*?)</summary>", html, re.DOTALL)
+    assert "By created" in " ".join(titles)
+    # The admin draws its arrow before the title (::before): "↓ By created", not "↓By created".
+    assert [title for title in titles if not title[:1].isspace()] == []
+
+
 def test_search_finds_a_task_by_id_or_by_part_of_its_name(admin_client: Client) -> None:
     first = make_task()
     report = admin_tasks.build_report.schedule("x")
@@ -484,7 +493,7 @@ def test_delete_page_summarises_attempts_instead_of_listing_them(admin_client: C
         reverse("admin:firefly_admin_task_delete", args=[task.pk])
     ).content.decode()
 
-    assert "and its 30 attempt(s)" in html
+    assert "and its 30 attempts" in html
     assert "attempt 1:" not in html and "task attempt" not in html.lower().replace(
         "task attempts", ""
     )
@@ -535,6 +544,20 @@ def test_workers_list_shows_liveness_and_links_to_the_tasks_each_ran(
         row = html.split(f">{worker.name}<")[1].split("</tr>")[0]
         assert f"ff-badge-{liveness}" in row
         assert f"{CHANGELIST}?worker={worker.pk}" in row
+
+
+def test_the_worker_list_shows_liveness_alone_and_the_worker_page_its_state_too(
+    admin_client: Client,
+) -> None:
+    running = make_worker("w-running", last_heartbeat=timezone.now())
+    make_worker("w-leaving", last_heartbeat=timezone.now(), state=WorkerState.STOPPING)
+
+    html = admin_client.get(WORKERS).content.decode()
+    page = admin_client.get(reverse("admin:firefly_admin_worker_change", args=[running.pk]))
+
+    assert "column-liveness_badge" in html and "column-state" not in html
+    assert "ff-badge-stopping" in html.split(">w-leaving<")[1].split("</tr>")[0]
+    assert "field-state" in page.content.decode()
 
 
 def test_tasks_filtered_by_worker_are_those_it_ran_or_runs(admin_client: Client) -> None:

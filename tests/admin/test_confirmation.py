@@ -1,8 +1,9 @@
 """The rename and delete pages: counts as the action will see them, counting exactly on
-request, and typing the count before a large delete."""
+request, typing the count before a large delete, and the way back to the list as it was."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import pytest
@@ -221,3 +222,38 @@ def test_the_number_may_be_typed_with_any_thousands_separator(typed: str) -> Non
 @pytest.mark.parametrize("typed", ["100634", "1006330", "100,633,1", "delete all", ""])
 def test_another_number_or_the_words_are_refused(typed: str) -> None:
     assert TypedConfirmation("100,633").error({"typed_count": typed}) is not None
+
+
+def way_back(response: TestResponse) -> tuple[str, str]:
+    """The link beside the page's submit button: ``(href, words)``."""
+    found = re.search(
+        r'<a href="([^"]*)" class="button cancel-link">([^<]*)</a>', response.content.decode()
+    )
+    assert found, "the page offers no way back"
+    return found[1].replace("&amp;", "&"), found[2]
+
+
+@pytest.mark.parametrize(
+    ("action", "words"), [("rename_tasks", "Go back"), ("delete_tasks", "No, take me back")]
+)
+def test_the_way_back_returns_to_the_list_with_its_filters_and_search(
+    admin_client: Client, five_failed: list[TaskModel], action: str, words: str
+) -> None:
+    listed = f"{CHANGELIST}?status=failed&q=add"
+    data = {"action": action, "index": 0, "_selected_action": [five_failed[0].pk]}
+
+    page = admin_client.post(listed, data)
+
+    assert page.status_code == 200
+    assert way_back(page) == (listed, words)  # never "Cancel", which cancels tasks here
+
+
+def test_the_way_back_from_an_action_started_on_a_task_page_returns_to_it(
+    admin_client: Client, five_failed: list[TaskModel]
+) -> None:
+    task = five_failed[0]
+    data = {"action": "rename_tasks", "_selected_action": [task.pk], "_from_object": task.pk}
+
+    page = admin_client.post(CHANGELIST, data)
+
+    assert way_back(page)[0] == reverse("admin:firefly_admin_task_change", args=[task.pk])

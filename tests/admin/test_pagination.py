@@ -1,5 +1,6 @@
 """Keyset pages of the task list: every row is reachable, ends and filters hold, cursors are
-checked, and no page reads more than it shows."""
+checked, and no page reads more than it shows. The lists with capped counts offer "Show all"
+only where something narrows them."""
 
 from __future__ import annotations
 
@@ -249,3 +250,24 @@ def test_a_cursor_page_runs_few_queries_and_no_offset_or_full_count(
 def test_a_cursor_reads_back_from_its_own_parameters(query: dict[str, str], cursor: Cursor) -> None:
     assert Cursor.from_query(query) == cursor
     assert Cursor.from_query(cursor.params) == cursor
+
+
+@pytest.mark.parametrize(
+    ("url", "narrowed"),
+    [
+        (reverse("admin:firefly_admin_worker_changelist"), False),
+        (reverse("admin:firefly_admin_worker_changelist") + "?q=web", True),
+        (reverse("admin:firefly_admin_worker_changelist") + "?state__exact=running", True),
+        (CHANGELIST, False),
+    ],
+)
+def test_show_all_is_offered_only_where_a_search_or_filter_narrows_the_list(
+    admin_client: Client, url: str, narrowed: bool
+) -> None:
+    make_worker("web-1:1:a")
+    make_worker("db-1:1:b", hostname="db-1")
+    make_task(TaskStatus.FAILED)
+
+    html = admin_client.get(url).content.decode()
+
+    assert ("Show all" in html) is narrowed

@@ -35,8 +35,8 @@ from firefly_admin.counting import (
     Count,
     capped_count,
     exact_count,
-    seconds_text,
 )
+from firefly_admin.display import seconds_text
 from firefly_admin.metrics import mark_executing, with_attempt_times
 from firefly_admin.pagination import CURSOR_VARS, Cursor, KeysetPage, keyset_page
 

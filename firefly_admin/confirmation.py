@@ -29,7 +29,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from firefly_admin.conf import settings
-from firefly_admin.counting import COUNT_VAR, EXACT, Count, seconds_text
+from firefly_admin.counting import COUNT_VAR, EXACT, Count
+from firefly_admin.display import seconds_text
 from firefly_admin.selection import BOUND_VAR, Selection
 
 SAMPLE_SIZE = 10

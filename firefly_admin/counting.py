@@ -16,9 +16,10 @@ from typing import Any
 
 from django.db import OperationalError, connections, transaction
 from django.db.models import QuerySet
-from django.utils.formats import get_format, number_format
+from django.utils.formats import number_format
 
 from firefly_admin.conf import settings
+from firefly_admin.display import seconds_text
 
 COUNT_LIMIT = 10_000
 
@@ -63,12 +64,6 @@ class Count:
     def seconds(self) -> str:
         """``stopped_after`` as pages say it (:func:`seconds_text`)."""
         return seconds_text(self.stopped_after or 0)
-
-
-def seconds_text(seconds: float) -> str:
-    """Seconds as short as the setting was written (``3``, ``0.5``, ``1e-09``), with the
-    active language's decimal separator (``0,5`` in French)."""
-    return f"{seconds:g}".replace(".", get_format("DECIMAL_SEPARATOR"))
 
 
 def capped_count(queryset: QuerySet[Any], limit: int | None = None) -> Count:

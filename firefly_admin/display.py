@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 from django.utils import timezone
-from django.utils.formats import number_format
+from django.utils.formats import get_format, number_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
@@ -86,17 +87,38 @@ def count(value: int | None) -> str:
 
 def percent(ratio: float | None) -> str:
     """``12.5 %`` (the active language's decimal separator), or ``—``."""
-    return "—" if ratio is None else f"{number_format(ratio * 100, 1)} %"
+    return "—" if ratio is None else f"{decimal(ratio * 100, 1)} %"
+
+
+def column(name: str, description: Any, shown: Callable[[Any], Any] | None = None) -> Any:
+    """A ModelAdmin display method for the model field ``name``: its header ``description``
+    in the active language (the engine's fields have no translated verbose names: that would
+    take a migration), its value through ``shown``, sorting by the field."""
+
+    def value(model_admin: Any, obj: Any) -> Any:
+        found = getattr(obj, name)
+        return shown(found) if shown is not None else found
+
+    value.short_description = description  # type: ignore[attr-defined]
+    value.admin_order_field = name  # type: ignore[attr-defined]
+    return value
 
 
 def moment_field(name: str, description: Any) -> Any:
-    """A ModelAdmin display method showing the datetime field ``name`` as :func:`moment`."""
+    """A display method showing the datetime field ``name`` as :func:`moment`."""
+    return column(name, description, moment)
 
-    def shown(model_admin: Any, obj: Any) -> SafeString | str:
-        return moment(getattr(obj, name))
 
-    shown.short_description = description  # type: ignore[attr-defined]
-    return shown
+def decimal(value: float, places: int) -> str:
+    """``value`` rounded to ``places`` decimals, with the active language's separator
+    (``number_format`` alone cuts digits off: 1.96 would read 1.9)."""
+    return number_format(round(value, places), places)
+
+
+def seconds_text(seconds: float) -> str:
+    """Seconds as short as the setting was written (``3``, ``0.5``, ``1e-09``), with the
+    active language's decimal separator (``0,5`` in French)."""
+    return f"{seconds:g}".replace(".", get_format("DECIMAL_SEPARATOR"))
 
 
 def percentile(found: Any) -> str:
@@ -116,7 +138,7 @@ def age(delta: datetime.timedelta | float | None) -> str:
     seconds = delta.total_seconds() if isinstance(delta, datetime.timedelta) else float(delta)
     seconds = max(seconds, 0.0)
     if seconds < 10:
-        return _("%(seconds)s s") % {"seconds": number_format(seconds, 1)}
+        return _("%(seconds)s s") % {"seconds": decimal(seconds, 1)}
     if seconds < 60:
         return _("%(seconds)s s") % {"seconds": int(seconds)}
     minutes = int(seconds // 60)
@@ -178,11 +200,11 @@ def duration(delta: datetime.timedelta | None) -> str:
         return "—"
     seconds = delta.total_seconds()
     if seconds < 0.01:
-        return _("%(milliseconds)s ms") % {"milliseconds": number_format(seconds * 1000, 1)}
+        return _("%(milliseconds)s ms") % {"milliseconds": decimal(seconds * 1000, 1)}
     if seconds < 1:
-        return _("%(milliseconds)s ms") % {"milliseconds": number_format(seconds * 1000, 0)}
+        return _("%(milliseconds)s ms") % {"milliseconds": decimal(seconds * 1000, 0)}
     if seconds < 60:
-        return _("%(seconds)s s") % {"seconds": number_format(seconds, 1)}
+        return _("%(seconds)s s") % {"seconds": decimal(seconds, 1)}
     return age(delta)
 
 

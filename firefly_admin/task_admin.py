@@ -69,9 +69,9 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
     list_display = (
         "id",
         "task_name",
-        "queue",
+        "queue_column",
         "status_badge",
-        "priority",
+        "priority_column",
         "attempt_count",
         "created_at",
         "not_before_at",
@@ -287,6 +287,8 @@ class TaskAdmin(ReadOnlyRows, _ModelAdmin):
         is later when it waited in a batch."""
         return display.moment(obj.started)
 
+    queue_column = display.column("queue", gettext_lazy("queue"))
+    priority_column = display.column("priority", gettext_lazy("priority"))
     completed_at = display.moment_field("completed", pgettext_lazy("when", "completed"))
     failed_at = display.moment_field("failed", pgettext_lazy("when", "failed"))
     cancelled_at = display.moment_field("cancelled", pgettext_lazy("when", "cancelled"))

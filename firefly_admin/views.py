@@ -31,7 +31,7 @@ from django_htmx.middleware import HtmxDetails
 
 from firefly_admin import metrics, triage, upcoming
 from firefly_admin.conf import settings
-from firefly_admin.counting import seconds_text
+from firefly_admin.display import seconds_text
 from firefly_admin.filters import TaskFilterSet
 from firefly_tasks.models import TaskModel
 

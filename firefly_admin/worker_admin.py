@@ -13,7 +13,7 @@ from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from firefly_admin import display
 from firefly_admin.filters import WorkerStateFilter
@@ -33,19 +33,19 @@ else:
 
 class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
     list_display = (
-        "name",
-        "hostname",
-        "pid",
+        "name_column",
+        "hostname_column",
+        "pid_column",
         "queue_list",
-        "concurrency",
-        "pool",
+        "concurrency_column",
+        "pool_column",
         "memory",
-        "version",
+        "version_column",
         "liveness_badge",  # its state folded in: alive, late, dead, stopping, stopped
         "heartbeat",
         "started_at",
-        "processed",
-        "failed",
+        "processed_column",
+        "failed_column",
         "tasks_link",
     )
     list_filter = (WorkerStateFilter,)
@@ -173,6 +173,19 @@ class WorkerAdmin(ReadOnlyRows, _ModelAdmin):
         return display.moment(obj.started)
 
     stopped_at = display.moment_field("stopped", gettext_lazy("stopped"))
+    # The list's columns of the engine's fields, headed in the active language.
+    name_column = display.column("name", gettext_lazy("name"))
+    hostname_column = display.column("hostname", gettext_lazy("hostname"))
+    pid_column = display.column("pid", gettext_lazy("pid"))
+    concurrency_column = display.column("concurrency", gettext_lazy("concurrency"))
+    pool_column = display.column("pool", gettext_lazy("pool"))
+    version_column = display.column("version", gettext_lazy("version"))
+    processed_column = display.column(
+        "processed", pgettext_lazy("tasks a worker ran", "processed"), display.count
+    )
+    failed_column = display.column(
+        "failed", pgettext_lazy("tasks a worker ran", "failed"), display.count
+    )
 
     @admin.display(description=gettext_lazy("tasks"))
     def tasks_link(self, obj: WorkerModel) -> SafeString:

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from firefly_admin.counting import seconds_text
+from firefly_admin.display import seconds_text
 from firefly_admin.history import log_entry
 from firefly_admin.metrics import liveness
 from firefly_admin.models import Worker

@@ -249,6 +249,20 @@ def test_the_worker_list_speaks_french(operator_client: Client) -> None:
     )
 
 
+def test_the_lists_head_the_engines_columns_in_french(operator_client: Client) -> None:
+    make_worker(processed=12_345)
+    make_task(TaskStatus.CREATED)
+
+    workers = page(operator_client, reverse("admin:firefly_admin_worker_changelist"))
+    thousands = formats.get_format("THOUSAND_SEPARATOR", lang="fr")
+    headers = re.findall(r'<th scope="col" class="[^"]*">.*?</th>', workers, re.S)
+    assert_french(" ".join(headers), ["Hôte", "Traitées", "Échouées"], ["Hostname", "Processed"])
+    assert f"12{thousands}345" in workers
+    tasks = page(operator_client, reverse("admin:firefly_admin_task_changelist"))
+    headers = re.findall(r'<th scope="col" class="[^"]*">.*?</th>', tasks, re.S)
+    assert_french(" ".join(headers), ["File", "Priorité"], ["Queue", "Priority"])
+
+
 def test_a_bulk_action_asks_and_answers_in_french(operator_client: Client) -> None:
     tasks = [make_task(TaskStatus.FAILED) for _ in range(2)]
     make_attempt(tasks[0])

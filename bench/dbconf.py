@@ -1,8 +1,9 @@
 """``DATABASES`` for every benchmark settings module (Firefly's and the peers').
 
 The orchestrator creates a fresh database and passes it down in the environment:
-``FIREFLY_BENCH_DB`` (sqlite, postgres or mariadb) and ``FIREFLY_BENCH_DB_NAME`` (database
-name, or the SQLite file path). Pure Python, so it imports under any Django version.
+``FIREFLY_BENCH_DB`` (sqlite, postgres, mariadb, or redis for the peers that keep their queue
+there) and ``FIREFLY_BENCH_DB_NAME`` (database name, the SQLite file path, or the prefix of the
+Redis keys). Pure Python, so it imports under any Django version, and in the peers' agents.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ MYSQL = {
     "USER": os.environ.get("FIREFLY_BENCH_MYSQL_USER", "root"),
     "PASSWORD": os.environ.get("FIREFLY_BENCH_MYSQL_PASSWORD", ""),
 }
+# The broker of the Redis peers (Celery, RedisHuey); with FIREFLY_BENCH_DB=redis, NAME is the
+# prefix of their keys.
+REDIS_URL = os.environ.get("FIREFLY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # The same SQLite configuration for every system: what Firefly's docs recommend
 # (WAL, synchronous=NORMAL, BEGIN IMMEDIATE, a generous busy timeout).

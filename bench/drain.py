@@ -4,7 +4,11 @@ For each database, a fresh database; for each run and each system: empty the que
 20,000 no-op tasks, ANALYZE, start one consumer (Firefly: ``consume_tasks --burst``), stop
 when the queue is empty or after ``--cap`` seconds (slow systems are measured over the first
 ``--cap`` seconds of the same drain), and compute throughput from the completion times the
-system recorded. Medians over the runs; runs of the systems are interleaved.
+system recorded. Consumers that record no completion time and never exit by themselves
+(django-q2's ``qcluster``, Huey's and Celery's workers) are followed by their agent's
+``watch``, which samples the system's own count of queued tasks; the throughput is then the
+tasks gone between its first sample below N and its first sample at 0, over that time.
+Medians over the runs; runs of the systems are interleaved.
 
     python3 bench/drain.py [--quick] [--runs 3] [--db postgres,sqlite,mariadb] [--cap 10]
 """
@@ -38,7 +42,7 @@ def run(opts: lib.Options, n: int, cap: float) -> dict[str, Any]:
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     unavailable: dict[tuple[str, str], str] = {}
     durability = {}
-    for vendor in opts.vendors:
+    for vendor in lib.stores(opts):
         db = lib.Database(vendor, "drain")
         durability[vendor] = db.durability()
         lib.log(f"drain on {durability[vendor]}")
@@ -66,7 +70,7 @@ def summarize(
 ) -> dict[str, Any]:
     rates = {k: lib.median(r["rate"] for r in v) for k, v in runs.items()}
     done = {k: lib.median(r["done"] for r in v) for k, v in runs.items()}
-    vendors = opts.vendors
+    vendors = lib.stores(opts)
     rows = []
     for system in opts.systems:
         row = [system.label]
@@ -102,9 +106,9 @@ def summarize(
                 for k in ("commits", "inserted", "updated", "deleted", "fetched", "returned")
             ]
         )
-    names = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
+    names = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB", "redis": "Redis"}
     figures = []
-    for vendor in vendors:
+    for vendor in opts.vendors:
         value = rates.get(("firefly", vendor))
         target = TARGET if vendor in ("postgres", "sqlite") else None
         figures.append(

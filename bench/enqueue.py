@@ -4,11 +4,14 @@ against a raw single-row INSERT of the very same row.
 Per run and system, in one process (``bench/agent.py enqueue``): rounds of N ``schedule()``
 calls alternating with N raw ``INSERT``s (DB-API cursor, autocommit; on PostgreSQL a plain
 psycopg connection that prepares statements exactly when Django's does) of the row
-``schedule()`` wrote, median time per call of each; on PostgreSQL, Firefly once more with
+``schedule()`` wrote (the peers without Django models: the same row or message their call
+wrote, see bench/README.md), median time per call of each; on PostgreSQL, Firefly once more with
 ``OPTIONS["prepare_threshold"] = 5``; then 20,000 tasks in
 ``schedule_many`` calls of 1,000, against raw multi-row INSERTs of the same rows. Peers use
 their own single-task API (0.4.0's ``schedule()``, django-tasks' ``enqueue()``, pgqueuer's
-``enqueue()``); only Firefly and pgqueuer have a bulk API.
+``enqueue()``, Procrastinate's ``defer()``, django-q2's ``async_task()``, a Huey task's call,
+Celery's ``delay()``); only Firefly, pgqueuer and Procrastinate (``batch_defer()``) have a bulk
+API.
 
     python3 bench/enqueue.py [--quick] [--runs 3] [--db ...]
 """
@@ -23,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import lib, measure
 
-NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
+NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB", "redis": "Redis"}
 MANY_TARGET = 20_000
 SINGLE_TARGET = 1.3
 # Firefly again on PostgreSQL with OPTIONS["prepare_threshold"] = 5 (see bench/dbconf.py).
@@ -40,10 +43,14 @@ def main() -> None:
         else {"rounds": 5, "per_round": 200, "many": 20_000, "chunk": 1000}
     )
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for vendor in opts.vendors:
+    for vendor in lib.stores(opts):
         db = lib.Database(vendor, "enqueue")
         lib.log(f"enqueue on {db.durability()}")
-        systems = [s for s in opts.systems if s.kind != "raw" and vendor in s.vendors]
+        keys = {s.key for s in opts.systems}
+        systems = [
+            s for s in opts.systems
+            if s.kind != "raw" and vendor in s.vendors and s.enqueues_as not in keys
+        ]  # fmt: skip
         for _ in range(opts.runs):
             for system in systems:
                 variants = [(system.key, {})]
@@ -81,10 +88,12 @@ def summarize(
         '(the second Firefly row). "raw, prepared" is the same INSERT prepared after 5 runs '
         "(psycopg's own default), for reference beside a connection that does not prepare. "
         "Bulk: tasks/s over 20,000 tasks in calls of 1,000, against raw multi-row INSERTs of "
-        "the same rows (1,000 per statement) and, on PostgreSQL, COPY.\n"
+        "the same rows (1,000 per statement) and, on PostgreSQL, COPY. For Huey the raw side "
+        "is its storage's own write of the same message bytes; for Celery an LPUSH of the "
+        "message its call wrote.\n"
     )
     figures = []
-    for vendor in opts.vendors:
+    for vendor in lib.stores(opts):
         rows = []
         entries = [(system.key, system.label) for system in opts.systems]
         if any(key == "firefly" for key, _ in entries):

@@ -1,11 +1,12 @@
 """Figure 5 — CPU used by an idle consumer.
 
 Per run and database: one consumer of each system, each on a fresh database of its own with
-an empty queue, started together with the system's default settings; after a warm-up, the
-CPU time (user + system, all threads, from /proc/PID/stat) each process uses during
-``--window`` seconds, as % of one core. On PostgreSQL also the CPU of the server backends
-serving that database (found by database name in pg_stat_activity): polling costs the
-server too. Median over runs.
+an empty queue, started together with the system's default settings; after a warm-up (3 s,
+and on until their start-ups are over: see ``settle``), the CPU time (user + system, all
+threads, from /proc/PID/stat; with the processes it started, such as a qcluster's workers or
+Celery's pool) each consumer uses during ``--window`` seconds, as % of one core. On
+PostgreSQL also the CPU of the server backends serving that database (found by database name
+in pg_stat_activity): polling costs the server too. Median over runs.
 
     python3 bench/idle.py [--quick] [--runs 3] [--db ...] [--window 20]
 """
@@ -22,9 +23,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import lib, measure
 
-NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
+NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB", "redis": "Redis"}
 TARGET = 1.0  # % of one core
 WARMUP = 3.0
+SETTLE_LIMIT = 30.0  # seconds after WARMUP at most, waiting for the start-ups to end
+
+
+def settle(procs: list[Any]) -> None:
+    """Wait until the consumers' start-up is over: together they use less than a core, and no
+    less in one second than in the second before. A dozen consumers starting at once on two
+    cores take longer than WARMUP, and one still starting would count its start-up as idle."""
+    deadline = time.monotonic() + SETTLE_LIMIT
+    previous = float("inf")
+    while time.monotonic() < deadline:
+        before = sum(lib.tree_cpu_seconds(p.pid) for p in procs)
+        time.sleep(1.0)
+        rate = sum(lib.tree_cpu_seconds(p.pid) for p in procs) - before  # cores
+        if rate < 1.0 and rate >= previous - 0.05:
+            return
+        previous = rate
 
 
 def backend_cpu(db: lib.Database) -> float:
@@ -57,11 +74,12 @@ def one_run(vendor: str, systems: list[lib.System], window: float) -> dict[str, 
             procs[key] = measure.consumer(system, db, "noop", burst=False, cap=3600,
                                           name=f"{key}-{vendor}-idle")  # fmt: skip
         time.sleep(WARMUP)
-        start = {k: (lib.cpu_seconds(p.pid), backend_cpu(dbs[k])) for k, p in procs.items()}
+        settle(list(procs.values()))
+        start = {k: (lib.tree_cpu_seconds(p.pid), backend_cpu(dbs[k])) for k, p in procs.items()}
         t0 = time.monotonic()
         time.sleep(window)
         elapsed = time.monotonic() - t0
-        end = {k: (lib.cpu_seconds(p.pid), backend_cpu(dbs[k])) for k, p in procs.items()}
+        end = {k: (lib.tree_cpu_seconds(p.pid), backend_cpu(dbs[k])) for k, p in procs.items()}
         for key, proc in procs.items():
             if proc.poll() is not None:
                 raise RuntimeError(f"{key} consumer exited; see bench/results/logs")
@@ -86,7 +104,7 @@ def main() -> None:
     opts = lib.options(p.parse_args())
     window = opts.extra.window or (5 if opts.quick else 20)
     runs: dict[tuple[str, str], list[dict[str, float]]] = {}
-    for vendor in opts.vendors:
+    for vendor in lib.stores(opts):
         systems = [s for s in opts.systems if s.kind != "raw" and vendor in s.vendors]
         lib.log(f"idle on {vendor}: {', '.join(s.key for s in systems)} for {window:g}s")
         for _ in range(opts.runs):
@@ -110,7 +128,7 @@ def summarize(
         '"server" = PostgreSQL backends serving that consumer\'s database.\n\n'
     )
     headers = ["system"]
-    for vendor in opts.vendors:
+    for vendor in lib.stores(opts):
         headers.append(f"{NAMES[vendor]} consumer")
         if vendor == "postgres":
             headers.append("PostgreSQL server")
@@ -119,7 +137,7 @@ def summarize(
         if system.kind == "raw":
             continue
         row = [system.label]
-        for vendor in opts.vendors:
+        for vendor in lib.stores(opts):
             rs = runs.get((system.key, vendor))
             row.append(f"{lib.median(r['consumer'] for r in rs):.2f}%" if rs else "n/a")
             if vendor == "postgres":

@@ -3,8 +3,9 @@
 Per run and system: empty the queue, start one consumer (the system's defaults; Firefly:
 ``consume_tasks``), let it go idle, then schedule a ``stamp`` task every ``--interval``
 seconds (autocommit: the commit time is when ``schedule()`` returns). Each task returns
-``time.time()`` at its start; latency = start - commit, on one machine's clock. p50/p90/p99
-per run, median over runs.
+``time.time()`` at its start (the peers whose results are not kept, or are off, append it to
+a file instead: ``bench/peer_agent.py``); latency = start - commit, on one machine's clock.
+p50/p90/p99 per run, median over runs.
 
     python3 bench/latency.py [--quick] [--runs 3] [--db ...] [--samples 200] [--interval 0.02]
 """
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import lib, measure
 
-NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
+NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB", "redis": "Redis"}
 TARGETS = {"postgres": (5.0, 50.0), "sqlite": (100.0, None), "mariadb": (100.0, None)}
 IDLE_WAIT = 2.5  # seconds between the consumer's start and the first task: it is idle by then
 
@@ -61,7 +62,7 @@ def main() -> None:
     opts = lib.options(p.parse_args())
     samples = opts.extra.samples or (50 if opts.quick else 200)
     runs: dict[tuple[str, str], list[dict[str, float]]] = {}
-    for vendor in opts.vendors:
+    for vendor in lib.stores(opts):
         db = lib.Database(vendor, "latency")
         lib.log(f"latency on {db.durability()}")
         systems = [s for s in opts.systems if s.kind != "raw" and vendor in s.vendors]
@@ -96,18 +97,21 @@ def summarize(
     md += (
         f"\n{samples} tasks per run, one every {opts.extra.interval * 1000:g} ms, one idle "
         "consumer with the system's default settings (django-tasks-db: `db_worker` polls every "
-        "1 s by default; django-firefly-tasks 0.4.0 naps 1 ms between polls). Milliseconds, "
+        "1 s by default; django-firefly-tasks 0.4.0 naps 1 ms between polls; django-q2's ORM "
+        "broker polls every 0.2 s; Huey's SQL storages poll from 0.1 s, backing off to 10 s; "
+        "Procrastinate and PostgresHuey listen with LISTEN/NOTIFY, RedisHuey and Celery block "
+        "on Redis). The peers' tasks append their start time to a file. Milliseconds, "
         "median over runs of each run's percentile.\n\n"
     )
     headers = ["system"]
-    for vendor in opts.vendors:
+    for vendor in lib.stores(opts):
         headers += [f"{NAMES[vendor]} p50", "p90", "p99"]
     rows = []
     for system in opts.systems:
         if system.kind == "raw":
             continue
         row = [system.label]
-        for vendor in opts.vendors:
+        for vendor in lib.stores(opts):
             rs = runs.get((system.key, vendor))
             for q in ("p50", "p90", "p99"):
                 row.append(f"{lib.median(r[q] for r in rs):.1f}" if rs else "n/a")

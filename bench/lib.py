@@ -3,8 +3,10 @@
 The scripts in ``bench/`` are orchestrators. They never import Django: they create a fresh
 database, then drive each system through processes of its own Python — ``bench/agent.py``
 (Django side: migrate, seed, schedule, time admin pages), the system's real consumer
-command, ``bench/pgq_agent.py`` (pgqueuer) or ``bench/raw.py`` (the raw SQL ceilings) — and
-read the answers those processes print as JSON.
+command, ``bench/pgq_agent.py`` (pgqueuer), ``bench/procrastinate_agent.py``,
+``bench/djq2_agent.py``, ``bench/huey_agent.py``, ``bench/celery_agent.py`` (the other peers)
+or ``bench/raw.py`` (the raw SQL ceilings) — and read the answers those processes print as
+JSON.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ BENCH = REPO / "bench"
 VENVS = Path(os.environ.get("FIREFLY_BENCH_VENVS", BENCH / ".venvs"))
 RESULTS = BENCH / "results"
 VENDORS = ("postgres", "sqlite", "mariadb")
+# Not a database of ``--db``: where the peers that keep their queue in Redis run (Celery,
+# RedisHuey), whenever one of them is among ``--systems``.
+REDIS = "redis"
 DJANGO_VERSION = "5.2.19"  # the peers run on the Django that Firefly's checkout runs on
 
 PG = {
@@ -47,6 +52,7 @@ MYSQL = {
     "user": os.environ.get("FIREFLY_BENCH_MYSQL_USER", "root"),
     "password": os.environ.get("FIREFLY_BENCH_MYSQL_PASSWORD", ""),
 }
+REDIS_URL = os.environ.get("FIREFLY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def log(*parts: Any) -> None:
@@ -95,6 +101,8 @@ class Database:
         if vendor == "sqlite":
             self._dir = tempfile.mkdtemp(prefix="ffbench-")
             self.name = os.path.join(self._dir, f"{self.name}.sqlite3")
+        elif vendor == REDIS:
+            self.name += "_r"  # no name is the start of another: keys are dropped by prefix
         elif vendor == "postgres":
             with self._server() as conn:
                 conn.execute(f'CREATE DATABASE "{self.name}"')
@@ -131,6 +139,8 @@ class Database:
 
     def connect(self) -> Any:
         """A DB-API connection to this database, in autocommit mode."""
+        if self.vendor == REDIS:
+            raise ValueError("Redis is no SQL database")
         if self.vendor == "postgres":
             import psycopg
 
@@ -162,6 +172,8 @@ class Database:
     def analyze(self) -> None:
         """Refresh the planner's statistics, as autovacuum would on a live table: a table
         seeded a second ago must not be planned as if it were empty."""
+        if self.vendor == REDIS:
+            return
         if self.vendor == "postgres" or self.vendor == "sqlite":
             self.query("ANALYZE")
         else:
@@ -182,6 +194,14 @@ class Database:
                 shutil.rmtree(self._dir, ignore_errors=True)
                 self._dir = None
             return
+        if self.vendor == REDIS:
+            cursor = "0"
+            while True:  # Celery's keys start with the name, Huey's hold it after a prefix
+                cursor, keys = redis_command("SCAN", cursor, "MATCH", f"*{self.name}*")
+                if keys:
+                    redis_command("DEL", *keys)
+                if cursor == "0":
+                    return
         with self._server() as conn:
             for name in (self.name, f"{self.name}_app"):  # the app database of "ffqueue" too
                 if self.vendor == "postgres":
@@ -191,6 +211,15 @@ class Database:
 
     def durability(self) -> str:
         """How commits are made durable on this database, as the report should say."""
+        if self.vendor == REDIS:
+            version = next(
+                line.split(":", 1)[1]
+                for line in redis_command("INFO", "server").splitlines()
+                if line.startswith("redis_version:")
+            )
+            aof = redis_command("CONFIG", "GET", "appendonly")
+            fsync = redis_command("CONFIG", "GET", "appendfsync")
+            return f"Redis {version}, appendonly={aof[1]}, appendfsync={fsync[1]}"
         if self.vendor == "postgres":
             (value,) = self.query("SHOW synchronous_commit")[0]
             (version,) = self.query("SHOW server_version")[0]
@@ -228,6 +257,40 @@ class Database:
         return dict(zip(keys, row, strict=True)) if row else {}
 
 
+def redis_command(*args: str) -> Any:
+    """One command to the Redis of the peers, in RESP over a socket of its own: the
+    orchestrators need no Redis client for the little they ask (drop keys, report the server)."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(REDIS_URL)
+    with socket.create_connection((url.hostname or "127.0.0.1", url.port or 6379), 5) as sock:
+        stream = sock.makefile("rwb")
+        database = (url.path or "/0").lstrip("/") or "0"
+        for command in (("SELECT", database), args):
+            stream.write(f"*{len(command)}\r\n".encode())
+            for arg in command:
+                data = str(arg).encode()
+                stream.write(b"$%d\r\n%s\r\n" % (len(data), data))
+        stream.flush()
+        _read_reply(stream)
+        return _read_reply(stream)
+
+
+def _read_reply(stream: Any) -> Any:
+    line = stream.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:].decode()
+    if kind == b"-":
+        raise RuntimeError(f"Redis: {rest}")
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        return None if rest == "-1" else stream.read(int(rest) + 2)[:-2].decode()
+    if kind == b"*":
+        return [_read_reply(stream) for _ in range(int(rest))]
+    return rest
+
+
 def db_time(value: Any) -> float:
     """A timestamp read from any of the databases, as Unix seconds."""
     if value is None:
@@ -256,6 +319,27 @@ PEER_REQUIREMENTS = {
         "mysqlclient==2.3.1",
     ],
     "pgq": ["pgqueuer[asyncpg]==1.6.0"],
+    "procrastinate": [
+        "procrastinate[django]==3.10.0",
+        f"Django=={DJANGO_VERSION}",
+        "psycopg[binary]==3.3.9",
+        "psycopg-pool==3.3.3",
+    ],
+    "djq2": [
+        "django-q2==1.11.1",
+        f"Django=={DJANGO_VERSION}",
+        "psycopg[binary]==3.3.9",
+        "mysqlclient==2.3.1",
+    ],
+    "huey": [
+        "huey==3.5.4",
+        "peewee==4.5.3",
+        "redis==8.2.0",
+        "psycopg2-binary==2.9.13",  # peewee's PostgreSQL driver
+        "psycopg[binary]==3.3.9",  # PostgresHuey's
+        "mysqlclient==2.3.1",
+    ],
+    "celery": ["celery[redis]==5.7.0", "kombu==5.7.0", "redis==8.2.0"],
 }
 
 
@@ -292,11 +376,27 @@ def venv_python(name: str) -> str:
 # Systems ------------------------------------------------------------------------------------
 
 
+# The agent module of each kind of system (bench/agent.py for "django").
+AGENTS = {
+    "pgq": "bench.pgq_agent",
+    "raw": "bench.raw",
+    "procrastinate": "bench.procrastinate_agent",
+    "djq2": "bench.djq2_agent",
+    "huey": "bench.huey_agent",
+    "celery": "bench.celery_agent",
+}
+# How a drain learns when tasks completed: from the system's own table ("table": the agent's
+# ``stats``), from what its consumer prints ("consumer": pgqueuer, raw SQL), or by watching the
+# queue empty ("watch": the agent's ``watch``, for consumers that record no completion time).
+COMPLETION = {"pgq": "consumer", "raw": "consumer", "djq2": "watch", "huey": "watch",
+              "celery": "watch"}  # fmt: skip
+
+
 @dataclass
 class System:
     key: str
     label: str
-    kind: str  # "django", "pgq" or "raw"
+    kind: str  # "django", "pgq", "raw", or one of the other peers' (see AGENTS)
     vendors: tuple[str, ...] = VENDORS
     venv: str | None = None
     settings: str | None = None
@@ -305,10 +405,24 @@ class System:
     admin: bool = False
     pool: str = ""  # Firefly's --pool, when not its default
     queue_db: bool = False  # Firefly with FIREFLY_DATABASE on a database of its own
+    # The peer's own settings (FIREFLY_BENCH_PEER, read by bench/peer_agent.py) and the
+    # arguments added to its consumer's command: what its tuned variant sets.
+    options: dict[str, Any] = field(default_factory=dict)
+    worker_args: tuple[str, ...] = ()
+    # A variant tuned on the consumer's side only: the system whose enqueue is the very same.
+    enqueues_as: str = ""
 
     @property
     def python(self) -> str:
         return venv_python(self.venv) if self.venv else sys.executable
+
+    @property
+    def agent_module(self) -> str:
+        return AGENTS.get(self.kind, "bench.agent")
+
+    @property
+    def completion(self) -> str:
+        return COMPLETION.get(self.kind, "table")
 
     def env(self, db: Database, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -320,6 +434,8 @@ class System:
             env["FIREFLY_BENCH_QUEUE_DB"] = "1"
         if self.settings:
             env["DJANGO_SETTINGS_MODULE"] = self.settings
+        if self.options:
+            env["FIREFLY_BENCH_PEER"] = json.dumps(self.options)
         env.update(extra)
         return env
 
@@ -339,6 +455,18 @@ class System:
         if self.key == "dtdb":
             cmd = [self.python, "-m", "django", "db_worker", "--no-startup-delay"]
             return cmd + (["--batch"] if burst else [])
+        if self.kind == "procrastinate":
+            cmd = [self.python, "-m", "django", "procrastinate", "worker", "--concurrency",
+                   str(concurrency or self.options.get("concurrency", 1))]  # fmt: skip
+            return cmd + (["--one-shot"] if burst else [])
+        if self.kind == "djq2":  # no burst mode: the drain watches the queue empty
+            return [self.python, "-m", "django", "qcluster"]
+        if self.kind == "huey":
+            return [self.python, "-m", "huey.bin.huey_consumer", "bench.peers.hueyapp.huey",
+                    *self.worker_args]  # fmt: skip
+        if self.kind == "celery":
+            return [self.python, "-m", "celery", "-A", "bench.peers.celeryapp", "worker",
+                    "--loglevel", "WARNING", *self.worker_args]  # fmt: skip
         raise ValueError(self.key)
 
 
@@ -358,7 +486,57 @@ RAWSTMT = System("rawstmt", "raw SQL, ack 100 + claim 100 in 1 statement", "raw"
                  vendors=("postgres",))  # fmt: skip
 FFQUEUE = System("ffqueue", "Firefly, queue on a database of its own", "django",
                  settings="bench.settings", concurrency=True, queue_db=True)  # fmt: skip
-SYSTEMS = [FIREFLY, FFPROC, FFQUEUE, FF04, DTDB, PGQ, RAW1, RAW100, RAWSTMT]
+PROCRASTINATE = System("procrastinate", "Procrastinate 3.10.0 (Django contrib), -c 1",
+                       "procrastinate", vendors=("postgres",), venv="procrastinate",
+                       settings="bench.peers.procr.settings", concurrency=True)  # fmt: skip
+PROCRASTINATE10 = System("procrastinate10", "Procrastinate 3.10.0, --concurrency 10",
+                         "procrastinate", vendors=("postgres",), venv="procrastinate",
+                         settings="bench.peers.procr.settings", concurrency=True,
+                         options={"concurrency": 10}, enqueues_as="procrastinate")  # fmt: skip
+DJQ2 = System("djq2", "django-q2 1.11.1 (ORM broker)", "djq2", venv="djq2",
+              settings="bench.peers.djq2.settings", burst=False)  # fmt: skip
+# django-q2's docs: bulk "can improve performance", poll is the ORM broker's idle sleep,
+# save_limit -1 stores no successful result; queue_limit holds a whole bulk in memory; no
+# INFO line for every task. And Django's persistent connections (CONN_MAX_AGE = None): its
+# ORM broker otherwise connects anew for every poll, dequeue and enqueue.
+DJQ2_TUNED_CLUSTER = {"workers": 2, "bulk": 100, "queue_limit": 200, "poll": 0.05,
+                      "save_limit": -1, "log_level": "WARNING"}  # fmt: skip
+DJQ2TUNED = System("djq2tuned", "django-q2 1.11.1, tuned", "djq2", venv="djq2",
+                   settings="bench.peers.djq2.settings", burst=False,
+                   options={"q_cluster": DJQ2_TUNED_CLUSTER, "conn_max_age": None})  # fmt: skip
+HUEY = System("huey", "Huey 3.5.4 (SqliteHuey)", "huey", vendors=("sqlite",), venv="huey",
+              burst=False, options={"storage": "sqlite"})  # fmt: skip
+HUEYSQL = System("hueysql", "Huey 3.5.4 (SqlHuey, peewee 4.5.3)", "huey",
+                 vendors=("postgres", "mariadb"), venv="huey", burst=False,
+                 options={"storage": "sql"})  # fmt: skip
+HUEYPG = System("hueypg", "Huey 3.5.4 (PostgresHuey, LISTEN/NOTIFY)", "huey",
+                vendors=("postgres",), venv="huey", burst=False,
+                options={"storage": "postgres"})  # fmt: skip
+HUEYREDIS = System("hueyredis", "Huey 3.5.4 (RedisHuey)", "huey", vendors=(REDIS,),
+                   venv="huey", burst=False, options={"storage": "redis"})  # fmt: skip
+# Huey's docs: more workers (threads, its default kind) for throughput; --no-periodic spares
+# the scheduler's periodic-task check; --quiet, no INFO lines for every task.
+HUEY_TUNED_ARGS = ("--workers", "4", "--no-periodic", "--quiet")
+HUEY4 = System("huey4", "Huey 3.5.4 (SqliteHuey), tuned", "huey", vendors=("sqlite",),
+               venv="huey", burst=False, options={"storage": "sqlite"},
+               worker_args=HUEY_TUNED_ARGS, enqueues_as="huey")  # fmt: skip
+HUEYREDIS4 = System("hueyredis4", "Huey 3.5.4 (RedisHuey), tuned", "huey", vendors=(REDIS,),
+                    venv="huey", burst=False, options={"storage": "redis"},
+                    worker_args=HUEY_TUNED_ARGS, enqueues_as="hueyredis")  # fmt: skip
+CELERY = System("celery", "Celery 5.7.0 (Redis), prefork -c 1", "celery", vendors=(REDIS,),
+                venv="celery", burst=False,
+                worker_args=("--pool", "prefork", "--concurrency", "1"))  # fmt: skip
+# Celery's "Optimizing" guide: a high prefetch multiplier for many short tasks; and the
+# worker's --without-gossip/-mingle/-heartbeat: a lone worker has nobody to exchange them with.
+CELERYTHREADS = System("celerythreads", "Celery 5.7.0 (Redis), --pool threads, tuned", "celery",
+                       vendors=(REDIS,), venv="celery", burst=False,
+                       worker_args=("--pool", "threads", "--concurrency", "1",
+                                    "--prefetch-multiplier", "64", "--without-gossip",
+                                    "--without-mingle", "--without-heartbeat"),
+                       enqueues_as="celery")  # fmt: skip
+PEERS = [PROCRASTINATE, PROCRASTINATE10, DJQ2, DJQ2TUNED, HUEY, HUEY4, HUEYSQL, HUEYPG,
+         HUEYREDIS, HUEYREDIS4, CELERY, CELERYTHREADS]  # fmt: skip
+SYSTEMS = [FIREFLY, FFPROC, FFQUEUE, FF04, DTDB, PGQ, *PEERS, RAW1, RAW100, RAWSTMT]
 RAW_MODES = {"raw1": "single", "raw100": "batch", "rawstmt": "onestatement"}
 
 
@@ -402,6 +580,9 @@ def stop(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             proc.wait()
+    # Its children too (a qcluster's or Celery's pool): it leads a session of its own.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
     _procs.discard(proc)
 
 
@@ -445,10 +626,9 @@ def run_json(cmd: list[str], env: dict[str, str], name: str, timeout: float = 18
 def agent(
     system: System, db: Database, command: str, *, env: dict[str, str] | None = None, **args: Any
 ) -> Any:
-    """Run one command of ``bench/agent.py`` (Django systems), ``bench/pgq_agent.py`` or
-    ``bench/raw.py`` (with ``env`` added to its environment); return the JSON it printed."""
-    script = {"pgq": "bench.pgq_agent", "raw": "bench.raw"}.get(system.kind, "bench.agent")
-    cmd = [system.python, "-m", script, command, json.dumps(args)]
+    """Run one command of the system's agent (``bench/agent.py`` for Django systems, else
+    ``AGENTS``), with ``env`` added to its environment; return the JSON it printed."""
+    cmd = [system.python, "-m", system.agent_module, command, json.dumps(args)]
     return run_json(cmd, system.env(db, **(env or {})), f"{system.key}-{db.vendor}")
 
 
@@ -458,6 +638,21 @@ def cpu_seconds(pid: int) -> float:
         fields = handle.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of its living descendants (a qcluster's workers, Celery's
+    pool, a process pool)."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        with contextlib.suppress(OSError):  # it exited meanwhile
+            total += cpu_seconds(current)
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    todo += [int(child) for child in handle.read().split()]
+    return total
 
 
 # Statistics and tables ----------------------------------------------------------------------
@@ -550,6 +745,13 @@ def options(args: argparse.Namespace) -> Options:
             raise SystemExit(f"unknown system {key!r}")
     runs = args.runs or (1 if args.quick else 3)
     return Options(args.quick, runs, vendors, [by_key[k] for k in keys], args)
+
+
+def stores(opts: Options) -> list[str]:
+    """Where the peer-comparison scripts run: the databases of ``--db``, and Redis when a
+    system that keeps its queue there is among ``--systems``."""
+    redis = any(REDIS in s.vendors for s in opts.systems)
+    return [*opts.vendors, *([REDIS] if redis else [])]
 
 
 def machine() -> str:

@@ -55,13 +55,13 @@ def consumer(
     (1 thread for Firefly; unlimited for pgqueuer, whose jobs run as asyncio tasks)."""
     env = system.env(db)
     tag = name or f"{system.key}-{db.vendor}-consumer"
-    if system.kind == "django":
-        return start(system.consumer_cmd(workload, concurrency, burst), env, tag)
     if system.kind == "pgq":
         args = {"workload": workload, "concurrency": concurrency or 0, "cap": cap, "drain": burst}
         return start([system.python, "-m", "bench.pgq_agent", "worker", _json(args)], env, tag)
-    args = {"mode": RAW_MODES[system.key], "cap": cap}
-    return start([system.python, "-m", "bench.raw", "work", _json(args)], env, tag)
+    if system.kind == "raw":
+        args = {"mode": RAW_MODES[system.key], "cap": cap}
+        return start([system.python, "-m", "bench.raw", "work", _json(args)], env, tag)
+    return start(system.consumer_cmd(workload, concurrency, burst), env, tag)
 
 
 def _json(value: Any) -> str:
@@ -84,7 +84,8 @@ def drain(
     """Seed ``n`` tasks, run ``processes`` consumers until the queue is empty or ``cap``
     seconds have passed, and measure throughput from the completion times: tasks completed
     after the first completion / time from the first completion to the last one (process
-    start-up is left out)."""
+    start-up is left out). Systems whose consumers record no completion time are watched by
+    their agent's ``watch``, which samples the queue's length from the moment it starts."""
     prepare(system, db)
     seed(system, db, workload, n, reset=reset)
     db.analyze()
@@ -92,6 +93,11 @@ def drain(
     since = time.time()
     began = time.monotonic()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    watcher = None
+    if system.completion == "watch":
+        args = _json({"n": n, "cap": cap})
+        watcher = start([system.python, "-m", system.agent_module, "watch", args],
+                        system.env(db), f"{system.key}-{db.vendor}-watch")  # fmt: skip
     procs = [
         consumer(system, db, workload, concurrency=concurrency, cap=cap,
                  name=f"{system.key}-{db.vendor}-{workload}")
@@ -102,11 +108,16 @@ def drain(
     while time.monotonic() < deadline:
         if all(p.poll() is not None for p in procs):
             break
+        if watcher is not None and watcher.poll() is not None:
+            break
         if ready_sql and db.query(ready_sql)[0][0] == 0:
             time.sleep(0.3)  # let the last task's completion commit
             break
         time.sleep(0.1)
     capped = any(p.poll() is None for p in procs)
+    if watcher is not None:
+        capped = watcher.poll() is None
+        stop(watcher)  # SIGTERM: it prints what it saw
     for p in procs:
         stop(p)
     wall = time.monotonic() - began
@@ -114,7 +125,14 @@ def drain(
     # database server's left out: on SQLite, all the work there is.
     ended = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ended.ru_utime - children.ru_utime) + (ended.ru_stime - children.ru_stime)
-    if system.kind == "django":
+    if watcher is not None:
+        for p in procs:
+            discard_output(p)
+        watched = output_json(watcher)
+        cpu -= watched["watcher_cpu"]  # reaped above: not the consumer's
+        done, first, last = watched["done"], watched["first"], watched["last"]
+        first_count = watched["first_count"]
+    elif system.completion == "table":
         for p in procs:
             discard_output(p)
         stats = agent(system, db, "stats", since=since)
@@ -139,7 +157,7 @@ def drain(
         "cpu_per_task_us": cpu / done * 1e6 if done else float("nan"),
         "exit_codes": [p.returncode for p in procs],
     }
-    if before and after and done:
+    if before and after and done and watcher is None:  # a watcher's counts would be in it
         result["per_task"] = {k: (after[k] - before[k]) / done for k in after}
     log(
         f"  {system.key:8} {db.vendor:8} {workload:8} p={processes} c={concurrency or '-'}: "

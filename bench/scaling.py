@@ -40,6 +40,8 @@ NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
 
 def applicable(system: lib.System, config: str) -> bool:
     _, workload, _, concurrency = next(c for c in CONFIGS if c[0] == config)
+    if system in lib.PEERS:  # the peers added for drain, enqueue, latency and idle only
+        return False
     if system.kind == "raw":
         return workload == "noop" and system.key != "rawstmt"
     if concurrency and concurrency > 1 and not system.concurrency:

@@ -1,0 +1,1 @@
+"""Procrastinate, through its Django contrib, as a peer of the benchmarks."""

@@ -95,6 +95,7 @@ def test_the_list_searches_errors_and_arguments(operator_client: Client) -> None
     assert [row.pk for row in by_argument.context["cl"].result_list] == [report.pk]
 
 
+@pytest.mark.django_db(databases=["default", "queue"])  # Django 6 checks every database
 def test_the_search_bound_is_checked(settings: Settings) -> None:
     for bad in (0, -5, "many", True):
         settings.FIREFLY_ADMIN_SEARCH_ROWS = bad

@@ -60,11 +60,11 @@ def seed(rows: int) -> None:
     ]
     names = ", ".join(connection.ops.quote_name(column) for column in columns)
     params = '\'{"__firefly__":"tuple","v":[[\' || n || \'],{}]}\''
-    error = "CASE WHEN n % 10 = 0 THEN 'ValueError: order ' || n ELSE '' END"
-    status = "CASE WHEN n % 10 = 0 THEN 'failed' ELSE 'completed' END"
+    error = "CASE WHEN n %% 10 = 0 THEN 'ValueError: order ' || n ELSE '' END"
+    status = "CASE WHEN n %% 10 = 0 THEN 'failed' ELSE 'completed' END"
     if connection.vendor == "mysql":
         params = 'CONCAT(\'{"__firefly__":"tuple","v":[[\', n, \'],{}]}\')'
-        error = "CASE WHEN n % 10 = 0 THEN CONCAT('ValueError: order ', n) ELSE '' END"
+        error = "CASE WHEN n %% 10 = 0 THEN CONCAT('ValueError: order ', n) ELSE '' END"
     numbers = (
         f"WITH RECURSIVE numbers(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers "
         f"WHERE n < {rows - 1})"

@@ -27,7 +27,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import lib, measure
+from bench import measure
+from bench.databases import Database
+from bench.log import log
+from bench.options import Options, options, parser
+from bench.processes import agent
+from bench.reports import header, save
+from bench.systems import SYSTEMS, Unavailable
+from bench.tables import fmt, median, table, verdict
 
 NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
 DRAIN_TARGET = 0.90  # big ÷ empty
@@ -37,14 +44,14 @@ PAGE_QUERIES = 10
 
 
 def main() -> None:
-    p = lib.parser(__doc__.split("\n")[1])
+    p = parser(__doc__.split("\n")[1])
     p.add_argument("--rows", type=int, default=None, help="finished rows (1,000,000)")
     p.add_argument(
         "--recent", type=int, default=None, help="of which finished in the last hour (a tenth)"
     )
     p.add_argument("--peer-db", default="postgres", help="databases where peers run too")
     p.add_argument("--cap", type=float, default=None, help="seconds per drain at most (8)")
-    opts = lib.options(p.parse_args())
+    opts = options(p.parse_args())
     rows = opts.extra.rows or (50_000 if opts.quick else 1_000_000)
     recent = opts.extra.recent if opts.extra.recent is not None else rows // 10
     n = 2000 if opts.quick else 20_000
@@ -60,43 +67,43 @@ def main() -> None:
             if system.key != "firefly" and vendor not in peer_dbs:
                 continue
             key = (system.key, vendor)
-            empty = lib.Database(vendor, "empty")
-            big = lib.Database(vendor, "big")
+            empty = Database(vendor, "empty")
+            big = Database(vendor, "big")
             try:
                 measure.prepare(system, empty)
                 measure.prepare(system, big)
-            except lib.Unavailable:
+            except Unavailable:
                 empty.drop()
                 big.drop()
                 continue
-            lib.log(f"bigtable: {system.key} on {big.durability()}: seeding {rows:,} rows")
-            seeds[key] = lib.agent(system, big, "bigseed", n=rows, recent=recent)
-            lib.log(f"  seeded in {seeds[key]['total_seconds']:.0f}s")
+            log(f"bigtable: {system.key} on {big.durability()}: seeding {rows:,} rows")
+            seeds[key] = agent(system, big, "bigseed", n=rows, recent=recent)
+            log(f"  seeded in {seeds[key]['total_seconds']:.0f}s")
             for _ in range(opts.runs):
                 a = measure.drain(system, empty, "noop", n, cap=cap)
                 b = measure.drain(system, big, "noop", n, cap=cap, reset=False)
                 drains.setdefault(key, []).append((a["rate"], b["rate"]))
             empty.drop()
             # A few hundred tasks waiting, as on a live system, for the pages to show.
-            lib.agent(system, big, "seed", workload="noop", n=500)
-            lib.log(f"  timing admin pages of {system.key} on {vendor}")
-            pages[key] = lib.agent(system, big, "dashboard", repeats=opts.runs)["pages"]
+            agent(system, big, "seed", workload="noop", n=500)
+            log(f"  timing admin pages of {system.key} on {vendor}")
+            pages[key] = agent(system, big, "dashboard", repeats=opts.runs)["pages"]
             big.drop()
     report = summarize(opts, rows, n, drains, seeds, pages)
     print(report["markdown"])
-    lib.save("bigtable", report)
+    save("bigtable", report)
 
 
 def summarize(
-    opts: lib.Options,
+    opts: Options,
     rows: int,
     n: int,
     drains: dict[tuple[str, str], list[tuple[float, float]]],
     seeds: dict[tuple[str, str], dict[str, Any]],
     pages: dict[tuple[str, str], list[dict[str, Any]]],
 ) -> dict[str, Any]:
-    labels = {s.key: s.label for s in lib.SYSTEMS}
-    md = lib.header(f"A table with {rows:,} finished tasks", opts)
+    labels = {s.key: s.label for s in SYSTEMS}
+    md = header(f"A table with {rows:,} finished tasks", opts)
     md += (
         f"\nDrain {n:,} no-op tasks with one consumer, next to an empty table and next to "
         f"{rows:,} finished tasks (tasks/s, median; ratio per run, then median).\n\n"
@@ -104,14 +111,14 @@ def summarize(
     table_rows = []
     figures = []
     for (key, vendor), pairs in drains.items():
-        ratio = lib.median(b / a for a, b in pairs if a)
+        ratio = median(b / a for a, b in pairs if a)
         seed = seeds.get((key, vendor), {})
         table_rows.append(
             [
                 labels[key],
                 NAMES[vendor],
-                f"{lib.fmt(lib.median(a for a, _ in pairs))}/s",
-                f"{lib.fmt(lib.median(b for _, b in pairs))}/s",
+                f"{fmt(median(a for a, _ in pairs))}/s",
+                f"{fmt(median(b for _, b in pairs))}/s",
                 f"{ratio:.2f}×",
                 f"{seed.get('seed_seconds', float('nan')):.0f} s",
             ]
@@ -124,10 +131,10 @@ def summarize(
                     ),
                     "target": f"≥ {DRAIN_TARGET:.2f}×",
                     "value": f"{ratio:.2f}×",
-                    "verdict": lib.verdict(ratio, DRAIN_TARGET),
+                    "verdict": verdict(ratio, DRAIN_TARGET),
                 }
             )
-    md += lib.table(
+    md += table(
         ["system", "database", "empty table", f"{rows:,} finished", "big ÷ empty", "bulk load"],
         table_rows,
     )
@@ -143,7 +150,7 @@ def summarize(
             f"warm-up; queries = the most any repeat made. {len(ok)} pages; slowest "
             f"{worst_ms:.0f} ms; most queries {worst_q}.\n\n"
         )
-        md += lib.table(
+        md += table(
             ["page", "ms", "queries", ""],
             [
                 [
@@ -166,7 +173,7 @@ def summarize(
                     "figure": f"Admin, slowest of {len(ok)} pages (all filters), {NAMES[vendor]}",
                     "target": f"≤ {limit:g} ms",
                     "value": f"{worst_ms:.0f} ms",
-                    "verdict": lib.verdict(worst_ms, limit, higher_is_better=False),
+                    "verdict": verdict(worst_ms, limit, higher_is_better=False),
                 }
             )
             figures.append(
@@ -174,7 +181,7 @@ def summarize(
                     "figure": f"Admin, most queries on a page, {NAMES[vendor]}",
                     "target": f"≤ {PAGE_QUERIES}",
                     "value": str(worst_q),
-                    "verdict": lib.verdict(worst_q, PAGE_QUERIES, higher_is_better=False),
+                    "verdict": verdict(worst_q, PAGE_QUERIES, higher_is_better=False),
                 }
             )
     return {

@@ -21,31 +21,37 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import lib, measure
+from bench import measure
+from bench.databases import Database
+from bench.log import log
+from bench.options import Options, options, parser, stores
+from bench.reports import header, save
+from bench.systems import Unavailable
+from bench.tables import fmt, median, table, verdict
 
 TARGET = 5000
 
 
 def main() -> None:
-    p = lib.parser(__doc__.split("\n")[1])
+    p = parser(__doc__.split("\n")[1])
     p.add_argument("--tasks", type=int, default=None, help="tasks to drain (default 20,000)")
     p.add_argument("--cap", type=float, default=None, help="seconds per run at most (10)")
-    opts = lib.options(p.parse_args())
+    opts = options(p.parse_args())
     n = opts.extra.tasks or (2000 if opts.quick else 20_000)
     cap = opts.extra.cap or (5 if opts.quick else 10)
     report = run(opts, n, cap)
     print(report["markdown"])
-    lib.save("drain", report)
+    save("drain", report)
 
 
-def run(opts: lib.Options, n: int, cap: float) -> dict[str, Any]:
+def run(opts: Options, n: int, cap: float) -> dict[str, Any]:
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     unavailable: dict[tuple[str, str], str] = {}
     durability = {}
-    for vendor in lib.stores(opts):
-        db = lib.Database(vendor, "drain")
+    for vendor in stores(opts):
+        db = Database(vendor, "drain")
         durability[vendor] = db.durability()
-        lib.log(f"drain on {durability[vendor]}")
+        log(f"drain on {durability[vendor]}")
         for _run in range(opts.runs):
             for system in opts.systems:
                 key = (system.key, vendor)
@@ -53,7 +59,7 @@ def run(opts: lib.Options, n: int, cap: float) -> dict[str, Any]:
                     continue
                 try:
                     result = measure.drain(system, db, "noop", n, cap=cap)
-                except lib.Unavailable as exc:
+                except Unavailable as exc:
                     unavailable[key] = str(exc)
                     continue
                 runs.setdefault(key, []).append(result)
@@ -62,15 +68,15 @@ def run(opts: lib.Options, n: int, cap: float) -> dict[str, Any]:
 
 
 def summarize(
-    opts: lib.Options,
+    opts: Options,
     runs: dict[tuple[str, str], list[dict[str, Any]]],
     durability: dict[str, str],
     n: int,
     cap: float,
 ) -> dict[str, Any]:
-    rates = {k: lib.median(r["rate"] for r in v) for k, v in runs.items()}
-    done = {k: lib.median(r["done"] for r in v) for k, v in runs.items()}
-    vendors = lib.stores(opts)
+    rates = {k: median(r["rate"] for r in v) for k, v in runs.items()}
+    done = {k: median(r["done"] for r in v) for k, v in runs.items()}
+    vendors = stores(opts)
     rows = []
     for system in opts.systems:
         row = [system.label]
@@ -79,9 +85,9 @@ def summarize(
             if key not in rates:
                 row.append("n/a")
                 continue
-            cell = f"{lib.fmt(rates[key])}/s"
+            cell = f"{fmt(rates[key])}/s"
             if done[key] < n:
-                cell += f" ({lib.fmt(done[key])} of {lib.fmt(n)} in {cap:g}s)"
+                cell += f" ({fmt(done[key])} of {fmt(n)} in {cap:g}s)"
             row.append(cell)
         rows.append(row)
     ratio_rows = []
@@ -102,7 +108,7 @@ def summarize(
         pg_rows.append(
             [system.label]
             + [
-                f"{lib.median(p[k] for p in per):.3f}"
+                f"{median(p[k] for p in per):.3f}"
                 for k in ("commits", "inserted", "updated", "deleted", "fetched", "returned")
             ]
         )
@@ -113,24 +119,24 @@ def summarize(
         target = TARGET if vendor in ("postgres", "sqlite") else None
         figures.append(
             {
-                "figure": f"Drain {lib.fmt(n)} no-op tasks, 1 consumer, {names[vendor]}",
+                "figure": f"Drain {fmt(n)} no-op tasks, 1 consumer, {names[vendor]}",
                 "target": f"≥ {TARGET:,}/s" if target else "measured",
-                "value": f"{lib.fmt(value)}/s",
-                "verdict": lib.verdict(value, target) if target else "reported",
+                "value": f"{fmt(value)}/s",
+                "verdict": verdict(value, target) if target else "reported",
             }
         )
-    md = lib.header(f"Drain {n:,} no-op tasks with one consumer process", opts)
+    md = header(f"Drain {n:,} no-op tasks with one consumer process", opts)
     md += "\n" + "\n".join(f"- {names[v]}: {d}" for v, d in durability.items()) + "\n\n"
     md += "Tasks/s, median of runs (completions after the first ÷ time from first to last "
     md += f"completion; systems that need more than {cap:g}s are measured over the first "
     md += f"{cap:g}s).\n\n"
-    md += lib.table(["system", *(names[v] for v in vendors)], rows) + "\n\n"
+    md += table(["system", *(names[v] for v in vendors)], rows) + "\n\n"
     if ratio_rows:
         md += "Ratios measured in the same run:\n\n"
-        md += lib.table(["ratio", *(names[v] for v in vendors)], ratio_rows) + "\n\n"
+        md += table(["ratio", *(names[v] for v in vendors)], ratio_rows) + "\n\n"
     if pg_rows:
         md += "PostgreSQL work per task (pg_stat_database deltas ÷ tasks done, median):\n\n"
-        md += lib.table(
+        md += table(
             ["system", "commits", "rows inserted", "rows updated", "rows deleted",
              "rows fetched", "rows returned"],
             pg_rows,

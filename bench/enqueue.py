@@ -24,7 +24,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import lib, measure
+from bench import measure
+from bench.databases import Database
+from bench.log import log
+from bench.options import Options, options, parser, stores
+from bench.processes import agent
+from bench.reports import header, save
+from bench.systems import Unavailable
+from bench.tables import fmt, median, table, verdict
 
 NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB", "redis": "Redis"}
 MANY_TARGET = 20_000
@@ -35,17 +42,17 @@ PREPARE_ENV = "FIREFLY_BENCH_PG_PREPARE_THRESHOLD"
 
 
 def main() -> None:
-    p = lib.parser(__doc__.split("\n")[1])
-    opts = lib.options(p.parse_args())
+    p = parser(__doc__.split("\n")[1])
+    opts = options(p.parse_args())
     args = (
         {"rounds": 2, "per_round": 50, "many": 2000, "chunk": 1000}
         if opts.quick
         else {"rounds": 5, "per_round": 200, "many": 20_000, "chunk": 1000}
     )
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for vendor in lib.stores(opts):
-        db = lib.Database(vendor, "enqueue")
-        lib.log(f"enqueue on {db.durability()}")
+    for vendor in stores(opts):
+        db = Database(vendor, "enqueue")
+        log(f"enqueue on {db.durability()}")
         keys = {s.key for s in opts.systems}
         systems = [
             s for s in opts.systems
@@ -59,26 +66,24 @@ def main() -> None:
                 for key, env in variants:
                     try:
                         measure.prepare(system, db)
-                        lib.agent(system, db, "reset")
-                        result = lib.agent(system, db, "enqueue", env=env, **args)
-                    except lib.Unavailable:
+                        agent(system, db, "reset")
+                        result = agent(system, db, "enqueue", env=env, **args)
+                    except Unavailable:
                         break
-                    lib.log(
+                    log(
                         f"  {key:8} {vendor:8} schedule {result['single_ms']:.3f} ms, raw "
                         f"{result['raw_single_ms']:.3f} ms, "
-                        f"many {lib.fmt(result.get('many_per_s'))}/s"
+                        f"many {fmt(result.get('many_per_s'))}/s"
                     )
                     runs.setdefault((key, vendor), []).append(result)
         db.drop()
     report = summarize(opts, runs)
     print(report["markdown"])
-    lib.save("enqueue", report)
+    save("enqueue", report)
 
 
-def summarize(
-    opts: lib.Options, runs: dict[tuple[str, str], list[dict[str, Any]]]
-) -> dict[str, Any]:
-    md = lib.header("Enqueue", opts)
+def summarize(opts: Options, runs: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[str, Any]:
+    md = header("Enqueue", opts)
     md += (
         "\nSingle: median time of one call in autocommit (its own commit; q = SQL queries it "
         "makes), and the same row written by a raw single-row INSERT, alternating in rounds; "
@@ -93,7 +98,7 @@ def summarize(
         "message its call wrote.\n"
     )
     figures = []
-    for vendor in lib.stores(opts):
+    for vendor in stores(opts):
         rows = []
         entries = [(system.key, system.label) for system in opts.systems]
         if any(key == "firefly" for key, _ in entries):
@@ -108,25 +113,25 @@ def summarize(
 
             def med(name: str, rs: list[dict[str, Any]] = rs) -> float | None:
                 values = [r[name] for r in rs if r.get(name) is not None]
-                return lib.median(values) if values else None
+                return median(values) if values else None
 
-            ratio = lib.median(r["single_ms"] / r["raw_single_ms"] for r in rs)
+            ratio = median(r["single_ms"] / r["raw_single_ms"] for r in rs)
             prepared = med("raw_prepared_ms")
             many, raw_many = med("many_per_s"), med("raw_many_per_s")
             raw_copy = med("raw_copy_per_s")
             rows.append(
                 [
                     label,
-                    f"{med('single_ms'):.3f} ms ({lib.fmt(med('queries_per_call'))} q)"
+                    f"{med('single_ms'):.3f} ms ({fmt(med('queries_per_call'))} q)"
                     if rs[0].get("queries_per_call") is not None
                     else f"{med('single_ms'):.3f} ms",
                     f"{med('raw_single_ms'):.3f} ms",
                     f"{ratio:.2f}×",
                     f"{prepared:.3f} ms" if prepared else "n/a",
-                    f"{lib.fmt(many)}/s" if many else "n/a (no bulk API)",
-                    f"{lib.fmt(raw_many)}/s" if raw_many else "n/a",
+                    f"{fmt(many)}/s" if many else "n/a (no bulk API)",
+                    f"{fmt(raw_many)}/s" if raw_many else "n/a",
                     f"{many / raw_many:.2f}×" if many and raw_many else "n/a",
-                    f"{lib.fmt(raw_copy)}/s" if raw_copy else "n/a",
+                    f"{fmt(raw_copy)}/s" if raw_copy else "n/a",
                 ]
             )
             if key in ("firefly", PREPARED):
@@ -143,7 +148,7 @@ def summarize(
                             f"{ratio:.2f}× ({med('single_ms'):.3f} vs "
                             f"{med('raw_single_ms'):.3f} ms)"
                         ),
-                        "verdict": lib.verdict(ratio, SINGLE_TARGET, higher_is_better=False),
+                        "verdict": verdict(ratio, SINGLE_TARGET, higher_is_better=False),
                     }
                 )
             if key == "firefly":
@@ -151,15 +156,15 @@ def summarize(
                     {
                         "figure": f"Enqueue: schedule_many, {NAMES[vendor]}",
                         "target": f"≥ {MANY_TARGET:,}/s" if vendor == "postgres" else "measured",
-                        "value": f"{lib.fmt(many)}/s",
-                        "verdict": lib.verdict(many, MANY_TARGET)
+                        "value": f"{fmt(many)}/s",
+                        "verdict": verdict(many, MANY_TARGET)
                         if vendor == "postgres"
                         else "reported",
                     }
                 )
         if rows:
             md += f"\n### {NAMES[vendor]}\n\n"
-            md += lib.table(
+            md += table(
                 ["system", "one call", "raw INSERT", "call ÷ raw", "raw, prepared", "bulk",
                  "raw multi-row", "bulk ÷ raw", "raw COPY"],
                 rows,

@@ -21,7 +21,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import lib, measure
+from bench import measure
+from bench.databases import Database
+from bench.log import log
+from bench.options import Options, options, parser, stores
+from bench.processes import cpu_seconds, discard_output, stop, tree_cpu_seconds
+from bench.reports import header, save
+from bench.systems import System, Unavailable
+from bench.tables import median, table, verdict
 
 NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB", "redis": "Redis"}
 TARGET = 1.0  # % of one core
@@ -36,15 +43,15 @@ def settle(procs: list[Any]) -> None:
     deadline = time.monotonic() + SETTLE_LIMIT
     previous = float("inf")
     while time.monotonic() < deadline:
-        before = sum(lib.tree_cpu_seconds(p.pid) for p in procs)
+        before = sum(tree_cpu_seconds(p.pid) for p in procs)
         time.sleep(1.0)
-        rate = sum(lib.tree_cpu_seconds(p.pid) for p in procs) - before  # cores
+        rate = sum(tree_cpu_seconds(p.pid) for p in procs) - before  # cores
         if rate < 1.0 and rate >= previous - 0.05:
             return
         previous = rate
 
 
-def backend_cpu(db: lib.Database) -> float:
+def backend_cpu(db: Database) -> float:
     if db.vendor != "postgres":
         return float("nan")
     total = 0.0
@@ -53,19 +60,19 @@ def backend_cpu(db: lib.Database) -> float:
         [db.name],
     ):
         with contextlib.suppress(OSError):  # the backend exited meanwhile
-            total += lib.cpu_seconds(pid)
+            total += cpu_seconds(pid)
     return total
 
 
-def one_run(vendor: str, systems: list[lib.System], window: float) -> dict[str, dict[str, float]]:
-    dbs: dict[str, lib.Database] = {}
+def one_run(vendor: str, systems: list[System], window: float) -> dict[str, dict[str, float]]:
+    dbs: dict[str, Database] = {}
     procs: dict[str, Any] = {}
     try:
         for system in systems:
-            db = lib.Database(vendor, f"idle{system.key}")
+            db = Database(vendor, f"idle{system.key}")
             try:
                 measure.prepare(system, db)
-            except lib.Unavailable:
+            except Unavailable:
                 db.drop()
                 continue
             dbs[system.key] = db
@@ -75,18 +82,18 @@ def one_run(vendor: str, systems: list[lib.System], window: float) -> dict[str, 
                                           name=f"{key}-{vendor}-idle")  # fmt: skip
         time.sleep(WARMUP)
         settle(list(procs.values()))
-        start = {k: (lib.tree_cpu_seconds(p.pid), backend_cpu(dbs[k])) for k, p in procs.items()}
+        start = {k: (tree_cpu_seconds(p.pid), backend_cpu(dbs[k])) for k, p in procs.items()}
         t0 = time.monotonic()
         time.sleep(window)
         elapsed = time.monotonic() - t0
-        end = {k: (lib.tree_cpu_seconds(p.pid), backend_cpu(dbs[k])) for k, p in procs.items()}
+        end = {k: (tree_cpu_seconds(p.pid), backend_cpu(dbs[k])) for k, p in procs.items()}
         for key, proc in procs.items():
             if proc.poll() is not None:
                 raise RuntimeError(f"{key} consumer exited; see bench/results/logs")
     finally:
         for proc in procs.values():
-            lib.stop(proc)
-            lib.discard_output(proc)
+            stop(proc)
+            discard_output(proc)
         for db in dbs.values():
             db.drop()
     return {
@@ -99,36 +106,36 @@ def one_run(vendor: str, systems: list[lib.System], window: float) -> dict[str, 
 
 
 def main() -> None:
-    p = lib.parser(__doc__.split("\n")[1])
+    p = parser(__doc__.split("\n")[1])
     p.add_argument("--window", type=float, default=None, help="seconds measured (20)")
-    opts = lib.options(p.parse_args())
+    opts = options(p.parse_args())
     window = opts.extra.window or (5 if opts.quick else 20)
     runs: dict[tuple[str, str], list[dict[str, float]]] = {}
-    for vendor in lib.stores(opts):
+    for vendor in stores(opts):
         systems = [s for s in opts.systems if s.kind != "raw" and vendor in s.vendors]
-        lib.log(f"idle on {vendor}: {', '.join(s.key for s in systems)} for {window:g}s")
+        log(f"idle on {vendor}: {', '.join(s.key for s in systems)} for {window:g}s")
         for _ in range(opts.runs):
             for key, value in one_run(vendor, systems, window).items():
-                lib.log(
+                log(
                     f"  {key:8} {vendor:8} consumer {value['consumer']:.2f}% of a core, "
                     f"server {value['server']:.2f}%"
                 )
                 runs.setdefault((key, vendor), []).append(value)
     report = summarize(opts, runs, window)
     print(report["markdown"])
-    lib.save("idle", report)
+    save("idle", report)
 
 
 def summarize(
-    opts: lib.Options, runs: dict[tuple[str, str], list[dict[str, float]]], window: float
+    opts: Options, runs: dict[tuple[str, str], list[dict[str, float]]], window: float
 ) -> dict[str, Any]:
-    md = lib.header("CPU of an idle consumer", opts)
+    md = header("CPU of an idle consumer", opts)
     md += (
         f"\n% of one core over {window:g} s with an empty queue (median over runs); "
         '"server" = PostgreSQL backends serving that consumer\'s database.\n\n'
     )
     headers = ["system"]
-    for vendor in lib.stores(opts):
+    for vendor in stores(opts):
         headers.append(f"{NAMES[vendor]} consumer")
         if vendor == "postgres":
             headers.append("PostgreSQL server")
@@ -137,23 +144,23 @@ def summarize(
         if system.kind == "raw":
             continue
         row = [system.label]
-        for vendor in lib.stores(opts):
+        for vendor in stores(opts):
             rs = runs.get((system.key, vendor))
-            row.append(f"{lib.median(r['consumer'] for r in rs):.2f}%" if rs else "n/a")
+            row.append(f"{median(r['consumer'] for r in rs):.2f}%" if rs else "n/a")
             if vendor == "postgres":
-                row.append(f"{lib.median(r['server'] for r in rs):.2f}%" if rs else "n/a")
+                row.append(f"{median(r['server'] for r in rs):.2f}%" if rs else "n/a")
         rows.append(row)
-    md += lib.table(headers, rows) + "\n"
+    md += table(headers, rows) + "\n"
     figures = []
     for vendor in opts.vendors:
         rs = runs.get(("firefly", vendor))
-        value = lib.median(r["consumer"] for r in rs) if rs else None
+        value = median(r["consumer"] for r in rs) if rs else None
         figures.append(
             {
                 "figure": f"Idle consumer CPU, {NAMES[vendor]}",
                 "target": f"≤ {TARGET:g}% of a core",
                 "value": f"{value:.2f}%" if value is not None else "n/a",
-                "verdict": lib.verdict(value, TARGET, higher_is_better=False),
+                "verdict": verdict(value, TARGET, higher_is_better=False),
             }
         )
     return {"markdown": md, "figures": figures,

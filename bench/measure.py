@@ -6,18 +6,10 @@ import resource
 import time
 from typing import Any
 
-from bench.lib import (
-    RAW_MODES,
-    Database,
-    System,
-    Unavailable,
-    agent,
-    discard_output,
-    log,
-    output_json,
-    start,
-    stop,
-)
+from bench.databases import Database
+from bench.log import log
+from bench.processes import agent, discard_output, output_json, start, stop
+from bench.systems import RAW_MODES, System, Unavailable
 
 _prepared: set[tuple[str, str]] = set()
 

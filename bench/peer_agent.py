@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.dbconf import NAME
 
-# The peer's own settings for this system (System.options in bench/lib.py), as JSON.
+# The peer's own settings for this system (System.options in bench/systems.py), as JSON.
 OPTIONS: dict[str, Any] = json.loads(os.environ.get("FIREFLY_BENCH_PEER", "{}"))
 
 

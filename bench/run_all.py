@@ -19,7 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import lib
+from bench.log import log
+from bench.paths import BENCH, RESULTS
+from bench.reports import machine
+from bench.tables import table
 
 SCRIPTS = ["drain", "scaling", "enqueue", "latency", "idle", "bigtable"]
 
@@ -45,15 +48,15 @@ def main() -> None:
     began = time.monotonic()
     if not args.report_only:
         for name in scripts:
-            lib.log(f"=== {name} ===")
+            log(f"=== {name} ===")
             t0 = time.monotonic()
             code = subprocess.call(
-                [sys.executable, str(lib.BENCH / f"{name}.py"), *passthrough],
+                [sys.executable, str(BENCH / f"{name}.py"), *passthrough],
                 stdout=subprocess.DEVNULL,
             )
             durations[name] = time.monotonic() - t0
             if code:
-                lib.log(f"{name} exited {code}; see its output above and bench/results/logs")
+                log(f"{name} exited {code}; see its output above and bench/results/logs")
     total = time.monotonic() - began
     print(combine(scripts, durations, total))
 
@@ -61,7 +64,7 @@ def main() -> None:
 def combine(scripts: list[str], durations: dict[str, float], total: float) -> str:
     sections, figures = [], []
     for name in scripts:
-        path = lib.RESULTS / f"{name}.json"
+        path = RESULTS / f"{name}.json"
         if not path.exists():
             continue
         report = json.loads(path.read_text())
@@ -69,18 +72,18 @@ def combine(scripts: list[str], durations: dict[str, float], total: float) -> st
         for figure in report.get("figures", []):
             figures.append({**figure, "script": name, "date": report["date"]})
     md = "# Firefly benchmarks (issue #7)\n\n"
-    md += f"{lib.machine()}\n\n"
+    md += f"{machine()}\n\n"
     if durations:
         md += "Durations: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in durations.items())
         md += f"; total {total / 60:.1f} min\n\n"
     md += "## Targets\n\n"
-    md += lib.table(
+    md += table(
         ["figure", "target", "Firefly", "verdict", "script"],
         [[f["figure"], f["target"], f["value"], f["verdict"], f["script"]] for f in figures],
     )
     md += "\n\n" + "\n\n".join(sections)
-    lib.RESULTS.mkdir(parents=True, exist_ok=True)
-    (lib.RESULTS / "SUMMARY.md").write_text(md)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "SUMMARY.md").write_text(md)
     return md
 
 

@@ -20,7 +20,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import lib, measure
+from bench import measure
+from bench.databases import Database
+from bench.log import log
+from bench.options import Options, options, parser
+from bench.reports import header, save
+from bench.systems import PEERS, System, Unavailable
+from bench.tables import fmt, median, table, verdict
 
 # (name, workload, processes, concurrency per process: "n" = the system's --concurrency n)
 CONFIGS = [
@@ -38,9 +44,9 @@ RATIOS = [
 NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
 
 
-def applicable(system: lib.System, config: str) -> bool:
+def applicable(system: System, config: str) -> bool:
     _, workload, _, concurrency = next(c for c in CONFIGS if c[0] == config)
-    if system in lib.PEERS:  # the peers added for drain, enqueue, latency and idle only
+    if system in PEERS:  # the peers added for drain, enqueue, latency and idle only
         return False
     if system.kind == "raw":
         return workload == "noop" and system.key != "rawstmt"
@@ -51,9 +57,9 @@ def applicable(system: lib.System, config: str) -> bool:
 
 
 def main() -> None:
-    p = lib.parser(__doc__.split("\n")[1])
+    p = parser(__doc__.split("\n")[1])
     p.add_argument("--peer-db", default="postgres", help="databases where peers run too")
-    opts = lib.options(p.parse_args())
+    opts = options(p.parse_args())
     peer_dbs = [v for v in opts.extra.peer_db.split(",") if v]
     sizes = {
         "sleep10": (1000, 2.0) if opts.quick else (4000, 3.0),
@@ -62,8 +68,8 @@ def main() -> None:
     runs: dict[tuple[str, str, str], list[float]] = {}
     unavailable: set[tuple[str, str]] = set()
     for vendor in opts.vendors:
-        db = lib.Database(vendor, "scaling")
-        lib.log(f"scaling on {db.durability()}")
+        db = Database(vendor, "scaling")
+        log(f"scaling on {db.durability()}")
         systems = [
             s for s in opts.systems
             if vendor in s.vendors and (s.key == "firefly" or s.pool or vendor in peer_dbs)
@@ -79,18 +85,18 @@ def main() -> None:
                             system, db, workload, n, processes=processes,
                             concurrency=concurrency, cap=cap,
                         )  # fmt: skip
-                    except lib.Unavailable:
+                    except Unavailable:
                         unavailable.add((system.key, vendor))
                         continue
                     runs.setdefault((system.key, vendor, name), []).append(result["rate"])
         db.drop()
     report = summarize(opts, runs)
     print(report["markdown"])
-    lib.save("scaling", report)
+    save("scaling", report)
 
 
-def summarize(opts: lib.Options, runs: dict[tuple[str, str, str], list[float]]) -> dict[str, Any]:
-    md = lib.header("Scaling with threads and processes", opts)
+def summarize(opts: Options, runs: dict[tuple[str, str, str], list[float]]) -> dict[str, Any]:
+    md = header("Scaling with threads and processes", opts)
     md += (
         "\nTasks/s (median of runs); ratios are computed within each run, then the median "
         "is taken. `sleep` tasks sleep 10 ms; `cN` = one process with `--concurrency N` "
@@ -105,11 +111,11 @@ def summarize(opts: lib.Options, runs: dict[tuple[str, str, str], list[float]]) 
             for name, *_ in CONFIGS:
                 values = runs.get((system.key, vendor, name))
                 measured |= bool(values)
-                row.append(f"{lib.fmt(lib.median(values))}/s" if values else "n/a")
+                row.append(f"{fmt(median(values))}/s" if values else "n/a")
             for _, top, bottom, _target in RATIOS:
                 a, b = runs.get((system.key, vendor, top)), runs.get((system.key, vendor, bottom))
                 if a and b:
-                    ratio = lib.median(x / y for x, y in zip(a, b, strict=False) if y)
+                    ratio = median(x / y for x, y in zip(a, b, strict=False) if y)
                     row.append(f"{ratio:.2f}×")
                 else:
                     row.append("n/a")
@@ -118,18 +124,18 @@ def summarize(opts: lib.Options, runs: dict[tuple[str, str, str], list[float]]) 
         if not rows:
             continue
         md += f"\n### {NAMES[vendor]}\n\n"
-        md += lib.table(["system", *(c[0] for c in CONFIGS), *(r[0] for r in RATIOS)], rows)
+        md += table(["system", *(c[0] for c in CONFIGS), *(r[0] for r in RATIOS)], rows)
         md += "\n"
         for label, top, bottom, target in RATIOS:
             a = runs.get(("firefly", vendor, top))
             b = runs.get(("firefly", vendor, bottom))
-            ratio = lib.median(x / y for x, y in zip(a, b, strict=False) if y) if a and b else None
+            ratio = median(x / y for x, y in zip(a, b, strict=False) if y) if a and b else None
             figures.append(
                 {
                     "figure": f"Scaling {label}, {NAMES[vendor]}",
                     "target": f"≥ {target}×" if target else "reported",
                     "value": f"{ratio:.2f}×" if ratio else "n/a",
-                    "verdict": lib.verdict(ratio, target) if target else "reported",
+                    "verdict": verdict(ratio, target) if target else "reported",
                 }
             )
     return {

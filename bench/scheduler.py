@@ -98,7 +98,7 @@ def burst(vendor: str) -> None:
 
 
 def idle(args: argparse.Namespace, env: dict[str, str]) -> None:
-    from bench import lib
+    from bench.processes import cpu_seconds
 
     make_schedules(due=False)
     shares = {}
@@ -112,9 +112,9 @@ def idle(args: argparse.Namespace, env: dict[str, str]) -> None:
         )
         try:
             time.sleep(5)  # started, synced, settled
-            start, t0 = lib.cpu_seconds(process.pid), time.monotonic()
+            start, t0 = cpu_seconds(process.pid), time.monotonic()
             time.sleep(args.window)
-            used = lib.cpu_seconds(process.pid) - start
+            used = cpu_seconds(process.pid) - start
             shares[flag or "scheduler"] = used / (time.monotonic() - t0) * 100
         finally:
             process.terminate()

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 def database(vendor: str, label: str, *, in_memory: bool = False) -> Iterator[str]:
     """The name of a fresh database of ``vendor`` for the ``with`` block."""
     if vendor != "sqlite":
-        from bench import lib
+        from bench.databases import Database
 
-        yield lib.Database(vendor, label).name  # dropped when this script exits
+        yield Database(vendor, label).name  # dropped when this script exits
         return
     where = "/dev/shm" if in_memory and os.path.isdir("/dev/shm") else None
     folder = tempfile.mkdtemp(prefix=f"ff{label}-", dir=where)

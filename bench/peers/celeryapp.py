@@ -4,7 +4,7 @@ bench.peers.celeryapp worker``) and the benchmark workloads.
 Redis is the broker; every key of a benchmark run starts with its name (kombu's
 ``global_keyprefix``), so runs never share a queue. Results are off (``ignore_result``), as
 for any task whose return value nobody reads. Celery's defaults otherwise; the worker's
-pool, concurrency and prefetch come from its command line (bench/lib.py).
+pool, concurrency and prefetch come from its command line (bench/systems.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Huey (no Django) as a peer of the benchmarks: the ``huey`` instance its consumer runs
 (``python -m huey.bin.huey_consumer bench.peers.hueyapp.huey``) and the benchmark workloads.
 
-The storage follows the system (``FIREFLY_BENCH_PEER``'s ``storage``, see bench/lib.py):
+The storage follows the system (``FIREFLY_BENCH_PEER``'s ``storage``, see bench/systems.py):
 ``sqlite`` is ``SqliteHuey`` on the benchmark's SQLite file, ``sql`` the contrib ``SqlHuey``
 through peewee (PostgreSQL, MariaDB), ``postgres`` Huey 3's own ``PostgresHuey`` (psycopg 3,
 LISTEN/NOTIFY), ``redis`` ``RedisHuey``. Huey's defaults otherwise, except on SQLite:

@@ -1,6 +1,6 @@
 """django-q2 with its ORM broker on the benchmark database. Its defaults, save for the
 system's own ``Q_CLUSTER`` keys and ``CONN_MAX_AGE`` (``FIREFLY_BENCH_PEER``, see
-bench/lib.py: the tuned variant)."""
+bench/systems.py: the tuned variant)."""
 
 from bench.peer_agent import OPTIONS
 from bench.peers.common_settings import *  # noqa: F403

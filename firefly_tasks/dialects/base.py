@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 from django.core.checks import CheckMessage
 from django.db import Error, models
 
+from firefly_tasks.dialects import datetimes
 from firefly_tasks.dialects.bookkeeping import TransactionBookkeeping
 from firefly_tasks.dialects.instances import instances
 from firefly_tasks.dialects.rollup_rows import RollupRows
@@ -296,12 +297,12 @@ class Dialect(TransactionBookkeeping, TickStatements, Workflows, Sessions, State
     def _reader(self, model: type[models.Model]) -> tuple[Any, Any, list[str]]:
         # The compiler and converters of the model's columns: building them costs more than
         # the claim of an empty queue, which idle consumers make several times a second.
-        meta = model._meta
-        fields = meta.concrete_fields
+        fields, table = model._meta.concrete_fields, model._meta.db_table
         compiler = self.connection.ops.compiler("SQLCompiler")(
             model._default_manager.none().query, self.connection, self.connection.alias
         )
-        converters = compiler.get_converters([f.get_col(meta.db_table) for f in fields])
+        columns = [f.get_col(table) for f in fields]
+        converters = datetimes.quicken(compiler.get_converters(columns), self.connection.ops)
         return compiler, converters, [f.attname for f in fields]
 
     def _insert_attempts(self, attempt_model: type[models.Model], done: Completions) -> None:

@@ -3,10 +3,12 @@ updates and reads back in one short transaction; the session's clock is not UTC.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.db import OperationalError, models, transaction
 
+from firefly_tasks.dialects import datetimes
 from firefly_tasks.dialects.base import ORDER, Claim, Dialect
 from firefly_tasks.dialects.rollup_rows import RollupRows
 from firefly_tasks.dialects.statement_limits import is_bounded
@@ -29,6 +31,9 @@ def _code(exc: BaseException) -> Any:
 class MySQLDialect(Dialect):
     vendor = "mysql"
     utc_now_sql = "UTC_TIMESTAMP(6)"
+
+    def adapt(self, value: datetime.datetime | None) -> Any:
+        return datetimes.as_text(self.connection, value)
 
     def anything_ready(self, model: type[models.Model], claim: Claim) -> bool:
         """One autocommit query before a claim's transaction: an idle consumer polls several
@@ -79,7 +84,11 @@ class MySQLDialect(Dialect):
                 f" worker_id = %s WHERE id IN ({placeholders})",
                 [claim.running, stamp, claim.worker_id, *claimed],
             )
-            return list(model._default_manager.using(alias).filter(pk__in=claimed))
+            return self.fetch_rows(
+                model,
+                f"SELECT {self.columns(model)} FROM {task} WHERE id IN ({placeholders})",
+                claimed,
+            )
 
     def candidates_sql(self, model: type[models.Model]) -> str:
         """The candidate query for one queue: the ready index (``status``, ``queue``,

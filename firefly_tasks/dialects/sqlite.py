@@ -4,6 +4,7 @@ statement; transactions begin at their first query, not when a block opens."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -11,11 +12,15 @@ from typing import Any
 from django.core.checks import CheckMessage, Warning
 from django.db import models, transaction
 
+from firefly_tasks.dialects import datetimes
 from firefly_tasks.dialects.base import ORDER, Claim, Dialect
 
 
 class SQLiteDialect(Dialect):
     vendor = "sqlite"
+
+    def adapt(self, value: datetime.datetime | None) -> Any:
+        return datetimes.as_text(self.connection, value)
 
     def claim_statement(
         self, model: type[models.Model], queue_model: type[models.Model], claim: Claim

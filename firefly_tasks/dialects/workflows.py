@@ -26,6 +26,7 @@ class Workflows:
     qn: Callable[[str], str]
     adapt: Callable[[datetime.datetime | None], Any]
     hot_cursor: Callable[[], Any]
+    binary_placeholder: Callable[[], str]
     max_params: Callable[[], int | None]
 
     def returns_from_update(self) -> bool:
@@ -39,11 +40,17 @@ class Workflows:
         A locking read on MariaDB: its repeatable read would not see an edge committed since
         this transaction's first read (a ``depends_on`` added while the parent ran)."""
         table = self.qn(edge_model._meta.db_table)
-        marks = ", ".join(["%s"] * len(parents))
-        lock = " LOCK IN SHARE MODE" if self.connection.vendor == "mysql" else ""
-        sql = f"SELECT parent_id, child_id FROM {table} WHERE parent_id IN ({marks}) ORDER BY id"
+        vendor = self.connection.vendor
+        # PostgreSQL: one array, which the server parses and plans in a fraction of the time
+        # of a list of a completed group's hundreds of ids.
+        if vendor == "postgresql":
+            marks = f"= ANY({self.binary_placeholder()}::bigint[])"
+        else:
+            marks = f"IN ({', '.join(['%s'] * len(parents))})"
+        lock = " LOCK IN SHARE MODE" if vendor == "mysql" else ""
+        sql = f"SELECT parent_id, child_id FROM {table} WHERE parent_id {marks} ORDER BY id"
         with self.hot_cursor() as cursor:
-            cursor.execute(sql + lock, parents)
+            cursor.execute(sql + lock, [parents] if vendor == "postgresql" else parents)
             return [(parent, child) for parent, child in cursor.fetchall()]
 
     def count_down(

@@ -4,7 +4,9 @@ them back through the system's own public API."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import uuid
 from typing import Any
 
 SYSTEM = os.environ.get("FIREFLY_BENCH_SYSTEM", "firefly")
@@ -114,6 +116,36 @@ class FireflyAdapter(Adapter):
             "returned_data": ("when_tpl", ("failed", "cancelled"), None),
             "returned_preview": ("when_tpl", ("failed", "cancelled"), ""),
         }
+
+
+class FeaturesAdapter(FireflyAdapter):
+    """The "fffeat" system: Firefly with the features of the other issues in use. Its no-op
+    tasks are calls of ``featured`` (declared with a timeout), each scheduled with a unique key
+    of its own (none is a duplicate) and two tags; its consumer runs ten schedules
+    (``FIREFLY_BENCH_FEATURES``, bench/settings.py). Other workloads are Firefly's own."""
+
+    TAGS = ("bench", "features")
+
+    def __init__(self) -> None:
+        # Keys distinct from any earlier seed's, whether its tasks finished or not.
+        self.prefix = uuid.uuid4().hex[:12]
+        self.numbers = itertools.count()
+
+    def featured(self) -> Any:
+        prefix = self.prefix
+        return self.task("featured").using(
+            unique_key=lambda i: f"{prefix}-{i}", tags=list(self.TAGS)
+        )
+
+    def schedule(self, workload: str) -> Any:
+        if workload != "noop":
+            return super().schedule(workload)
+        return self.featured().schedule(next(self.numbers)).pk
+
+    def schedule_many(self, workload: str, n: int) -> None:
+        if workload != "noop":
+            return super().schedule_many(workload, n)
+        self.featured().schedule_many([(next(self.numbers),) for _ in range(n)])
 
 
 class Ff04Adapter(Adapter):
@@ -226,4 +258,9 @@ class DtdbAdapter(Adapter):
         }
 
 
-ADAPTERS = {"firefly": FireflyAdapter, "ff04": Ff04Adapter, "dtdb": DtdbAdapter}
+ADAPTERS = {
+    "firefly": FireflyAdapter,
+    "fffeat": FeaturesAdapter,
+    "ff04": Ff04Adapter,
+    "dtdb": DtdbAdapter,
+}

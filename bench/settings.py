@@ -1,7 +1,8 @@
 """Settings of the Firefly side of the benchmarks: the engine, the dashboard, the bench tasks.
 
 The database comes from the environment (see ``bench/dbconf.py``); extra settings as JSON in
-``FIREFLY_BENCH_OVERRIDES``. Nothing here tunes Firefly: every ``FIREFLY_*`` is its default.
+``FIREFLY_BENCH_OVERRIDES``. Nothing here tunes Firefly: every ``FIREFLY_*`` is its default,
+but for the schedules of the "fffeat" system (``FIREFLY_BENCH_FEATURES=1``), below.
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ DATABASES = databases()
 if "queue" in DATABASES:  # the "ffqueue" system: Firefly on a database of its own
     FIREFLY_DATABASE = "queue"
     DATABASE_ROUTERS = ["firefly_tasks.routers.FireflyRouter"]
+# FIREFLY_BENCH_FEATURES=1 (drain.py's "fffeat" system, Firefly with its features on): ten
+# schedules of a no-op task, every second, so that the consumer's scheduler thread enqueues
+# ten ticks a second while it drains. Every minute would tick in no drain: the tables are
+# emptied before each drain, and an interval's first tick comes one interval after the
+# consumer creates the schedule.
+if os.environ.get("FIREFLY_BENCH_FEATURES") == "1":
+    FIREFLY_SCHEDULES = {
+        f"bench-tick-{i}": {"task": "bench.benchapp.tasks.tick", "every": 1} for i in range(10)
+    }
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -119,12 +119,20 @@ class System:
     admin: bool = False
     pool: str = ""  # Firefly's --pool, when not its default
     queue_db: bool = False  # Firefly with FIREFLY_DATABASE on a database of its own
+    # Firefly with its features in use (FIREFLY_BENCH_FEATURES: bench/settings.py's schedules,
+    # bench/agent_adapters.py's FeaturesAdapter).
+    features: bool = False
     # The peer's own settings (FIREFLY_BENCH_PEER, read by bench/peer_agent.py) and the
     # arguments added to its consumer's command: what its tuned variant sets.
     options: dict[str, Any] = field(default_factory=dict)
     worker_args: tuple[str, ...] = ()
     # A variant tuned on the consumer's side only: the system whose enqueue is the very same.
     enqueues_as: str = ""
+
+    @property
+    def firefly(self) -> bool:
+        """This checkout's Firefly, whatever its variant."""
+        return self.key == "firefly" or bool(self.pool) or self.queue_db or self.features
 
     @property
     def python(self) -> str:
@@ -146,6 +154,9 @@ class System:
         env["FIREFLY_BENCH_SYSTEM"] = "firefly" if self.pool or self.queue_db else self.key
         if self.queue_db:
             env["FIREFLY_BENCH_QUEUE_DB"] = "1"
+        env.pop("FIREFLY_BENCH_FEATURES", None)
+        if self.features:
+            env["FIREFLY_BENCH_FEATURES"] = "1"
         if self.settings:
             env["DJANGO_SETTINGS_MODULE"] = self.settings
         if self.options:
@@ -157,7 +168,7 @@ class System:
         self, workload: str, concurrency: int | None = None, burst: bool = True
     ) -> list[str]:
         """The system's own consumer command (Django systems)."""
-        if self.key == "firefly" or self.pool or self.queue_db:
+        if self.firefly:
             cmd = [self.python, "-m", "django", "consume_tasks"]
             if self.pool:
                 cmd += ["--pool", self.pool]
@@ -188,6 +199,10 @@ FIREFLY = System("firefly", "Firefly", "django", settings="bench.settings", conc
                  admin=True)  # fmt: skip
 FFPROC = System("ffproc", "Firefly, --pool process", "django", settings="bench.settings",
                 concurrency=True, pool="process")  # fmt: skip
+# The same consumer with the features of the other issues in use: its scheduler thread
+# enqueueing ticks, its tasks with a timeout, a unique key and tags (drain.py only).
+FFFEAT = System("fffeat", "Firefly, features on", "django", settings="bench.settings",
+                concurrency=True, features=True)  # fmt: skip
 FF04 = System("ff04", "django-firefly-tasks 0.4.0", "django", venv="ff04",
               settings="bench.peers.ff04.settings", burst=False, admin=True)  # fmt: skip
 DTDB = System("dtdb", "django-tasks-db 0.13.0", "django", venv="dtdb",
@@ -251,4 +266,6 @@ CELERYTHREADS = System("celerythreads", "Celery 5.7.0 (Redis), --pool threads, t
 PEERS = [PROCRASTINATE, PROCRASTINATE10, DJQ2, DJQ2TUNED, HUEY, HUEY4, HUEYSQL, HUEYPG,
          HUEYREDIS, HUEYREDIS4, CELERY, CELERYTHREADS]  # fmt: skip
 SYSTEMS = [FIREFLY, FFPROC, FFQUEUE, FF04, DTDB, PGQ, *PEERS, RAW1, RAW100, RAWSTMT]
+# Systems of drain.py alone, kept out of SYSTEMS (every script's --systems and its default).
+DRAIN_ONLY = [FFFEAT]
 RAW_MODES = {"raw1": "single", "raw100": "batch", "rawstmt": "onestatement"}

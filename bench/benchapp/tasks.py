@@ -42,3 +42,15 @@ def sleep(seconds: float) -> None:
 def stamp_after(previous: object) -> float:
     """A group's callback or a chain's link: the moment it started."""
     return time.time()
+
+
+@task()
+def tick() -> None:
+    """What the schedules of the "fffeat" system enqueue (bench/settings.py): nothing."""
+
+
+@task(timeout=60)
+def featured(i: int) -> None:
+    """The no-op of the "fffeat" system (Firefly with its features on): declared with a
+    timeout, armed and disarmed around each run and never reached; each call is scheduled with
+    a unique key of its own, made from ``i``, and tags (bench/agent_adapters.py)."""

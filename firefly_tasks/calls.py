@@ -14,6 +14,7 @@ from django.db import transaction
 from firefly_tasks import database, serialization, signals, uniqueness
 from firefly_tasks.call_columns import column_values
 from firefly_tasks.conf import settings
+from firefly_tasks.dialects.instances import builder
 from firefly_tasks.exceptions import InvalidTaskError
 from firefly_tasks.execution import run_immediately
 from firefly_tasks.models import TaskModel, TaskTag
@@ -66,11 +67,11 @@ def build_rows(
     row_values = list(values.values())
     flow = any((options.unique, options.unique_key, options.concurrency_limit, options.rate_limit))
     rows = []
+    build = builder(TaskModel, fields)
     for args, kwargs in calls:
         row_values[params_at] = serialization.dumps((list(args), kwargs), serializer, "arguments")
         row_values[preview_at] = serialization.call_preview(args, kwargs, length)
-        # Positional, in field order: Django's fast way to build an instance.
-        row = TaskModel(*row_values)  # type: ignore[misc]
+        row = build(row_values)
         if flow:
             _flow_control(row, name, options, (args, kwargs))
         if options.depends_on:

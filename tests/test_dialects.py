@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import OperationalError, connection, connections, transaction
+from django.utils import timezone
 
 from firefly_tasks.dialects import dialect
 from tests.testapp.models import Note
@@ -125,6 +126,42 @@ def test_claimed_rows_are_instances_as_the_orm_loads_them(db: None) -> None:
     finally:
         post_init.disconnect(listener, sender=TaskModel)
     assert seen == [second]
+
+
+def test_scheduled_rows_are_instances_as_the_model_builds_them(db: None) -> None:
+    from django.db.models.signals import pre_init
+
+    from firefly_tasks.calls import build_rows
+    from firefly_tasks.models import TaskModel
+    from tests.testapp import tasks
+
+    now = timezone.now()
+    calls = [((1, 2), {}), ((3,), {"b": 4})]
+    built = build_rows(tasks.add.name, tasks.add.options, calls, now=now)
+    fields = [f.attname for f in TaskModel._meta.concrete_fields]
+    for row in built:
+        model_built = TaskModel(*[getattr(row, f) for f in fields])  # type: ignore[misc]
+        assert {f: getattr(row, f) for f in fields} == {f: getattr(model_built, f) for f in fields}
+        assert (row._state.adding, row._state.db) == (True, None)
+        assert row.pk is None and row.get_deferred_fields() == set()
+    assert [r.params_data for r in built] != [built[0].params_data] * 2  # a row a call
+    stored = TaskModel.objects.insert_calls(built)
+    assert [TaskModel.objects.get(pk=r.pk).params_data for r in stored] == [
+        r.params_data for r in built
+    ]
+
+    # Where something listens to the model's init signals, rows are built through __init__.
+    seen: list[object] = []
+
+    def listener(**kwargs: object) -> None:
+        seen.append(kwargs["sender"])
+
+    pre_init.connect(listener, sender=TaskModel)
+    try:
+        (row,) = build_rows(tasks.add.name, tasks.add.options, calls[:1], now=now)
+    finally:
+        pre_init.disconnect(listener, sender=TaskModel)
+    assert seen == [TaskModel]
 
 
 # A task's transaction on SQLite -----------------------------------------------------------

@@ -7,7 +7,7 @@ Only where nothing listens to the model's ``pre_init`` or ``post_init`` signals,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import models
@@ -33,3 +33,20 @@ def instances(
         values["_state"] = state
         built.append(instance)
     return built
+
+
+def builder(model: type[models.Model], names: list[str]) -> Callable[[Sequence[Any]], Any]:
+    """A function building an unsaved instance of ``model`` from a value for each of
+    ``names`` (every concrete field's ``attname``, in field order), as ``model(*values)``
+    does: ``schedule_many()`` builds a row a call."""
+    if pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return lambda values: model(*values)
+    new = model.__new__
+
+    def build(values: Sequence[Any]) -> Any:
+        instance = new(model)
+        instance.__dict__.update(zip(names, values, strict=True))
+        instance._state = ModelState()
+        return instance
+
+    return build

@@ -208,6 +208,12 @@ def cmd_bigseed(a: Adapter, args: dict[str, Any]) -> dict[str, Any]:
             cursor.execute("ANALYZE")
     return {
         "n": n,
+        # Row g (0 = newest) has the key start_pk + g (None: keys not numbered by the
+        # database), and finished at about base - g * (its spacing): bench/prune_latency.py
+        # finds the n-th oldest by its key.
+        "start_pk": start_pk,
+        "base": seeder.base,
+        "recent": seeder.recent,
         "attempts": attempts,
         "rollup_rows": rollup_rows if SYSTEM == "firefly" else 0,
         "seed_seconds": seeded,

@@ -1,5 +1,6 @@
 """The databases a benchmark creates: one fresh database a measurement, on PostgreSQL, SQLite,
-MariaDB, or a prefix of keys on the Redis of the peers, dropped when the script exits."""
+MariaDB, or a prefix of keys on the Redis of the peers, dropped when the script exits; or a
+copy of a cached one (the big table of ``bench/bigcache.py``)."""
 
 from __future__ import annotations
 
@@ -38,20 +39,33 @@ _counter = 0
 class Database:
     """A database created for one benchmark and dropped when the script exits."""
 
-    def __init__(self, vendor: str, tag: str) -> None:
+    def __init__(self, vendor: str, tag: str, template: str | None = None) -> None:
+        """``template``: a copy of that database (PostgreSQL: a template database, copied
+        file by file; SQLite: a file, checkpointed) instead of an empty one."""
         global _counter
         _counter += 1
         self.vendor = vendor
         self.name = f"ffbench_{tag}_{os.getpid()}_{_counter}"
         self._dir: str | None = None
+        if template is not None and vendor not in ("postgres", "sqlite"):
+            raise ValueError(f"no template databases on {vendor}")
         if vendor == "sqlite":
             self._dir = tempfile.mkdtemp(prefix="ffbench-")
             self.name = os.path.join(self._dir, f"{self.name}.sqlite3")
+            if template is not None:
+                shutil.copyfile(template, self.name)
         elif vendor == REDIS:
             self.name += "_r"  # no name is the start of another: keys are dropped by prefix
         elif vendor == "postgres":
             with self._server() as conn:
-                conn.execute(f'CREATE DATABASE "{self.name}"')
+                if template is None:
+                    conn.execute(f'CREATE DATABASE "{self.name}"')
+                else:
+                    # FILE_COPY (PostgreSQL 15+): the template's files copied after a
+                    # checkpoint, instead of the default WAL_LOG, which writes the whole
+                    # copy to the WAL block by block (slow for a table of ten million rows).
+                    strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+                    conn.execute(f'CREATE DATABASE "{self.name}" TEMPLATE "{template}"{strategy}')
         elif vendor == "mariadb":
             with self._server() as conn:
                 conn.cursor().execute(
@@ -65,23 +79,8 @@ class Database:
     def __repr__(self) -> str:
         return f"<Database {self.vendor} {self.name}>"
 
-    @contextlib.contextmanager
     def _server(self) -> Any:
-        if self.vendor == "postgres":
-            import psycopg
-
-            conn = psycopg.connect(dbname="postgres", autocommit=True, **PG)
-        else:
-            import MySQLdb
-
-            conn = MySQLdb.connect(
-                host=MYSQL["host"], port=MYSQL["port"], user=MYSQL["user"],
-                password=MYSQL["password"], autocommit=True,
-            )  # fmt: skip
-        try:
-            yield conn
-        finally:
-            conn.close()
+        return server(self.vendor)
 
     def connect(self) -> Any:
         """A DB-API connection to this database, in autocommit mode."""
@@ -201,6 +200,27 @@ class Database:
             conn.close()
         keys = ("commits", "rollbacks", "inserted", "updated", "deleted", "returned", "fetched")
         return dict(zip(keys, row, strict=True)) if row else {}
+
+
+@contextlib.contextmanager
+def server(vendor: str) -> Any:
+    """An autocommit connection to the PostgreSQL or MariaDB server, in no benchmark's
+    database (to create, copy and drop them)."""
+    if vendor == "postgres":
+        import psycopg
+
+        conn = psycopg.connect(dbname="postgres", autocommit=True, **PG)
+    else:
+        import MySQLdb
+
+        conn = MySQLdb.connect(
+            host=MYSQL["host"], port=MYSQL["port"], user=MYSQL["user"],
+            password=MYSQL["password"], autocommit=True,
+        )  # fmt: skip
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def redis_command(*args: str) -> Any:

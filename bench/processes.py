@@ -29,6 +29,11 @@ from bench.paths import REPO, RESULTS
 from bench.systems import System
 
 _procs: set[subprocess.Popen[Any]] = set()
+# ``taskset -c`` of every process started while set (``pin``), and who hears of each start
+# (``listen``): how bench/scaling.py pins consumers to a core and bench/pgstats.py learns
+# when a drain's consumers start.
+_cpus: str | None = None
+_listeners: list[Callable[[str, subprocess.Popen[Any]], None]] = []
 
 
 def _kill_all() -> None:
@@ -41,7 +46,10 @@ on_exit(_kill_all)
 
 def start(cmd: list[str], env: dict[str, str], name: str = "proc") -> subprocess.Popen[Any]:
     """Start a process of a benchmark. Its stderr goes to bench/results/logs/NAME.log, its
-    stdout to a file of its own (never a pipe nobody reads: a chatty consumer would block)."""
+    stdout to a file of its own (never a pipe nobody reads: a chatty consumer would block).
+    Under ``pin``, it runs through ``taskset -c CPUS`` (which execs it: same pid)."""
+    if _cpus is not None:
+        cmd = ["taskset", "-c", _cpus, *cmd]
     logs = RESULTS / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     err = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
@@ -51,7 +59,22 @@ def start(cmd: list[str], env: dict[str, str], name: str = "proc") -> subprocess
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err, start_new_session=True)
     proc._bench_files = (out, err)  # type: ignore[attr-defined]
     _procs.add(proc)
+    for listener in list(_listeners):
+        listener(name, proc)
     return proc
+
+
+def pin(cpus: str | None) -> None:
+    """Start every later process on these CPUs (``taskset -c`` syntax: "0", "0-1"); ``None``:
+    wherever the kernel likes."""
+    global _cpus
+    _cpus = cpus
+
+
+def listen(listener: Callable[[str, subprocess.Popen[Any]], None]) -> Callable[[], None]:
+    """Call ``listener(name, proc)`` after every ``start``; returns what stops it."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener) if listener in _listeners else None
 
 
 def stop(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:

@@ -164,6 +164,20 @@ def test_scheduled_rows_are_instances_as_the_model_builds_them(db: None) -> None
     assert seen == [TaskModel]
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's placeholders")
+def test_the_sqlite_hot_cursor_converts_placeholders_as_django_does(db: None) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(2):  # converted, then the conversion remembered
+        with CaptureQueriesContext(connection) as seen, dialect(connection).hot_cursor() as c:
+            c.execute("SELECT %s, '%%s', %s", [1, "two"])
+            assert c.fetchone() == (1, "%s", "two")
+        assert len(seen.captured_queries) == 1
+    with dialect(connection).hot_cursor() as cursor:
+        cursor.execute("SELECT %(a)s, %(a)s", {"a": 3})  # Django's named style too
+        assert cursor.fetchone() == (3, 3)
+
+
 # A task's transaction on SQLite -----------------------------------------------------------
 
 

@@ -176,6 +176,9 @@ def test_the_sqlite_hot_cursor_converts_placeholders_as_django_does(db: None) ->
     with dialect(connection).hot_cursor() as cursor:
         cursor.execute("SELECT %(a)s, %(a)s", {"a": 3})  # Django's named style too
         assert cursor.fetchone() == (3, 3)
+        long = "SELECT " + ", ".join(["%s"] * 1500)  # longer than the texts it keeps
+        cursor.execute(long, list(range(1500)))
+        assert cursor.fetchone() == tuple(range(1500))
 
 
 # A task's transaction on SQLite -----------------------------------------------------------

@@ -18,15 +18,18 @@ from firefly_tasks.dialects.base import ORDER, Claim, Dialect
 
 # Hot statements' text with Django's "%s" placeholders turned into SQLite's "?": Django does
 # it with a regular expression at every execute, which costs more than a small statement.
+# Kept for short texts only (at most 256 of 4,096 characters: 2 MiB): a long one, such as
+# a big group's completion, costs far more to run than to convert.
 _QMARK: dict[str, str] = {}
 _QMARK_MOST = 256
+_QMARK_LONGEST = 4096
 
 
 class _HotCursor(SQLiteCursorWrapper):
     """Django's SQLite cursor, but for converting each statement's text once."""
 
     def convert_query(self, query: str, *, param_names: Any = None) -> str:
-        if param_names is not None:
+        if param_names is not None or len(query) > _QMARK_LONGEST:
             return str(super().convert_query(query, param_names=param_names))
         found = _QMARK.get(query)
         if found is None:

@@ -61,6 +61,23 @@ class Adapter:
         """For the latency figure: when each ``stamp`` task started (its return value)."""
         raise NotImplementedError
 
+    # For a peer without a bulk API: its rows, as its own schedule would write them.
+    result_field = ""  # where the peer keeps a task's return value
+
+    def bulk_insert(self, n: int, **fields: Any) -> None:
+        """``n`` rows of ``fields``, in INSERTs of 5,000 rows."""
+        self.model.objects.bulk_create([self.model(**fields) for _ in range(n)], batch_size=5000)
+
+    def returned(self, pks: list[Any], key: Any = None) -> dict[Any, Any]:
+        """The return value of each task in ``pks`` that completed, None for the others."""
+        rows = self.model.objects.filter(pk__in=pks)
+        return {
+            (key(r.pk) if key else r.pk): (
+                getattr(r, self.result_field) if r.status == self.done_status else None
+            )
+            for r in rows
+        }
+
     # How row g of a million finished tasks differs from the template row, field by field
     # (see ``Seeder``). Fields not named keep the template's value.
     statuses: tuple[tuple[int, str], ...] = ()  # (percentile bound, status)
@@ -152,6 +169,7 @@ class Ff04Adapter(Adapter):
     apps = ("django_firefly_tasks",)
     admin_apps = ("django_firefly_tasks",)
     ready_filter = {"status": "created"}
+    result_field = "returned"
 
     @property
     def model(self) -> Any:
@@ -172,25 +190,19 @@ class Ff04Adapter(Adapter):
         from django_firefly_tasks._private import consts
         from django_firefly_tasks._private.utils import get_func_path, serialize_object
 
-        func = self.task(workload).__wrapped__
-        params = serialize_object({"args": (), "kwargs": {}})
-        rows = [
-            self.model(
-                func_name=get_func_path(func),
-                raw_params=params,
-                not_before=None,
-                queue=consts.DEFAULT_QUEUE,
-                status="created",
-                retry_delay=consts.RETRY_DELAY,
-                max_retries=consts.MAX_RETRIES,
-            )
-            for _ in range(n)
-        ]
-        self.model.objects.bulk_create(rows, batch_size=5000)
+        self.bulk_insert(
+            n,
+            func_name=get_func_path(self.task(workload).__wrapped__),
+            raw_params=serialize_object({"args": (), "kwargs": {}}),
+            not_before=None,
+            queue=consts.DEFAULT_QUEUE,
+            status="created",
+            retry_delay=consts.RETRY_DELAY,
+            max_retries=consts.MAX_RETRIES,
+        )
 
     def started_at(self, pks: list[Any]) -> dict[Any, float | None]:
-        rows = self.model.objects.filter(pk__in=pks)
-        return {r.pk: (r.returned if r.status == "completed" else None) for r in rows}
+        return self.returned(pks)
 
     statuses = ((98, "completed"), (100, "failed"))
 
@@ -209,6 +221,7 @@ class DtdbAdapter(Adapter):
     done_status = "SUCCESSFUL"
     done_field = "finished_at"
     ready_filter = {"status": "READY"}
+    result_field = "return_value"
 
     @property
     def model(self) -> Any:
@@ -229,22 +242,18 @@ class DtdbAdapter(Adapter):
         from django_tasks_db.models import get_date_max
 
         task = self.task(workload)
-        rows = [
-            self.model(
-                args_kwargs={"args": [], "kwargs": {}},
-                priority=task.priority,
-                task_path=task.module_path,
-                queue_name=task.queue_name,
-                run_after=get_date_max(),
-                backend_name="default",
-            )
-            for _ in range(n)
-        ]
-        self.model.objects.bulk_create(rows, batch_size=5000)
+        self.bulk_insert(
+            n,
+            args_kwargs={"args": [], "kwargs": {}},
+            priority=task.priority,
+            task_path=task.module_path,
+            queue_name=task.queue_name,
+            run_after=get_date_max(),
+            backend_name="default",
+        )
 
     def started_at(self, pks: list[Any]) -> dict[Any, float | None]:
-        rows = self.model.objects.filter(pk__in=pks)
-        return {str(r.pk): (r.return_value if r.status == "SUCCESSFUL" else None) for r in rows}
+        return self.returned(pks, key=str)
 
     statuses = ((98, "SUCCESSFUL"), (100, "FAILED"))
 

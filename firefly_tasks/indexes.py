@@ -1,6 +1,6 @@
-"""Indexes of the task table, shaped for each database.
+"""Indexes of the task and attempt tables, shaped for each database.
 
-Both are declared as plain indexes, which is what MariaDB gets (it has no partial
+The task table's are declared as plain indexes, which is what MariaDB gets (it has no partial
 indexes, and Django would otherwise create none there). Databases with partial indexes
 (PostgreSQL, SQLite) get a smaller index instead, over the rows the index is read for: each
 row a claim or a completion rewrites then costs fewer index entries.
@@ -12,6 +12,8 @@ from typing import Any
 
 from django.db import models
 from django.db.models import Q
+
+from firefly_tasks.states import ATTENTION_OUTCOMES
 
 
 class _PartialWherePossible(models.Index):
@@ -102,3 +104,14 @@ class UniqueWhereSet(models.UniqueConstraint):
 
     def remove_sql(self, model: Any, schema_editor: Any) -> Any:
         return self._plain(schema_editor).remove_sql(model, schema_editor)
+
+
+def attention_index() -> models.Index:
+    """The attempts that need an operator's eye (``ATTENTION_OUTCOMES``), for the dashboard's
+    "attempt outcome" filter: a partial index, so a completion's attempt adds no entry, and
+    none on MariaDB (Django creates no conditional index there; the filter scans)."""
+    return models.Index(
+        fields=["outcome", "task"],
+        name="firefly_attempt_attention",
+        condition=Q(outcome__in=[outcome.value for outcome in ATTENTION_OUTCOMES]),
+    )

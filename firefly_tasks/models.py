@@ -16,7 +16,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
 from firefly_tasks import rollups, serialization, waiting
-from firefly_tasks.indexes import LimitKeyIndex, NotNullIndex, ReadyTasksIndex, UniqueWhereSet
+from firefly_tasks.indexes import (
+    LimitKeyIndex,
+    NotNullIndex,
+    ReadyTasksIndex,
+    UniqueWhereSet,
+    attention_index,
+)
 from firefly_tasks.limit_models import ConcurrencyKey as ConcurrencyKey
 from firefly_tasks.limit_models import RateBucket as RateBucket
 from firefly_tasks.limit_models import StuckTask as StuckTask
@@ -96,13 +102,11 @@ class WorkerModel(models.Model):
         db_default="",
         help_text=gettext_lazy("Firefly's release"),
     )
-    # Asked from the dashboard to stop as SIGTERM would (firefly_tasks.workers.request_stop):
-    # its heartbeat sees it and the consumer finishes its tasks and exits.
+    # A stop asked from the dashboard, seen at the heartbeat (firefly_tasks.worker_control).
     stop_requested = models.DateTimeField(null=True, blank=True)
     stop_requested_by = models.CharField(max_length=150, blank=True, default="", db_default="")
 
-    # Which FIREFLY_SCHEDULES it runs with, and since when (the database's time) consumers
-    # have: during a rolling deploy the newest wins (see firefly_tasks.schedules).
+    # Its FIREFLY_SCHEDULES, and since when consumers have them (firefly_tasks.schedules).
     schedules_digest = models.CharField(max_length=64, blank=True, default="", db_default="")
     schedules_since = models.DateTimeField(null=True, blank=True)
 
@@ -195,8 +199,7 @@ class TaskModel(models.Model):
         max_length=8, choices=Feed.choices, default=Feed.NOTHING, db_default="", blank=True
     )
     run_if_failed = models.BooleanField(default=False, db_default=False)
-    # Hooks (firefly_tasks.hooks): tasks scheduled with its id when it completes, or when it
-    # fails for good or is cancelled.
+    # Hooks (firefly_tasks.hooks): tasks scheduled with its id when it ends.
     on_success = models.CharField(max_length=255, null=True, blank=True)
     on_failure = models.CharField(max_length=255, null=True, blank=True)
     # A label shared by related calls (``using(label=...)``; firefly_tasks.labels).
@@ -320,6 +323,7 @@ class TaskAttempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["task", "number"], name="firefly_attempt_unique"),
         ]
+        indexes = [attention_index()]
 
     def __str__(self) -> str:
         return f"{self.task_id} attempt {self.number}: {self.outcome}"

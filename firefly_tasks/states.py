@@ -54,6 +54,17 @@ class AttemptOutcome(models.TextChoices):
     SNOOZED = "snoozed", pgettext_lazy("attempt outcome", "snoozed")
 
 
+# The attempts' outcomes that need an operator's eye: the dashboard filters tasks by them, and
+# the attempt table indexes only these rows (on databases with partial indexes), so that a
+# completion's attempt adds no index entry.
+ATTENTION_OUTCOMES = (
+    AttemptOutcome.TIMED_OUT,
+    AttemptOutcome.CANCELLED,
+    AttemptOutcome.LOST,
+    AttemptOutcome.INTERRUPTED,
+)
+
+
 class Feed(models.TextChoices):
     """What a task that waits for others receives of theirs, as its first argument."""
 

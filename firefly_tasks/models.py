@@ -102,11 +102,11 @@ class WorkerModel(models.Model):
         db_default="",
         help_text=gettext_lazy("Firefly's release"),
     )
-    # A stop asked from the dashboard, seen at the heartbeat (firefly_tasks.worker_control).
+    # A stop asked from the dashboard: as SIGTERM, seen at its heartbeat (worker_control).
     stop_requested = models.DateTimeField(null=True, blank=True)
     stop_requested_by = models.CharField(max_length=150, blank=True, default="", db_default="")
 
-    # Its FIREFLY_SCHEDULES, and since when consumers have them (firefly_tasks.schedules).
+    # Its FIREFLY_SCHEDULES and since when (a rolling deploy's newest wins; see schedules).
     schedules_digest = models.CharField(max_length=64, blank=True, default="", db_default="")
     schedules_since = models.DateTimeField(null=True, blank=True)
 
@@ -199,7 +199,7 @@ class TaskModel(models.Model):
         max_length=8, choices=Feed.choices, default=Feed.NOTHING, db_default="", blank=True
     )
     run_if_failed = models.BooleanField(default=False, db_default=False)
-    # Hooks (firefly_tasks.hooks): tasks scheduled with its id when it ends.
+    # Hooks (hooks.py): on_success on completion; on_failure on a final failure or a cancel.
     on_success = models.CharField(max_length=255, null=True, blank=True)
     on_failure = models.CharField(max_length=255, null=True, blank=True)
     # A label shared by related calls (``using(label=...)``; firefly_tasks.labels).

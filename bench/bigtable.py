@@ -20,7 +20,10 @@ prune, against the same before it (``bench/prune_latency.py``).
 
 Firefly runs on every database; the peers that keep finished tasks in their table
 (django-firefly-tasks 0.4.0, django-tasks-db) on ``--peer-db`` (PostgreSQL by default).
-pgqueuer deletes finished jobs and has no Django admin: n/a.
+pgqueuer deletes finished jobs and has no Django admin: n/a. Firefly with its queue on a
+database of its own (``ffqueue``) runs only when ``--systems`` names it: its big table is not
+cached, and seeding it would cost the full run (``run_all.py``) four minutes for a figure the
+targets do not ask for.
 
     python3 bench/bigtable.py [--quick] [--runs 3] [--db ...] [--rows N] [--prune 1000000]
                               [--rebuild] [--drop-cache] [--max-age 24]
@@ -41,7 +44,7 @@ from bench.log import log
 from bench.options import Options, options, parser
 from bench.processes import run_json
 from bench.reports import command, header, save
-from bench.systems import SYSTEMS, System, Unavailable
+from bench.systems import FFQUEUE, SYSTEMS, System, Unavailable
 from bench.tables import fmt, median, table, verdict
 
 NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
@@ -57,6 +60,8 @@ PAGES_TIMEOUT = 7200.0  # seconds: every page, repeated, next to ten million row
 
 def main() -> None:
     p = parser(__doc__.split("\n")[1])
+    defaults = p.get_default("systems").split(",")
+    p.set_defaults(systems=",".join(k for k in defaults if k != FFQUEUE.key))
     p.add_argument(
         "--rows",
         type=int,

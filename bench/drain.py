@@ -14,6 +14,8 @@ database is the median of their per-run ratios.
 ``fffeat`` ("Firefly, features on", drain.py only, in its default ``--systems`` next to
 ``firefly``): the same consumer running ten schedules that tick every second, over no-op tasks
 declared with a timeout and each scheduled with a unique key of its own and two tags.
+``ffserial`` (also drain.py only and in its default): the same consumer with
+``FIREFLY_CLAIM_AHEAD = False``, each batch claimed after the last has run.
 
 Targets (issue #20): on PostgreSQL, Firefly at least 1.3 times pgqueuer (and 10,000/s, the
 moonshot, reported); SQLite 15,000/s; MariaDB 6,000/s; Firefly on PostgreSQL at least level with
@@ -128,18 +130,19 @@ def summarize(
             row.append(cell)
         rows.append(row)
     ratio_rows = []
+    variants = {s.key for s in DRAIN_ONLY}
     for system in opts.systems:
-        if system.key in ("firefly", "fffeat"):
+        if system.key == "firefly" or system.key in variants:
             continue
         row = [f"Firefly ÷ {system.label}"]
         for vendor in vendors:
             row.append(fmt_ratio(paired(runs, ("firefly", vendor), (system.key, vendor))))
         ratio_rows.append(row)
     labels = {s.key: s.label for s in opts.systems}
-    if "fffeat" in labels:
-        row = [f"{labels['fffeat']} ÷ Firefly"]
+    for key in (k for k in labels if k in variants):
+        row = [f"{labels[key]} ÷ Firefly"]
         for vendor in vendors:
-            row.append(fmt_ratio(paired(runs, ("fffeat", vendor), ("firefly", vendor))))
+            row.append(fmt_ratio(paired(runs, (key, vendor), ("firefly", vendor))))
         ratio_rows.append(row)
     pg_rows = []
     for system in opts.systems:
@@ -166,6 +169,10 @@ def summarize(
         md += "(its scheduler thread enqueues ten no-op tasks a second, counted in its drain), "
         md += "over no-op tasks declared with `timeout=60` and each scheduled with a unique "
         md += "key of its own and two tags.\n\n"
+    if "ffserial" in labels:
+        md += f"{labels['ffserial']}: the same consumer claiming each batch after it has run "
+        md += "the last, as before claims were sent ahead (PostgreSQL and MariaDB; SQLite "
+        md += "never claims ahead).\n\n"
     if ratio_rows:
         md += "Ratios measured in the same run (median of the per-run ratios: the systems "
         md += "drain one after the other in each run):\n\n"

@@ -122,6 +122,8 @@ class System:
     # Firefly with its features in use (FIREFLY_BENCH_FEATURES: bench/settings.py's schedules,
     # bench/agent_adapters.py's FeaturesAdapter).
     features: bool = False
+    # Firefly's settings changed for this variant (FIREFLY_BENCH_OVERRIDES: bench/settings.py).
+    overrides: dict[str, Any] = field(default_factory=dict)
     # The peer's own settings (FIREFLY_BENCH_PEER, read by bench/peer_agent.py) and the
     # arguments added to its consumer's command: what its tuned variant sets.
     options: dict[str, Any] = field(default_factory=dict)
@@ -132,7 +134,13 @@ class System:
     @property
     def firefly(self) -> bool:
         """This checkout's Firefly, whatever its variant."""
-        return self.key == "firefly" or bool(self.pool) or self.queue_db or self.features
+        return (
+            self.key == "firefly"
+            or bool(self.pool)
+            or self.queue_db
+            or self.features
+            or bool(self.overrides)
+        )
 
     @property
     def python(self) -> str:
@@ -151,7 +159,9 @@ class System:
         env.update(db.env())
         env["PYTHONPATH"] = str(REPO)
         env["PYTHONUNBUFFERED"] = "1"
-        env["FIREFLY_BENCH_SYSTEM"] = "firefly" if self.pool or self.queue_db else self.key
+        env["FIREFLY_BENCH_SYSTEM"] = (
+            "firefly" if self.pool or self.queue_db or self.overrides else self.key
+        )
         if self.queue_db:
             env["FIREFLY_BENCH_QUEUE_DB"] = "1"
         env.pop("FIREFLY_BENCH_FEATURES", None)
@@ -161,6 +171,8 @@ class System:
             env["DJANGO_SETTINGS_MODULE"] = self.settings
         if self.options:
             env["FIREFLY_BENCH_PEER"] = json.dumps(self.options)
+        if self.overrides:
+            env["FIREFLY_BENCH_OVERRIDES"] = json.dumps(self.overrides)
         env.update(extra)
         return env
 
@@ -203,6 +215,10 @@ FFPROC = System("ffproc", "Firefly, --pool process", "django", settings="bench.s
 # enqueueing ticks, its tasks with a timeout, a unique key and tags (drain.py only).
 FFFEAT = System("fffeat", "Firefly, features on", "django", settings="bench.settings",
                 concurrency=True, features=True)  # fmt: skip
+# The same consumer claiming each batch only once it has run the last (drain.py only).
+FFSERIAL = System("ffserial", "Firefly, FIREFLY_CLAIM_AHEAD = False", "django",
+                  settings="bench.settings", concurrency=True,
+                  overrides={"FIREFLY_CLAIM_AHEAD": False})  # fmt: skip
 FF04 = System("ff04", "django-firefly-tasks 0.4.0", "django", venv="ff04",
               settings="bench.peers.ff04.settings", burst=False, admin=True)  # fmt: skip
 DTDB = System("dtdb", "django-tasks-db 0.13.0", "django", venv="dtdb",
@@ -267,5 +283,5 @@ PEERS = [PROCRASTINATE, PROCRASTINATE10, DJQ2, DJQ2TUNED, HUEY, HUEY4, HUEYSQL, 
          HUEYREDIS, HUEYREDIS4, CELERY, CELERYTHREADS]  # fmt: skip
 SYSTEMS = [FIREFLY, FFPROC, FFQUEUE, FF04, DTDB, PGQ, *PEERS, RAW1, RAW100, RAWSTMT]
 # Systems of drain.py alone, kept out of SYSTEMS (every script's --systems and its default).
-DRAIN_ONLY = [FFFEAT]
+DRAIN_ONLY = [FFFEAT, FFSERIAL]
 RAW_MODES = {"raw1": "single", "raw100": "batch", "rawstmt": "onestatement"}

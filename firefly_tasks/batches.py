@@ -148,7 +148,7 @@ class BatchRunner:
         self.dropped: set[int] = set()  # ids of claimed tasks cancelled since: not to start
 
     def drop(self, pk: int) -> None:
-        """A task of the batch was cancelled before it started: skip it."""
+        """A task of the batch (or of the next, claimed ahead) was cancelled: don't start it."""
         self.dropped.add(pk)
 
     def interrupt(self, token: tuple[int, int]) -> bool:
@@ -175,7 +175,8 @@ class BatchRunner:
         before the claim. Raises :class:`BatchInterrupted` when the connection breaks.
         """
         run = _Run(revivals)
-        self.session, self.fenced, self.dropped = run.dialect.session_id(), False, set()
+        self.session, self.fenced = run.dialect.session_id(), False
+        self.dropped = self.dropped.intersection(row.pk for row in rows)  # kept: see drop()
         try:
             return self._run(rows, run)
         finally:
@@ -248,10 +249,9 @@ class BatchRunner:
     def _still_held(
         self, run: _Run, rows: list[TaskModel], *, rest_of_batch: bool = True
     ) -> tuple[list[TaskModel], list[TaskModel]]:
-        """Beat, then split ``rows`` into those this worker still holds and those it lost,
-        in one query (the heartbeat first, so that none can be lost after the check). Only a
-        check of the whole rest of the batch (``rest_of_batch``) clears the worker's revivals
-        for it: after a check of some rows, the others are checked before they run."""
+        """Beat, then split ``rows`` into those this worker still holds and those it lost
+        (the heartbeat first: none can be lost after the check). Only a check of the whole
+        rest of the batch clears the worker's revivals for it: else the others are checked."""
         assert self.liveness is not None and self.worker is not None
         revivals = self.liveness.revivals
         self.liveness.beat(self.worker.pk)

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "FIREFLY_MAX_SNOOZES": 100,
     "FIREFLY_CLAIM_BATCH_SIZE": 250,
     "FIREFLY_GROUP_COMMIT_WINDOW": 0.005,
+    "FIREFLY_CLAIM_AHEAD": True,
     "FIREFLY_LISTEN_NOTIFY": True,
     "FIREFLY_LISTEN_DATABASE": None,
     "FIREFLY_ROLLUP_RETENTION_DAYS": 90,
@@ -202,6 +203,11 @@ class Settings:
     def TRACING(self) -> bool:
         """With OpenTelemetry installed: carry the scheduler's trace context, run tasks in spans."""
         return bool(self._get("FIREFLY_TRACING"))
+
+    @property
+    def CLAIM_AHEAD(self) -> bool:
+        """Claim a thread's next batch of fast tasks while it runs the current one."""
+        return bool(self._get("FIREFLY_CLAIM_AHEAD"))
 
     @property
     def LISTEN_NOTIFY(self) -> bool:

@@ -19,12 +19,12 @@ from types import FrameType
 from typing import Any
 
 from django.db import Error, connections
-from django.utils import timezone
 
 from firefly_tasks import __version__, states
 from firefly_tasks.batches import BatchInterrupted, BatchRunner
 from firefly_tasks.budget import Budget
 from firefly_tasks.cancellation import stop_cancelled
+from firefly_tasks.claims import Claims
 from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.conf import settings
 from firefly_tasks.database import queue_connection
@@ -80,7 +80,8 @@ class Worker:
         self.processed = 0
         self.failed = 0
         self._lock = threading.Lock()
-        self._running: dict[int, list[TaskModel]] = {}
+        self._running: dict[int, list[TaskModel]] = {}  # each thread's batch
+        self._claims: dict[int, Claims] = {}  # and its claims, some sent ahead
         self._runners: list[BatchRunner | Child] = []
         # Set when tasks may be ready: by a NOTIFY on PostgreSQL, and on stop.
         self.wake = threading.Event()
@@ -224,7 +225,8 @@ class Worker:
         if self.pool is not None:
             self.pool.kill_all()  # first: no child may run a task put back
         with self._lock:
-            running = [row for rows in self._running.values() for row in rows]
+            threads = set(self._running) | set(self._claims)
+            running = [row for thread in threads for row in self._held(thread)]
         logger.warning("worker interrupted name=%s running_tasks=%s", self.name, len(running))
 
         def release() -> None:
@@ -244,7 +246,7 @@ class Worker:
     def stop_cancelled(self) -> None:
         """Stop the tasks running here that were cancelled (``firefly_tasks.cancellation``)."""
         with self._lock:
-            held = [(r, list(self._running.get(r.thread, []))) for r in self._runners]
+            held = [(r, self._held(r.thread)) for r in self._runners]
         try:
             stop_cancelled(held)
         except Error as exc:  # the next heartbeat looks again
@@ -255,7 +257,12 @@ class Worker:
         """The runner of task thread ``thread`` and the batch it holds, if it is one of ours."""
         with self._lock:
             runner = next((r for r in self._runners if r.thread == thread), None)
-            return None if runner is None else (runner, list(self._running.get(thread, [])))
+            return None if runner is None else (runner, self._held(thread))
+
+    def _held(self, thread: int) -> list[TaskModel]:
+        """The rows task thread ``thread`` holds: its batch, then those claimed ahead."""
+        claims = self._claims.get(thread)
+        return self._running.get(thread, []) + (claims.ahead() if claims else [])
 
     def executing(self) -> list[dict[str, Any]]:
         """What the threads execute at this moment (each thread's task, if any), as the
@@ -299,17 +306,30 @@ class Worker:
             if self.pool is None
             else self.pool.runner(self.row, slot)
         )
+        leftovers = Leftovers(self.row)
+        claims = Claims(
+            self.queues,
+            self.row.pk,
+            self.budget,
+            leftovers,
+            ahead=self.pool is None
+            and settings.CLAIM_AHEAD
+            and dialect(queue_connection()).claims_ahead,
+            name=f"firefly-{slot}-ahead",
+        )
         with self._lock:
             self._runners.append(runner)
-        leftovers = Leftovers(self.row)
+            self._claims[runner.thread] = claims
         nap = settings.CONSUMER_NAP_TIME
         delay = RECONNECT_FIRST_DELAY
         while not self.stopping.is_set():
             try:
                 leftovers.put_back()
-                revivals = self.liveness.revivals
-                self.wake.clear()
-                claimed = self._claim(runner.batch_size(), leftovers)
+                claimed, revivals = claims.collect() or (None, 0)
+                if not claimed:
+                    revivals = self.liveness.revivals
+                    self.wake.clear()
+                    claimed = claims.claim(runner.batch_size())
             except Error as exc:
                 delay = self._wait_for_database(exc, delay)
                 continue
@@ -323,27 +343,15 @@ class Worker:
                 nap = min(nap * 2, settings.MAX_POLL_INTERVAL)
                 continue
             nap = settings.CONSUMER_NAP_TIME
+            claims.send_ahead(runner.batch_size(), self.liveness.revivals)
             self._run_claimed(runner, claimed, revivals, leftovers)
+            if isinstance(runner, BatchRunner) and runner.fenced:
+                claims.give_back()  # the fence released them: not to run
             dialect(queue_connection()).check_connection()
+        claims.close()
         leftovers.put_back_before_exit()
         if isinstance(runner, Child):
             runner.close()
-
-    def _claim(self, wanted: int, leftovers: Leftovers) -> list[TaskModel] | None:
-        """Claim what this thread may run next; ``None`` when ``--max-tasks`` is used up."""
-        granted = self.budget.take(wanted)
-        if not granted:
-            return None
-        stamp = timezone.now()
-        try:
-            worker_id = self.row.pk if self.row else None
-            rows = TaskModel.objects.claim(self.queues, granted, worker_id, now=stamp)
-        except BaseException:
-            self.budget.give_back(granted)
-            leftovers.claim_stamp = stamp  # the claim may have committed: undo it later
-            raise
-        self.budget.give_back(granted - len(rows))
-        return rows
 
     def _run_claimed(
         self,

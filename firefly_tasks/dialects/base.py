@@ -76,10 +76,10 @@ class Claim:
 
 
 class Dialect(TransactionBookkeeping, TickStatements, Workflows, Sessions, StatementLimits):
-    """One database connection's dialect. One instance per connection (see ``dialect()``):
-    what it builds is cached here, once per connection."""
+    """One database connection's dialect (see ``dialect()``), caching what it builds."""
 
     vendor = ""
+    claims_ahead = True  # a second connection can claim while the first is in a transaction
     # The database's UTC clock in SQL, where Django's Now() is not UTC (see clock.py).
     utc_now_sql: str | None = None
 

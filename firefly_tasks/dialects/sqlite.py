@@ -41,6 +41,7 @@ class _HotCursor(SQLiteCursorWrapper):
 
 class SQLiteDialect(Dialect):
     vendor = "sqlite"
+    claims_ahead = False  # one writer at a time: the claim would wait for the group's commit
 
     def adapt(self, value: datetime.datetime | None) -> Any:
         return datetimes.as_text(self.connection, value)

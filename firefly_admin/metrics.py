@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -114,16 +115,32 @@ class QueueStats:
 
 @dataclass
 class QueueCatalog:
-    """The queue control rows and the known queues they help name: one query, shared by the
-    regions of the dashboard's full page."""
+    """The queue control rows and the known queues they help name (one query), and the
+    workers once asked for (one more): shared by the regions of the dashboard's full page."""
 
     controls: list[QueueModel]
     names: list[str]
+    _workers: list[WorkerStatus] | None = None
 
     @classmethod
     def load(cls) -> QueueCatalog:
         controls = list(QueueModel.objects.order_by("name"))
         return cls(controls, known_queues(control.name for control in controls))
+
+    def workers(self, now: datetime.datetime) -> list[WorkerStatus]:
+        """:func:`worker_statuses`, read once."""
+        if self._workers is None:
+            self._workers = worker_statuses(now)
+        return self._workers
+
+    def executing(self, now: datetime.datetime) -> list[dict[str, Any]]:
+        """:func:`executing_tasks`, from the workers already read when they hold every live
+        worker (fewer than ``WORKER_LIMIT``: a live worker runs, so it is among them)."""
+        workers = self.workers(now)
+        if len(workers) >= WORKER_LIMIT:
+            return executing_tasks(now)
+        live = (s.worker for s in workers if s.liveness in ("alive", "late"))
+        return [task for worker in live for task in _snapshot(worker.executing)]
 
 
 def queue_stats(
@@ -171,7 +188,7 @@ def queue_stats(
         queue.ready, queue.scheduled, queue.running = row["ready"], row["scheduled"], row["running"]
         queue.blocked, queue.oldest_ready = row["blocked"], row["oldest_ready"]
 
-    for task in executing_tasks(now):
+    for task in catalog.executing(now):
         get(task["queue"]).executing += 1
 
     for name, window in throughput.by_queue(start).items():
@@ -240,16 +257,26 @@ def liveness(worker: WorkerModel, now: datetime.datetime) -> str:
 
 
 def worker_statuses(now: datetime.datetime | None = None) -> list[WorkerStatus]:
-    """Workers that run, or were heard from in the last hour, with what their threads
-    executed at their last heartbeats and how many tasks they hold. Two queries."""
+    """Workers that run, or were heard from in the last hour (the latest ``WORKER_LIMIT``),
+    with what their threads executed at their last heartbeats and how many tasks they hold
+    (counted on the worker index, a worker at a time). One query."""
     now = now or timezone.now()
-    workers = list(
+    held = (
+        TaskModel.objects.filter(worker_id=OuterRef("pk"), status=TaskStatus.RUNNING)
+        .order_by()
+        .values("worker_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    workers = (
         WorkerModel.objects.filter(
             Q(state__in=(WorkerState.RUNNING, WorkerState.STOPPING))
             | Q(last_heartbeat__gte=now - HOUR)
-        ).order_by("-started", "-pk")[:WORKER_LIMIT]
+        )
+        .annotate(holding=Coalesce(Subquery(held), 0))
+        .order_by("-started", "-pk")[:WORKER_LIMIT]
     )
-    statuses = {}
+    statuses = []
     for worker in workers:
         status = WorkerStatus(worker, liveness(worker, now), now - worker.last_heartbeat)
         if status.liveness in ("alive", "late"):
@@ -257,17 +284,9 @@ def worker_statuses(now: datetime.datetime | None = None) -> list[WorkerStatus]:
                 {**task, "started": parse_datetime(str(task.get("started", "")))}
                 for task in _snapshot(worker.executing)
             ]
-        statuses[worker.pk] = status
-    if statuses:
-        holding = (
-            TaskModel.objects.filter(status=TaskStatus.RUNNING, worker_id__in=list(statuses))
-            .values("worker_id")
-            .annotate(n=Count("pk"))
-            .order_by()
-        )
-        for row in holding:
-            statuses[row["worker_id"]].holding = row["n"]
-    return list(statuses.values())
+        status.holding = worker.holding
+        statuses.append(status)
+    return statuses
 
 
 def with_attempt_times(queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -282,17 +301,16 @@ def with_attempt_times(queryset: QuerySet[Any]) -> QuerySet[Any]:
     return annotated
 
 
-def mark_executing(rows: list[Any]) -> None:
+def mark_executing(rows: list[Any], catalog: QueueCatalog | None = None) -> None:
     """Tell each running row whether a consumer thread executes it (``executing_since``, from
-    the live workers' last heartbeats) or it only waits in a claimed batch, and how far it
-    said it has got (``progress_now``): two queries, only when the page shows a running
-    task."""
+    the live workers' last heartbeats, read by ``catalog`` if given) or it only waits in a
+    claimed batch, and how far it said it has got (``progress_now``): two queries at most,
+    only when the page shows a running task."""
     if not any(row.status == TaskStatus.RUNNING for row in rows):
         return
-    since = {
-        task["id"]: parse_datetime(str(task.get("started", "")))
-        for task in executing_tasks(timezone.now())
-    }
+    now = timezone.now()
+    executing = catalog.executing(now) if catalog else executing_tasks(now)
+    since = {task["id"]: parse_datetime(str(task.get("started", ""))) for task in executing}
     running = [row.pk for row in rows if row.status == TaskStatus.RUNNING]
     reported = {found.task_id: found for found in TaskProgress.objects.filter(task_id__in=running)}
     for row in rows:

@@ -192,7 +192,8 @@ def _queues(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
 
 
 def _workers(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
-    return {"workers": metrics.worker_statuses(timezone.now())}
+    now = timezone.now()
+    return {"workers": catalog.workers(now) if catalog else metrics.worker_statuses(now)}
 
 
 def _failures(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
@@ -212,7 +213,7 @@ def _tasks(request: HttpRequest, catalog: Catalog) -> dict[str, Any]:
     )
     query = request.GET.urlencode()
     rows = list(metrics.with_attempt_times(filterset.qs)[:LIVE_TASKS])
-    metrics.mark_executing(rows)
+    metrics.mark_executing(rows, catalog)
     return {
         "filterset": filterset,
         "tasks": rows,

@@ -8,7 +8,14 @@ import pytest
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries, Settings
 
-from firefly_admin.metrics import CHART_HEIGHT, liveness, queue_stats, worker_statuses
+from firefly_admin.metrics import (
+    CHART_HEIGHT,
+    WORKER_LIMIT,
+    QueueCatalog,
+    liveness,
+    queue_stats,
+    worker_statuses,
+)
 from firefly_admin.throughput import MINUTES
 from firefly_tasks.models import TaskStatus, WorkerModel, WorkerState
 from firefly_tasks.queues import pause_queue
@@ -44,7 +51,7 @@ def test_queue_stats_run_four_queries(django_assert_num_queries: DjangoAssertNum
     make_task(TaskStatus.CREATED)
     make_rollup(timezone.now(), queue="other", completed=1)
     pause_queue("maintenance")
-    with django_assert_num_queries(4):  # control rows, depths, executing, rollups
+    with django_assert_num_queries(4):  # control rows, depths, workers, rollups
         stats = queue_stats()
     assert {queue.name for queue in stats} >= {"default", "other", "maintenance"}
     assert [queue.name for queue in stats if queue.paused] == ["maintenance"]
@@ -101,6 +108,25 @@ def test_running_tasks_are_split_into_executing_and_claimed() -> None:
     assert (default.running, default.executing, default.claimed) == (5, 1, 4)
 
 
+def test_executing_tasks_are_counted_past_the_workers_the_dashboard_lists() -> None:
+    """With ``WORKER_LIMIT`` workers or more, the list stops at the latest started: the live
+    worker started first is not in it, and its executing task still counts."""
+    now = timezone.now()
+    first = make_worker("first", started=now - datetime.timedelta(hours=2))
+    row = make_task(TaskStatus.RUNNING, worker=first)
+    snapshot = [{"id": row.pk, "name": "n", "queue": "default", "started": now.isoformat()}]
+    WorkerModel.objects.filter(pk=first.pk).update(executing=snapshot)
+    for index in range(WORKER_LIMIT):
+        make_worker(f"later-{index}", started=now - datetime.timedelta(minutes=1))
+    catalog = QueueCatalog.load()
+
+    listed = catalog.workers(now)
+    default = next(queue for queue in queue_stats(now, catalog) if queue.name == "default")
+
+    assert "first" not in {status.worker.name for status in listed}
+    assert (default.running, default.executing) == (1, 1)
+
+
 def test_oldest_ready_ignores_scheduled_tasks() -> None:
     now = timezone.now()
     make_task(TaskStatus.CREATED, not_before=now - datetime.timedelta(seconds=90))
@@ -126,7 +152,7 @@ def test_worker_statuses_skip_old_stopped_workers_and_tell_executing_from_claime
     ]
     WorkerModel.objects.filter(pk=busy.pk).update(executing=snapshot)
 
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(1):  # with the tasks each holds
         statuses = worker_statuses(now)
 
     assert [status.worker.name for status in statuses] == ["busy"]

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -121,6 +120,7 @@ class QueueCatalog:
     controls: list[QueueModel]
     names: list[str]
     _workers: list[WorkerStatus] | None = None
+    _executing: list[dict[str, Any]] | None = None
 
     @classmethod
     def load(cls) -> QueueCatalog:
@@ -134,13 +134,17 @@ class QueueCatalog:
         return self._workers
 
     def executing(self, now: datetime.datetime) -> list[dict[str, Any]]:
-        """:func:`executing_tasks`, from the workers already read when they hold every live
-        worker (fewer than ``WORKER_LIMIT``: a live worker runs, so it is among them)."""
-        workers = self.workers(now)
-        if len(workers) >= WORKER_LIMIT:
-            return executing_tasks(now)
-        live = (s.worker for s in workers if s.liveness in ("alive", "late"))
-        return [task for worker in live for task in _snapshot(worker.executing)]
+        """:func:`executing_tasks`, read once: from the workers if they were read and hold
+        every live worker (fewer than ``WORKER_LIMIT``: a live worker runs, so it is among
+        them), else by its own query."""
+        if self._executing is None:
+            workers = self._workers
+            if workers is None or len(workers) >= WORKER_LIMIT:
+                self._executing = executing_tasks(now)
+            else:
+                live = (s.worker for s in workers if s.liveness in ("alive", "late"))
+                self._executing = [task for w in live for task in _snapshot(w.executing)]
+        return self._executing
 
 
 def queue_stats(
@@ -258,35 +262,42 @@ def liveness(worker: WorkerModel, now: datetime.datetime) -> str:
 
 def worker_statuses(now: datetime.datetime | None = None) -> list[WorkerStatus]:
     """Workers that run, or were heard from in the last hour (the latest ``WORKER_LIMIT``),
-    with what their threads executed at their last heartbeats and how many tasks they hold
-    (counted on the worker index, a worker at a time). One query."""
+    with what their threads executed at their last heartbeats and how many tasks they hold.
+    Two queries (the held tasks counted over the running rows, whatever a worker finished)."""
     now = now or timezone.now()
-    held = (
-        TaskModel.objects.filter(worker_id=OuterRef("pk"), status=TaskStatus.RUNNING)
-        .order_by()
-        .values("worker_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    workers = (
+    workers = list(
         WorkerModel.objects.filter(
             Q(state__in=(WorkerState.RUNNING, WorkerState.STOPPING))
             | Q(last_heartbeat__gte=now - HOUR)
-        )
-        .annotate(holding=Coalesce(Subquery(held), 0))
-        .order_by("-started", "-pk")[:WORKER_LIMIT]
+        ).order_by("-started", "-pk")[:WORKER_LIMIT]
     )
-    statuses = []
+    statuses = {}
     for worker in workers:
         status = WorkerStatus(worker, liveness(worker, now), now - worker.last_heartbeat)
         if status.liveness in ("alive", "late"):
             status.executing = [
-                {**task, "started": parse_datetime(str(task.get("started", "")))}
+                {**task, "started": _moment(task.get("started"))}
                 for task in _snapshot(worker.executing)
             ]
-        status.holding = worker.holding
-        statuses.append(status)
-    return statuses
+        statuses[worker.pk] = status
+    if statuses:
+        holding = (
+            TaskModel.objects.filter(status=TaskStatus.RUNNING, worker_id__in=list(statuses))
+            .values("worker_id")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        for row in holding:
+            statuses[row["worker_id"]].holding = row["n"]
+    return list(statuses.values())
+
+
+def _moment(value: Any) -> datetime.datetime | None:
+    """A snapshot's ``started``, or ``None`` where it holds no valid date and time."""
+    try:
+        return parse_datetime(str(value))
+    except ValueError:
+        return None
 
 
 def with_attempt_times(queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -310,7 +321,7 @@ def mark_executing(rows: list[Any], catalog: QueueCatalog | None = None) -> None
         return
     now = timezone.now()
     executing = catalog.executing(now) if catalog else executing_tasks(now)
-    since = {task["id"]: parse_datetime(str(task.get("started", ""))) for task in executing}
+    since = {task["id"]: _moment(task.get("started")) for task in executing}
     running = [row.pk for row in rows if row.status == TaskStatus.RUNNING]
     reported = {found.task_id: found for found in TaskProgress.objects.filter(task_id__in=running)}
     for row in rows:

@@ -103,6 +103,7 @@ def dashboard(request: HttpRequest, model_admin: TaskAdmin) -> HttpResponse:
         response = TemplateResponse(request, template, context)
     else:
         catalog = metrics.QueueCatalog.load()
+        catalog.workers(timezone.now())  # first: the queue and task regions read them too
         for region in dict.fromkeys(REGIONS.values()):  # ff-controls shares ff-queues' data
             context.update(region(request, catalog))
         context.update(

@@ -176,7 +176,7 @@ class BatchRunner:
         """
         run = _Run(revivals)
         self.session, self.fenced = run.dialect.session_id(), False
-        self.dropped = self.dropped.intersection(row.pk for row in rows)  # kept: see drop()
+        self.dropped.intersection_update({row.pk for row in rows})  # in place: see drop()
         try:
             return self._run(rows, run)
         finally:

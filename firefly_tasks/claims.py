@@ -123,8 +123,10 @@ class Claims:
         """Leave what was claimed ahead to ``leftovers``, to release unrun."""
         try:
             collected = self.collect()
-        except Error:
-            return  # its stamp is with the leftovers
+        except Exception as exc:  # its stamp is with the leftovers
+            if not isinstance(exc, Error):
+                logger.warning("a claim sent ahead failed error=%r", exc)
+            return
         if collected and collected[0]:
             rows = collected[0]
             logger.info("claimed ahead, not run: %s task(s) go back to the queue", len(rows))

@@ -87,8 +87,7 @@ class TaskQuerySet(Hooks):
     def start_alone(self, row: TaskRow) -> bool:
         """Record that a task which must run alone starts now: a crash from now on is
         charged to it (see ``Isolation``). False if the row is no longer this attempt's."""
-        started = self._attempt_of(row)._move(Event.START, isolation=Isolation.STARTED_ALONE)
-        if started:
+        if started := self._attempt_of(row)._move(Event.START, isolation=Isolation.STARTED_ALONE):
             row.isolation = Isolation.STARTED_ALONE
         return bool(started)
 
@@ -248,8 +247,9 @@ class TaskQuerySet(Hooks):
         return True
 
     def release(self, rows: Sequence[TaskRow]) -> int:
-        """Claimed tasks that never started back to ``created``, as if never claimed."""
-        released = [row for row in rows if self._attempt_of(row)._unclaim()]
+        """Claimed tasks that never started back to ``created``, as if never claimed; each only
+        while it holds its claim (attempt and stamp): a second release takes no later claim."""
+        released = [r for r in rows if self._attempt_of(r).filter(started=r.started)._unclaim()]
         self._free_slots(released)
         return len(released)
 

@@ -320,6 +320,16 @@ class Worker:
         with self._lock:
             self._runners.append(runner)
             self._claims[runner.thread] = claims
+        try:
+            self._turns(runner, claims, leftovers)
+        finally:  # whatever ended the loop, nothing claimed stays held
+            claims.close()
+            leftovers.put_back_before_exit()
+            if isinstance(runner, Child):
+                runner.close()
+
+    def _turns(self, runner: BatchRunner | Child, claims: Claims, leftovers: Leftovers) -> None:
+        """Claim and run until stopped, drained (``--burst``) or out of ``--max-tasks``."""
         nap = settings.CONSUMER_NAP_TIME
         delay = RECONNECT_FIRST_DELAY
         while not self.stopping.is_set():
@@ -343,15 +353,12 @@ class Worker:
                 nap = min(nap * 2, settings.MAX_POLL_INTERVAL)
                 continue
             nap = settings.CONSUMER_NAP_TIME
-            claims.send_ahead(runner.batch_size(), self.liveness.revivals)
-            self._run_claimed(runner, claimed, revivals, leftovers)
-            if isinstance(runner, BatchRunner) and runner.fenced:
-                claims.give_back()  # the fence released them: not to run
+            if not self.stopping.is_set():
+                claims.send_ahead(runner.batch_size(), self.liveness.revivals)
+            cut_short = self._run_claimed(runner, claimed, revivals, leftovers)
+            if cut_short or (isinstance(runner, BatchRunner) and runner.fenced):
+                claims.give_back()  # a slow task, stop or fence: not to wait here for this one
             dialect(queue_connection()).check_connection()
-        claims.close()
-        leftovers.put_back_before_exit()
-        if isinstance(runner, Child):
-            runner.close()
 
     def _run_claimed(
         self,
@@ -359,8 +366,9 @@ class Worker:
         rows: list[TaskModel],
         revivals: int,
         leftovers: Leftovers,
-    ) -> None:
-        """Run claimed rows; what a lost connection leaves behind goes to ``leftovers``."""
+    ) -> bool:
+        """Run claimed rows; what a lost connection leaves behind goes to ``leftovers``.
+        Whether the runner handed rows back unrun."""
         with self._lock:
             self._running[threading.get_ident()] = rows
         try:
@@ -371,7 +379,7 @@ class Worker:
             self.budget.give_back(len(exc.unstarted))
             leftovers.started += exc.started
             leftovers.unstarted += exc.unstarted
-            return
+            return False
         finally:
             with self._lock:
                 self._running.pop(threading.get_ident(), None)
@@ -383,6 +391,7 @@ class Worker:
             leftovers.unstarted += handed_back
             with contextlib.suppress(Error):  # else at the next turn, or at exit
                 leftovers.put_back()
+        return bool(handed_back)
 
     def _wait_for_database(self, exc: Exception, delay: float) -> float:
         logger.warning("database unavailable, reconnecting in %.1fs error=%s", delay, exc)

@@ -70,6 +70,22 @@ def test_a_batch_claimed_ahead_goes_back_to_the_queue_if_the_thread_stops(
     assert budget.take(100) == 8  # the two run now; the two given back count again
 
 
+def test_releasing_a_row_twice_never_takes_it_from_a_later_claim(worker: WorkerModel) -> None:
+    """A fence releases the rest of a stuck thread's batch; the thread, back, releases it
+    again: by then another claim may hold a row, at the very attempt number."""
+    tasks.noop.schedule()
+    (first,) = TaskModel.objects.claim(["default"], 1, worker.pk)
+    assert TaskModel.objects.release([first]) == 1
+    other = WorkerModel.objects.create(name="other", hostname="here", pid=2)
+    (again,) = TaskModel.objects.claim(["default"], 1, other.pk)
+    assert (again.pk, again.attempt) == (first.pk, first.attempt)
+
+    assert TaskModel.objects.release([first]) == 0
+
+    again.refresh_from_db()
+    assert (again.status, again.worker_id) == (TaskStatus.RUNNING, other.pk)
+
+
 def test_the_fence_and_an_interrupt_see_the_rows_claimed_ahead(worker: WorkerModel) -> None:
     tasks.noop.schedule_many([() for _ in range(4)])
     consumer = Worker(["default"])

@@ -51,7 +51,7 @@ def test_queue_stats_run_four_queries(django_assert_num_queries: DjangoAssertNum
     make_task(TaskStatus.CREATED)
     make_rollup(timezone.now(), queue="other", completed=1)
     pause_queue("maintenance")
-    with django_assert_num_queries(4):  # control rows, depths, workers, rollups
+    with django_assert_num_queries(4):  # control rows, depths, executing, rollups
         stats = queue_stats()
     assert {queue.name for queue in stats} >= {"default", "other", "maintenance"}
     assert [queue.name for queue in stats if queue.paused] == ["maintenance"]
@@ -120,11 +120,25 @@ def test_executing_tasks_are_counted_past_the_workers_the_dashboard_lists() -> N
         make_worker(f"later-{index}", started=now - datetime.timedelta(minutes=1))
     catalog = QueueCatalog.load()
 
-    listed = catalog.workers(now)
+    listed = catalog.workers(now)  # as the whole page reads them, before the queues
     default = next(queue for queue in queue_stats(now, catalog) if queue.name == "default")
 
     assert "first" not in {status.worker.name for status in listed}
     assert (default.running, default.executing) == (1, 1)
+
+
+def test_a_snapshot_start_that_is_no_date_leaves_the_queue_counts_whole() -> None:
+    now = timezone.now()
+    busy = make_worker("busy")
+    row = make_task(TaskStatus.RUNNING, worker=busy)
+    snapshot = [{"id": row.pk, "name": "n", "queue": "default", "started": "2026-02-30T10:00"}]
+    WorkerModel.objects.filter(pk=busy.pk).update(executing=snapshot)
+
+    default = next(queue for queue in queue_stats(now) if queue.name == "default")
+    (status,) = worker_statuses(now)
+
+    assert (default.running, default.executing) == (1, 1)
+    assert status.executing[0]["started"] is None
 
 
 def test_oldest_ready_ignores_scheduled_tasks() -> None:
@@ -152,7 +166,7 @@ def test_worker_statuses_skip_old_stopped_workers_and_tell_executing_from_claime
     ]
     WorkerModel.objects.filter(pk=busy.pk).update(executing=snapshot)
 
-    with django_assert_num_queries(1):  # with the tasks each holds
+    with django_assert_num_queries(2):
         statuses = worker_statuses(now)
 
     assert [status.worker.name for status in statuses] == ["busy"]

@@ -73,12 +73,12 @@ class Claims:
 
     def claim(self, wanted: int) -> list[TaskModel] | None:
         """Claim up to ``wanted`` rows now; ``None`` when ``--max-tasks`` is used up."""
-        granted = self.budget.take(wanted)
-        if not granted:
+        prepared = self._prepare(wanted)
+        if prepared is None:
             return None
-        stamp = timezone.now()
+        claim, granted, stamp = prepared
         try:
-            rows = TaskModel.objects.claim(self.queues, granted, self.worker_id, now=stamp)
+            rows = claim()
         except BaseException:
             self._lost(granted, stamp)
             raise
@@ -89,14 +89,24 @@ class Claims:
         and the tasks are fast enough to come in batches (``wanted`` over one)."""
         if not (self.may_send_ahead and self.full and wanted > 1) or self._pending is not None:
             return
+        prepared = self._prepare(wanted)
+        if prepared is not None:
+            claim, granted, stamp = prepared
+            self._pending = _Pending(self._submit(claim), granted, stamp, revivals)
+
+    def _prepare(
+        self, wanted: int
+    ) -> tuple[Callable[[], list[TaskModel]], int, datetime.datetime] | None:
+        """A claim of what the budget grants of ``wanted``, with its count and stamp; ``None``
+        when ``--max-tasks`` is used up."""
         granted = self.budget.take(wanted)
         if not granted:
-            return
+            return None
         stamp = timezone.now()
         claim = functools.partial(
             TaskModel.objects.claim, self.queues, granted, self.worker_id, now=stamp
         )
-        self._pending = _Pending(self._submit(claim), granted, stamp, revivals)
+        return claim, granted, stamp
 
     def collect(self) -> tuple[list[TaskModel], int] | None:
         """The rows claimed ahead and the revivals read before their claim, once it is back;

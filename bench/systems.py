@@ -216,7 +216,7 @@ FFPROC = System("ffproc", "Firefly, --pool process", "django", settings="bench.s
 FFFEAT = System("fffeat", "Firefly, features on", "django", settings="bench.settings",
                 concurrency=True, features=True)  # fmt: skip
 # The same consumer claiming each batch only once it has run the last (drain.py only).
-FFSERIAL = System("ffserial", "Firefly, FIREFLY_CLAIM_AHEAD = False", "django",
+FFSERIAL = System("ffserial", "Firefly, FIREFLY_CLAIM_AHEAD = False (the default)", "django",
                   settings="bench.settings", concurrency=True,
                   overrides={"FIREFLY_CLAIM_AHEAD": False})  # fmt: skip
 FF04 = System("ff04", "django-firefly-tasks 0.4.0", "django", venv="ff04",

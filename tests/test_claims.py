@@ -128,7 +128,9 @@ def test_sigterm_while_a_batch_waits_ahead_leaves_no_task_claimed(
     which claims nothing ahead, it has nothing to give back. Nothing stays claimed either way,
     and every task that ran ran once."""
     tasks.sleep_for.schedule_many([(0.002,) for _ in range(3000)])
-    consumer = start_consumer(LOGGING=INFO_LOGGING, FIREFLY_GROUP_COMMIT_WINDOW=0.05)
+    consumer = start_consumer(
+        LOGGING=INFO_LOGGING, FIREFLY_GROUP_COMMIT_WINDOW=0.05, FIREFLY_CLAIM_AHEAD=True
+    )
     wait_until(lambda: TaskModel.objects.filter(status=TaskStatus.COMPLETED).count() >= 300)
 
     consumer.signal(signal.SIGTERM)

@@ -218,12 +218,12 @@ class BatchRunner:
             try:
                 if row.isolation:
                     ran = [self._run_isolated(run, row)]
-                elif len(group) > 1:
-                    with self.lock.shared():
-                        ran = self._run_group(run, group)
                 else:
-                    with self.lock.shared():
-                        ran = [self._run_alone(run, row)]
+                    with self.lock.shared() as waited:
+                        if waited and not self._holds_tasks(run):
+                            continue  # held back by a task run alone: check them again
+                        alone = len(group) <= 1
+                        ran = [self._run_alone(run, row)] if alone else self._run_group(run, group)
             except _Interrupted as exc:
                 end = index + exc.started
                 raise BatchInterrupted(rows[index:end], rows[end:]) from exc.__cause__
@@ -249,9 +249,8 @@ class BatchRunner:
     def _still_held(
         self, run: _Run, rows: list[TaskModel], *, rest_of_batch: bool = True
     ) -> tuple[list[TaskModel], list[TaskModel]]:
-        """Beat, then split ``rows`` into those this worker still holds and those it lost
-        (the heartbeat first: none can be lost after the check). Only a check of the whole
-        rest of the batch clears the worker's revivals for it: else the others are checked."""
+        """Beat (so none can be lost after the check), then split ``rows`` into those still held
+        and those lost. Only a check of the rest of the batch clears the revivals for it."""
         assert self.liveness is not None and self.worker is not None
         revivals = self.liveness.revivals
         self.liveness.beat(self.worker.pk)

@@ -27,6 +27,8 @@ from django.db import Error, connections
 from django.utils import timezone
 
 from firefly_tasks.budget import Budget
+from firefly_tasks.database import queue_connection
+from firefly_tasks.dialects import dialect
 from firefly_tasks.leftovers import Leftovers
 from firefly_tasks.models import TaskModel
 
@@ -175,6 +177,7 @@ class Claims:
             while (job := self._jobs.get()) is not None:
                 future, claim = job
                 try:
+                    dialect(queue_connection()).check_connection()  # as the thread's own
                     future.set_result(claim())
                 except BaseException as exc:
                     connections.close_all()  # a broken connection is not used again

@@ -22,16 +22,22 @@ class IsolationLock:
         self._shared = 0
         self._alone = False
         self._waiting_alone = 0
+        self._waiting_shared = 0
 
     @contextmanager
-    def shared(self) -> Iterator[None]:
+    def shared(self) -> Iterator[bool]:
+        """Hold the lock with the other shared holders; yields whether it had to wait (for a
+        task run alone, which may have taken any time)."""
         condition = self._condition
         with condition:
+            waited = bool(self._alone or self._waiting_alone)
+            self._waiting_shared += waited
             while self._alone or self._waiting_alone:
                 condition.wait()
+            self._waiting_shared -= waited
             self._shared += 1
         try:
-            yield
+            yield waited
         finally:
             with condition:
                 self._shared -= 1

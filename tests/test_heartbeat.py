@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,8 +14,12 @@ from django.db.models import Count, QuerySet
 from django.test import override_settings
 from django.utils import timezone
 
+from firefly_tasks.batches import BatchRunner
 from firefly_tasks.heartbeat import Heartbeat
+from firefly_tasks.isolation import IsolationLock
+from firefly_tasks.maintenance import mark_dead_workers
 from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel, WorkerState
+from firefly_tasks.states import RunOutcome
 from firefly_tasks.worker import Worker
 from tests.conftest import Consumer, wait_until
 from tests.testapp import tasks
@@ -78,19 +83,52 @@ def test_a_worker_that_was_declared_dead_drops_the_tasks_taken_from_it(
     WorkerModel.objects.filter(pk=worker.row.pk).update(
         last_heartbeat=timezone.now() - datetime.timedelta(seconds=60)
     )
-    from firefly_tasks.maintenance import mark_dead_workers
-
     assert mark_dead_workers() == {worker.row.pk: 3}
     Heartbeat(worker).tick()  # continued: its heartbeat finds it dead and revives it
     assert worker.liveness.revivals == revivals + 1
-
-    from firefly_tasks.batches import BatchRunner
 
     runner = BatchRunner(worker.row, worker.stopping, liveness=worker.liveness)
     outcomes, not_run = runner.run(claimed, revivals)
 
     assert outcomes == []
     assert not_run == claimed
+    assert not Execution.objects.exists()
+    assert set(TaskModel.objects.values_list("status", flat=True)) == {TaskStatus.CREATED}
+
+
+@override_settings(**FAST)
+def test_a_thread_held_back_by_a_task_run_alone_checks_its_batch_before_it_starts_it(
+    transactional_db: None,
+) -> None:
+    """A worker thread that checked its batch, then waited for a task run alone (which may take
+    any time, and the consumer may be paused meanwhile), checks again before it starts one."""
+    worker = Worker(["default"], name="held-back")
+    worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
+    tasks.record_execution.schedule_many([()] * 3)
+    claimed = TaskModel.objects.claim(["default"], 3, worker.row.pk)
+    lock = IsolationLock()
+    runner = BatchRunner(worker.row, worker.stopping, liveness=worker.liveness, lock=lock)
+    result: list[tuple[list[RunOutcome], list[TaskModel]]] = []
+
+    def run() -> None:
+        try:
+            result.append(runner.run(claimed, worker.liveness.revivals))
+        finally:
+            connection.close()
+
+    with lock.alone():  # another thread's task, run alone
+        thread = threading.Thread(target=run)
+        thread.start()
+        wait_until(lambda: lock._waiting_shared == 1, timeout=10)
+        # Paused past the timeout meanwhile: declared dead, its tasks recovered.
+        worker.liveness.proved_at -= 60
+        WorkerModel.objects.filter(pk=worker.row.pk).update(
+            last_heartbeat=timezone.now() - datetime.timedelta(seconds=60)
+        )
+        assert mark_dead_workers() == {worker.row.pk: 3}
+    thread.join(10)
+
+    assert result == [([], claimed)]
     assert not Execution.objects.exists()
     assert set(TaskModel.objects.values_list("status", flat=True)) == {TaskStatus.CREATED}
 

@@ -9,11 +9,13 @@ group's commit).
 
 A batch claimed ahead is claimed like any other (``running``, this worker's, its attempt
 bumped): this worker's from the moment its claim commits, recovered with the rest if the
-consumer dies, and given back (released, not run) if the thread stops or is fenced first.
+consumer dies, and given back (released, not run) if the thread stops or is fenced first, even
+if the claim lands after the fence.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import logging
@@ -61,6 +63,7 @@ class Claims:
         *,
         ahead: bool,
         name: str,
+        fenced: Callable[[], bool] = lambda: False,
     ) -> None:
         self.queues = queues
         self.worker_id = worker_id
@@ -68,6 +71,7 @@ class Claims:
         self.leftovers = leftovers
         self.may_send_ahead = ahead
         self.name = name
+        self.fenced = fenced  # whether the thread was fenced (firefly_tasks.fence)
         self.full = False  # whether the last claim brought all it was granted
         self._pending: _Pending | None = None
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
@@ -178,9 +182,16 @@ class Claims:
                 future, claim = job
                 try:
                     dialect(queue_connection()).check_connection()  # as the thread's own
-                    future.set_result(claim())
+                    rows = claim()
                 except BaseException as exc:
                     connections.close_all()  # a broken connection is not used again
                     future.set_exception(exc)
+                    continue
+                future.set_result(rows)
+                # Then (a fence marks the thread, then reads its rows): a thread fenced before
+                # the rows were there would keep them waiting as long as it is stuck.
+                if rows and self.fenced():
+                    with contextlib.suppress(Error):  # else the thread, back, gives them back
+                        TaskModel.objects.release(rows)
         finally:
             connections.close_all()

@@ -62,7 +62,10 @@ class Fence:
         for deadline in watchdog.overdue(settings.TIMEOUT_GRACE):
             held = self.worker.held_by(deadline.thread)
             if held is not None and isinstance(held[0], BatchRunner):  # a task thread of ours
-                self._fence(deadline, held[0], held[1])
+                # Marked first, then its rows read again: a claim it sent ahead that lands from
+                # now on goes back by itself (firefly_tasks.claims).
+                held[0].fenced = True
+                self._fence(deadline, held[0], (self.worker.held_by(deadline.thread) or held)[1])
         if not (self.unended or 2 * len(stuck) > self.worker.concurrency):
             return False
         stuck = stuck or [t for t in watchdog.stuck() if self.worker.held_by(t) is not None]
@@ -76,7 +79,8 @@ class Fence:
         return True
 
     def _fence(self, deadline: Deadline, runner: BatchRunner, rows: list[TaskModel]) -> None:
-        runner.fenced = True  # if the thread returns, it hands the rest of its batch back
+        """End the session of ``runner``'s thread (fenced: if it returns, it hands the rest of
+        its batch back) and settle the ``rows`` it holds."""
         executing = runner.executing
         grace = settings.TIMEOUT_GRACE
         why = (

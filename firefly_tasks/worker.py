@@ -307,15 +307,15 @@ class Worker:
             else self.pool.runner(self.row, slot)
         )
         leftovers = Leftovers(self.row)
+        ahead = settings.CLAIM_AHEAD and dialect(queue_connection()).claims_ahead
         claims = Claims(
             self.queues,
             self.row.pk,
             self.budget,
             leftovers,
-            ahead=self.pool is None
-            and settings.CLAIM_AHEAD
-            and dialect(queue_connection()).claims_ahead,
+            ahead=ahead and isinstance(runner, BatchRunner),
             name=f"firefly-{slot}-ahead",
+            fenced=lambda: isinstance(runner, BatchRunner) and runner.fenced,
         )
         with self._lock:
             self._runners.append(runner)

@@ -70,6 +70,37 @@ def test_a_batch_claimed_ahead_goes_back_to_the_queue_if_the_thread_stops(
     assert budget.take(100) == 8  # the two run now; the two given back count again
 
 
+def test_a_claim_that_lands_after_its_thread_was_fenced_goes_back_by_itself(
+    worker: WorkerModel,
+) -> None:
+    """A stuck thread may never come back to give back what it claimed ahead; a fence that
+    came while the claim was on its way found no rows to release."""
+    tasks.noop.schedule_many([() for _ in range(4)])
+    fenced = threading.Event()
+    claims = Claims(
+        ["default"],
+        worker.pk,
+        Budget(None),
+        Leftovers(worker),
+        ahead=True,
+        name="t",
+        fenced=fenced.is_set,
+    )
+    try:
+        claims.claim(2)
+        fenced.set()
+        claims.send_ahead(2, 0)
+        wait_until(lambda: len(claims.ahead()) == 2, timeout=10)
+        ahead = [row.pk for row in claims.ahead()]
+        back = TaskModel.objects.filter(pk__in=ahead, status=TaskStatus.CREATED, attempt=0)
+        wait_until(lambda: back.count() == 2, timeout=10)
+    finally:
+        claims.close()
+    claims.leftovers.put_back()  # the thread, back: releasing again takes nothing
+
+    assert back.count() == 2
+
+
 def test_releasing_a_row_twice_never_takes_it_from_a_later_claim(worker: WorkerModel) -> None:
     """A fence releases the rest of a stuck thread's batch; the thread, back, releases it
     again: by then another claim may hold a row, at the very attempt number."""

@@ -145,11 +145,11 @@ class BatchRunner:
         self.thread, self.fenced, self.stuck_lock = threading.get_ident(), False, threading.Lock()
         self.session: int | None = None
         self.stuck_in: TaskModel | None = None
-        self.dropped: set[int] = set()  # ids of claimed tasks cancelled since: not to start
+        self.dropped: set[tuple[int, int]] = set()  # claimed attempts cancelled: not to start
 
-    def drop(self, pk: int) -> None:
+    def drop(self, row: TaskModel) -> None:
         """A task of the batch (or of the next, claimed ahead) was cancelled: don't start it."""
-        self.dropped.add(pk)
+        self.dropped.add((row.pk, row.attempt))
 
     def interrupt(self, token: tuple[int, int]) -> bool:
         """Cancel the body ``token`` if this runner's thread executes it."""
@@ -176,7 +176,7 @@ class BatchRunner:
         """
         run = _Run(revivals)
         self.session, self.fenced = run.dialect.session_id(), False
-        self.dropped.intersection_update({row.pk for row in rows})  # in place: see drop()
+        self.dropped.intersection_update({(r.pk, r.attempt) for r in rows})  # in place: drop()
         try:
             return self._run(rows, run)
         finally:
@@ -210,7 +210,7 @@ class BatchRunner:
                 if index == len(rows):
                     break
             row = rows[index]
-            if row.pk in self.dropped:  # cancelled while it waited in this batch
+            if (row.pk, row.attempt) in self.dropped:  # cancelled while it waited in the batch
                 not_run.append(row)
                 index += 1
                 continue

@@ -48,7 +48,7 @@ def stop_cancelled(held: Sequence[tuple[BatchRunner | Child, list[TaskModel]]]) 
         for row in batch:
             if (row.pk, row.attempt) not in cancelled:
                 continue
-            runner.drop(row.pk)
+            runner.drop(row)
             if executing is not None and executing[0] is row:
                 token = (row.pk, row.attempt)
                 if runner.interrupt(token):

@@ -19,11 +19,19 @@ class ChildRunner(BatchRunner):
     def __init__(self, worker: WorkerModel, board: Board, liveness: Liveness) -> None:
         self.board = board
         self._positions: dict[int, int] = {}
+        self._rows: dict[int, TaskModel] = {}
         super().__init__(worker, threading.Event(), liveness=liveness)
 
     def run(self, rows: list[TaskModel], revivals: int | None = None) -> Any:
         self._positions = {row.pk: i for i, row in enumerate(rows)}
+        self._rows = {row.pk: row for row in rows}
         return super().run(rows, revivals)
+
+    def drop_ids(self, pks: frozenset[int]) -> None:
+        """The parent told (``Board.drop``) which tasks of this batch were cancelled."""
+        for pk in pks:
+            if (row := self._rows.get(pk)) is not None:
+                self.drop(row)
 
     @property
     def executing(self) -> tuple[TaskModel, datetime.datetime] | None:

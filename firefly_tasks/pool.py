@@ -146,9 +146,9 @@ class Child:
             "task": None if executing is None else executing[0],
         }
 
-    def drop(self, pk: int) -> None:
+    def drop(self, row: TaskModel) -> None:
         """A task of the batch was cancelled: the child must not start it (SIGUSR1)."""
-        process = self.process
+        process, pk = self.process, row.pk
         if process is None or pk not in self._rows or pk in self.dropped:
             return
         self.dropped.add(pk)

@@ -72,7 +72,7 @@ def _serve(
     use_slot(options.slot)
     worker = WorkerModel.objects.get(pk=options.worker_id)
     runner = ChildRunner(worker, board, SharedLiveness(liveness_cells))
-    deadlines.use(Alarms(board, lambda pks: runner.dropped.update(pks)))
+    deadlines.use(Alarms(board, runner.drop_ids))
     try:
         while True:
             try:

@@ -18,6 +18,7 @@ from firefly_tasks.worker import Worker
 from tests.conftest import Consumer, wait_until
 from tests.test_worker import INFO_LOGGING
 from tests.testapp import tasks
+from tests.testapp.models import Execution
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -143,12 +144,31 @@ def test_a_task_cancelled_while_its_batch_waited_ahead_does_not_run(worker: Work
     tasks.noop.schedule_many([() for _ in range(3)])
     runner = BatchRunner(worker, threading.Event())
     rows = TaskModel.objects.claim(["default"], 3, worker.pk)
-    runner.drop(rows[1].pk)  # heard while the batch was claimed ahead, before it ran
+    runner.drop(rows[1])  # heard while the batch was claimed ahead, before it ran
 
     outcomes, not_run = runner.run(rows)
 
     assert outcomes == ["completed", "completed"]
     assert [row.pk for row in not_run] == [rows[1].pk]
+
+
+def test_a_task_cancelled_then_requeued_runs_when_the_same_thread_claims_it_again(
+    worker: WorkerModel,
+) -> None:
+    """What a thread was told not to start is the cancelled attempt, not the task."""
+    (row,) = tasks.record_execution.schedule_many([()])
+    runner = BatchRunner(worker, threading.Event())
+    first = TaskModel.objects.claim(["default"], 1, worker.pk)
+    TaskModel.objects.filter(pk=row.pk).cancel(running=True)
+    runner.drop(first[0])
+    assert runner.run(first) == ([], first)
+
+    assert TaskModel.objects.filter(pk=row.pk).requeue() == 1
+    again = TaskModel.objects.claim(["default"], 1, worker.pk)
+    outcomes, not_run = runner.run(again)
+
+    assert (outcomes, not_run) == (["completed"], [])
+    assert Execution.objects.count() == 1
 
 
 @pytest.mark.slow

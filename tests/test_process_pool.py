@@ -329,7 +329,7 @@ def test_a_child_that_dies_before_running_a_task_hands_its_batch_back_and_backs_
     assert TaskModel.objects.get(pk=row.pk).status == TaskStatus.CREATED  # never touched
     # Between children, nothing to stop, drop or show.
     assert child.interrupt((row.pk, 1)) is False
-    child.drop(row.pk)
+    child.drop(row)
     assert not child.dropped and child.executing is None
     assert pool.snapshot() == [{"slot": 0, "pid": None, "memory_kib": None, "task": None}]
     assert pool_module._describe_exit(3) == "exit code 3"

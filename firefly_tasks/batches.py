@@ -52,8 +52,7 @@ logger = logging.getLogger("firefly_tasks")
 
 # Weight of the newest observation in the moving averages of task durations.
 SMOOTHING = 0.2
-# A task that ran longer than this hands the rest of its batch back to the queue, so that
-# other threads and consumers can run it instead of waiting behind a slow task.
+# A task that ran longer than this hands the rest of its batch back, for others to run.
 SLOW_TASK_SECONDS = 0.5
 # How much work (in seconds of task time) a thread claims at once.
 BATCH_SECONDS = 0.05
@@ -99,7 +98,8 @@ class _Run:
     """What one call of :meth:`BatchRunner.run` reads once (settings are read once a batch:
     this is the hot path) and learns as it goes."""
 
-    def __init__(self, revivals: int | None) -> None:
+    def __init__(self, revivals: int | None, rows: list[TaskModel]) -> None:
+        self.claimed = {row.started for row in rows}  # the stamps of the batch's claims
         self.window = settings.GROUP_COMMIT_WINDOW
         self.aliases = settings.TASK_ALIASES
         self.preview_length = settings.PREVIEW_LENGTH
@@ -174,7 +174,7 @@ class BatchRunner:
         ``revivals`` is the worker's :attr:`~firefly_tasks.liveness.Liveness.revivals`, read
         before the claim. Raises :class:`BatchInterrupted` when the connection breaks.
         """
-        run = _Run(revivals)
+        run = _Run(revivals, rows)
         self.session, self.fenced = run.dialect.session_id(), False
         self.dropped.intersection_update({(r.pk, r.attempt) for r in rows})  # in place: drop()
         try:
@@ -259,6 +259,7 @@ class BatchRunner:
                 pk__in=[row.pk for row in rows],
                 status=TaskStatus.RUNNING,
                 worker_id=self.worker.pk,
+                started__in=run.claimed,  # not a claim of the same attempt made since
             ).values_list("pk", "attempt")
         )
         kept = [row for row in rows if (row.pk, row.attempt) in held]

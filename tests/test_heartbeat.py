@@ -133,6 +133,28 @@ def test_a_thread_held_back_by_a_task_run_alone_checks_its_batch_before_it_start
     assert set(TaskModel.objects.values_list("status", flat=True)) == {TaskStatus.CREATED}
 
 
+@override_settings(**FAST)
+def test_a_stale_batch_runs_no_task_given_back_and_claimed_again_at_the_same_attempt(
+    transactional_db: None,
+) -> None:
+    """A task given back unstarted takes back its attempt number; claimed again by another
+    thread of the same consumer, it is held by the same worker at the same attempt: only the
+    claim's stamp tells a batch that still holds it from one that no longer does."""
+    worker = Worker(["default"], name="stale")
+    worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
+    tasks.record_execution.schedule()
+    stale = TaskModel.objects.claim(["default"], 1, worker.row.pk)
+    assert TaskModel.objects.release(stale) == 1
+    again = TaskModel.objects.claim(["default"], 1, worker.row.pk)  # another of its threads
+    assert [(r.pk, r.attempt) for r in again] == [(r.pk, r.attempt) for r in stale]
+    worker.liveness.proved_at -= 60  # paused meanwhile: the batch is checked before it runs
+    runner = BatchRunner(worker.row, worker.stopping, liveness=worker.liveness)
+
+    assert runner.run(stale, worker.liveness.revivals) == ([], stale)
+    assert not Execution.objects.exists()
+    assert TaskModel.objects.get().started == again[0].started
+
+
 def test_a_beat_racing_the_consumers_own_stop_leaves_it_stopped(db: None) -> None:
     worker = Worker(["default"], name="stopping")
     worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)

@@ -249,19 +249,19 @@ class BatchRunner:
     def _still_held(
         self, run: _Run, rows: list[TaskModel], *, rest_of_batch: bool = True
     ) -> tuple[list[TaskModel], list[TaskModel]]:
-        """Beat (so none can be lost after the check), then split ``rows`` into those still held
-        and those lost. Only a check of the rest of the batch clears the revivals for it."""
+        """Beat (none can be lost after the check), then split ``rows`` into those still held and
+        those lost: all, if the worker was declared dead (what it claimed since is an orphan's,
+        to be recovered). Only a check of the rest of the batch clears the revivals for it."""
         assert self.liveness is not None and self.worker is not None
         revivals = self.liveness.revivals
-        self.liveness.beat(self.worker.pk)
-        held = set(
-            TaskModel.objects.filter(
-                pk__in=[row.pk for row in rows],
-                status=TaskStatus.RUNNING,
-                worker_id=self.worker.pk,
-                started__in=run.claimed,  # not a claim of the same attempt made since
-            ).values_list("pk", "attempt")
+        alive = self.liveness.beat(self.worker.pk)
+        claims = TaskModel.objects.filter(
+            pk__in=[row.pk for row in rows] if alive else [],
+            status=TaskStatus.RUNNING,
+            worker_id=self.worker.pk,
+            started__in=run.claimed,  # not a claim of the same attempt made since
         )
+        held = set(claims.values_list("pk", "attempt"))
         kept = [row for row in rows if (row.pk, row.attempt) in held]
         gone = [row for row in rows if (row.pk, row.attempt) not in held]
         if gone:

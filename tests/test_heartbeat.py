@@ -155,6 +155,27 @@ def test_a_stale_batch_runs_no_task_given_back_and_claimed_again_at_the_same_att
     assert TaskModel.objects.get().started == again[0].started
 
 
+@override_settings(**FAST)
+def test_a_worker_declared_dead_runs_nothing_it_claimed_before_it_revived(
+    transactional_db: None,
+) -> None:
+    """A consumer resumed after a pause claims before its heartbeat finds it dead: such rows
+    are an orphan's, which any consumer may recover, so none starts until it has revived."""
+    worker = Worker(["default"], name="dead-claimer")
+    worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
+    WorkerModel.objects.filter(pk=worker.row.pk).update(
+        last_heartbeat=timezone.now() - datetime.timedelta(seconds=60)
+    )
+    assert mark_dead_workers() == {worker.row.pk: 0}
+    tasks.record_execution.schedule_many([()] * 2)
+    claimed = TaskModel.objects.claim(["default"], 2, worker.row.pk)
+    worker.liveness.proved_at -= 60
+    runner = BatchRunner(worker.row, worker.stopping, liveness=worker.liveness)
+
+    assert runner.run(claimed, worker.liveness.revivals) == ([], claimed)
+    assert not Execution.objects.exists()
+
+
 def test_a_beat_racing_the_consumers_own_stop_leaves_it_stopped(db: None) -> None:
     worker = Worker(["default"], name="stopping")
     worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)

@@ -14,8 +14,9 @@ database is the median of their per-run ratios.
 ``fffeat`` ("Firefly, features on", drain.py only, in its default ``--systems`` next to
 ``firefly``): the same consumer running ten schedules that tick every second, over no-op tasks
 declared with a timeout and each scheduled with a unique key of its own and two tags.
-``ffserial`` (also drain.py only and in its default): the same consumer with
-``FIREFLY_CLAIM_AHEAD = False``, each batch claimed after the last has run.
+``ffahead`` (also drain.py only and in its default): the same consumer with
+``FIREFLY_CLAIM_AHEAD = True`` (off by default), each thread claiming its next batch while it
+runs one.
 
 Targets (issue #20): on PostgreSQL, Firefly at least 1.3 times pgqueuer (and 10,000/s, the
 moonshot, reported); SQLite 15,000/s; MariaDB 6,000/s; Firefly on PostgreSQL at least level with
@@ -169,10 +170,10 @@ def summarize(
         md += "(its scheduler thread enqueues ten no-op tasks a second, counted in its drain), "
         md += "over no-op tasks declared with `timeout=60` and each scheduled with a unique "
         md += "key of its own and two tags.\n\n"
-    if "ffserial" in labels:
-        md += f"{labels['ffserial']}: the same consumer claiming each batch after it has run "
-        md += "the last, as before claims were sent ahead (PostgreSQL and MariaDB; SQLite "
-        md += "never claims ahead).\n\n"
+    if "ffahead" in labels:
+        md += f"{labels['ffahead']}: the same consumer with claims sent ahead, each thread "
+        md += "claiming its next batch while it runs one (off by default; PostgreSQL and "
+        md += "MariaDB: SQLite never claims ahead).\n\n"
     if ratio_rows:
         md += "Ratios measured in the same run (median of the per-run ratios: the systems "
         md += "drain one after the other in each run):\n\n"

@@ -25,6 +25,7 @@ class ChildRunner(BatchRunner):
     def run(self, rows: list[TaskModel], revivals: int | None = None) -> Any:
         self._positions = {row.pk: i for i, row in enumerate(rows)}
         self._rows = {row.pk: row for row in rows}
+        self.drop_ids(self.board.dropped())  # told before this batch began (SIGUSR1 came early)
         return super().run(rows, revivals)
 
     def drop_ids(self, pks: frozenset[int]) -> None:

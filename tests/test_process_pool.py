@@ -17,6 +17,7 @@ from firefly_tasks import deadlines
 from firefly_tasks import pool as pool_module
 from firefly_tasks.alarms import Alarms
 from firefly_tasks.board import SIZE, Board
+from firefly_tasks.child_runner import ChildRunner
 from firefly_tasks.exceptions import TaskTimeout
 from firefly_tasks.liveness import SharedLiveness
 from firefly_tasks.models import TaskModel, TaskStatus, WorkerModel
@@ -310,6 +311,25 @@ def test_a_childs_sigusr1_hands_its_runner_the_tasks_dropped_from_its_batch() ->
     assert dropped == set(range(103, 111))
     board.clear()
     assert board.dropped() == frozenset()
+
+
+def test_a_child_runner_skips_a_task_its_parent_dropped_before_the_batch_reached_it(
+    transactional_db: None,
+) -> None:
+    """The parent may drop a task (and signal) between sending the batch and the child's run."""
+    worker = WorkerModel.objects.create(name="w", hostname="h", pid=1, queues=["default"])
+    kept, dropped = tasks.add.schedule_many([(1, 2), (3, 4)])
+    rows = TaskModel.objects.claim(["default"], 2, worker.pk)
+    board = Board([0.0] * SIZE)
+    board.clear()
+    board.drop(dropped.pk)
+    runner = ChildRunner(worker, board, SharedLiveness.fresh([0.0, 0.0]))
+
+    outcomes_, not_run = runner.run(rows)
+
+    assert outcomes_ == ["completed"]
+    assert [row.pk for row in not_run] == [dropped.pk]
+    assert TaskModel.objects.get(pk=kept.pk).status == TaskStatus.COMPLETED
 
 
 def test_a_child_that_dies_before_running_a_task_hands_its_batch_back_and_backs_off(

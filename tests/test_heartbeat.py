@@ -28,6 +28,21 @@ from tests.testapp.models import Execution
 FAST = {"FIREFLY_HEARTBEAT_INTERVAL": 0.2, "FIREFLY_WORKER_TIMEOUT": 1.0}
 
 
+def _consumer(name: str) -> tuple[Worker, WorkerModel]:
+    """A consumer and its worker row, as ``consume_tasks`` makes them, not started."""
+    worker = Worker(["default"], name=name)
+    worker.row = row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
+    return worker, row
+
+
+def _declare_dead(row: WorkerModel) -> dict[int, int]:
+    """Silent for a minute: another consumer declares it dead and recovers its tasks."""
+    WorkerModel.objects.filter(pk=row.pk).update(
+        last_heartbeat=timezone.now() - datetime.timedelta(seconds=60)
+    )
+    return mark_dead_workers()
+
+
 def _break_own_connection() -> None:
     """End this connection's session on the server, as a database restart would."""
     with pytest.raises(Exception), connection.cursor() as cursor:  # noqa: B017
@@ -43,8 +58,7 @@ def _break_own_connection() -> None:
 def test_a_worker_back_from_an_outage_declares_no_one_dead_for_one_timeout(
     transactional_db: None,
 ) -> None:
-    worker = Worker(["default"], name="back-from-outage")
-    worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
+    worker, row = _consumer("back-from-outage")
     # Another consumer, cut off by the same outage, has not reported in yet.
     other = WorkerModel.objects.create(
         name="other",
@@ -60,8 +74,8 @@ def test_a_worker_back_from_an_outage_declares_no_one_dead_for_one_timeout(
 
     other.refresh_from_db()
     assert other.state == WorkerState.RUNNING
-    worker.row.refresh_from_db()
-    assert worker.row.last_heartbeat > other.last_heartbeat  # the second tick did beat
+    row.refresh_from_db()
+    assert row.last_heartbeat > other.last_heartbeat  # the second tick did beat
 
     with override_settings(FIREFLY_WORKER_TIMEOUT=0.2):
         heartbeat._grace_until = 0.0  # the timeout has passed: dead workers are dead
@@ -74,20 +88,16 @@ def test_a_worker_back_from_an_outage_declares_no_one_dead_for_one_timeout(
 def test_a_worker_that_was_declared_dead_drops_the_tasks_taken_from_it(
     transactional_db: None,
 ) -> None:
-    worker = Worker(["default"], name="paused")
-    worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
+    worker, row = _consumer("paused")
     tasks.record_execution.schedule_many([()] * 3)
-    claimed = TaskModel.objects.claim(["default"], 3, worker.row.pk)
+    claimed = TaskModel.objects.claim(["default"], 3, row.pk)
     revivals = worker.liveness.revivals
     # Paused past the timeout: another consumer declared it dead and recovered its tasks.
-    WorkerModel.objects.filter(pk=worker.row.pk).update(
-        last_heartbeat=timezone.now() - datetime.timedelta(seconds=60)
-    )
-    assert mark_dead_workers() == {worker.row.pk: 3}
+    assert _declare_dead(row) == {row.pk: 3}
     Heartbeat(worker).tick()  # continued: its heartbeat finds it dead and revives it
     assert worker.liveness.revivals == revivals + 1
 
-    runner = BatchRunner(worker.row, worker.stopping, liveness=worker.liveness)
+    runner = BatchRunner(row, worker.stopping, liveness=worker.liveness)
     outcomes, not_run = runner.run(claimed, revivals)
 
     assert outcomes == []
@@ -102,12 +112,11 @@ def test_a_thread_held_back_by_a_task_run_alone_checks_its_batch_before_it_start
 ) -> None:
     """A worker thread that checked its batch, then waited for a task run alone (which may take
     any time, and the consumer may be paused meanwhile), checks again before it starts one."""
-    worker = Worker(["default"], name="held-back")
-    worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
+    worker, row = _consumer("held-back")
     tasks.record_execution.schedule_many([()] * 3)
-    claimed = TaskModel.objects.claim(["default"], 3, worker.row.pk)
+    claimed = TaskModel.objects.claim(["default"], 3, row.pk)
     lock = IsolationLock()
-    runner = BatchRunner(worker.row, worker.stopping, liveness=worker.liveness, lock=lock)
+    runner = BatchRunner(row, worker.stopping, liveness=worker.liveness, lock=lock)
     result: list[tuple[list[RunOutcome], list[TaskModel]]] = []
 
     def run() -> None:
@@ -122,10 +131,7 @@ def test_a_thread_held_back_by_a_task_run_alone_checks_its_batch_before_it_start
         wait_until(lambda: lock._waiting_shared == 1, timeout=10)
         # Paused past the timeout meanwhile: declared dead, its tasks recovered.
         worker.liveness.proved_at -= 60
-        WorkerModel.objects.filter(pk=worker.row.pk).update(
-            last_heartbeat=timezone.now() - datetime.timedelta(seconds=60)
-        )
-        assert mark_dead_workers() == {worker.row.pk: 3}
+        assert _declare_dead(row) == {row.pk: 3}
     thread.join(10)
 
     assert result == [([], claimed)]
@@ -140,15 +146,14 @@ def test_a_stale_batch_runs_no_task_given_back_and_claimed_again_at_the_same_att
     """A task given back unstarted takes back its attempt number; claimed again by another
     thread of the same consumer, it is held by the same worker at the same attempt: only the
     claim's stamp tells a batch that still holds it from one that no longer does."""
-    worker = Worker(["default"], name="stale")
-    worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
+    worker, row = _consumer("stale")
     tasks.record_execution.schedule()
-    stale = TaskModel.objects.claim(["default"], 1, worker.row.pk)
+    stale = TaskModel.objects.claim(["default"], 1, row.pk)
     assert TaskModel.objects.release(stale) == 1
-    again = TaskModel.objects.claim(["default"], 1, worker.row.pk)  # another of its threads
+    again = TaskModel.objects.claim(["default"], 1, row.pk)  # another of its threads
     assert [(r.pk, r.attempt) for r in again] == [(r.pk, r.attempt) for r in stale]
     worker.liveness.proved_at -= 60  # paused meanwhile: the batch is checked before it runs
-    runner = BatchRunner(worker.row, worker.stopping, liveness=worker.liveness)
+    runner = BatchRunner(row, worker.stopping, liveness=worker.liveness)
 
     assert runner.run(stale, worker.liveness.revivals) == ([], stale)
     assert not Execution.objects.exists()
@@ -161,30 +166,25 @@ def test_a_worker_declared_dead_runs_nothing_it_claimed_before_it_revived(
 ) -> None:
     """A consumer resumed after a pause claims before its heartbeat finds it dead: such rows
     are an orphan's, which any consumer may recover, so none starts until it has revived."""
-    worker = Worker(["default"], name="dead-claimer")
-    worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
-    WorkerModel.objects.filter(pk=worker.row.pk).update(
-        last_heartbeat=timezone.now() - datetime.timedelta(seconds=60)
-    )
-    assert mark_dead_workers() == {worker.row.pk: 0}
+    worker, row = _consumer("dead-claimer")
+    assert _declare_dead(row) == {row.pk: 0}
     tasks.record_execution.schedule_many([()] * 2)
-    claimed = TaskModel.objects.claim(["default"], 2, worker.row.pk)
+    claimed = TaskModel.objects.claim(["default"], 2, row.pk)
     worker.liveness.proved_at -= 60
-    runner = BatchRunner(worker.row, worker.stopping, liveness=worker.liveness)
+    runner = BatchRunner(row, worker.stopping, liveness=worker.liveness)
 
     assert runner.run(claimed, worker.liveness.revivals) == ([], claimed)
     assert not Execution.objects.exists()
 
 
 def test_a_beat_racing_the_consumers_own_stop_leaves_it_stopped(db: None) -> None:
-    worker = Worker(["default"], name="stopping")
-    worker.row = WorkerModel.objects.create(name=worker.name, hostname="h", pid=1)
+    worker, row = _consumer("stopping")
     worker.stop()  # SIGTERM: its last write records it stopped while a beat is under way
-    WorkerModel.objects.filter(pk=worker.row.pk).update(state=WorkerState.STOPPED)
+    WorkerModel.objects.filter(pk=row.pk).update(state=WorkerState.STOPPED)
 
     Heartbeat(worker).tick()
 
-    assert WorkerModel.objects.get(pk=worker.row.pk).state == WorkerState.STOPPED
+    assert WorkerModel.objects.get(pk=row.pk).state == WorkerState.STOPPED
 
 
 @pytest.mark.slow

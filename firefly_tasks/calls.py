@@ -62,16 +62,15 @@ def build_rows(
     for hook in (options.on_success, options.on_failure):
         if hook is not None and hook not in registry:
             raise InvalidTaskError(f"The hook {hook!r} is not a registered task.")
-    fields = list(values)
-    params_at, preview_at = fields.index("params_data"), fields.index("params_preview")
-    row_values = list(values.values())
     flow = any((options.unique, options.unique_key, options.concurrency_limit, options.rate_limit))
     rows = []
-    build = builder(TaskModel, fields)
+    build = builder(TaskModel, values)
+    dumps, preview = serialization.dumps_call, serialization.call_preview
     for args, kwargs in calls:
-        row_values[params_at] = serialization.dumps((list(args), kwargs), serializer, "arguments")
-        row_values[preview_at] = serialization.call_preview(args, kwargs, length)
-        row = build(row_values)
+        row = build(
+            params_data=dumps(args, kwargs, serializer),
+            params_preview=preview(args, kwargs, length),
+        )
         if flow:
             _flow_control(row, name, options, (args, kwargs))
         if options.depends_on:

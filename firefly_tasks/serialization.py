@@ -31,6 +31,7 @@ import re
 import reprlib
 import sys
 import uuid
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from django.core.signing import BadSignature, Signer
@@ -78,8 +79,50 @@ def _too_deep(path: Path) -> SerializationError:
     )
 
 
+# Values JSON stores as they are, whatever surrounds them: no need to look further.
+_LEAVES = frozenset({str, bool, type(None)})
+
+
+def _container(value: list[Any] | tuple[Any, ...] | dict[Any, Any], path: Path, depth: int) -> Any:
+    """A list, tuple or dict ``depth`` containers deep as plain JSON values."""
+    if depth >= MAX_DEPTH:
+        raise _too_deep(path)
+    depth += 1
+    if not value:  # nothing inside to look at
+        return {TAG: "tuple", "v": []} if isinstance(value, tuple) else value
+    if isinstance(value, list):
+        return _items(value, path, depth)
+    if isinstance(value, tuple):
+        return {TAG: "tuple", "v": _items(value, path, depth)}
+    if TAG in value or not all(isinstance(key, str) for key in value):
+        if not all(isinstance(key, str) for key in value):
+            raise SerializationError(
+                f"{_describe(path)} is a dict with non-string keys, which JSON cannot "
+                "round-trip; use string keys or FIREFLY_SERIALIZER = 'pickle'."
+            )
+        pairs = [[key, _to_json_safe(item, (path, key), depth)] for key, item in value.items()]
+        return {TAG: "dict", "v": pairs}
+    return {
+        key: item if type(item) in _LEAVES else _to_json_safe(item, (path, key), depth)
+        for key, item in value.items()
+    }
+
+
+def _items(values: list[Any] | tuple[Any, ...], path: Path, depth: int) -> list[Any]:
+    """The items of a list or tuple ``depth`` containers deep, as plain JSON values."""
+    return [
+        item if type(item) in _LEAVES else _to_json_safe(item, (path, i), depth)
+        for i, item in enumerate(values)
+    ]
+
+
 def _to_json_safe(value: Any, path: Path, depth: int) -> Any:
     """``value`` as plain JSON values; ``depth`` is the number of containers around it."""
+    kind = type(value)
+    if kind in _LEAVES:  # the commonest first, by exact type
+        return value
+    if kind is list or kind is tuple or kind is dict:
+        return _container(value, path, depth)
     # int before anything else: the common case (bool, an int subclass, passes the same test).
     if isinstance(value, int):
         if -_INT_BOUND < value < _INT_BOUND:
@@ -88,7 +131,7 @@ def _to_json_safe(value: Any, path: Path, depth: int) -> Any:
             f"{_describe(path)} is an int of more than {MAX_INT_DIGITS} digits, which not every "
             "process can read back from JSON; pass it as a string or a Decimal."
         )
-    if value is None or isinstance(value, str):
+    if isinstance(value, str):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -97,24 +140,8 @@ def _to_json_safe(value: Any, path: Path, depth: int) -> Any:
                 "instead, or set FIREFLY_SERIALIZER = 'pickle'."
             )
         return value
-    if isinstance(value, list | tuple | dict):
-        if depth >= MAX_DEPTH:
-            raise _too_deep(path)
-        depth += 1
-        if isinstance(value, list):
-            return [_to_json_safe(item, (path, i), depth) for i, item in enumerate(value)]
-        if isinstance(value, tuple):
-            items = [_to_json_safe(item, (path, i), depth) for i, item in enumerate(value)]
-            return {TAG: "tuple", "v": items}
-        if TAG in value or not all(isinstance(key, str) for key in value):
-            if not all(isinstance(key, str) for key in value):
-                raise SerializationError(
-                    f"{_describe(path)} is a dict with non-string keys, which JSON cannot "
-                    "round-trip; use string keys or FIREFLY_SERIALIZER = 'pickle'."
-                )
-            pairs = [[key, _to_json_safe(item, (path, key), depth)] for key, item in value.items()]
-            return {TAG: "dict", "v": pairs}
-        return {key: _to_json_safe(item, (path, key), depth) for key, item in value.items()}
+    if isinstance(value, (list, tuple, dict)):
+        return _container(value, path, depth)
     if isinstance(value, datetime.datetime):
         return {TAG: "datetime", "v": value.isoformat()}
     if isinstance(value, datetime.date):
@@ -199,6 +226,24 @@ def parse_json(text: str) -> Any:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")  # _to_json_safe() let it through
+
+
+# JSONEncoder.encode() builds its C encoder at each call; this one is built once. No markers:
+# what it encodes is _to_json_safe()'s fresh tree, which has no cycles.
+_C_ENCODER = c_make_encoder and c_make_encoder(
+    None, _refuse, encode_basestring_ascii, None, ":", ",", False, False, False
+)
+
+
+def _encode(safe: Any) -> str:
+    """``safe`` (plain JSON values) as compact ASCII JSON text."""
+    if _C_ENCODER is None:  # a Python without json's C speedups
+        return _ENCODER.encode(safe)
+    return "".join(_C_ENCODER(safe, 0))
+
+
 def canonical_json(value: Any, what: str = "value") -> str:
     """``value`` as JSON with sorted keys: the same text for equal values, however their
     dicts were ordered (a unique task's derived key)."""
@@ -220,19 +265,35 @@ def dumps(value: Any, serializer: str, what: str = "value") -> str:
     if value is None and serializer == "json":  # what most tasks return
         return "null"
     if serializer == "json":
-        safe = _to_json_safe(value, what, 0)
-        try:
-            text = _ENCODER.encode(safe)
-        except RecursionError as exc:  # only when the caller's own stack is nearly full
-            raise SerializationError(f"{what} cannot be encoded as JSON: {exc}") from exc
-    elif serializer == "pickle":
+        return _json_text(_to_json_safe(value, what, 0), what)
+    if serializer == "pickle":
         try:
             pickled = base64.b64encode(pickle.dumps(value)).decode("ascii")
         except Exception as exc:
             raise SerializationError(f"{what} cannot be pickled: {exc}") from exc
-        text = _signer().sign(pickled)
-    else:
-        raise SerializationError(f"Unknown serializer {serializer!r}; use 'json' or 'pickle'.")
+        return _bounded(_signer().sign(pickled), what)
+    raise SerializationError(f"Unknown serializer {serializer!r}; use 'json' or 'pickle'.")
+
+
+def dumps_call(args: tuple[Any, ...], kwargs: dict[str, Any], serializer: str) -> str:
+    """A call's arguments as stored: ``dumps((list(args), kwargs), serializer, "arguments")``,
+    without walking the pair that holds them (``schedule_many()`` encodes one a row)."""
+    if serializer != "json":
+        return dumps((list(args), kwargs), serializer, "arguments")
+    pair = [_container(list(args), ("arguments", 0), 1), _container(kwargs, ("arguments", 1), 1)]
+    return _json_text({TAG: "tuple", "v": pair}, "arguments")
+
+
+def _json_text(safe: Any, what: str) -> str:
+    try:
+        text = _encode(safe)
+    except RecursionError as exc:  # only when the caller's own stack is nearly full
+        raise SerializationError(f"{what} cannot be encoded as JSON: {exc}") from exc
+    return _bounded(text, what)
+
+
+def _bounded(text: str, what: str) -> str:
+    """``text``, unless it is longer than ``FIREFLY_MAX_PAYLOAD_BYTES``."""
     limit = settings.MAX_PAYLOAD_BYTES
     if len(text) > limit:  # ASCII: characters are bytes
         raise SerializationError(

@@ -32,6 +32,7 @@ from firefly_tasks.serialization import (
     TAG,
     call_preview,
     dumps,
+    dumps_call,
     loads,
     loads_plain,
     truncate,
@@ -480,6 +481,33 @@ def test_any_deep_value_round_trips_or_is_refused(value: object) -> None:
 @hypothesis.given(st.lists(values, max_size=3), st.dictionaries(st.text(max_size=5), values))
 def test_any_call_round_trips_or_is_refused(args: list[object], kwargs: dict[str, object]) -> None:
     assert_round_trips((args, kwargs), what="arguments")
+
+
+def stored_or_refused(encode: Callable[[], str]) -> str:
+    try:
+        return encode()
+    except SerializationError as exc:
+        return f"refused: {exc}"
+
+
+@FAST
+@hypothesis.given(st.lists(values, max_size=3), st.dictionaries(st.text(max_size=5), values))
+def test_a_call_is_stored_as_the_pair_of_its_args_and_kwargs(
+    args: list[object], kwargs: dict[str, object]
+) -> None:
+    """``dumps_call()`` (a row's arguments) skips the walk of the pair, not its result."""
+    assert stored_or_refused(lambda: dumps_call(tuple(args), kwargs, "json")) == (
+        stored_or_refused(lambda: dumps((args, kwargs), "json", what="arguments"))
+    )
+
+
+@pytest.mark.parametrize("empty", [[], {}, ()], ids=repr)
+def test_an_empty_container_one_level_too_deep_is_refused(empty: object) -> None:
+    with pytest.raises(SerializationError, match=rf"more than {MAX_DEPTH} deep"):
+        dumps(nest(MAX_DEPTH, "list", leaf=empty), "json")
+    with pytest.raises(SerializationError, match=rf"more than {MAX_DEPTH} deep"):
+        dumps_call((nest(MAX_DEPTH - 2, "list", leaf=empty),), {}, "json")
+    assert dumps(nest(MAX_DEPTH - 1, "list", leaf=empty), "json")
 
 
 json_values = st.recursive(

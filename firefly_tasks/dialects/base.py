@@ -17,7 +17,7 @@ from django.db import Error, models
 
 from firefly_tasks.dialects import datetimes
 from firefly_tasks.dialects.bookkeeping import TransactionBookkeeping
-from firefly_tasks.dialects.instances import instances
+from firefly_tasks.dialects.instances import instances, saved
 from firefly_tasks.dialects.rollup_rows import RollupRows
 from firefly_tasks.dialects.sessions import Sessions
 from firefly_tasks.dialects.statement_limits import StatementLimits
@@ -142,10 +142,7 @@ class Dialect(TransactionBookkeeping, TickStatements, Workflows, Sessions, State
             cursor.execute(sql, params)
             # Ids grow in the order the rows were inserted, whatever order RETURNING uses.
             ids = sorted(pk for (pk,) in cursor.fetchall())
-        for row, pk in zip(rows, ids, strict=True):
-            row.pk = pk
-            row._state.adding = False
-            row._state.db = self.connection.alias
+        saved(rows, ids, self.connection.alias)
 
     def max_params(self) -> int | None:
         """The most parameters one statement may carry, if the database has a limit."""
@@ -165,9 +162,8 @@ class Dialect(TransactionBookkeeping, TickStatements, Workflows, Sessions, State
         )
         with self.hot_cursor() as cursor:
             cursor.execute(sql, self._row_params(row, attnames, datetimes))
-            row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
-        row._state.adding = False
-        row._state.db = self.connection.alias
+            pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+        saved([row], [pk], self.connection.alias)
         return row
 
     def _row_params(self, row: Any, attnames: list[str], datetimes: list[int]) -> list[Any]:

@@ -35,18 +35,27 @@ def instances(
     return built
 
 
-def builder(model: type[models.Model], names: list[str]) -> Callable[[Sequence[Any]], Any]:
-    """A function building an unsaved instance of ``model`` from a value for each of
-    ``names`` (every concrete field's ``attname``, in field order), as ``model(*values)``
-    does: ``schedule_many()`` builds a row a call."""
+def builder(model: type[models.Model], template: dict[str, Any]) -> Callable[..., Any]:
+    """A function building an unsaved instance of ``model`` whose values are ``template``'s
+    (a value for every concrete field's ``attname``, in field order) but for the keyword
+    arguments it is given, as ``model(**values)`` does: ``schedule_many()`` builds a row a
+    call."""
     if pre_init.has_listeners(model) or post_init.has_listeners(model):
-        return lambda values: model(*values)
+        return lambda **changes: model(*{**template, **changes}.values())
     new = model.__new__
 
-    def build(values: Sequence[Any]) -> Any:
+    def build(**changes: Any) -> Any:
         instance = new(model)
-        instance.__dict__.update(zip(names, values, strict=True))
-        instance._state = ModelState()
+        instance.__dict__ = {**template, **changes, "_state": ModelState()}
         return instance
 
     return build
+
+
+def saved(rows: list[Any], ids: Sequence[Any], alias: str) -> None:
+    """Give just inserted ``rows`` their ``ids`` and mark them saved to the database
+    ``alias``."""
+    for row, pk in zip(rows, ids, strict=True):
+        row.pk = pk
+        state = row._state
+        state.adding, state.db = False, alias

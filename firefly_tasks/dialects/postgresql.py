@@ -11,6 +11,7 @@ from django.db import OperationalError, connections, models
 
 from firefly_tasks.conf import settings
 from firefly_tasks.dialects.base import ORDER, Claim, Completions, Dialect
+from firefly_tasks.dialects.instances import saved
 from firefly_tasks.dialects.rollup_rows import RollupRows
 
 # SQLSTATEs of a connection that is gone: class 08 (connection exception), and
@@ -61,10 +62,7 @@ class PostgreSQLDialect(Dialect):
         with self.hot_cursor() as cursor:
             cursor.execute(sql, params)
             ids = [pk for (pk,) in cursor.fetchall()]
-        for row, pk in zip(rows, ids, strict=True):
-            row.pk = pk
-            row._state.adding = False
-            row._state.db = connection.alias
+        saved(rows, ids, connection.alias)
         return rows
 
     # Claims -----------------------------------------------------------------------------------

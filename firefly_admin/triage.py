@@ -2,8 +2,8 @@
 with its count, first and last failure and latest error, and requeued as one.
 
 A group is ``(func_name, kind)``, ``kind`` being the exception's class as the stored error
-begins (``ValueError`` of ``"ValueError: boom"``). Two queries whatever the number of failures:
-the groups (over the index on ``failed``), then each group's latest error. Tasks whose name no
+begins (``ValueError`` of ``"ValueError: boom"``). One query whatever the number of failures:
+the groups (over the index on ``failed``), each with its latest error. Tasks whose name no
 registered task answers to are flagged, and never offered a requeue: they would fail again at
 once.
 """
@@ -16,7 +16,18 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, Count, F, Max, Min, QuerySet, Value, When
+from django.db.models import (
+    Aggregate,
+    Case,
+    Count,
+    F,
+    Max,
+    Min,
+    QuerySet,
+    TextField,
+    Value,
+    When,
+)
 from django.db.models.functions import Left, StrIndex, Substr
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.urls import reverse
@@ -70,6 +81,35 @@ def with_kind(queryset: QuerySet[Any]) -> QuerySet[Any]:
     return annotated
 
 
+class LatestError(Aggregate):
+    """An aggregate: the error of each group's newest task (its highest id). Read by primary
+    key in the grouping query, not by a second query (nor by a ``Subquery``, which Django would
+    group by); SQLite allows no aggregate inside a subquery, and takes the error from the
+    greatest of the rows' ids and errors written as one string."""
+
+    function = "MAX"
+    output_field = TextField()
+
+    def __init__(self) -> None:
+        super().__init__("pk", "error")
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        pk = self.get_source_expressions()[0]
+        pk_sql, params = compiler.compile(pk)
+        table = connection.ops.quote_name(TaskModel._meta.db_table)
+        column, key = (connection.ops.quote_name(name) for name in ("error", "id"))
+        # Aliased: inside, the table's own name still means the grouped rows outside.
+        sql = f"(SELECT newest.{column} FROM {table} newest WHERE newest.{key} = MAX({pk_sql}))"
+        return sql, params
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        (pk_sql, pk_params), (error_sql, error_params) = (
+            compiler.compile(expression) for expression in self.get_source_expressions()[:2]
+        )
+        sql = f"SUBSTR(MAX(printf('%%020d', {pk_sql}) || COALESCE({error_sql}, '')), 21)"
+        return sql, [*pk_params, *error_params]
+
+
 def failed_since(now: datetime.datetime) -> QuerySet[Any]:
     """The last :data:`WINDOW`'s failed tasks, with their ``kind``."""
     return with_kind(TaskModel.objects.filter(status=TaskStatus.FAILED, failed__gte=now - WINDOW))
@@ -77,16 +117,14 @@ def failed_since(now: datetime.datetime) -> QuerySet[Any]:
 
 def failure_groups(now: datetime.datetime, limit: int = GROUP_LIMIT) -> list[FailureGroup]:
     """The groups of the last :data:`WINDOW`'s failed tasks, latest failure first."""
-    rows = list(
+    rows = (
         failed_since(now)
         .values("func_name", "backend", "kind")
         .annotate(count=Count("pk"), first=Min("failed"), last=Max("failed"), latest=Max("pk"))
+        .annotate(error=LatestError())
         .order_by("-last")[:limit]
     )
     names = registry.known_names()
-    errors = dict(
-        TaskModel.objects.filter(pk__in=[row["latest"] for row in rows]).values_list("pk", "error")
-    )
     return [
         FailureGroup(
             row["func_name"],
@@ -97,7 +135,7 @@ def failure_groups(now: datetime.datetime, limit: int = GROUP_LIMIT) -> list[Fai
             row["last"],
             bool(row["backend"]) or row["func_name"] in names,
             row["latest"],
-            errors.get(row["latest"], ""),
+            row["error"] or "",
         )
         for row in rows
     ]

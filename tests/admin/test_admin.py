@@ -230,12 +230,12 @@ def test_changelist_runs_few_queries(
     assert len(response.context["cl"].result_list) == 50
 
 
-def test_the_full_dashboard_runs_eleven_queries_with_workers_failures_and_tasks(
+def test_the_full_dashboard_runs_ten_queries_with_workers_failures_and_tasks(
     admin_client: Client, django_assert_max_num_queries: DjangoAssertNumQueries
 ) -> None:
     """The six regions of the full page share the queue catalog and the workers: with the
-    session and the user, eleven queries, however many workers (under the list's 50), queues,
-    failures and tasks."""
+    session and the user, ten queries, however many workers (under the list's 50), queues,
+    failures and tasks: each failure group's latest error is read with the groups."""
     now = timezone.now()
     for index in range(30):
         worker = make_worker(f"w{index}", last_heartbeat=now)
@@ -243,10 +243,11 @@ def test_the_full_dashboard_runs_eleven_queries_with_workers_failures_and_tasks(
         started = now.isoformat()
         executing = [{"id": row.pk, "name": row.func_name, "queue": "default", "started": started}]
         WorkerModel.objects.filter(pk=worker.pk).update(executing=executing)
-    make_task(TaskStatus.FAILED)
+    for error in ("ValueError: one", "KeyError: two", "ValueError: three"):
+        make_task(TaskStatus.FAILED, error=error)
     tasks.add.schedule_many([(i, i) for i in range(40)])  # the newest: the list shows these
 
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(10):
         response = admin_client.get(reverse("admin:firefly_admin_task_dashboard"))
 
     assert response.status_code == 200
@@ -254,6 +255,8 @@ def test_the_full_dashboard_runs_eleven_queries_with_workers_failures_and_tasks(
     default = next(queue for queue in queues if queue.name == "default")
     assert (default.running, default.executing) == (30, 30)
     assert sorted(status.holding for status in response.context["workers"]) == [1] * 30
+    groups = {(group.kind, group.latest_error) for group in response.context["failure_groups"]}
+    assert groups == {("ValueError", "ValueError: three"), ("KeyError", "KeyError: two")}
 
 
 def test_changelist_never_loads_the_payloads(admin_client: Client) -> None:

@@ -93,7 +93,7 @@ class LatestError(Aggregate):
     def __init__(self) -> None:
         super().__init__("pk", "error")
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+    def as_sql(self, compiler: Any, connection: Any, *args: Any, **extra: Any) -> Any:
         pk = self.get_source_expressions()[0]
         pk_sql, params = compiler.compile(pk)
         table = connection.ops.quote_name(TaskModel._meta.db_table)
@@ -102,7 +102,7 @@ class LatestError(Aggregate):
         sql = f"(SELECT newest.{column} FROM {table} newest WHERE newest.{key} = MAX({pk_sql}))"
         return sql, params
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+    def as_sqlite(self, compiler: Any, connection: Any, *args: Any, **extra: Any) -> Any:
         (pk_sql, pk_params), (error_sql, error_params) = (
             compiler.compile(expression) for expression in self.get_source_expressions()[:2]
         )

@@ -161,18 +161,26 @@ def _to_json_safe(value: Any, path: Path, depth: int) -> Any:
     )
 
 
+# What json.loads() gives for a scalar: the same value decoded, whatever surrounds it.
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _from_json_safe(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_from_json_safe(item) for item in value]
-    if not isinstance(value, dict):
+    """What :func:`_to_json_safe` made ``value`` (what ``json.loads()`` read) from."""
+    if type(value) is list:
+        return _decoded(value)
+    if type(value) is not dict:
         return value
     tag = value.get(TAG)
     if tag is None:
-        return {key: _from_json_safe(item) for key, item in value.items()}
+        return {
+            key: item if type(item) in _JSON_SCALARS else _from_json_safe(item)
+            for key, item in value.items()
+        }
     raw = value["v"]
     if tag == "tuple":
         # A list first: tuple() of a generator would recurse through C, using thread stack.
-        return tuple([_from_json_safe(item) for item in raw])
+        return tuple(_decoded(raw))
     if tag == "dict":
         return {key: _from_json_safe(item) for key, item in raw}
     if tag == "datetime":
@@ -191,6 +199,10 @@ def _from_json_safe(value: Any) -> Any:
     if tag == "uuid":
         return uuid.UUID(raw)
     raise SerializationError(f"Unknown JSON tag {tag!r}.")
+
+
+def _decoded(items: list[Any]) -> list[Any]:
+    return [item if type(item) in _JSON_SCALARS else _from_json_safe(item) for item in items]
 
 
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)

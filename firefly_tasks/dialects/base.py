@@ -135,8 +135,9 @@ class Dialect(TransactionBookkeeping, TickStatements, Workflows, Sessions, State
         self, head: str, row_sql: str, attnames: list[str], datetimes: list[int], rows: list[Any]
     ) -> None:
         params: list[Any] = []
+        adapted: dict[Any, Any] = {}  # the rows of one call share their times: adapted once
         for row in rows:
-            params += self._row_params(row, attnames, datetimes)
+            params += self._row_params(row, attnames, datetimes, adapted)
         sql = f"{head} VALUES {', '.join([row_sql] * len(rows))} RETURNING {self.qn('id')}"
         with self.hot_cursor() as cursor:
             cursor.execute(sql, params)
@@ -161,18 +162,21 @@ class Dialect(TransactionBookkeeping, TickStatements, Workflows, Sessions, State
             ),
         )
         with self.hot_cursor() as cursor:
-            cursor.execute(sql, self._row_params(row, attnames, datetimes))
+            cursor.execute(sql, self._row_params(row, attnames, datetimes, {}))
             pk = cursor.fetchone()[0] if returning else cursor.lastrowid
         saved([row], [pk], self.connection.alias)
         return row
 
-    def _row_params(self, row: Any, attnames: list[str], datetimes: list[int]) -> list[Any]:
-        """A row's values in ``attnames`` order, its datetimes adapted for the database."""
+    def _row_params(
+        self, row: Any, attnames: list[str], datetimes: list[int], adapted: dict[Any, Any]
+    ) -> list[Any]:
+        """A row's values in ``attnames`` order, its datetimes adapted (each once: ``adapted``)."""
         values = row.__dict__
         params = [values[name] for name in attnames]
         for i in datetimes:
-            if params[i] is not None:
-                params[i] = self.adapt(params[i])
+            value = params[i]
+            if value is not None:
+                params[i] = adapted.get(value) or adapted.setdefault(value, self.adapt(value))
         return params
 
     def _insert_parts(self, model: type[models.Model]) -> tuple[str, str, list[str], list[int]]:

@@ -24,6 +24,7 @@ from django.test import override_settings
 from hypothesis import strategies as st
 from pytest_django import Settings
 
+from firefly_tasks import serialization
 from firefly_tasks.exceptions import SerializationError
 from firefly_tasks.models import TaskModel, TaskStatus
 from firefly_tasks.serialization import (
@@ -515,6 +516,12 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(keys, children, max_size=3),
     max_leaves=15,
 )
+
+
+@FAST
+@hypothesis.given(json_values | texts)
+def test_the_encoder_built_once_writes_what_json_dumps_writes(value: object) -> None:
+    assert serialization._encode(value) == json.dumps(value, separators=(",", ":"))
 
 
 @FAST

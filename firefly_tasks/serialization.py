@@ -79,8 +79,10 @@ def _too_deep(path: Path) -> SerializationError:
     )
 
 
-# Values JSON stores as they are, whatever surrounds them: no need to look further.
+# Values JSON stores as they are, whatever surrounds them: no need to look further; and what
+# json.loads() gives for a scalar, the same value decoded.
 _LEAVES = frozenset({str, bool, type(None)})
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _container(value: list[Any] | tuple[Any, ...] | dict[Any, Any], path: Path, depth: int) -> Any:
@@ -161,10 +163,6 @@ def _to_json_safe(value: Any, path: Path, depth: int) -> Any:
     )
 
 
-# What json.loads() gives for a scalar: the same value decoded, whatever surrounds it.
-_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
 def _from_json_safe(value: Any) -> Any:
     """What :func:`_to_json_safe` made ``value`` (what ``json.loads()`` read) from."""
     if type(value) is list:
@@ -173,10 +171,7 @@ def _from_json_safe(value: Any) -> Any:
         return value
     tag = value.get(TAG)
     if tag is None:
-        return {
-            key: item if type(item) in _JSON_SCALARS else _from_json_safe(item)
-            for key, item in value.items()
-        }
+        return {k: v if type(v) in _JSON_SCALARS else _from_json_safe(v) for k, v in value.items()}
     raw = value["v"]
     if tag == "tuple":
         # A list first: tuple() of a generator would recurse through C, using thread stack.
@@ -238,22 +233,16 @@ def parse_json(text: str) -> Any:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
-def _refuse(value: Any) -> Any:
-    raise TypeError(f"{type(value).__name__} is not JSON")  # _to_json_safe() let it through
-
-
-# JSONEncoder.encode() builds its C encoder at each call; this one is built once. No markers:
-# what it encodes is _to_json_safe()'s fresh tree, which has no cycles.
+# JSONEncoder.encode() builds its C encoder at each call; this one is built once (None without
+# json's C speedups). No markers: it encodes _to_json_safe()'s fresh tree, which has no cycles.
 _C_ENCODER = c_make_encoder and c_make_encoder(
-    None, _refuse, encode_basestring_ascii, None, ":", ",", False, False, False
+    None, _ENCODER.default, encode_basestring_ascii, None, ":", ",", False, False, False
 )
 
 
 def _encode(safe: Any) -> str:
     """``safe`` (plain JSON values) as compact ASCII JSON text."""
-    if _C_ENCODER is None:  # a Python without json's C speedups
-        return _ENCODER.encode(safe)
-    return "".join(_C_ENCODER(safe, 0))
+    return "".join(_C_ENCODER(safe, 0)) if _C_ENCODER else _ENCODER.encode(safe)
 
 
 def canonical_json(value: Any, what: str = "value") -> str:

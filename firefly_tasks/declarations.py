@@ -204,7 +204,7 @@ def _stored(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
     """The arguments as a schedule row stores them: JSON, whatever ``FIREFLY_SERIALIZER``
     says, so that the admin can show and edit them."""
     try:
-        return serialization.dumps((list(args), dict(kwargs)), "json", "arguments")
+        return serialization.dumps_call(tuple(args), dict(kwargs), "json")
     except SerializationError as exc:
         reason = str(exc).split(". ")[0]
         raise InvalidScheduleError(

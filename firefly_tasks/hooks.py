@@ -57,11 +57,10 @@ class Hooks(Dependencies):
             values = column_values(hook, _hook_options(options), now=now)
             built = []
             for row in rows:
-                call: tuple[list[int], dict[str, Any]] = ([row.pk], {})
                 built.append(
                     self.model(
                         **values,
-                        params_data=serialization.dumps(call, values["serializer"], "arguments"),
+                        params_data=serialization.dumps_call((row.pk,), {}, values["serializer"]),
                         params_preview=serialization.call_preview(
                             (row.pk,), {}, settings.PREVIEW_LENGTH
                         ),

@@ -181,6 +181,29 @@ def test_the_sqlite_hot_cursor_converts_placeholders_as_django_does(db: None) ->
         assert cursor.fetchone() == tuple(range(1500))
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's hot cursor")
+@pytest.mark.django_db(transaction=True)
+def test_the_postgresql_hot_cursor_is_one_a_connection_and_new_after_a_reconnect() -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    hot = dialect(connection)
+    with hot.hot_cursor() as first:
+        first.execute("SELECT %s::int", [1])
+        assert first.fetchone() == (1,)
+    with CaptureQueriesContext(connection) as seen, hot.hot_cursor() as second:
+        second.execute("SELECT %s::text", ["two"])  # the same cursor, another statement
+        assert second.fetchone() == ("two",)
+    assert second.cursor is first.cursor
+    assert len(seen.captured_queries) == 1  # still logged, as connection.cursor()'s are
+
+    connection.close()  # a new connection gets a cursor of its own
+    with hot.hot_cursor() as third:
+        third.execute("SELECT %s::int", [3])
+        assert third.fetchone() == (3,)
+    assert third.cursor is not first.cursor
+    assert third.cursor.connection is connection.connection
+
+
 # A task's transaction on SQLite -----------------------------------------------------------
 
 

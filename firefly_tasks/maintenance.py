@@ -39,14 +39,19 @@ def mark_dead_workers(
             with database.atomic():
                 if lock_wait is not None:
                     dialect(database.queue_connection()).limit_lock_wait(lock_wait)
+                # Its rows first, then its row: a frozen transaction of the worker that holds
+                # one of them is waited for before the worker is judged, so that a worker
+                # resumed meanwhile beats (its row is not held) and is spared. The rows are
+                # read as locked, not from a snapshot taken before: one given back unrun and
+                # claimed again by another worker is not this worker's any more.
+                held = _lock_running(worker.pk)
                 won = stale.filter(pk=worker.pk).update(
                     state=WorkerState.DEAD, stopped=DatabaseNow()
                 )
                 if not won:
                     continue
-                running = TaskModel.objects.filter(worker_id=worker.pk, status=TaskStatus.RUNNING)
                 recovered[worker.pk] = sum(
-                    TaskModel.objects.recover(row, worker, AttemptOutcome.LOST) for row in running
+                    TaskModel.objects.recover(row, worker, AttemptOutcome.LOST) for row in held
                 )
         except OperationalError as exc:
             if not dialect(database.queue_connection()).is_lock_timeout(exc):
@@ -62,6 +67,17 @@ def mark_dead_workers(
             recovered[worker.pk],
         )
     return recovered
+
+
+def _lock_running(worker_id: int) -> list[TaskModel]:
+    """The tasks ``worker_id`` runs, locked for this transaction (waiting for their holders),
+    by primary key: a range of an index would lock more on MariaDB."""
+    running = TaskModel.objects.filter(worker_id=worker_id, status=TaskStatus.RUNNING)
+    ids = list(running.values_list("pk", flat=True))
+    locked = TaskModel.objects.filter(pk__in=ids).select_for_update().order_by("pk")
+    return [
+        row for row in locked if row.worker_id == worker_id and row.status == TaskStatus.RUNNING
+    ]
 
 
 def recover_orphans(timeout: float | None = None) -> int:

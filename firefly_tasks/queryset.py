@@ -278,13 +278,12 @@ class TaskQuerySet(Hooks):
         charge: bool = False,
     ) -> bool:
         """Record an attempt that never finished and requeue the task, to run alone next time.
-
-        ``lost`` (its worker died) is charged only to a task that was proven to run alone
-        (``Isolation.STARTED_ALONE``): any other is recorded as ``released``, uncharged, since
-        nothing shows it had started, unless ``charge`` (a pool child died running it).
-        ``interrupted`` attempts are never charged. A task charged more than
-        ``FIREFLY_MAX_LOST_ATTEMPTS`` times fails as poison instead. Returns False, writing
-        nothing, if the task finished or moved on meanwhile."""
+        ``lost`` (its worker died) is charged only to a task proven to run alone
+        (``Isolation.STARTED_ALONE``), or with ``charge`` (a pool child died running it); else it
+        is ``released``, uncharged. ``interrupted`` is never charged. Charged more than
+        ``FIREFLY_MAX_LOST_ATTEMPTS`` times, a task fails as poison. False, writing nothing, if
+        the task finished or moved on (to another worker too: one given back unrun and taken
+        again has the same attempt)."""
         now = timezone.now()
         charged = outcome == AttemptOutcome.LOST and (
             charge or row.isolation == Isolation.STARTED_ALONE
@@ -303,6 +302,7 @@ class TaskQuerySet(Hooks):
         if charged:
             changes["lost_attempts"] = F("lost_attempts") + 1
         poison = charged and row.lost_attempts + 1 > settings.MAX_LOST_ATTEMPTS
+        claim = self._attempt_of(row).filter(worker_id=row.worker_id)
         with transaction.atomic(using=self.db):
             if poison:
                 changes["error"] = error = (
@@ -310,9 +310,9 @@ class TaskQuerySet(Hooks):
                     f"running alone (FIREFLY_MAX_LOST_ATTEMPTS = {settings.MAX_LOST_ATTEMPTS}); "
                     "it may be crashing the consumer, so it is not run again"
                 )
-                updated = self._attempt_of(row)._move(Event.FAIL, failed=now, **changes)
+                updated = claim._move(Event.FAIL, failed=now, **changes)
             else:
-                updated = self._attempt_of(row)._move(Event.RECOVER, not_before=now, **changes)
+                updated = claim._move(Event.RECOVER, not_before=now, **changes)
             if not updated:
                 return False
             self._free_slots([row])

@@ -22,6 +22,7 @@ class TaskRow(Protocol):
     attempt: int
     not_before: datetime.datetime
     started: datetime.datetime | None
+    worker_id: int | None
     completed: datetime.datetime | None
     returned_data: str | None
     retry_attempts: int

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 from django.db import connection, transaction
@@ -13,6 +16,7 @@ from django.utils import timezone
 from firefly_tasks.clock import DatabaseNow
 from firefly_tasks.maintenance import mark_dead_workers, recover_orphans
 from firefly_tasks.models import (
+    AttemptOutcome,
     Isolation,
     TaskAttempt,
     TaskModel,
@@ -22,6 +26,10 @@ from firefly_tasks.models import (
 )
 from tests.conftest import run_at_once
 from tests.testapp import tasks
+
+row_locks = pytest.mark.skipif(
+    connection.vendor == "sqlite", reason="SQLite locks the whole database, with its own timeout"
+)
 
 
 def worker(silent_for: float = 0, name: str = "w") -> WorkerModel:
@@ -224,19 +232,29 @@ def test_running_rows_of_live_workers_and_fresh_claims_are_not_orphans(db: None)
     assert TaskModel.objects.filter(status=TaskStatus.RUNNING).count() == 2
 
 
-@pytest.mark.skipif(
-    connection.vendor == "sqlite", reason="SQLite locks the whole database, with its own timeout"
-)
+@row_locks
 def test_a_dead_workers_row_locked_by_a_frozen_transaction_defers_its_recovery(
     transactional_db: None,
 ) -> None:
     dead = worker(silent_for=60)
     (row,) = run_on(dead)
+    with frozen_transaction(row):
+        # Gives up on the locked row instead of blocking the heartbeat; nothing committed.
+        assert mark_dead_workers(timeout=30, lock_wait=0.2) == {}
+        dead.refresh_from_db()
+        assert dead.state == WorkerState.RUNNING
+    assert mark_dead_workers(timeout=30, lock_wait=0.2) == {dead.pk: 1}  # the next turn
+    row.refresh_from_db()
+    assert row.status == TaskStatus.CREATED
+
+
+@contextlib.contextmanager
+def frozen_transaction(row: TaskModel) -> Iterator[None]:
+    """Hold the task's row in another connection's open transaction, as a consumer paused
+    between its completion and its commit does, until the block ends (then rolled back)."""
     locked, release = threading.Event(), threading.Event()
 
     def frozen_consumer() -> None:
-        """Holds the task's row in an open transaction, as a consumer paused between its
-        completion and its commit does."""
         try:
             with transaction.atomic():
                 TaskModel.objects.filter(pk=row.pk).update(error="writing its completion")
@@ -252,13 +270,83 @@ def test_a_dead_workers_row_locked_by_a_frozen_transaction_defers_its_recovery(
     holder.start()
     try:
         assert locked.wait(10)
-        # Gives up on the locked row instead of blocking the heartbeat; nothing committed.
-        assert mark_dead_workers(timeout=30, lock_wait=0.2) == {}
-        dead.refresh_from_db()
-        assert dead.state == WorkerState.RUNNING
+        yield
     finally:
         release.set()
         holder.join(30)
-    assert mark_dead_workers(timeout=30, lock_wait=0.2) == {dead.pk: 1}  # the next turn
+
+
+def _lock_waiters() -> int:
+    """Statements of this database waiting for a row lock (on MariaDB: running for more than
+    200 ms, which in the test below only a wait for a lock takes)."""
+    if connection.vendor == "postgresql":
+        sql = (
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+    else:  # not always in innodb_trx (a read of one row by id waits before its trx starts)
+        sql = (
+            "SELECT count(*) FROM information_schema.processlist WHERE db = DATABASE() "
+            "AND command = 'Query' AND id <> CONNECTION_ID() AND time_ms > 200"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return int(cursor.fetchone()[0])
+
+
+@row_locks
+def test_a_worker_that_beats_while_its_frozen_transaction_is_waited_for_is_not_declared_dead(
+    transactional_db: None,
+) -> None:
+    silent = worker(silent_for=60)
+    (row,) = run_on(silent)
+    found: list[dict[int, int]] = []
+
+    def rescuer() -> None:
+        try:
+            found.append(mark_dead_workers(timeout=30, lock_wait=20))
+        finally:
+            connection.close()
+
+    def resumed_heartbeat() -> None:
+        try:
+            WorkerModel.objects.filter(pk=silent.pk).update(last_heartbeat=DatabaseNow())
+        finally:
+            connection.close()
+
+    rescue = threading.Thread(target=rescuer)
+    beat = threading.Thread(target=resumed_heartbeat)
+    with frozen_transaction(row):
+        rescue.start()
+        deadline = time.monotonic() + 10
+        while _lock_waiters() < 1:  # the rescuer waits for the held row
+            assert rescue.is_alive(), f"the rescuer did not wait for the task's row: {found}"
+            assert time.monotonic() < deadline, "the rescuer never waited for the task's row"
+            time.sleep(0.01)
+        # The frozen consumer resumes: its heartbeat, then the end of its transaction.
+        beat.start()
+        beat.join(5)
+        beat_waited = beat.is_alive()
+    rescue.join(30)
+    beat.join(30)
+    assert not beat_waited, "the heartbeat waited for the rescuer: the worker's row was held"
+    assert found == [{}]
+    silent.refresh_from_db()
     row.refresh_from_db()
-    assert row.status == TaskStatus.CREATED
+    assert (silent.state, row.status) == (WorkerState.RUNNING, TaskStatus.RUNNING)
+
+
+def test_recovering_a_claim_given_back_and_taken_again_at_the_same_attempt_changes_nothing(
+    db: None,
+) -> None:
+    first, second = worker(silent_for=60, name="first"), worker(name="second")
+    (stale,) = run_on(first)  # what a rescuer read of the first worker's rows
+    assert TaskModel.objects.release([stale]) == 1  # its consumer gives it back unrun
+    (taken,) = TaskModel.objects.claim(["default"], 1, second.pk)
+    assert (taken.pk, taken.attempt) == (stale.pk, stale.attempt)  # the same attempt again
+
+    assert not TaskModel.objects.recover(stale, first, AttemptOutcome.LOST)
+    assert mark_dead_workers(timeout=30) == {first.pk: 0}
+    taken.refresh_from_db()
+    assert (taken.status, taken.worker_id, taken.attempt) == (TaskStatus.RUNNING, second.pk, 1)
+    assert not TaskAttempt.objects.filter(task_id=taken.pk).exists()

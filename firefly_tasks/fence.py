@@ -96,16 +96,19 @@ class Fence:
             grace,
         )
         try:
-            if runner.session is None:
-                self.unended = True
-            else:
-                dialect(database.queue_connection()).end_session(runner.session)
-            if executing is not None:
-                error = (
-                    f"TaskTimeout: {why} and did not stop within FIREFLY_TIMEOUT_GRACE "
-                    f"({grace:g} s): its thread was fenced"
-                )
-                with runner.stuck_lock:  # its return waits for this, then lets go of it
+            # Taken before the session ends: that wakes the thread, whose return waits for the
+            # settling (else it finds its connection lost and puts its task back first, as
+            # interrupted, to run again), then lets go of what the settling kept.
+            with runner.stuck_lock:
+                if runner.session is None:
+                    self.unended = True
+                else:
+                    dialect(database.queue_connection()).end_session(runner.session)
+                if executing is not None:
+                    error = (
+                        f"TaskTimeout: {why} and did not stop within FIREFLY_TIMEOUT_GRACE "
+                        f"({grace:g} s): its thread was fenced"
+                    )
                     self._settle(executing[0], rows, error)
                     runner.stuck_in = executing[0]
         except Error as exc:

@@ -14,9 +14,9 @@ database is the median of their per-run ratios.
 ``fffeat`` ("Firefly, features on", drain.py only, in its default ``--systems`` next to
 ``firefly``): the same consumer running ten schedules that tick every second, over no-op tasks
 declared with a timeout and each scheduled with a unique key of its own and two tags.
-``ffahead`` (also drain.py only and in its default): the same consumer with
-``FIREFLY_CLAIM_AHEAD = True`` (off by default), each thread claiming its next batch while it
-runs one.
+``ffserial`` (also drain.py only and in its default, PostgreSQL and MariaDB): the same consumer
+with ``FIREFLY_CLAIM_AHEAD = False``, each thread claiming its next batch only once it has run
+one (claims ahead are on by default; SQLite never claims ahead).
 
 Targets (issue #20): on PostgreSQL, Firefly at least 1.3 times pgqueuer (and 10,000/s, the
 moonshot, reported); SQLite 15,000/s; MariaDB 6,000/s; Firefly on PostgreSQL at least level with
@@ -170,10 +170,10 @@ def summarize(
         md += "(its scheduler thread enqueues ten no-op tasks a second, counted in its drain), "
         md += "over no-op tasks declared with `timeout=60` and each scheduled with a unique "
         md += "key of its own and two tags.\n\n"
-    if "ffahead" in labels:
-        md += f"{labels['ffahead']}: the same consumer with claims sent ahead, each thread "
-        md += "claiming its next batch while it runs one (off by default; PostgreSQL and "
-        md += "MariaDB: SQLite never claims ahead).\n\n"
+    if "ffserial" in labels:
+        md += f"{labels['ffserial']}: the same consumer without claims sent ahead (on by "
+        md += "default, each thread claiming its next batch while it runs one; PostgreSQL "
+        md += "and MariaDB: SQLite never claims ahead, so there the two are the same).\n\n"
     if ratio_rows:
         md += "Ratios measured in the same run (median of the per-run ratios: the systems "
         md += "drain one after the other in each run):\n\n"

@@ -215,10 +215,10 @@ FFPROC = System("ffproc", "Firefly, --pool process", "django", settings="bench.s
 # enqueueing ticks, its tasks with a timeout, a unique key and tags (drain.py only).
 FFFEAT = System("fffeat", "Firefly, features on", "django", settings="bench.settings",
                 concurrency=True, features=True)  # fmt: skip
-# The same consumer claiming its next batch while it runs one (drain.py only; off by default).
-FFAHEAD = System("ffahead", "Firefly, FIREFLY_CLAIM_AHEAD = True", "django",
-                 settings="bench.settings", concurrency=True,
-                 overrides={"FIREFLY_CLAIM_AHEAD": True})  # fmt: skip
+# The same consumer without claims sent ahead (drain.py only; they are on by default).
+FFSERIAL = System("ffserial", "Firefly, FIREFLY_CLAIM_AHEAD = False", "django",
+                  settings="bench.settings", concurrency=True, vendors=("postgres", "mariadb"),
+                  overrides={"FIREFLY_CLAIM_AHEAD": False})  # fmt: skip
 FF04 = System("ff04", "django-firefly-tasks 0.4.0", "django", venv="ff04",
               settings="bench.peers.ff04.settings", burst=False, admin=True)  # fmt: skip
 DTDB = System("dtdb", "django-tasks-db 0.13.0", "django", venv="dtdb",
@@ -283,5 +283,5 @@ PEERS = [PROCRASTINATE, PROCRASTINATE10, DJQ2, DJQ2TUNED, HUEY, HUEY4, HUEYSQL, 
          HUEYREDIS, HUEYREDIS4, CELERY, CELERYTHREADS]  # fmt: skip
 SYSTEMS = [FIREFLY, FFPROC, FFQUEUE, FF04, DTDB, PGQ, *PEERS, RAW1, RAW100, RAWSTMT]
 # Systems of drain.py alone, kept out of SYSTEMS (every script's --systems and its default).
-DRAIN_ONLY = [FFFEAT, FFAHEAD]
+DRAIN_ONLY = [FFFEAT, FFSERIAL]
 RAW_MODES = {"raw1": "single", "raw100": "batch", "rawstmt": "onestatement"}

@@ -18,9 +18,16 @@ def retry_delay(row: TaskRow) -> datetime.timedelta:
     return datetime.timedelta(seconds=seconds)
 
 
-def recovery_error(outcome: str, *, charged: bool, orphan: bool) -> str:
+def recovery_error(outcome: str, charged: bool, orphan: bool, restarted: bool) -> str:
+    """The error recorded for an attempt ``recover()`` ends: ``charged`` to the task, of an
+    ``orphan`` (no live worker held it), of a worker silent since the database ``restarted``."""
     if outcome == AttemptOutcome.INTERRUPTED:
         error = "Interrupted: the worker stopped before the task finished"
+    elif restarted:
+        return (
+            "Released: the worker holding this task fell silent when the database server "
+            "restarted; not charged, and it runs alone next time"
+        )
     elif orphan:
         error = "the task was left running with no live worker"
     else:

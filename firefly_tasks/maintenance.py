@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from django.db import OperationalError
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from firefly_tasks import database
 from firefly_tasks.clock import DatabaseNow, database_time_ago
@@ -34,7 +34,9 @@ def mark_dead_workers(
     limit = database_time_ago(settings.WORKER_TIMEOUT if timeout is None else timeout)
     stale = WorkerModel.objects.filter(state__in=LIVE_WORKER_STATES, last_heartbeat__lt=limit)
     recovered: dict[int, int] = {}
-    for worker in stale.only("pk", "name"):
+    workers = list(stale.only("pk", "name"))
+    restarted = _silent_since_a_restart(stale) if workers else set()
+    for worker in workers:
         try:
             with database.atomic():
                 if lock_wait is not None:
@@ -51,7 +53,10 @@ def mark_dead_workers(
                 if not won:
                     continue
                 recovered[worker.pk] = sum(
-                    TaskModel.objects.recover(row, worker, AttemptOutcome.LOST) for row in held
+                    TaskModel.objects.recover(
+                        row, worker, AttemptOutcome.LOST, restarted=worker.pk in restarted
+                    )
+                    for row in held
                 )
         except OperationalError as exc:
             if not dialect(database.queue_connection()).is_lock_timeout(exc):
@@ -67,6 +72,18 @@ def mark_dead_workers(
             recovered[worker.pk],
         )
     return recovered
+
+
+def _silent_since_a_restart(stale: QuerySet[WorkerModel]) -> set[int]:
+    """Of the ``stale`` workers, those silent since before the database server started: they
+    went quiet with its restart, and one that died meanwhile (killed while it waited for the
+    database) may hold a task whose start it recorded just before the restart and never began.
+    Their tasks are released uncharged: the restart, not the task, silenced them."""
+    uptime = dialect(database.queue_connection()).server_uptime()
+    if uptime is None:
+        return set()
+    before = stale.filter(last_heartbeat__lt=database_time_ago(uptime))
+    return set(before.values_list("pk", flat=True))
 
 
 def _lock_running(worker_id: int) -> list[TaskModel]:

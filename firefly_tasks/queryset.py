@@ -276,21 +276,21 @@ class TaskQuerySet(Hooks):
         error: str = "",
         orphan: bool = False,
         charge: bool = False,
+        restarted: bool = False,
     ) -> bool:
         """Record an attempt that never finished and requeue the task, to run alone next time.
         ``lost`` (its worker died) is charged only to a task proven to run alone
-        (``Isolation.STARTED_ALONE``), or with ``charge`` (a pool child died running it); else it
-        is ``released``, uncharged. ``interrupted`` is never charged. Charged more than
-        ``FIREFLY_MAX_LOST_ATTEMPTS`` times, a task fails as poison. False, writing nothing, if
-        the task finished or moved on (to another worker too: one given back unrun and taken
-        again has the same attempt)."""
+        (``Isolation.STARTED_ALONE``) or with ``charge`` (a pool child died running it), never
+        if ``restarted`` (its worker fell silent with the database); else it is ``released``.
+        ``interrupted`` is never charged. Charged more than ``FIREFLY_MAX_LOST_ATTEMPTS`` times,
+        a task fails as poison. False, writing nothing, if the task finished or moved on (to
+        another worker too: one given back unrun and taken again has the same attempt)."""
         now = timezone.now()
-        charged = outcome == AttemptOutcome.LOST and (
-            charge or row.isolation == Isolation.STARTED_ALONE
-        )
-        if outcome == AttemptOutcome.LOST and not charged:
+        lost = outcome == AttemptOutcome.LOST
+        charged = lost and not restarted and (charge or row.isolation == Isolation.STARTED_ALONE)
+        if lost and not charged:
             outcome = AttemptOutcome.RELEASED
-        error = error or recovery_error(outcome, charged=charged, orphan=orphan)
+        error = error or recovery_error(outcome, charged, orphan, restarted)
         # A lost task runs alone next time; an interrupted one keeps running alone if it did.
         alone = outcome != AttemptOutcome.INTERRUPTED or row.isolation != Isolation.BATCHED
         changes: dict[str, Any] = {

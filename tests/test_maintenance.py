@@ -14,6 +14,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from firefly_tasks.clock import DatabaseNow
+from firefly_tasks.dialects import dialect
 from firefly_tasks.maintenance import mark_dead_workers, recover_orphans
 from firefly_tasks.models import (
     AttemptOutcome,
@@ -24,12 +25,17 @@ from firefly_tasks.models import (
     WorkerModel,
     WorkerState,
 )
-from tests.conftest import run_at_once
+from tests.conftest import outcomes, run_at_once
 from tests.testapp import tasks
 
 row_locks = pytest.mark.skipif(
     connection.vendor == "sqlite", reason="SQLite locks the whole database, with its own timeout"
 )
+
+
+# A charged loss needs a worker silent since after the database server started (a server up
+# for a few seconds at least: a test database that has just restarted would spare it).
+SILENT, TIMEOUT = 4.0, 2.0
 
 
 def worker(silent_for: float = 0, name: str = "w") -> WorkerModel:
@@ -79,11 +85,11 @@ def test_silent_worker_is_marked_dead_and_its_tasks_go_back_to_the_queue_uncharg
 
 
 def test_task_that_died_with_its_worker_while_running_alone_is_charged(db: None) -> None:
-    dead = worker(silent_for=60)
+    dead = worker(silent_for=SILENT)  # silent for less than the database server has run
     (row,) = run_on(dead)
     started_alone(row)
 
-    assert mark_dead_workers(timeout=30) == {dead.pk: 1}
+    assert mark_dead_workers(timeout=TIMEOUT) == {dead.pk: 1}
 
     row.refresh_from_db()
     assert (row.status, row.lost_attempts, row.isolation) == (
@@ -136,10 +142,10 @@ def test_task_lost_one_time_more_than_allowed_fails_as_poison(db: None) -> None:
     tasks.add.schedule(1, 2)
     outcomes = []
     for loss in range(3):
-        holder = worker(silent_for=60, name=f"crashing-{loss}")
+        holder = worker(silent_for=SILENT, name=f"crashing-{loss}")
         (row,) = TaskModel.objects.claim(["default"], 1, holder.pk)
         started_alone(row)
-        mark_dead_workers(timeout=30)
+        mark_dead_workers(timeout=TIMEOUT)
         row.refresh_from_db()
         outcomes.append(row.status)
 
@@ -350,3 +356,37 @@ def test_recovering_a_claim_given_back_and_taken_again_at_the_same_attempt_chang
     taken.refresh_from_db()
     assert (taken.status, taken.worker_id, taken.attempt) == (TaskStatus.RUNNING, second.pk, 1)
     assert not TaskAttempt.objects.filter(task_id=taken.pk).exists()
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite has no server to restart")
+def test_a_task_of_a_worker_silent_since_before_the_database_restarted_is_released_uncharged(
+    db: None,
+) -> None:
+    """A consumer killed while it waited for a restarting database may have recorded a task's
+    start alone just before the restart and never begun it: the restart, not the task,
+    silenced it. A worker silent since after the server started is charged as before."""
+    uptime = dialect(connection).server_uptime()
+    assert uptime is not None and uptime > SILENT + 1, (
+        uptime
+    )  # the server runs, and has for a while
+    before = worker(silent_for=uptime + 60, name="silent-since-before-the-restart")
+    after = worker(silent_for=SILENT, name="silent-since-after-it")
+    (spared,), (charged,) = run_on(before), run_on(after)
+    started_alone(spared)
+    started_alone(charged)
+
+    assert mark_dead_workers(timeout=TIMEOUT) == {before.pk: 1, after.pk: 1}
+
+    spared.refresh_from_db()
+    charged.refresh_from_db()
+    assert (spared.status, spared.lost_attempts, outcomes(spared)) == (
+        TaskStatus.CREATED,
+        0,
+        ["released"],
+    )
+    assert "fell silent when the database server restarted" in spared.attempts.get().error
+    assert (charged.status, charged.lost_attempts, outcomes(charged)) == (
+        TaskStatus.CREATED,
+        1,
+        ["lost"],
+    )

@@ -122,6 +122,11 @@ class MySQLDialect(Dialect):
         raw = self.connection.connection
         return None if raw is None else int(raw.thread_id())
 
+    def server_uptime(self) -> float | None:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SHOW GLOBAL STATUS LIKE 'Uptime'")
+            return float(cursor.fetchone()[1])
+
     def end_session(self, session: int) -> bool:
         with self.connection.cursor() as cursor:
             try:

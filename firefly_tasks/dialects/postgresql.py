@@ -263,6 +263,11 @@ class PostgreSQLDialect(Dialect):
         raw = self.connection.connection
         return None if raw is None else int(raw.info.backend_pid)  # psycopg 3 and psycopg2
 
+    def server_uptime(self) -> float | None:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT EXTRACT(EPOCH FROM now() - pg_postmaster_start_time())")
+            return float(cursor.fetchone()[0])
+
     def end_session(self, session: int) -> bool:
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [session])

@@ -17,6 +17,11 @@ class Sessions:
         ``None`` where sessions cannot be ended, or while the connection is closed."""
         return None
 
+    def server_uptime(self) -> float | None:
+        """Seconds since the database server started: a worker silent since before then went
+        quiet with a restart (``firefly_tasks.maintenance``). ``None`` on SQLite (no server)."""
+        return None
+
     def end_session(self, session: int) -> bool:
         """End ``session`` (roll back its transaction, release its locks, break its
         connection) from this connection; whether it was still there."""

@@ -5,8 +5,11 @@ start-up, no other thread: steadier than ``bench/drain.py`` for comparing two ch
 paths. CPU is this process's (on SQLite, all the work there is); wall time adds the server's
 share on PostgreSQL and MariaDB, one round trip after another.
 
-    .venv/bin/python bench/loop_cpu.py [--tasks 30000] [--db sqlite|postgres|mariadb]
+    .venv/bin/python bench/loop_cpu.py [--tasks 30000] [--db sqlite|postgres|mariadb] [--features]
     .venv/bin/python bench/pairs.py /tmp/before . --scripts loop_cpu --db postgres --pairs 20
+
+``--features`` seeds the tasks of drain.py's "fffeat" system instead of no-ops: ``featured``
+(declared with a timeout), each call with a unique key of its own and two tags.
 
 (``--systems`` and ``--runs``, which ``bench/pairs.py`` passes to every script, are accepted
 and ignored: there is one system and one run.)
@@ -30,14 +33,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=30_000)
     parser.add_argument("--db", choices=("sqlite", "postgres", "mariadb"), default="sqlite")
+    parser.add_argument("--features", action="store_true", help="fffeat's tasks, not no-ops")
     parser.add_argument("--systems", help=argparse.SUPPRESS)
     parser.add_argument("--runs", help=argparse.SUPPRESS)
     args = parser.parse_args()
     with scratch.database(args.db, "loop", in_memory=True) as name:
-        measure(args.tasks, args.db, name)
+        measure(args.tasks, args.db, name, features=args.features)
 
 
-def measure(tasks: int, vendor: str, name: str) -> None:
+def measure(tasks: int, vendor: str, name: str, *, features: bool = False) -> None:
     os.environ["FIREFLY_BENCH_DB"] = vendor
     os.environ["FIREFLY_BENCH_DB_NAME"] = name
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
@@ -47,12 +51,16 @@ def measure(tasks: int, vendor: str, name: str) -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from bench.benchapp.tasks import noop
+    from bench.benchapp.tasks import featured, noop
     from firefly_tasks.batches import BatchRunner
     from firefly_tasks.models import TaskModel, WorkerModel
 
     call_command("migrate", verbosity=0)
-    noop.schedule_many([() for _ in range(tasks)])
+    if features:  # as bench/agent_adapters.py's FeaturesAdapter schedules them
+        keyed = featured.using(unique_key=lambda i: f"loop-{i}", tags=["bench", "features"])
+        keyed.schedule_many([(i,) for i in range(tasks)])
+    else:
+        noop.schedule_many([() for _ in range(tasks)])
     worker = WorkerModel.objects.create(name="loop", hostname="here", pid=os.getpid())
     runner = BatchRunner(worker, threading.Event())
     began, cpu_began = time.perf_counter(), time.process_time()
@@ -63,9 +71,8 @@ def measure(tasks: int, vendor: str, name: str) -> None:
     cpu, wall = time.process_time() - cpu_began, time.perf_counter() - began
     connection.close()
     per = 1e6 / max(done, 1)
-    print(
-        f"loop {vendor}: CPU {cpu * per:.2f} µs/task, wall {wall * per:.2f} µs/task ({done} tasks)"
-    )
+    what = f"{done} tasks" + (", features" if features else "")
+    print(f"loop {vendor}: CPU {cpu * per:.2f} µs/task, wall {wall * per:.2f} µs/task ({what})")
 
 
 if __name__ == "__main__":

@@ -175,7 +175,7 @@ class TaskModel(models.Model):
     # A unique task's key, as given or derived; it is *held* (``unique_hold``, unique among
     # the rows where it is set) while the task is unfinished, and with ``unique_for`` until
     # ``unique_until`` too. A finished task's hold is cleared by the next call that needs
-    # the key (firefly_tasks.key_holds).
+    # the key, or on PostgreSQL by its completion (firefly_tasks.key_holds).
     unique_key = models.CharField(max_length=255, null=True, blank=True)
     unique_hold = models.CharField(max_length=255, null=True, blank=True, editable=False)
     unique_until = models.DateTimeField(null=True, blank=True)

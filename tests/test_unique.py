@@ -12,10 +12,11 @@ from django.db import connection
 from django.utils import timezone
 
 from firefly_tasks import signals
+from firefly_tasks.batches import BatchRunner
 from firefly_tasks.exceptions import DuplicateTaskError, InvalidTaskError, UniqueKeyHeldError
 from firefly_tasks.execution import run_alone
 from firefly_tasks.key_holds import holds
-from firefly_tasks.models import AttemptOutcome, TaskModel, TaskStatus, WorkerModel
+from firefly_tasks.models import AttemptOutcome, StuckTask, TaskModel, TaskStatus, WorkerModel
 from tests.testapp import tasks
 
 
@@ -166,6 +167,52 @@ def test_the_key_is_held_while_running_and_let_go_of_when_completed(db: None) ->
     assert TaskModel.objects.get(pk=first.pk).unique_key == "k"  # still shown
     again = tasks.add.using(unique_key="k").schedule(5, 5)
     assert not again.deduplicated and again.pk != first.pk
+
+
+def hold_of(row: TaskModel) -> str | None:
+    return TaskModel.objects.values_list("unique_hold", flat=True).get(pk=row.pk)
+
+
+# On PostgreSQL a completion clears the hold in its own statement (dialects.postgresql); on the
+# other databases the next call with the key clears it.
+CLEARED = None if connection.vendor == "postgresql" else "k"
+
+
+def test_a_completion_lets_go_of_the_key_in_its_own_row_on_postgresql(db: None) -> None:
+    worker = WorkerModel.objects.create(name="w", hostname="h", pid=1)
+    runner = BatchRunner(worker, threading.Event())
+    alone = tasks.add.using(unique_key="k").schedule(1, 2)
+    # Its first run, alone: a completion of one row (and the runner learns it is fast).
+    assert runner.run(TaskModel.objects.claim([alone.queue], 1, worker.pk))[0] == ["completed"]
+    assert hold_of(alone) == CLEARED
+
+    # Fast tasks completed as one group, in one statement: with keys and without.
+    keyed = [tasks.add.using(unique_key=f"g{i}").schedule(i, 1) for i in range(4)]
+    plain = tasks.add.schedule(0, 0)
+    outcomes, _ = runner.run(TaskModel.objects.claim([plain.queue], 10, worker.pk))
+
+    assert outcomes == ["completed"] * 5
+    assert [hold_of(row) for row in keyed] == [CLEARED and f"g{i}" for i in range(4)]
+    assert hold_of(plain) is None
+    assert holder("k") == [] and not tasks.add.using(unique_key="k").schedule(1, 2).deduplicated
+
+
+def test_a_completion_keeps_the_key_within_unique_for_or_while_a_thread_is_stuck_in_it(
+    db: None,
+) -> None:
+    hourly = tasks.add.using(unique_key="k", unique_for=datetime.timedelta(hours=1)).schedule(1, 2)
+    assert run_alone(claim(hourly)) == "completed"
+    assert hold_of(hourly) == "k"
+    TaskModel.objects.filter(pk=hourly.pk).update(unique_hold=None)
+
+    # An earlier attempt's thread was fenced while still in the task (firefly_tasks.fence).
+    worker = WorkerModel.objects.create(name="stuck", hostname="h", pid=1)
+    row = tasks.add.using(unique_key="k").schedule(1, 2)
+    StuckTask.objects.create(task=row, worker=worker, queue=row.queue, since=timezone.now())
+    assert run_alone(claim(row)) == "completed"
+
+    assert hold_of(row) == "k"
+    assert tasks.add.using(unique_key="k").schedule(1, 2).pk == row.pk  # still held
 
 
 def test_the_key_is_held_through_retries_and_let_go_of_when_it_fails_for_good(db: None) -> None:

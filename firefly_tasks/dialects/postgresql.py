@@ -25,6 +25,16 @@ CHANNEL = "firefly_tasks"
 # Where the trigger of migration 0014 tells waiters (firefly_tasks.waiting) that an awaited
 # task finished; the payload is its id.
 RESULTS_CHANNEL = "firefly_results"
+# A completion lets go of the task's unique key (firefly_tasks.key_holds) unless its
+# ``unique_for`` period runs past the completion's time (the parameter after ``completed``)
+# or a fenced thread may still be in an earlier attempt of it (``StuckTask``). The new row
+# version then has no entry in the partial unique index, which spares it an index insert and
+# the check of the key's older entries. Nothing is locked or waited for: a call taking the
+# key waits for this transaction either way.
+LET_GO = (
+    "unique_hold = CASE WHEN unique_hold IS NULL THEN NULL WHEN unique_until > %s OR EXISTS "
+    "(SELECT 1 FROM {stuck} s WHERE s.task_id = {row}.id) THEN unique_hold END"
+)
 
 
 class PostgreSQLDialect(Dialect):
@@ -122,6 +132,7 @@ class PostgreSQLDialect(Dialect):
             params = [
                 done.completed,
                 done.finished[-1],
+                done.finished[-1],
                 done.returned[0],
                 done.previews[0],
                 done.ids[0],
@@ -137,6 +148,7 @@ class PostgreSQLDialect(Dialect):
                 done.started,
                 done.finished,
                 done.completed,
+                done.finished[-1],
                 done.finished[-1],
                 done.running,
             ]
@@ -160,10 +172,14 @@ class PostgreSQLDialect(Dialect):
     ) -> str:
         task = self.qn(task_model._meta.db_table)
         b = self.binary_placeholder()
+        stuck = self.qn(
+            task_model._meta.apps.get_model("firefly_tasks", "StuckTask")._meta.db_table
+        )
+        let_go = LET_GO.format(stuck=stuck, row=task if one else "t")
         if one:
             done = (
-                f"done AS (UPDATE {task} SET status = %s, completed = %s, error = '', "
-                "traceback = '', returned = %s, returned_preview = %s "
+                f"done AS (UPDATE {task} SET status = %s, completed = %s, {let_go}, "
+                "error = '', traceback = '', returned = %s, returned_preview = %s "
                 "WHERE id = %s AND attempt = %s AND status = %s RETURNING id, attempt)"
             )
         else:
@@ -172,7 +188,7 @@ class PostgreSQLDialect(Dialect):
                 f"{b}::text[], {b}::timestamptz[], {b}::timestamptz[]) "
                 "AS u(id, attempt, returned, preview, started, finished)), "
                 f"done AS (UPDATE {task} AS t "
-                "SET status = %s, completed = %s, error = '', traceback = '', "
+                f"SET status = %s, completed = %s, {let_go}, error = '', traceback = '', "
                 "returned = u.returned, returned_preview = u.preview FROM u "
                 "WHERE t.id = u.id AND t.attempt = u.attempt AND t.status = %s RETURNING t.id)"
             )

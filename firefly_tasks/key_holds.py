@@ -4,10 +4,10 @@ A finished task lets go of its key lazily: nothing on the way to a finished stat
 column (so a consumer's completion never waits on, nor deadlocks with, a call taking the
 key), and a call that finds its key in a finished task's row (past its ``unique_for``, if it
 has one) clears it there and takes it. The one exception is PostgreSQL's completion
-(``dialects.postgresql``), which clears the column of a row that would no longer hold its key
-in the same statement: the row's new version then enters no unique index, so nothing waits.
-(Not on MariaDB, where that update takes a lock on the key's index entry, which a call's
-failed insert may hold.) So the key is held exactly while the task is
+(``dialects.postgresql``): when the completed row would no longer hold its key, the same
+statement clears the column, and the row's new version enters no unique index, so nothing
+waits. (Not on MariaDB, where that update locks the key's index entry, which a call's failed
+insert may hold.) So the key is held exactly while the task is
 unfinished, or within its period, or while a thread fenced in it may still be doing its work
 (``StuckTask``)."""
 

@@ -58,7 +58,7 @@ def test_a_cancel_racing_the_tasks_end_leaves_one_outcome_each_time(
     rows = tasks.spin_then_note.schedule_many(
         [(random.uniform(0, 0.02), f"note {i}") for i in range(300)]
     )
-    # And one a thread that surely gets cancelled while it spins, first: claimed first, alone
+    # And, first, one for each thread that surely gets cancelled while it spins: claimed alone
     # (its runner has not timed the task yet), holding no lock, for ten heartbeats. Without
     # them a quick consumer could end all the short ones before a cancel reached one (it
     # reaches the consumer at a heartbeat, on SQLite and MariaDB).
